@@ -1,1 +1,171 @@
-fn main() {}
+//! The `vssm` command: serve a node, run a dev node, hash a password.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use vssm::admin::password::{PasswordHash, DEFAULT_LOG_N};
+use vssm::config::Config;
+use vssm::node::Node;
+use vssm::server::Servers;
+use zeroize::Zeroizing;
+
+const USAGE: &str = "usage:
+  vssm [serve] [--config FILE] [--bind IP]   serve a node (config: ./config.json, else /etc/vssm/config.json)
+  vssm dev [--dir DIR] [--bind IP]           a single bootstrapped node with generated certificates (default ./vssm-dev, 127.0.0.1)
+  vssm hash-password [--log-n N]             print the scrypt hash for rootPassword (password from a prompt or stdin)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = match args.first().map(String::as_str) {
+        None => ("serve", &args[..]),
+        Some(first) if first.starts_with('-') => ("serve", &args[..]),
+        Some(first) => (first, &args[1..]),
+    };
+    let result = match command {
+        "serve" => parse_flags(rest, &["--config", "--bind"]).and_then(|f| serve(f.get("--config"), f.get("--bind"))),
+        "dev" => parse_flags(rest, &["--dir", "--bind"]).and_then(|f| dev(f.get("--dir"), f.get("--bind"))),
+        "hash-password" => parse_flags(rest, &["--log-n"]).and_then(|f| hash_password(f.get("--log-n"))),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("vssm: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `--name value` pairs, each allowed name at most once.
+struct Flags(Vec<(String, String)>);
+
+impl Flags {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn parse_flags(args: &[String], allowed: &[&str]) -> Result<Flags, String> {
+    let mut flags = Vec::new();
+    let mut iter = args.iter();
+    while let Some(name) = iter.next() {
+        if !allowed.contains(&name.as_str()) {
+            return Err(format!("unknown argument {name:?}\n{USAGE}"));
+        }
+        let value = iter.next().ok_or_else(|| format!("{name} needs a value"))?;
+        if flags.iter().any(|(n, _)| n == name) {
+            return Err(format!("{name} given twice"));
+        }
+        flags.push((name.clone(), value.clone()));
+    }
+    Ok(Flags(flags))
+}
+
+fn parse_ip(text: Option<&str>) -> Result<Option<IpAddr>, String> {
+    text.map(|t| t.parse().map_err(|_| format!("--bind: not an IP address: {t:?}"))).transpose()
+}
+
+fn serve(config_path: Option<&str>, bind: Option<&str>) -> Result<(), String> {
+    let bind = parse_ip(bind)?;
+    let path = match config_path {
+        Some(p) => PathBuf::from(p),
+        None => Config::find_default().map_err(|e| e.to_string())?,
+    };
+    let mut config = Config::load(&path).map_err(|e| e.to_string())?;
+    if let Some(ip) = bind {
+        config.bind_address = ip;
+    }
+    prepare_process();
+    let node = Node::new(config).map_err(|e| format!("cannot start: {e}"))?;
+    let servers = Servers::start(Arc::clone(&node)).map_err(|e| e.to_string())?;
+    let c = &node.config;
+    eprintln!(
+        "vssm: bootstrapping; POST the RPC key to https://{}:{}/REST/v1/admin/bootstrap (health on http://{}:{}/REST/v1/healthcheck)",
+        c.bind_address, c.ports.api, c.bind_address, c.ports.health
+    );
+    wait_for_stop_signal();
+    eprintln!("vssm: stopping");
+    servers.stop();
+    Ok(())
+}
+
+fn dev(dir: Option<&str>, bind: Option<&str>) -> Result<(), String> {
+    let bind = parse_ip(bind)?.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let setup = vssm::dev::prepare(&PathBuf::from(dir.unwrap_or("vssm-dev")), bind)?;
+    prepare_process();
+    let node = Node::new(setup.config.clone()).map_err(|e| format!("cannot start: {e}"))?;
+    node.bootstrap(&setup.rpc_key_pkcs8).map_err(|e| format!("cannot bootstrap the dev node: {e}"))?;
+    node.audit.record("bootstrap", "vssm dev", vssm::audit::Outcome::Ok, "with the dev RPC key");
+    let servers = Servers::start(Arc::clone(&node)).map_err(|e| e.to_string())?;
+    println!(
+        "VSSM dev node running: API on {}:{} (mTLS, server name VSSM), health on http://{}:{}/REST/v1/healthcheck\n\
+         Data folder: {} (certificates, keys, admin-password, config.json)\n\nTry:\n{}\n",
+        setup.config.bind_address,
+        setup.config.ports.api,
+        setup.config.bind_address,
+        setup.config.ports.health,
+        setup.dir.display(),
+        vssm::dev::curl_example(&setup)
+    );
+    wait_for_stop_signal();
+    eprintln!("vssm: stopping");
+    servers.stop();
+    Ok(())
+}
+
+fn hash_password(log_n: Option<&str>) -> Result<(), String> {
+    let log_n = match log_n {
+        None => DEFAULT_LOG_N,
+        Some(t) => t.parse().map_err(|_| format!("--log-n: not a number: {t:?}"))?,
+    };
+    let password = read_password()?;
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    println!("{}", PasswordHash::create(password.as_bytes(), log_n)?);
+    Ok(())
+}
+
+/// From a no-echo prompt (asked twice) on a terminal, else the first line of stdin.
+fn read_password() -> Result<Zeroizing<String>, String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = Zeroizing::new(rpassword::prompt_password("Admin password: ").map_err(|e| e.to_string())?);
+        let second = Zeroizing::new(rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?);
+        if first != second {
+            return Err("the passwords differ".into());
+        }
+        Ok(first)
+    } else {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+        Ok(Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string()))
+    }
+}
+
+/// Hardening and TLS provider, before any key is loaded.
+fn prepare_process() {
+    vssm::tls::install_crypto_provider();
+    for warning in vssm::hardening::harden_process() {
+        eprintln!("vssm: warning: {warning}");
+    }
+}
+
+/// Blocks until SIGTERM or SIGINT.
+fn wait_for_stop_signal() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("signal runtime");
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    });
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command of README.md: installs what the tests need on a fresh
+# machine (Debian + rustup), builds once, runs the unit tests and the
+# black-box integration tests against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -q && apt-get install -y -q "${need_apt[@]}"
+fi
+if ! python3 -c 'import pytest, cryptography, requests' 2>/dev/null; then
+  python3 -m pip install -q -r tests/integration/requirements.txt
+fi
+
+# One build profile for everything: dependencies are optimized even in the
+# dev profile (Cargo.toml), so the debug binary is fast enough for tests.
+cargo build --workspace --all-targets
+cargo test --workspace -- --quiet
+VSSM_BIN="$PWD/target/debug/vssm" python3 -m pytest -q -p no:cacheprovider tests/integration "$@"

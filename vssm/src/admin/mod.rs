@@ -1,0 +1,55 @@
+//! Admin operations' guard (password + throttling) and the backup format.
+
+pub mod backup;
+pub mod password;
+pub mod throttle;
+
+use password::PasswordHash;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use throttle::FailureThrottle;
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+/// Why an admin request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdminRefusal {
+    /// Too many recent failures from this subject; retry after the duration.
+    Throttled(Duration),
+    /// The password is wrong (this failure may have started a lockout).
+    WrongPassword,
+}
+
+/// Checks admin passwords. scrypt runs on the blocking pool, one check at a
+/// time, so it never stalls crypto requests on the I/O threads and its
+/// memory (32 MiB at the default cost) is bounded and freed right after.
+pub struct AdminGuard {
+    hash: Arc<PasswordHash>,
+    throttle: FailureThrottle,
+    scrypt_slots: Semaphore,
+}
+
+impl AdminGuard {
+    /// A guard for the configured `rootPassword`.
+    pub fn new(hash: PasswordHash) -> Self {
+        AdminGuard { hash: Arc::new(hash), throttle: FailureThrottle::default(), scrypt_slots: Semaphore::new(1) }
+    }
+
+    /// Verifies `password` for the client `subject`.
+    pub async fn authorize(&self, subject: &str, password: &str) -> Result<(), AdminRefusal> {
+        self.throttle.check(subject, Instant::now()).map_err(AdminRefusal::Throttled)?;
+        let _slot = self.scrypt_slots.acquire().await.map_err(|_| AdminRefusal::WrongPassword)?;
+        // Re-check: the subject may have been locked out while waiting for the slot.
+        self.throttle.check(subject, Instant::now()).map_err(AdminRefusal::Throttled)?;
+        let hash = Arc::clone(&self.hash);
+        let candidate = Zeroizing::new(password.as_bytes().to_vec());
+        let ok = tokio::task::spawn_blocking(move || hash.verify(&candidate)).await.unwrap_or(false);
+        if ok {
+            self.throttle.record_success(subject);
+            Ok(())
+        } else {
+            self.throttle.record_failure(subject, Instant::now());
+            Err(AdminRefusal::WrongPassword)
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! Parsing of the algorithm strings of the wire API (see API.md, "Crypto
+//! endpoints"). Names match case-insensitively; the canonical spelling is the
+//! one in API.md.
+
+use super::{quote, CryptoError};
+
+/// Hash function used by a signature, OAEP or HMAC algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashAlg {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl HashAlg {
+    /// Digest length in bytes.
+    pub fn output_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha256 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 => 64,
+        }
+    }
+
+    /// Canonical API name ("SHA256" ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashAlg::Sha1 => "SHA1",
+            HashAlg::Sha256 => "SHA256",
+            HashAlg::Sha384 => "SHA384",
+            HashAlg::Sha512 => "SHA512",
+        }
+    }
+
+    /// Parses "SHA1", "SHA256", "SHA384", "SHA512" (also "SHA-256" style).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.to_ascii_uppercase();
+        match s.as_str() {
+            "SHA1" | "SHA-1" => Some(HashAlg::Sha1),
+            "SHA256" | "SHA-256" => Some(HashAlg::Sha256),
+            "SHA384" | "SHA-384" => Some(HashAlg::Sha384),
+            "SHA512" | "SHA-512" => Some(HashAlg::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Hashes `data` with this function.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        let alg = match self {
+            HashAlg::Sha1 => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            HashAlg::Sha256 => &ring::digest::SHA256,
+            HashAlg::Sha384 => &ring::digest::SHA384,
+            HashAlg::Sha512 => &ring::digest::SHA512,
+        };
+        ring::digest::digest(alg, data).as_ref().to_vec()
+    }
+}
+
+/// Block cipher of a symmetric algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockCipherKind {
+    /// AES with a 16, 24 or 32-byte key (chosen by the key).
+    Aes,
+    /// Single DES, 8-byte key.
+    Des,
+    /// Triple DES EDE with three keys (24 bytes).
+    TripleDes,
+}
+
+impl BlockCipherKind {
+    /// Block size in bytes.
+    pub fn block_size(self) -> usize {
+        match self {
+            BlockCipherKind::Aes => 16,
+            BlockCipherKind::Des | BlockCipherKind::TripleDes => 8,
+        }
+    }
+}
+
+/// Mode of operation of a symmetric algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CipherMode {
+    Ecb,
+    Cbc,
+    Ctr,
+    Gcm,
+}
+
+impl CipherMode {
+    /// True for modes that need no padding (CTR, GCM).
+    pub fn is_stream(self) -> bool {
+        matches!(self, CipherMode::Ctr | CipherMode::Gcm)
+    }
+}
+
+/// Padding of a symmetric algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// Input must be block aligned.
+    None,
+    /// PKCS#7 (the API's `PKCS5Padding` means the same).
+    Pkcs7,
+}
+
+/// A parsed `CIPHER/MODE/PADDING` string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SymmetricAlgorithm {
+    cipher: BlockCipherKind,
+    mode: CipherMode,
+    padding: Padding,
+}
+
+impl SymmetricAlgorithm {
+    /// Parses e.g. "AES/CBC/PKCS5Padding", "3DES/ECB/NoPadding", "AES/GCM/NoPadding".
+    ///
+    /// For CTR and GCM the padding token must still be a known one but is
+    /// ignored: [`padding`](Self::padding) reports [`Padding::None`].
+    pub fn parse(s: &str) -> Result<Self, CryptoError> {
+        let unknown = || {
+            CryptoError::UnsupportedAlgorithm(format!(
+                "unknown symmetric algorithm {}, expected CIPHER/MODE/PADDING with CIPHER in AES, DES, 3DES, \
+                 MODE in ECB, CBC, CTR, GCM and PADDING in NoPadding, PKCS5Padding, PKCS7Padding",
+                quote(s)
+            ))
+        };
+        let mut parts = s.split('/');
+        let (Some(c), Some(m), Some(p), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(unknown());
+        };
+        let cipher = match c.to_ascii_uppercase().as_str() {
+            "AES" => BlockCipherKind::Aes,
+            "DES" => BlockCipherKind::Des,
+            "3DES" | "DESEDE" | "TRIPLEDES" => BlockCipherKind::TripleDes,
+            _ => return Err(unknown()),
+        };
+        let mode = match m.to_ascii_uppercase().as_str() {
+            "ECB" => CipherMode::Ecb,
+            "CBC" => CipherMode::Cbc,
+            "CTR" => CipherMode::Ctr,
+            "GCM" => CipherMode::Gcm,
+            _ => return Err(unknown()),
+        };
+        let padding = match p.to_ascii_uppercase().as_str() {
+            "NOPADDING" => Padding::None,
+            "PKCS5PADDING" | "PKCS7PADDING" => Padding::Pkcs7,
+            _ => return Err(unknown()),
+        };
+        if mode == CipherMode::Gcm && cipher != BlockCipherKind::Aes {
+            return Err(CryptoError::UnsupportedAlgorithm(format!(
+                "{}: GCM is only available with AES",
+                quote(s)
+            )));
+        }
+        // Stream modes never pad; the token is accepted for compatibility.
+        let padding = if mode.is_stream() {
+            Padding::None
+        } else {
+            padding
+        };
+        Ok(SymmetricAlgorithm {
+            cipher,
+            mode,
+            padding,
+        })
+    }
+
+    /// Builds an algorithm directly (GCM requires AES).
+    pub fn new(
+        cipher: BlockCipherKind,
+        mode: CipherMode,
+        padding: Padding,
+    ) -> Result<Self, CryptoError> {
+        if mode == CipherMode::Gcm && cipher != BlockCipherKind::Aes {
+            return Err(CryptoError::UnsupportedAlgorithm(
+                "GCM is only available with AES".into(),
+            ));
+        }
+        let padding = if mode.is_stream() {
+            Padding::None
+        } else {
+            padding
+        };
+        Ok(SymmetricAlgorithm {
+            cipher,
+            mode,
+            padding,
+        })
+    }
+
+    /// The block cipher.
+    pub fn cipher(&self) -> BlockCipherKind {
+        self.cipher
+    }
+
+    /// The mode of operation.
+    pub fn mode(&self) -> CipherMode {
+        self.mode
+    }
+
+    /// The effective padding (always `None` for CTR and GCM).
+    pub fn padding(&self) -> Padding {
+        self.padding
+    }
+}
+
+/// RSA encryption scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AsymmetricEncryption {
+    /// RSAES-PKCS1-v1_5 ("RSA").
+    RsaPkcs1v15,
+    /// RSAES-OAEP with MGF1 of the same hash and an empty label ("RSA-OAEP/SHA256").
+    RsaOaep(HashAlg),
+}
+
+impl AsymmetricEncryption {
+    /// Parses "RSA" or "RSA-OAEP/SHA1|SHA256|SHA384|SHA512".
+    pub fn parse(s: &str) -> Result<Self, CryptoError> {
+        if s.eq_ignore_ascii_case("RSA") {
+            return Ok(AsymmetricEncryption::RsaPkcs1v15);
+        }
+        if let Some((scheme, hash)) = s.split_once('/') {
+            if scheme.eq_ignore_ascii_case("RSA-OAEP") {
+                if let Some(h) = HashAlg::parse(hash) {
+                    return Ok(AsymmetricEncryption::RsaOaep(h));
+                }
+            }
+        }
+        Err(CryptoError::UnsupportedAlgorithm(format!(
+            "unknown asymmetric encryption algorithm {}, expected RSA or RSA-OAEP/SHA1|SHA256|SHA384|SHA512",
+            quote(s)
+        )))
+    }
+}
+
+/// Signature algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureAlgorithm {
+    /// RSASSA-PKCS1-v1_5 ("SHA256withRSA").
+    RsaPkcs1v15(HashAlg),
+    /// RSASSA-PSS, MGF1 with the same hash, salt length = hash length
+    /// ("SHA256withRSA/PSS"; SHA-256/384/512 only).
+    RsaPss(HashAlg),
+    /// ECDSA with an ASN.1 DER signature ("SHA256withECDSA").
+    Ecdsa(HashAlg),
+    /// Pure Ed25519 (RFC 8032); signs the message itself, no hashed mode.
+    Ed25519,
+}
+
+impl SignatureAlgorithm {
+    /// Parses "SHA{1,256,384,512}withRSA", "SHA{256,384,512}withRSA/PSS",
+    /// "SHA{1,256,384,512}withECDSA" and "Ed25519".
+    pub fn parse(s: &str) -> Result<Self, CryptoError> {
+        let unknown = || {
+            CryptoError::UnsupportedAlgorithm(format!(
+                "unknown signature algorithm {}, expected SHA1withRSA, SHA256withRSA, SHA384withRSA, \
+                 SHA512withRSA, SHA256withRSA/PSS, SHA384withRSA/PSS, SHA512withRSA/PSS, SHA1withECDSA, \
+                 SHA256withECDSA, SHA384withECDSA, SHA512withECDSA or Ed25519",
+                quote(s)
+            ))
+        };
+        let upper = s.to_ascii_uppercase();
+        if upper == "ED25519" {
+            return Ok(SignatureAlgorithm::Ed25519);
+        }
+        let (hash, rest) = upper.split_once("WITH").ok_or_else(unknown)?;
+        let hash = HashAlg::parse(hash).ok_or_else(unknown)?;
+        match rest {
+            "RSA" => Ok(SignatureAlgorithm::RsaPkcs1v15(hash)),
+            "ECDSA" => Ok(SignatureAlgorithm::Ecdsa(hash)),
+            "RSA/PSS" | "RSAANDMGF1" if hash != HashAlg::Sha1 => {
+                Ok(SignatureAlgorithm::RsaPss(hash))
+            }
+            _ => Err(unknown()),
+        }
+    }
+
+    /// The hash function, `None` for Ed25519.
+    pub fn hash(&self) -> Option<HashAlg> {
+        match *self {
+            SignatureAlgorithm::RsaPkcs1v15(h)
+            | SignatureAlgorithm::RsaPss(h)
+            | SignatureAlgorithm::Ecdsa(h) => Some(h),
+            SignatureAlgorithm::Ed25519 => None,
+        }
+    }
+}
+
+/// HMAC algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MacAlgorithm {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl MacAlgorithm {
+    /// Parses "SHA1", "SHA256", "SHA384", "SHA512"; an "Hmac" prefix
+    /// ("HmacSHA256") is accepted too.
+    pub fn parse(s: &str) -> Result<Self, CryptoError> {
+        let bare = match s.get(..4) {
+            Some(p) if p.eq_ignore_ascii_case("HMAC") => &s[4..],
+            _ => s,
+        };
+        match HashAlg::parse(bare) {
+            Some(HashAlg::Sha1) => Ok(MacAlgorithm::Sha1),
+            Some(HashAlg::Sha256) => Ok(MacAlgorithm::Sha256),
+            Some(HashAlg::Sha384) => Ok(MacAlgorithm::Sha384),
+            Some(HashAlg::Sha512) => Ok(MacAlgorithm::Sha512),
+            None => Err(CryptoError::UnsupportedAlgorithm(format!(
+                "unknown HMAC algorithm {}, expected SHA1, SHA256, SHA384 or SHA512",
+                quote(s)
+            ))),
+        }
+    }
+
+    /// Tag length in bytes.
+    pub fn output_len(self) -> usize {
+        self.hash().output_len()
+    }
+
+    /// The underlying hash function.
+    pub fn hash(self) -> HashAlg {
+        match self {
+            MacAlgorithm::Sha1 => HashAlg::Sha1,
+            MacAlgorithm::Sha256 => HashAlg::Sha256,
+            MacAlgorithm::Sha384 => HashAlg::Sha384,
+            MacAlgorithm::Sha512 => HashAlg::Sha512,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn symmetric_all_api_strings() {
+        for c in ["AES", "DES", "3DES", "DESede"] {
+            for m in ["ECB", "CBC", "CTR", "GCM"] {
+                for p in ["NoPadding", "PKCS5Padding", "PKCS7Padding"] {
+                    let s = format!("{c}/{m}/{p}");
+                    let r = SymmetricAlgorithm::parse(&s);
+                    if m == "GCM" && c != "AES" {
+                        assert!(
+                            matches!(r, Err(CryptoError::UnsupportedAlgorithm(_))),
+                            "{s}"
+                        );
+                        continue;
+                    }
+                    let a = r.unwrap_or_else(|e| panic!("{s}: {e}"));
+                    let want = if m == "CTR" || m == "GCM" || p == "NoPadding" {
+                        Padding::None
+                    } else {
+                        Padding::Pkcs7
+                    };
+                    assert_eq!(a.padding(), want, "{s}");
+                }
+            }
+        }
+        let a = SymmetricAlgorithm::parse("AES/CBC/PKCS5Padding").unwrap();
+        assert_eq!(
+            (a.cipher(), a.mode(), a.padding()),
+            (BlockCipherKind::Aes, CipherMode::Cbc, Padding::Pkcs7)
+        );
+        let a = SymmetricAlgorithm::parse("DESede/ECB/NoPadding").unwrap();
+        assert_eq!(
+            (a.cipher(), a.mode(), a.padding()),
+            (BlockCipherKind::TripleDes, CipherMode::Ecb, Padding::None)
+        );
+        let a = SymmetricAlgorithm::parse("AES/CTR/PKCS5Padding").unwrap();
+        assert_eq!(a.padding(), Padding::None);
+        assert_eq!(
+            SymmetricAlgorithm::parse("aes/cbc/pkcs5padding")
+                .unwrap()
+                .mode(),
+            CipherMode::Cbc
+        );
+    }
+
+    #[test]
+    fn symmetric_rejects() {
+        for s in [
+            "",
+            "AES",
+            "AES/CBC",
+            "AES/CBC/PKCS5Padding/",
+            "AES/OFB/NoPadding",
+            "AES/CBC/ISO10126Padding",
+            "RC4/ECB/NoPadding",
+            "DES/GCM/NoPadding",
+            "AES//NoPadding",
+        ] {
+            assert!(
+                matches!(
+                    SymmetricAlgorithm::parse(s),
+                    Err(CryptoError::UnsupportedAlgorithm(_))
+                ),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn asymmetric_encryption() {
+        assert_eq!(
+            AsymmetricEncryption::parse("RSA").unwrap(),
+            AsymmetricEncryption::RsaPkcs1v15
+        );
+        assert_eq!(
+            AsymmetricEncryption::parse("RSA-OAEP/SHA1").unwrap(),
+            AsymmetricEncryption::RsaOaep(HashAlg::Sha1)
+        );
+        assert_eq!(
+            AsymmetricEncryption::parse("RSA-OAEP/SHA256").unwrap(),
+            AsymmetricEncryption::RsaOaep(HashAlg::Sha256)
+        );
+        assert_eq!(
+            AsymmetricEncryption::parse("RSA-OAEP/SHA384").unwrap(),
+            AsymmetricEncryption::RsaOaep(HashAlg::Sha384)
+        );
+        assert_eq!(
+            AsymmetricEncryption::parse("RSA-OAEP/SHA512").unwrap(),
+            AsymmetricEncryption::RsaOaep(HashAlg::Sha512)
+        );
+        for s in ["", "RSA-OAEP", "RSA-OAEP/MD5", "RSA/OAEP", "EC"] {
+            assert!(AsymmetricEncryption::parse(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn signature() {
+        use HashAlg::*;
+        use SignatureAlgorithm::*;
+        let cases = [
+            ("SHA1withRSA", RsaPkcs1v15(Sha1)),
+            ("SHA256withRSA", RsaPkcs1v15(Sha256)),
+            ("SHA384withRSA", RsaPkcs1v15(Sha384)),
+            ("SHA512withRSA", RsaPkcs1v15(Sha512)),
+            ("SHA256withRSA/PSS", RsaPss(Sha256)),
+            ("SHA384withRSA/PSS", RsaPss(Sha384)),
+            ("SHA512withRSA/PSS", RsaPss(Sha512)),
+            ("SHA1withECDSA", Ecdsa(Sha1)),
+            ("SHA256withECDSA", Ecdsa(Sha256)),
+            ("SHA384withECDSA", Ecdsa(Sha384)),
+            ("SHA512withECDSA", Ecdsa(Sha512)),
+            ("Ed25519", Ed25519),
+        ];
+        for (s, want) in cases {
+            assert_eq!(SignatureAlgorithm::parse(s).unwrap(), want, "{s}");
+        }
+        for s in [
+            "",
+            "SHA1withRSA/PSS",
+            "MD5withRSA",
+            "SHA256with",
+            "withRSA",
+            "SHA256withDSA",
+            "Ed448",
+            "SHA256withECDSA/PSS",
+        ] {
+            assert!(
+                matches!(
+                    SignatureAlgorithm::parse(s),
+                    Err(CryptoError::UnsupportedAlgorithm(_))
+                ),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn mac() {
+        assert_eq!(MacAlgorithm::parse("SHA1").unwrap(), MacAlgorithm::Sha1);
+        assert_eq!(MacAlgorithm::parse("SHA256").unwrap(), MacAlgorithm::Sha256);
+        assert_eq!(MacAlgorithm::parse("SHA384").unwrap(), MacAlgorithm::Sha384);
+        assert_eq!(MacAlgorithm::parse("SHA512").unwrap(), MacAlgorithm::Sha512);
+        assert_eq!(
+            MacAlgorithm::parse("HmacSHA256").unwrap(),
+            MacAlgorithm::Sha256
+        );
+        assert_eq!(MacAlgorithm::Sha384.output_len(), 48);
+        for s in ["", "MD5", "Hmac", "SHA3-256", "é"] {
+            assert!(MacAlgorithm::parse(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn hash_digest_known_answer() {
+        // FIPS 180 "abc".
+        assert_eq!(
+            HashAlg::Sha256.digest(b"abc"),
+            hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        for h in [
+            HashAlg::Sha1,
+            HashAlg::Sha256,
+            HashAlg::Sha384,
+            HashAlg::Sha512,
+        ] {
+            assert_eq!(h.digest(b"").len(), h.output_len());
+        }
+    }
+
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(s in ".*") {
+            let _ = SymmetricAlgorithm::parse(&s);
+            let _ = AsymmetricEncryption::parse(&s);
+            let _ = SignatureAlgorithm::parse(&s);
+            let _ = MacAlgorithm::parse(&s);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_near_misses(s in "(AES|DES|3DES|SHA256|Hmac|RSA)[/a-zA-Z0-9-]{0,20}") {
+            let _ = SymmetricAlgorithm::parse(&s);
+            let _ = AsymmetricEncryption::parse(&s);
+            let _ = SignatureAlgorithm::parse(&s);
+            let _ = MacAlgorithm::parse(&s);
+        }
+    }
+}

@@ -1,0 +1,875 @@
+//! Key material. Every secret byte lives in zeroize-on-drop storage, `Debug`
+//! shows only type and size, and nothing implements `Display`.
+//!
+//! Asymmetric keys precompute their *ring* key pairs once, at import or
+//! generation, because building them (RSA CRT checks, EC point validation)
+//! costs far more than one signature.
+
+use std::fmt;
+
+use pkcs8::der::asn1::OctetStringRef;
+use pkcs8::der::Decode;
+use pkcs8::{
+    DecodePrivateKey, EncodePrivateKey, EncodePublicKey, ObjectIdentifier, PrivateKeyInfo,
+};
+use rand_core::OsRng;
+use rsa::traits::PublicKeyParts;
+use zeroize::Zeroizing;
+
+use super::{random_bytes, CryptoError};
+
+/// AES, DES or 3DES key (8, 16, 24 or 32 bytes; the algorithm picks the cipher).
+pub struct SymmetricKey {
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+impl SymmetricKey {
+    /// Accepted key lengths in bytes: DES, AES-128, AES-192 or 3DES, AES-256.
+    pub const VALID_LENGTHS: [usize; 4] = [8, 16, 24, 32];
+
+    /// Wraps raw key bytes (copied).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        if !Self::VALID_LENGTHS.contains(&bytes.len()) {
+            return Err(CryptoError::InvalidKey(format!(
+                "symmetric key must be 8, 16, 24 or 32 bytes, got {}",
+                bytes.len()
+            )));
+        }
+        Ok(SymmetricKey {
+            bytes: Zeroizing::new(bytes.to_vec()),
+        })
+    }
+
+    /// Generates a random key of `len` bytes (8, 16, 24 or 32).
+    pub fn generate(len: u64) -> Result<Self, CryptoError> {
+        match usize::try_from(len) {
+            Ok(n) if Self::VALID_LENGTHS.contains(&n) => Ok(SymmetricKey {
+                bytes: Zeroizing::new(random_bytes(n)?),
+            }),
+            _ => Err(CryptoError::InvalidKey(format!(
+                "symmetric key size must be 8, 16, 24 or 32 bytes, got {len}"
+            ))),
+        }
+    }
+
+    /// The raw key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Key length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false (an empty key cannot be constructed); for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl fmt::Debug for SymmetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SymmetricKey")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// HMAC key (any length from 1 to 1024 bytes; HMAC accepts all).
+pub struct MacKey {
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+impl MacKey {
+    /// Largest key accepted by [`from_bytes`](Self::from_bytes).
+    pub const MAX_IMPORT_LEN: usize = 1024;
+    /// Range of sizes accepted by [`generate`](Self::generate), in bytes.
+    pub const GENERATE_LENS: std::ops::RangeInclusive<u64> = 16..=128;
+
+    /// Wraps raw key bytes (copied), 1 to 1024 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        if bytes.is_empty() || bytes.len() > Self::MAX_IMPORT_LEN {
+            return Err(CryptoError::InvalidKey(format!(
+                "MAC key must be 1 to {} bytes, got {}",
+                Self::MAX_IMPORT_LEN,
+                bytes.len()
+            )));
+        }
+        Ok(MacKey {
+            bytes: Zeroizing::new(bytes.to_vec()),
+        })
+    }
+
+    /// Generates a random key of `len` bytes (16 to 128).
+    pub fn generate(len: u64) -> Result<Self, CryptoError> {
+        if !Self::GENERATE_LENS.contains(&len) {
+            return Err(CryptoError::InvalidKey(format!(
+                "MAC key size must be 16 to 128 bytes, got {len}"
+            )));
+        }
+        Ok(MacKey {
+            bytes: Zeroizing::new(random_bytes(len as usize)?),
+        })
+    }
+
+    /// The raw key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Key length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false (an empty key cannot be constructed).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MacKey")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Type of an asymmetric key, as named in the API (`keySpec`, backup `keyType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeySpec {
+    Rsa,
+    Ec,
+    Ed25519,
+}
+
+impl KeySpec {
+    /// "RSA", "EC" or "ED25519".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySpec::Rsa => "RSA",
+            KeySpec::Ec => "EC",
+            KeySpec::Ed25519 => "ED25519",
+        }
+    }
+
+    /// Parses "RSA", "EC", "ED25519" (case-insensitive).
+    pub fn parse(s: &str) -> Result<Self, CryptoError> {
+        if s.eq_ignore_ascii_case("RSA") {
+            Ok(KeySpec::Rsa)
+        } else if s.eq_ignore_ascii_case("EC") {
+            Ok(KeySpec::Ec)
+        } else if s.eq_ignore_ascii_case("ED25519") {
+            Ok(KeySpec::Ed25519)
+        } else {
+            Err(CryptoError::UnsupportedAlgorithm(format!(
+                "unknown key spec {}, expected RSA, EC or ED25519",
+                super::quote(s)
+            )))
+        }
+    }
+}
+
+/// NIST curve of an EC key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+impl Curve {
+    /// Size in bits (256, 384, 521).
+    pub fn bits(self) -> usize {
+        match self {
+            Curve::P256 => 256,
+            Curve::P384 => 384,
+            Curve::P521 => 521,
+        }
+    }
+
+    /// Length of a scalar / field element in bytes.
+    pub fn field_len(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+            Curve::P521 => 66,
+        }
+    }
+}
+
+const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
+
+/// DER prefixes of the fixed-size Ed25519 encodings (RFC 8410).
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// RSA sizes accepted by [`AsymmetricKey::generate`].
+pub const RSA_GENERATE_BITS: [u64; 3] = [2048, 3072, 4096];
+/// Smallest RSA modulus accepted on import. Lower than the generation floor
+/// because the first VSSM generated any size and its backups must restore.
+pub const RSA_IMPORT_MIN_BITS: usize = 1024;
+/// Largest RSA modulus accepted on import (bounds the cost of every operation).
+pub const RSA_IMPORT_MAX_BITS: usize = 8192;
+
+/// RSA private key plus the precomputed *ring* signer.
+pub(crate) struct RsaKey {
+    pub(crate) private: rsa::RsaPrivateKey,
+    pub(crate) public: rsa::RsaPublicKey,
+    /// `None` when *ring* refuses the key (below 2048 bits, small exponent);
+    /// the RustCrypto path then does all the work.
+    pub(crate) ring: Option<ring::signature::RsaKeyPair>,
+    /// PKCS#1 RSAPublicKey DER, the form *ring* verifies with.
+    pub(crate) ring_public: Vec<u8>,
+}
+
+/// EC private key plus the precomputed *ring* signer where *ring* has the curve.
+pub(crate) enum EcKey {
+    P256 {
+        signing: p256::ecdsa::SigningKey,
+        ring: ring::signature::EcdsaKeyPair,
+    },
+    P384 {
+        signing: p384::ecdsa::SigningKey,
+        ring: ring::signature::EcdsaKeyPair,
+    },
+    /// ring has no P-521; the verifying key is cached because deriving it costs a scalar multiplication.
+    P521 {
+        signing: p521::ecdsa::SigningKey,
+        verifying: p521::ecdsa::VerifyingKey,
+    },
+}
+
+impl EcKey {
+    pub(crate) fn curve(&self) -> Curve {
+        match self {
+            EcKey::P256 { .. } => Curve::P256,
+            EcKey::P384 { .. } => Curve::P384,
+            EcKey::P521 { .. } => Curve::P521,
+        }
+    }
+}
+
+/// Ed25519 key pair.
+pub(crate) struct Ed25519Key {
+    pub(crate) ring: ring::signature::Ed25519KeyPair,
+}
+
+pub(crate) enum KeyInner {
+    Rsa(RsaKey),
+    Ec(EcKey),
+    Ed25519(Ed25519Key),
+}
+
+/// Asymmetric private key (RSA, EC P-256/P-384/P-521 or Ed25519).
+pub struct AsymmetricKey {
+    inner: KeyInner,
+    /// Canonical PKCS#8 DER, kept so export/backup never re-derives secrets.
+    pkcs8: Zeroizing<Vec<u8>>,
+    /// DER SubjectPublicKeyInfo.
+    spki: Vec<u8>,
+    size_bits: usize,
+}
+
+fn bad_key(what: &str) -> CryptoError {
+    CryptoError::InvalidKey(what.to_string())
+}
+
+fn ring_rng() -> ring::rand::SystemRandom {
+    ring::rand::SystemRandom::new()
+}
+
+impl AsymmetricKey {
+    /// Imports a PKCS#8 DER private key: RSA (rsaEncryption, 1024..=8192 bits),
+    /// EC (id-ecPublicKey with named curve P-256, P-384 or P-521) or Ed25519
+    /// (PKCS#8 v1 or v2).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, CryptoError> {
+        let info =
+            PrivateKeyInfo::try_from(der).map_err(|_| bad_key("not a PKCS#8 DER private key"))?;
+        let oid = info.algorithm.oid;
+        if oid == OID_RSA {
+            let private = rsa::RsaPrivateKey::from_pkcs8_der(der)
+                .map_err(|_| bad_key("malformed or inconsistent RSA private key"))?;
+            Self::from_rsa(private, false)
+        } else if oid == OID_EC {
+            let curve = info
+                .algorithm
+                .parameters_oid()
+                .map_err(|_| bad_key("EC key without a named curve"))?;
+            let malformed = |_| bad_key("malformed EC private key");
+            if curve == OID_P256 {
+                Self::from_p256(p256::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
+            } else if curve == OID_P384 {
+                Self::from_p384(p384::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
+            } else if curve == OID_P521 {
+                Self::from_p521(p521::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
+            } else {
+                Err(bad_key(
+                    "unsupported EC curve (P-256, P-384 and P-521 are supported)",
+                ))
+            }
+        } else if oid == OID_ED25519 {
+            if info.algorithm.parameters.is_some() {
+                return Err(bad_key(
+                    "Ed25519 algorithm identifier must not have parameters",
+                ));
+            }
+            // privateKey is an OCTET STRING wrapping the 32-byte seed (RFC 8410).
+            let seed = OctetStringRef::from_der(info.private_key)
+                .map_err(|_| bad_key("malformed Ed25519 private key"))?;
+            let seed: &[u8] = seed.as_bytes();
+            if seed.len() != 32 {
+                return Err(bad_key("Ed25519 seed must be 32 bytes"));
+            }
+            let pair = match info.public_key {
+                // v2 carries the public key: make sure it matches the seed.
+                Some(pk) => ring::signature::Ed25519KeyPair::from_seed_and_public_key(seed, pk),
+                None => ring::signature::Ed25519KeyPair::from_seed_unchecked(seed),
+            }
+            .map_err(|_| bad_key("Ed25519 public key does not match the private key"))?;
+            Ok(Self::from_ed25519(seed, pair))
+        } else {
+            Err(bad_key(
+                "unsupported key algorithm (RSA, EC and Ed25519 are supported)",
+            ))
+        }
+    }
+
+    /// Generates a key: RSA 2048/3072/4096 bits, EC 256/384/521 (curve size),
+    /// Ed25519 with size 0 or 256. Other sizes are refused before any work.
+    pub fn generate(spec: KeySpec, size: u64) -> Result<Self, CryptoError> {
+        match spec {
+            KeySpec::Rsa => {
+                if !RSA_GENERATE_BITS.contains(&size) {
+                    return Err(CryptoError::InvalidKey(format!(
+                        "RSA key size must be 2048, 3072 or 4096 bits, got {size}"
+                    )));
+                }
+                let private = rsa::RsaPrivateKey::new(&mut OsRng, size as usize)
+                    .map_err(|_| bad_key("RSA key generation failed"))?;
+                Self::from_rsa(private, true)
+            }
+            KeySpec::Ec => match size {
+                256 => Self::from_p256(p256::SecretKey::random(&mut OsRng)),
+                384 => Self::from_p384(p384::SecretKey::random(&mut OsRng)),
+                521 => Self::from_p521(p521::SecretKey::random(&mut OsRng)),
+                _ => Err(CryptoError::InvalidKey(format!(
+                    "EC key size must be 256, 384 or 521 (P-224 is not supported), got {size}"
+                ))),
+            },
+            KeySpec::Ed25519 => {
+                if size != 0 && size != 256 {
+                    return Err(CryptoError::InvalidKey(format!(
+                        "Ed25519 key size must be 0 or 256, got {size}"
+                    )));
+                }
+                let seed = Zeroizing::new(random_bytes(32)?);
+                let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+                    .map_err(|_| bad_key("Ed25519 key generation failed"))?;
+                Ok(Self::from_ed25519(&seed, pair))
+            }
+        }
+    }
+
+    fn from_rsa(private: rsa::RsaPrivateKey, generated: bool) -> Result<Self, CryptoError> {
+        let bits = private.n().bits();
+        if !(RSA_IMPORT_MIN_BITS..=RSA_IMPORT_MAX_BITS).contains(&bits) {
+            return Err(CryptoError::InvalidKey(format!(
+                "RSA key size must be {RSA_IMPORT_MIN_BITS} to {RSA_IMPORT_MAX_BITS} bits, got {bits}"
+            )));
+        }
+        let pkcs8 = private
+            .to_pkcs8_der()
+            .map_err(|_| bad_key("RSA key cannot be encoded"))?;
+        let pkcs8 = Zeroizing::new(pkcs8.as_bytes().to_vec());
+        let ring = ring::signature::RsaKeyPair::from_pkcs8(&pkcs8).ok();
+        if generated && ring.is_none() {
+            // Our own keys must always get the fast path.
+            return Err(bad_key("generated RSA key rejected by ring"));
+        }
+        let public = private.to_public_key();
+        let spki = public
+            .to_public_key_der()
+            .map_err(|_| bad_key("RSA public key cannot be encoded"))?
+            .into_vec();
+        let ring_public = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_der(&public)
+            .map_err(|_| bad_key("RSA public key cannot be encoded"))?
+            .into_vec();
+        Ok(AsymmetricKey {
+            inner: KeyInner::Rsa(RsaKey {
+                private,
+                public,
+                ring,
+                ring_public,
+            }),
+            pkcs8,
+            spki,
+            size_bits: bits,
+        })
+    }
+
+    fn from_p256(secret: p256::SecretKey) -> Result<Self, CryptoError> {
+        let (pkcs8, spki, point) = ec_encodings(&secret)?;
+        let signing = p256::ecdsa::SigningKey::from(&secret);
+        let ring = ring_ecdsa(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &Zeroizing::new(secret.to_bytes()),
+            &point,
+        )?;
+        Ok(AsymmetricKey {
+            inner: KeyInner::Ec(EcKey::P256 { signing, ring }),
+            pkcs8,
+            spki,
+            size_bits: 256,
+        })
+    }
+
+    fn from_p384(secret: p384::SecretKey) -> Result<Self, CryptoError> {
+        let (pkcs8, spki, point) = ec_encodings(&secret)?;
+        let signing = p384::ecdsa::SigningKey::from(&secret);
+        let ring = ring_ecdsa(
+            &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+            &Zeroizing::new(secret.to_bytes()),
+            &point,
+        )?;
+        Ok(AsymmetricKey {
+            inner: KeyInner::Ec(EcKey::P384 { signing, ring }),
+            pkcs8,
+            spki,
+            size_bits: 384,
+        })
+    }
+
+    fn from_p521(secret: p521::SecretKey) -> Result<Self, CryptoError> {
+        let (pkcs8, spki, _) = ec_encodings(&secret)?;
+        let signing = p521::ecdsa::SigningKey::from_bytes(&Zeroizing::new(secret.to_bytes()))
+            .map_err(|_| bad_key("malformed P-521 private key"))?;
+        let verifying = p521::ecdsa::VerifyingKey::from(&signing);
+        Ok(AsymmetricKey {
+            inner: KeyInner::Ec(EcKey::P521 { signing, verifying }),
+            pkcs8,
+            spki,
+            size_bits: 521,
+        })
+    }
+
+    fn from_ed25519(seed: &[u8], ring: ring::signature::Ed25519KeyPair) -> Self {
+        use ring::signature::KeyPair;
+        let mut pkcs8 = Zeroizing::new(Vec::with_capacity(48));
+        pkcs8.extend_from_slice(&ED25519_PKCS8_V1_PREFIX);
+        pkcs8.extend_from_slice(seed);
+        let mut spki = ED25519_SPKI_PREFIX.to_vec();
+        spki.extend_from_slice(ring.public_key().as_ref());
+        AsymmetricKey {
+            inner: KeyInner::Ed25519(Ed25519Key { ring }),
+            pkcs8,
+            spki,
+            size_bits: 256,
+        }
+    }
+
+    /// PKCS#8 DER of the private key (v1; for Ed25519 the RFC 8410 form
+    /// without public key, as OpenSSL and Go write it).
+    pub fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
+        self.pkcs8.clone()
+    }
+
+    /// DER SubjectPublicKeyInfo of the public key (EC points uncompressed).
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.spki.clone()
+    }
+
+    /// Key type.
+    pub fn spec(&self) -> KeySpec {
+        match self.inner {
+            KeyInner::Rsa(_) => KeySpec::Rsa,
+            KeyInner::Ec(_) => KeySpec::Ec,
+            KeyInner::Ed25519(_) => KeySpec::Ed25519,
+        }
+    }
+
+    /// Modulus size for RSA, curve size for EC (256/384/521), 256 for Ed25519.
+    pub fn size_bits(&self) -> usize {
+        self.size_bits
+    }
+
+    /// The EC curve, `None` for other key types.
+    pub fn curve(&self) -> Option<Curve> {
+        match &self.inner {
+            KeyInner::Ec(k) => Some(k.curve()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &KeyInner {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for AsymmetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsymmetricKey")
+            .field("spec", &self.spec())
+            .field("size_bits", &self.size_bits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// PKCS#8, SPKI and uncompressed public point of a RustCrypto EC secret key.
+fn ec_encodings<C>(
+    secret: &p256::elliptic_curve::SecretKey<C>,
+) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>), CryptoError>
+where
+    C: p256::elliptic_curve::CurveArithmetic + pkcs8::AssociatedOid,
+    p256::elliptic_curve::AffinePoint<C>: p256::elliptic_curve::sec1::FromEncodedPoint<C>
+        + p256::elliptic_curve::sec1::ToEncodedPoint<C>,
+    p256::elliptic_curve::FieldBytesSize<C>: p256::elliptic_curve::sec1::ModulusSize,
+{
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let pkcs8 = secret
+        .to_pkcs8_der()
+        .map_err(|_| bad_key("EC key cannot be encoded"))?;
+    let public = secret.public_key();
+    let spki = public
+        .to_public_key_der()
+        .map_err(|_| bad_key("EC public key cannot be encoded"))?
+        .into_vec();
+    let point = public.to_encoded_point(false).as_bytes().to_vec();
+    Ok((Zeroizing::new(pkcs8.as_bytes().to_vec()), spki, point))
+}
+
+fn ring_ecdsa(
+    alg: &'static ring::signature::EcdsaSigningAlgorithm,
+    private: &[u8],
+    public_point: &[u8],
+) -> Result<ring::signature::EcdsaKeyPair, CryptoError> {
+    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+        alg,
+        private,
+        public_point,
+        &ring_rng(),
+    )
+    .map_err(|_| bad_key("EC key rejected by ring"))
+}
+
+pub(crate) fn system_rng() -> ring::rand::SystemRandom {
+    ring_rng()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::test_util::{
+        ec, ed25519, openssl, openssl_genpkey, openssl_rsa, rsa2048, to_hex, TempDir,
+    };
+
+    #[test]
+    fn key_types_are_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SymmetricKey>();
+        check::<MacKey>();
+        check::<AsymmetricKey>();
+    }
+
+    #[test]
+    fn symmetric_key_sizes() {
+        for n in [8u64, 16, 24, 32] {
+            let k = SymmetricKey::generate(n).unwrap();
+            assert_eq!(k.len() as u64, n);
+            assert_eq!(
+                SymmetricKey::from_bytes(k.as_bytes()).unwrap().as_bytes(),
+                k.as_bytes()
+            );
+        }
+        for n in [0u64, 1, 7, 9, 15, 17, 23, 25, 31, 33, 64, u64::MAX] {
+            assert!(
+                matches!(SymmetricKey::generate(n), Err(CryptoError::InvalidKey(_))),
+                "{n}"
+            );
+        }
+        for n in [0usize, 7, 33] {
+            assert!(
+                matches!(
+                    SymmetricKey::from_bytes(&vec![1; n]),
+                    Err(CryptoError::InvalidKey(_))
+                ),
+                "{n}"
+            );
+        }
+        assert_ne!(
+            SymmetricKey::generate(32).unwrap().as_bytes(),
+            SymmetricKey::generate(32).unwrap().as_bytes()
+        );
+    }
+
+    #[test]
+    fn mac_key_sizes() {
+        for n in [16u64, 17, 64, 128] {
+            assert_eq!(MacKey::generate(n).unwrap().len() as u64, n);
+        }
+        for n in [0u64, 15, 129, 1024, u64::MAX] {
+            assert!(
+                matches!(MacKey::generate(n), Err(CryptoError::InvalidKey(_))),
+                "{n}"
+            );
+        }
+        assert_eq!(MacKey::from_bytes(&[1]).unwrap().len(), 1);
+        assert_eq!(MacKey::from_bytes(&[1; 1024]).unwrap().len(), 1024);
+        assert!(matches!(
+            MacKey::from_bytes(&[]),
+            Err(CryptoError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            MacKey::from_bytes(&[1; 1025]),
+            Err(CryptoError::InvalidKey(_))
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_key_bytes() {
+        let secret = [0xa7u8; 32];
+        let hexed = to_hex(&secret);
+        let decimal = format!("{:?}", &secret[..4])
+            .trim_end_matches(']')
+            .to_string();
+        let s = format!("{:?}", SymmetricKey::from_bytes(&secret).unwrap());
+        let m = format!("{:?}", MacKey::from_bytes(&secret).unwrap());
+        for d in [&s, &m] {
+            assert!(
+                !d.contains(&hexed)
+                    && !d.contains("a7")
+                    && !d.contains("167")
+                    && !d.contains(&decimal),
+                "{d}"
+            );
+            assert!(d.contains("32"), "{d}");
+        }
+        for k in [rsa2048(), ec(256), ed25519()] {
+            let d = format!("{k:?}");
+            let der = k.to_pkcs8_der();
+            // Any 8-byte window of the private encoding, hex or decimal, must not show.
+            assert!(!d.contains(&to_hex(&der[der.len() - 8..])), "{d}");
+            assert!(d.len() < 100, "{d}");
+        }
+    }
+
+    #[test]
+    fn key_spec_names() {
+        for s in [KeySpec::Rsa, KeySpec::Ec, KeySpec::Ed25519] {
+            assert_eq!(KeySpec::parse(s.as_str()).unwrap(), s);
+        }
+        assert_eq!(KeySpec::parse("ec").unwrap(), KeySpec::Ec);
+        assert_eq!(KeySpec::parse("Ed25519").unwrap(), KeySpec::Ed25519);
+        assert!(KeySpec::parse("DSA").is_err());
+    }
+
+    #[test]
+    fn asymmetric_generate_refuses_bad_sizes_quickly() {
+        let t = std::time::Instant::now();
+        for n in [0u64, 512, 1024, 2047, 2049, 8192, 16384, 1 << 20, u64::MAX] {
+            assert!(
+                matches!(
+                    AsymmetricKey::generate(KeySpec::Rsa, n),
+                    Err(CryptoError::InvalidKey(_))
+                ),
+                "{n}"
+            );
+        }
+        for n in [0u64, 192, 224, 255, 257, 512, u64::MAX] {
+            assert!(
+                matches!(
+                    AsymmetricKey::generate(KeySpec::Ec, n),
+                    Err(CryptoError::InvalidKey(_))
+                ),
+                "{n}"
+            );
+        }
+        for n in [1u64, 255, 448, 512] {
+            assert!(
+                matches!(
+                    AsymmetricKey::generate(KeySpec::Ed25519, n),
+                    Err(CryptoError::InvalidKey(_))
+                ),
+                "{n}"
+            );
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn generated_keys_round_trip_pkcs8() {
+        let keys: [(&AsymmetricKey, KeySpec, usize); 5] = [
+            (rsa2048(), KeySpec::Rsa, 2048),
+            (ec(256), KeySpec::Ec, 256),
+            (ec(384), KeySpec::Ec, 384),
+            (ec(521), KeySpec::Ec, 521),
+            (ed25519(), KeySpec::Ed25519, 256),
+        ];
+        for (k, spec, bits) in keys {
+            assert_eq!((k.spec(), k.size_bits()), (spec, bits));
+            let again = AsymmetricKey::from_pkcs8_der(&k.to_pkcs8_der()).unwrap();
+            assert_eq!(again.public_key_der(), k.public_key_der(), "{spec:?}");
+            assert_eq!(*again.to_pkcs8_der(), *k.to_pkcs8_der(), "{spec:?}");
+            assert_eq!((again.spec(), again.size_bits()), (spec, bits));
+        }
+        assert!(AsymmetricKey::generate(KeySpec::Ed25519, 256).is_ok());
+        // Generated keys have the ring fast path.
+        assert!(matches!(
+            rsa2048().inner(),
+            KeyInner::Rsa(RsaKey { ring: Some(_), .. })
+        ));
+    }
+
+    /// Our encodings are what OpenSSL derives from the same private key.
+    #[test]
+    fn exported_der_matches_openssl() {
+        let dir = TempDir::new();
+        for k in [rsa2048(), ec(256), ec(384), ec(521), ed25519()] {
+            let p = dir.write("k.der", &k.to_pkcs8_der());
+            let spki = openssl(
+                &[
+                    "pkey", "-inform", "DER", "-in", &p, "-pubout", "-outform", "DER",
+                ],
+                b"",
+            );
+            assert_eq!(spki, k.public_key_der(), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn imports_openssl_genpkey_keys() {
+        let dir = TempDir::new();
+        let cases: [(&[&str], KeySpec, usize); 6] = [
+            (
+                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+                KeySpec::Rsa,
+                2048,
+            ),
+            (
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                KeySpec::Ec,
+                256,
+            ),
+            (
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+                KeySpec::Ec,
+                384,
+            ),
+            (
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"],
+                KeySpec::Ec,
+                521,
+            ),
+            (&["-algorithm", "ED25519"], KeySpec::Ed25519, 256),
+            (
+                &[
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-pkeyopt",
+                    "ec_param_enc:named_curve",
+                ],
+                KeySpec::Ec,
+                256,
+            ),
+        ];
+        for (args, spec, bits) in cases {
+            let der = openssl_genpkey(args);
+            let k = AsymmetricKey::from_pkcs8_der(&der).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!((k.spec(), k.size_bits()), (spec, bits), "{args:?}");
+            let p = dir.write("k.der", &der);
+            let spki = openssl(
+                &[
+                    "pkey", "-inform", "DER", "-in", &p, "-pubout", "-outform", "DER",
+                ],
+                b"",
+            );
+            assert_eq!(spki, k.public_key_der(), "{args:?}");
+            if spec != KeySpec::Rsa {
+                // Same key material; OpenSSL's own PKCS#8 encoding is canonical for these.
+                let back = AsymmetricKey::from_pkcs8_der(&k.to_pkcs8_der()).unwrap();
+                assert_eq!(back.public_key_der(), spki);
+            }
+        }
+        assert_eq!(openssl_rsa(3072).size_bits(), 3072);
+        assert_eq!(openssl_rsa(4096).size_bits(), 4096);
+    }
+
+    #[test]
+    fn legacy_small_rsa_imports_without_ring() {
+        let k = openssl_rsa(1024);
+        assert_eq!(k.size_bits(), 1024);
+        assert!(matches!(
+            k.inner(),
+            KeyInner::Rsa(RsaKey { ring: None, .. })
+        ));
+    }
+
+    #[test]
+    fn ed25519_pkcs8_v2_checked() {
+        let rng = ring::rand::SystemRandom::new();
+        let v2 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let k = AsymmetricKey::from_pkcs8_der(v2.as_ref()).unwrap();
+        assert_eq!(k.spec(), KeySpec::Ed25519);
+        // Export is v1 (48 bytes) with the same seed.
+        assert_eq!(k.to_pkcs8_der().len(), 48);
+        assert_eq!(
+            AsymmetricKey::from_pkcs8_der(&k.to_pkcs8_der())
+                .unwrap()
+                .public_key_der(),
+            k.public_key_der()
+        );
+        // v2 whose public key does not match the seed.
+        let mut bad = v2.as_ref().to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(matches!(
+            AsymmetricKey::from_pkcs8_der(&bad),
+            Err(CryptoError::InvalidKey(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_unusable_keys() {
+        let bad: Vec<Vec<u8>> = vec![
+            vec![],
+            b"not der".to_vec(),
+            openssl_genpkey(&["-algorithm", "X25519"]),
+            openssl_genpkey(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-224"]),
+            openssl_genpkey(&[
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:secp256k1",
+            ]),
+            openssl_genpkey(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:512"]),
+        ];
+        for der in &bad {
+            let e = AsymmetricKey::from_pkcs8_der(der).unwrap_err();
+            assert!(matches!(e, CryptoError::InvalidKey(_)), "{e:?}");
+        }
+        // Truncated and trailing-garbage versions of a good key.
+        let good = ec(256).to_pkcs8_der();
+        assert!(AsymmetricKey::from_pkcs8_der(&good[..good.len() - 1]).is_err());
+        let mut longer = good.to_vec();
+        longer.push(0);
+        assert!(AsymmetricKey::from_pkcs8_der(&longer).is_err());
+        // Messages never echo the key.
+        let e = AsymmetricKey::from_pkcs8_der(&bad[3])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains(&to_hex(&bad[3][bad[3].len() - 8..])), "{e}");
+    }
+}

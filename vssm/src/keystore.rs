@@ -1,0 +1,452 @@
+//! The key inventory. Readers on the hot path take no lock: they load an
+//! atomically swapped snapshot. Writers serialize on one mutex, copy the
+//! snapshot (key material is shared through `Arc`, not copied), change the
+//! copy and swap it in, so a change is applied entirely or not at all.
+
+use crate::crypto::keys::{AsymmetricKey, MacKey, SymmetricKey};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use subtle::ConstantTimeEq;
+
+/// The three key namespaces of the API; a name is unique within its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyType {
+    Symmetric,
+    Asymmetric,
+    Mac,
+}
+
+impl KeyType {
+    /// All types, in the order listings use.
+    pub const ALL: [KeyType; 3] = [KeyType::Symmetric, KeyType::Asymmetric, KeyType::Mac];
+
+    /// Parses the API's `keyType` (`SYMMETRIC`, `ASYMMETRIC`, `MAC`).
+    pub fn parse(text: &str) -> Option<KeyType> {
+        match text {
+            "SYMMETRIC" => Some(KeyType::Symmetric),
+            "ASYMMETRIC" => Some(KeyType::Asymmetric),
+            "MAC" => Some(KeyType::Mac),
+            _ => None,
+        }
+    }
+
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Symmetric => "SYMMETRIC",
+            KeyType::Asymmetric => "ASYMMETRIC",
+            KeyType::Mac => "MAC",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Key material of one of the three types. Zeroized on drop by the key types.
+pub enum KeyMaterial {
+    Symmetric(SymmetricKey),
+    Asymmetric(AsymmetricKey),
+    Mac(MacKey),
+}
+
+impl KeyMaterial {
+    /// The namespace this material lives in.
+    pub fn key_type(&self) -> KeyType {
+        match self {
+            KeyMaterial::Symmetric(_) => KeyType::Symmetric,
+            KeyMaterial::Asymmetric(_) => KeyType::Asymmetric,
+            KeyMaterial::Mac(_) => KeyType::Mac,
+        }
+    }
+
+    /// The symmetric key, if this is one.
+    pub fn symmetric(&self) -> Option<&SymmetricKey> {
+        match self {
+            KeyMaterial::Symmetric(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The asymmetric key, if this is one.
+    pub fn asymmetric(&self) -> Option<&AsymmetricKey> {
+        match self {
+            KeyMaterial::Asymmetric(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The MAC key, if this is one.
+    pub fn mac(&self) -> Option<&MacKey> {
+        match self {
+            KeyMaterial::Mac(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// True when both hold the same key bytes (compared in constant time).
+    pub fn same_material(&self, other: &KeyMaterial) -> bool {
+        match (self, other) {
+            (KeyMaterial::Symmetric(a), KeyMaterial::Symmetric(b)) => a.as_bytes().ct_eq(b.as_bytes()).into(),
+            (KeyMaterial::Mac(a), KeyMaterial::Mac(b)) => a.as_bytes().ct_eq(b.as_bytes()).into(),
+            (KeyMaterial::Asymmetric(a), KeyMaterial::Asymmetric(b)) => {
+                a.to_pkcs8_der().as_slice().ct_eq(b.to_pkcs8_der().as_slice()).into()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "KeyMaterial({})", self.key_type().as_str())
+    }
+}
+
+/// Key names: 1 to 256 bytes, no control characters and no `~` (which
+/// marks the alias of a conflict version); they appear in logs and listings.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("keyName is required".into());
+    }
+    if name.len() > 256 {
+        return Err("keyName is longer than 256 bytes".into());
+    }
+    if name.chars().any(|c| c.is_control() || c == '~') {
+        return Err("keyName contains control characters or '~'".into());
+    }
+    Ok(())
+}
+
+/// Fingerprint of key material: HMAC-SHA256 under a key derived from the
+/// cluster's RPC key, so that equal material has equal fingerprints on every
+/// node while the fingerprint reveals nothing (not even of a 56-bit DES key)
+/// to anyone without the RPC key.
+pub type Fingerprint = [u8; 32];
+
+/// A named key with its creation time.
+#[derive(Debug)]
+pub struct KeyRecord {
+    pub name: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    pub material: KeyMaterial,
+    /// Set by the keystore when the record is stored.
+    pub fingerprint: Fingerprint,
+}
+
+impl KeyRecord {
+    /// A record to hand to [`Keystore::insert`] or [`Keystore::merge`].
+    pub fn new(name: String, created_at_ms: i64, material: KeyMaterial) -> Self {
+        KeyRecord { name, created_at_ms, material, fingerprint: [0; 32] }
+    }
+
+    /// The name under which a losing version of a conflict stays usable:
+    /// `name~` and the first 12 hex digits of its fingerprint.
+    pub fn conflict_alias(&self) -> String {
+        format!("{}~{}", self.name, hex_prefix(&self.fingerprint))
+    }
+}
+
+fn hex_prefix(fingerprint: &Fingerprint) -> String {
+    fingerprint[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// All versions of one (type, name): more than one only after a conflict.
+/// Sorted by (creation time, fingerprint): the first is the one new
+/// operations use, on every node alike.
+#[derive(Clone, Default)]
+struct Versions(Vec<Arc<KeyRecord>>);
+
+impl Versions {
+    fn active(&self) -> &Arc<KeyRecord> {
+        &self.0[0]
+    }
+
+    fn contains(&self, fingerprint: &Fingerprint) -> bool {
+        self.0.iter().any(|r| &r.fingerprint == fingerprint)
+    }
+
+    fn add(&mut self, record: Arc<KeyRecord>) {
+        self.0.push(record);
+        self.0.sort_by(|a, b| (a.created_at_ms, a.fingerprint).cmp(&(b.created_at_ms, b.fingerprint)));
+    }
+}
+
+/// One immutable snapshot of all keys.
+#[derive(Clone, Default)]
+pub struct Inventory {
+    by_type: [HashMap<String, Versions>; 3],
+}
+
+impl Inventory {
+    /// The key `name` of `key_type`: the active version, or a losing version
+    /// of a conflict by its alias `name~fingerprint-prefix`.
+    pub fn get(&self, key_type: KeyType, name: &str) -> Option<&Arc<KeyRecord>> {
+        let map = &self.by_type[key_type.index()];
+        if let Some(versions) = map.get(name) {
+            return Some(versions.active());
+        }
+        let (base, prefix) = name.rsplit_once('~')?;
+        let versions = map.get(base)?;
+        versions.0.iter().skip(1).find(|r| hex_prefix(&r.fingerprint) == prefix)
+    }
+
+    /// The keys of one type sorted by name, with losing conflict versions
+    /// listed under their aliases.
+    pub fn sorted(&self, key_type: KeyType) -> Vec<(String, &Arc<KeyRecord>)> {
+        let mut keys: Vec<(String, &Arc<KeyRecord>)> = Vec::new();
+        for (name, versions) in &self.by_type[key_type.index()] {
+            keys.push((name.clone(), versions.active()));
+            keys.extend(versions.0.iter().skip(1).map(|r| (r.conflict_alias(), r)));
+        }
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys
+    }
+
+    /// Every stored record (all versions), in a stable order.
+    pub fn records(&self) -> Vec<&Arc<KeyRecord>> {
+        let mut out: Vec<&Arc<KeyRecord>> =
+            self.by_type.iter().flat_map(|m| m.values().flat_map(|v| v.0.iter())).collect();
+        out.sort_by(|a, b| {
+            (a.material.key_type().index(), &a.name, a.fingerprint).cmp(&(b.material.key_type().index(), &b.name, b.fingerprint))
+        });
+        out
+    }
+
+    /// The record of `key_type`/`name` with exactly this fingerprint.
+    pub fn version(&self, key_type: KeyType, name: &str, fingerprint: &Fingerprint) -> Option<&Arc<KeyRecord>> {
+        self.by_type[key_type.index()].get(name)?.0.iter().find(|r| &r.fingerprint == fingerprint)
+    }
+
+    /// Number of stored records (all versions).
+    pub fn len(&self) -> usize {
+        self.by_type.iter().map(|m| m.values().map(|v| v.0.len()).sum::<usize>()).sum()
+    }
+
+    /// True when there is no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Order-independent digest of the whole record set: two nodes with the
+    /// same digest hold the same keys, so anti-entropy can stop there.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        for record in self.records() {
+            context.update(&[record.material.key_type().index() as u8]);
+            context.update(&(record.name.len() as u32).to_be_bytes());
+            context.update(record.name.as_bytes());
+            context.update(&record.created_at_ms.to_be_bytes());
+            context.update(&record.fingerprint);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(context.finish().as_ref());
+        out
+    }
+}
+
+/// Why an insert did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// A key of that type and name exists already.
+    Exists,
+}
+
+/// What a merge did.
+#[derive(Debug, Default)]
+pub struct MergeReport {
+    /// Records that were new here (including new conflict versions).
+    pub added: usize,
+    /// Records that were here already with the same material.
+    pub unchanged: usize,
+    /// `TYPE/name` of names that now hold more than one version: all are
+    /// kept, the first by (creation time, fingerprint) is active and the
+    /// others stay usable as `name~fingerprint-prefix`.
+    pub conflicts: Vec<String>,
+    /// The records this merge added, for pushing on to peers.
+    pub new_records: Vec<Arc<KeyRecord>>,
+}
+
+/// The node's key inventory.
+#[derive(Default)]
+pub struct Keystore {
+    current: ArcSwap<Inventory>,
+    writer: Mutex<()>,
+    fingerprint_key: std::sync::OnceLock<ring::hmac::Key>,
+}
+
+impl Keystore {
+    /// An empty keystore.
+    pub fn new() -> Self {
+        Keystore::default()
+    }
+
+    /// Derives the fingerprint key from the cluster secret (the RPC private
+    /// key, PKCS#8); set once at bootstrap, before any key is stored.
+    pub fn set_fingerprint_secret(&self, cluster_secret: &[u8]) {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        context.update(b"vssm key fingerprint v1\0");
+        context.update(cluster_secret);
+        let _ = self.fingerprint_key.set(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, context.finish().as_ref()));
+    }
+
+    /// The fingerprint of `material` (see [`Fingerprint`]).
+    pub fn fingerprint(&self, material: &KeyMaterial) -> Fingerprint {
+        static UNSET: std::sync::OnceLock<ring::hmac::Key> = std::sync::OnceLock::new();
+        let key = self
+            .fingerprint_key
+            .get()
+            .unwrap_or_else(|| UNSET.get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"vssm unbootstrapped")));
+        let mut context = ring::hmac::Context::with_key(key);
+        context.update(&[material.key_type().index() as u8]);
+        match material {
+            KeyMaterial::Symmetric(k) => context.update(k.as_bytes()),
+            KeyMaterial::Mac(k) => context.update(k.as_bytes()),
+            KeyMaterial::Asymmetric(k) => context.update(&k.to_pkcs8_der()),
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(context.sign().as_ref());
+        out
+    }
+
+    /// The current snapshot (lock-free).
+    pub fn snapshot(&self) -> Arc<Inventory> {
+        self.current.load_full()
+    }
+
+    /// The key `name` of `key_type` (lock-free; the hot path of every crypto call).
+    pub fn get(&self, key_type: KeyType, name: &str) -> Option<Arc<KeyRecord>> {
+        self.current.load().get(key_type, name).cloned()
+    }
+
+    /// Adds a new key; refuses a name that exists in that type.
+    pub fn insert(&self, mut record: KeyRecord) -> Result<Arc<KeyRecord>, InsertError> {
+        record.fingerprint = self.fingerprint(&record.material);
+        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.current.load();
+        let key_type = record.material.key_type();
+        if current.by_type[key_type.index()].contains_key(&record.name) {
+            return Err(InsertError::Exists);
+        }
+        let record = Arc::new(record);
+        let mut next = Inventory::clone(&current);
+        next.by_type[key_type.index()].insert(record.name.clone(), Versions(vec![Arc::clone(&record)]));
+        self.current.store(Arc::new(next));
+        Ok(record)
+    }
+
+    /// Merges records (from a backup or a peer). Key material is never
+    /// replaced or dropped: identical records are one, and a name that
+    /// arrives with different material keeps every version (a conflict).
+    /// Applied at once: readers see all of it or none.
+    pub fn merge(&self, records: Vec<KeyRecord>) -> MergeReport {
+        let records: Vec<KeyRecord> = records
+            .into_iter()
+            .map(|mut r| {
+                r.fingerprint = self.fingerprint(&r.material);
+                r
+            })
+            .collect();
+        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = Inventory::clone(&self.current.load());
+        let mut report = MergeReport::default();
+        for record in records {
+            let key_type = record.material.key_type();
+            let versions = next.by_type[key_type.index()].entry(record.name.clone()).or_default();
+            if versions.contains(&record.fingerprint) {
+                report.unchanged += 1;
+                continue;
+            }
+            let record = Arc::new(record);
+            versions.add(Arc::clone(&record));
+            if versions.0.len() > 1 {
+                let label = format!("{}/{}", key_type.as_str(), record.name);
+                if !report.conflicts.contains(&label) {
+                    report.conflicts.push(label);
+                }
+            }
+            report.added += 1;
+            report.new_records.push(record);
+        }
+        if report.added > 0 {
+            self.current.store(Arc::new(next));
+        }
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(name: &str, byte: u8) -> KeyRecord {
+        KeyRecord::new(name.into(), 1, KeyMaterial::Symmetric(SymmetricKey::from_bytes(&[byte; 16]).unwrap()))
+    }
+
+    fn mac(name: &str, byte: u8) -> KeyRecord {
+        KeyRecord::new(name.into(), 1, KeyMaterial::Mac(MacKey::from_bytes(&[byte; 32]).unwrap()))
+    }
+
+    #[test]
+    fn names_are_unique_per_type_only() {
+        let ks = Keystore::new();
+        ks.insert(sym("a", 1)).unwrap();
+        assert_eq!(ks.insert(sym("a", 2)).unwrap_err(), InsertError::Exists);
+        ks.insert(mac("a", 1)).unwrap();
+        assert_eq!(ks.snapshot().len(), 2);
+        assert!(ks.get(KeyType::Asymmetric, "a").is_none());
+    }
+
+    fn bytes_of(record: &KeyRecord) -> Vec<u8> {
+        record.material.symmetric().unwrap().as_bytes().to_vec()
+    }
+
+    #[test]
+    fn merge_keeps_every_version_and_resolves_conflicts_alike_everywhere() {
+        let a = Keystore::new();
+        let b = Keystore::new();
+        a.insert(sym("k", 1)).unwrap();
+        b.insert(sym("k", 9)).unwrap();
+        let report_a = a.merge(vec![sym("k", 9), sym("k", 1), sym("other", 2), mac("m", 3)]);
+        assert_eq!(report_a.added, 3);
+        assert_eq!(report_a.unchanged, 1);
+        assert_eq!(report_a.conflicts, vec!["SYMMETRIC/k".to_string()]);
+        b.merge(vec![sym("k", 1), sym("other", 2), mac("m", 3)]);
+        // Same record set, same digest, same active version, whatever the order.
+        assert_eq!(a.snapshot().digest(), b.snapshot().digest());
+        let active_a = a.get(KeyType::Symmetric, "k").unwrap();
+        let active_b = b.get(KeyType::Symmetric, "k").unwrap();
+        assert_eq!(bytes_of(&active_a), bytes_of(&active_b));
+        // The other version stays usable under its alias.
+        let listing = a.snapshot();
+        let names: Vec<String> = listing.sorted(KeyType::Symmetric).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        let alias = names.iter().find(|n| n.starts_with("k~")).unwrap();
+        let loser = a.get(KeyType::Symmetric, alias).unwrap();
+        assert_ne!(bytes_of(&loser), bytes_of(&active_a));
+    }
+
+    #[test]
+    fn fingerprints_depend_on_the_cluster_secret() {
+        let a = Keystore::new();
+        let b = Keystore::new();
+        a.set_fingerprint_secret(b"one");
+        b.set_fingerprint_secret(b"two");
+        let m = KeyMaterial::Mac(MacKey::from_bytes(&[7; 32]).unwrap());
+        assert_ne!(a.fingerprint(&m), b.fingerprint(&m));
+        assert_eq!(a.fingerprint(&m), a.fingerprint(&m));
+    }
+
+    #[test]
+    fn a_reader_keeps_its_snapshot_while_a_writer_swaps() {
+        let ks = Keystore::new();
+        let before = ks.snapshot();
+        ks.insert(sym("a", 1)).unwrap();
+        assert!(before.is_empty());
+        assert_eq!(ks.snapshot().len(), 1);
+    }
+}

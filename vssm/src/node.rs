@@ -1,0 +1,120 @@
+//! One node's state: configuration, keys, audit log, and the lifecycle from
+//! "bootstrapping" (no RPC key yet) to "ready" (full API with mutual TLS).
+
+use crate::admin::AdminGuard;
+use crate::audit::{AuditLog, DEFAULT_CAPACITY};
+use crate::config::Config;
+use crate::crypto::keys::AsymmetricKey;
+use crate::keystore::{KeyRecord, Keystore};
+use crate::tls;
+use arc_swap::ArcSwap;
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Why a bootstrap was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BootstrapError {
+    /// The node has its RPC key already.
+    AlreadyBootstrapped,
+    /// The key is not PKCS#8, or not the key of the RPC certificate.
+    InvalidKey(String),
+    /// The TLS configuration could not be built with this key.
+    Tls(String),
+}
+
+impl fmt::Display for BootstrapError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            BootstrapError::AlreadyBootstrapped => f.write_str("node is already bootstrapped"),
+            BootstrapError::InvalidKey(m) | BootstrapError::Tls(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Everything a running node shares between its I/O threads.
+pub struct Node {
+    pub config: Config,
+    pub keystore: Keystore,
+    pub audit: AuditLog,
+    pub admin: AdminGuard,
+    /// TLS for the API port: self-signed before bootstrap, mutual TLS with
+    /// the RPC certificate after.
+    api_tls: ArcSwap<rustls::ServerConfig>,
+    rpc_key: OnceLock<AsymmetricKey>,
+    bootstrap_lock: Mutex<()>,
+    change_hook: OnceLock<ChangeHook>,
+}
+
+/// Called with the records a node added locally, so the cluster can push them.
+pub type ChangeHook = Box<dyn Fn(Vec<Arc<KeyRecord>>) + Send + Sync>;
+
+impl Node {
+    /// A node in the bootstrapping state.
+    pub fn new(config: Config) -> Result<Arc<Node>, String> {
+        let (chain, key) = tls::bootstrap_identity().map_err(|e| e.to_string())?;
+        let bootstrap_tls = tls::server_config(chain, key, None).map_err(|e| e.to_string())?;
+        let admin = AdminGuard::new(config.root_password.clone());
+        Ok(Arc::new(Node {
+            config,
+            keystore: Keystore::new(),
+            audit: AuditLog::new(DEFAULT_CAPACITY, true),
+            admin,
+            api_tls: ArcSwap::new(bootstrap_tls),
+            rpc_key: OnceLock::new(),
+            bootstrap_lock: Mutex::new(()),
+            change_hook: OnceLock::new(),
+        }))
+    }
+
+    /// True once the RPC key is installed and the full API is served.
+    pub fn is_ready(&self) -> bool {
+        self.rpc_key.get().is_some()
+    }
+
+    /// The RPC private key (present once ready).
+    pub fn rpc_key(&self) -> Option<&AsymmetricKey> {
+        self.rpc_key.get()
+    }
+
+    /// Tells the cluster layer about records this node added (pushed to peers).
+    pub fn cluster_changed(&self, records: Vec<Arc<KeyRecord>>) {
+        if let Some(hook) = self.change_hook.get() {
+            hook(records);
+        }
+    }
+
+    /// Installs the function that pushes changes to peers (set once by the cluster layer).
+    pub fn set_change_hook(&self, hook: ChangeHook) {
+        let _ = self.change_hook.set(hook);
+    }
+
+    /// The TLS configuration new API connections get.
+    pub fn api_tls(&self) -> Arc<rustls::ServerConfig> {
+        self.api_tls.load_full()
+    }
+
+    /// Installs the RPC private key (PKCS#8 DER). It must be the key of the
+    /// configured RPC certificate; on any error the node stays bootstrapping.
+    pub fn bootstrap(&self, pkcs8_der: &[u8]) -> Result<(), BootstrapError> {
+        let _guard = self.bootstrap_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_ready() {
+            return Err(BootstrapError::AlreadyBootstrapped);
+        }
+        let key = AsymmetricKey::from_pkcs8_der(pkcs8_der)
+            .map_err(|_| BootstrapError::InvalidKey("rpcPrivateKey is not a supported PKCS#8 private key".into()))?;
+        if key.public_key_der() != self.config.rpc_public_key_spki {
+            return Err(BootstrapError::InvalidKey(
+                "rpcPrivateKey does not match the public key of rpcCertificate".into(),
+            ));
+        }
+        let verifier = tls::ClientCaVerifier::new(&self.config.client_trust_store).map_err(|e| BootstrapError::Tls(e.to_string()))?;
+        let tls_key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.to_pkcs8_der().to_vec()));
+        let api_tls = tls::server_config(vec![self.config.rpc_certificate.clone()], tls_key, Some(verifier))
+            .map_err(|e| BootstrapError::Tls(e.to_string()))?;
+        self.keystore.set_fingerprint_secret(&key.to_pkcs8_der());
+        self.api_tls.store(api_tls);
+        let _ = self.rpc_key.set(key);
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! The admin endpoints. Each checks the admin password first (scrypt off
+//! the I/O thread, throttled per client) and is written to the audit log
+//! with its outcome — key names only, never key bytes or the password.
+
+use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
+use crate::admin::{backup, AdminRefusal};
+use crate::audit::Outcome;
+use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
+use crate::keystore::{validate_name, InsertError, KeyMaterial, KeyRecord, KeyType};
+use crate::node::{BootstrapError, Node};
+use crate::wire::{
+    AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupResponse, GenerateKeyRequest, Int64,
+    InjectKeyRequest, ListKeysRequest, ListKeysResponse, LogsResponse, PasswordOnlyRequest, RestoreBackupRequest,
+    RestoreBackupResponse, SymmetricKeyInfo,
+};
+use hyper::StatusCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Paths (below /REST/v1/) served here, besides admin/bootstrap.
+pub const ENDPOINTS: [&str; 6] = [
+    "admin/generatekey",
+    "admin/injectkey",
+    "admin/generatebackup",
+    "admin/restorebackup",
+    "admin/listkeys",
+    "admin/getlogs",
+];
+
+/// Runs an admin endpoint and audits it.
+pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -> ApiResult {
+    let action = endpoint.trim_start_matches("admin/");
+    let mut detail = String::new();
+    let result = match endpoint {
+        "admin/generatekey" => generate_key(node, client, body, &mut detail).await,
+        "admin/injectkey" => inject_key(node, client, body, &mut detail).await,
+        "admin/generatebackup" => generate_backup(node, client, body).await,
+        "admin/restorebackup" => restore_backup(node, client, body, &mut detail).await,
+        "admin/listkeys" => list_keys(node, client, body, &mut detail).await,
+        "admin/getlogs" => get_logs(node, client, body).await,
+        _ => Err(ApiError::not_found("unknown endpoint")),
+    };
+    let outcome = match &result {
+        Ok(_) => Outcome::Ok,
+        Err(e) if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::TOO_MANY_REQUESTS => Outcome::Refused,
+        Err(_) => Outcome::Failed,
+    };
+    if let Err(e) = &result {
+        if !detail.is_empty() {
+            detail.push_str("; ");
+        }
+        detail.push_str(&format!("{} {}", e.status.as_u16(), e.message));
+    }
+    node.audit.record(action, &client.subject, outcome, &detail);
+    result
+}
+
+/// admin/bootstrap: installs the RPC private key (no client certificate yet).
+pub fn bootstrap(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
+    let result = parse_json::<BootstrapRequest>(body).and_then(|request| {
+        node.bootstrap(&request.rpc_private_key.0).map_err(|e| match e {
+            BootstrapError::AlreadyBootstrapped => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            BootstrapError::InvalidKey(_) => ApiError::bad_request(e.to_string()),
+            BootstrapError::Tls(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        })
+    });
+    let detail = match &result {
+        Ok(()) => format!("from {}", client.peer),
+        Err(e) => format!("from {}: {} {}", client.peer, e.status.as_u16(), e.message),
+    };
+    let outcome = if result.is_ok() { Outcome::Ok } else { Outcome::Refused };
+    node.audit.record("bootstrap", &client.subject, outcome, &detail);
+    result?;
+    json_response(&EmptyResponse {})
+}
+
+async fn authorize(node: &Node, client: &ClientInfo, password: &str) -> Result<(), ApiError> {
+    node.admin.authorize(&client.subject, password).await.map_err(|refusal| match refusal {
+        AdminRefusal::Throttled(wait) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed admin attempts; retry in {} s", wait.as_secs() + 1),
+        ),
+        AdminRefusal::WrongPassword => ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin password"),
+    })
+}
+
+fn key_type(text: &str) -> Result<KeyType, ApiError> {
+    KeyType::parse(text).ok_or_else(|| {
+        ApiError::bad_request(format!("keyType must be SYMMETRIC, ASYMMETRIC or MAC, not {:?}", super::printable(text)))
+    })
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn insert(node: &Node, name: String, material: KeyMaterial) -> ApiResult {
+    let key_type = material.key_type();
+    match node.keystore.insert(KeyRecord::new(name, now_ms(), material)) {
+        Ok(record) => {
+            node.cluster_changed(vec![record]);
+            json_response(&EmptyResponse {})
+        }
+        Err(InsertError::Exists) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a {} key with this name exists", key_type.as_str()),
+        )),
+    }
+}
+
+fn refuse_existing(node: &Node, key_type: KeyType, name: &str) -> Result<(), ApiError> {
+    validate_name(name).map_err(ApiError::bad_request)?;
+    if node.keystore.get(key_type, name).is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("a {} key with this name exists", key_type.as_str())));
+    }
+    Ok(())
+}
+
+async fn generate_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
+    let request: GenerateKeyRequest = parse_json(body)?;
+    *detail = format!("key={} type={}", super::printable(&request.key_name), super::printable(&request.key_type));
+    authorize(node, client, &request.admin_password.0).await?;
+    let key_type = key_type(&request.key_type)?;
+    // Refuse a taken name before spending seconds on an RSA key.
+    refuse_existing(node, key_type, &request.key_name)?;
+    let size = u64::try_from(request.key_size.0).map_err(|_| ApiError::bad_request("keySize must not be negative"))?;
+    let material = match key_type {
+        KeyType::Symmetric => KeyMaterial::Symmetric(SymmetricKey::generate(size)?),
+        KeyType::Mac => KeyMaterial::Mac(MacKey::generate(size)?),
+        KeyType::Asymmetric => {
+            let spec = KeySpec::parse(&request.key_spec).map_err(|_| {
+                ApiError::bad_request(format!("keySpec must be RSA or EC, not {:?}", super::printable(&request.key_spec)))
+            })?;
+            // RSA generation takes up to seconds: never on an I/O thread.
+            let key = tokio::task::spawn_blocking(move || AsymmetricKey::generate(spec, size))
+                .await
+                .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "key generation was interrupted"))??;
+            KeyMaterial::Asymmetric(key)
+        }
+    };
+    insert(node, request.key_name, material)
+}
+
+async fn inject_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
+    let request: InjectKeyRequest = parse_json(body)?;
+    *detail = format!("key={} type={}", super::printable(&request.key_name), super::printable(&request.key_type));
+    authorize(node, client, &request.admin_password.0).await?;
+    let key_type = key_type(&request.key_type)?;
+    refuse_existing(node, key_type, &request.key_name)?;
+    let bytes = &request.key.0;
+    let material = match key_type {
+        KeyType::Symmetric => KeyMaterial::Symmetric(SymmetricKey::from_bytes(bytes)?),
+        KeyType::Mac => KeyMaterial::Mac(MacKey::from_bytes(bytes)?),
+        KeyType::Asymmetric => KeyMaterial::Asymmetric(AsymmetricKey::from_pkcs8_der(bytes)?),
+    };
+    insert(node, request.key_name, material)
+}
+
+fn rpc_key_missing() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is bootstrapping")
+}
+
+async fn generate_backup(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
+    let request: PasswordOnlyRequest = parse_json(body)?;
+    authorize(node, client, &request.admin_password.0).await?;
+    let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
+    let snapshot = node.keystore.snapshot();
+    let blob = backup::create(&snapshot, rpc_key, now_ms()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    json_response(&GenerateBackupResponse { backup: blob })
+}
+
+async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
+    let request: RestoreBackupRequest = parse_json(body)?;
+    authorize(node, client, &request.admin_password.0).await?;
+    let blob = request.backup.ok_or_else(|| ApiError::bad_request("backup is required"))?;
+    let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
+    let records = backup::open(&blob, rpc_key).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let report = node.keystore.merge(records);
+    node.cluster_changed(report.new_records.clone());
+    *detail = format!("added={} unchanged={} conflicts={}", report.added, report.unchanged, report.conflicts.len());
+    for conflict in &report.conflicts {
+        node.audit.record(
+            "restorebackup-conflict",
+            &client.subject,
+            Outcome::Failed,
+            &format!("{conflict}: backup holds different material under this name; both are kept, the older is active, the other is usable as name~fingerprint"),
+        );
+    }
+    json_response(&RestoreBackupResponse { conflicts: report.conflicts })
+}
+
+async fn list_keys(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
+    let request: ListKeysRequest = parse_json(body)?;
+    *detail = format!("key={}", super::printable(&request.key_name));
+    authorize(node, client, &request.admin_password.0).await?;
+    let snapshot = node.keystore.snapshot();
+    let only_type = match (request.key_name.is_empty(), request.key_type.is_empty()) {
+        (false, true) => return Err(ApiError::bad_request("keyType is required with keyName")),
+        (_, false) => Some(key_type(&request.key_type)?),
+        (true, true) => None,
+    };
+    let mut records = Vec::new();
+    for t in KeyType::ALL.into_iter().filter(|t| only_type.is_none_or(|o| o == *t)) {
+        if request.key_name.is_empty() {
+            records.extend(snapshot.sorted(t));
+        } else if let Some(record) = snapshot.get(t, &request.key_name) {
+            records.push((request.key_name.clone(), record));
+        } else {
+            return Err(ApiError::not_found(format!("no {} key with this name", t.as_str())));
+        }
+    }
+    let mut response = ListKeysResponse::default();
+    for (name, record) in records {
+        let length_info = |length: usize| SymmetricKeyInfo {
+            name: name.clone(),
+            created_at: Int64(record.created_at_ms),
+            key_length: Int64(length as i64),
+        };
+        match &record.material {
+            KeyMaterial::Symmetric(k) => response.symmetric_key.push(length_info(k.len())),
+            KeyMaterial::Mac(k) => response.mac_key.push(length_info(k.len())),
+            KeyMaterial::Asymmetric(k) => response.asymmetric_key.push(AsymmetricKeyInfo {
+                name: name.clone(),
+                created_at: Int64(record.created_at_ms),
+                key_spec: k.spec().as_str().to_string(),
+                public_key: Bytes(k.public_key_der()),
+            }),
+        }
+    }
+    json_response(&response)
+}
+
+async fn get_logs(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
+    let request: PasswordOnlyRequest = parse_json(body)?;
+    authorize(node, client, &request.admin_password.0).await?;
+    json_response(&LogsResponse { log: node.audit.snapshot() })
+}

@@ -1,0 +1,163 @@
+//! The client API on port 8080: routing, JSON in and out, and the mapping
+//! of errors to status codes and `{"error": …}` bodies.
+
+mod admin_ops;
+mod crypto_ops;
+
+use crate::crypto::CryptoError;
+use crate::node::Node;
+use crate::wire::ErrorResponse;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Largest request body accepted (a backup of many keys fits).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What the TLS layer learnt about the client of one connection.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    /// Subject of the verified client certificate, or "-" before bootstrap.
+    pub subject: Arc<str>,
+    /// True when the connection was made with mutual TLS (after bootstrap).
+    pub authenticated: bool,
+    /// The TCP peer, for the audit log.
+    pub peer: std::net::SocketAddr,
+}
+
+/// An API error: status code and a message that never holds secrets.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl From<CryptoError> for ApiError {
+    fn from(e: CryptoError) -> Self {
+        // Display of DecryptionFailed is one generic message for every cause.
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+/// The response type of every handler.
+pub type ApiResult = Result<Response<Full<Bytes>>, ApiError>;
+
+/// Serves one request on the API port.
+pub async fn handle(node: Arc<Node>, client: ClientInfo, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    match route(&node, &client, request).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> ApiResult {
+    let path = request.uri().path().to_string();
+    let Some(endpoint) = path.strip_prefix("/REST/v1/") else {
+        return Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))));
+    };
+    if request.method() != Method::POST {
+        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
+    }
+    if endpoint == "admin/bootstrap" {
+        let body = read_body(request).await?;
+        return admin_ops::bootstrap(node, client, &body);
+    }
+    if !node.is_ready() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is bootstrapping"));
+    }
+    if !client.authenticated {
+        // A connection opened before bootstrap has no client certificate.
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node is bootstrapped: reconnect with a client certificate",
+        ));
+    }
+    let known = crypto_ops::ENDPOINTS.contains(&endpoint) || admin_ops::ENDPOINTS.contains(&endpoint);
+    if !known {
+        return Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))));
+    }
+    let body = read_body(request).await?;
+    if let Some(result) = crypto_ops::dispatch(node, endpoint, &body) {
+        return result;
+    }
+    admin_ops::dispatch(node, client, endpoint, &body).await
+}
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] with 413.
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {MAX_BODY_BYTES} bytes"));
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Err(_) => Err(ApiError::bad_request("could not read the request body")),
+    }
+}
+
+/// Parses a JSON request; the error names an unknown or mistyped field but
+/// never quotes values.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let text = e.to_string();
+        let message = if text.starts_with("unknown field") || text.starts_with("missing field") {
+            // "unknown field `x`, expected one of …" — names only.
+            text
+        } else {
+            match e.classify() {
+                serde_json::error::Category::Data => format!("invalid request: a field has the wrong type or encoding (line {}, column {})", e.line(), e.column()),
+                _ => format!("malformed JSON (line {}, column {})", e.line(), e.column()),
+            }
+        };
+        ApiError::bad_request(message)
+    })
+}
+
+/// A 200 response with a JSON body.
+pub(crate) fn json_response<T: Serialize>(value: &T) -> ApiResult {
+    let body = serde_json::to_vec(value).map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the response"))?;
+    Ok(with_json(Response::new(Full::new(Bytes::from(body)))))
+}
+
+/// The `{"error": …}` response for an error.
+pub fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&ErrorResponse { error: &error.message }).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = with_json(Response::new(Full::new(Bytes::from(body))));
+    *response.status_mut() = error.status;
+    response
+}
+
+fn with_json(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A path as it may appear in an error message: bounded and printable.
+fn printable(text: &str) -> String {
+    text.chars().take(100).filter(|c| !c.is_control()).collect()
+}

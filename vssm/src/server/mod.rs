@@ -1,0 +1,174 @@
+//! The node's network servers: one I/O thread per core, each a
+//! single-threaded tokio runtime with its own SO_REUSEPORT listener on the
+//! API port; the health port lives on the first thread. CPU-heavy work
+//! (RSA key generation, scrypt) goes to the runtimes' blocking pools.
+
+pub mod api;
+pub mod connection;
+pub mod health;
+pub mod listener;
+
+use crate::audit::Outcome;
+use crate::node::Node;
+use crate::tls;
+use api::ClientInfo;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Most simultaneous connections per node; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// How long in-flight requests get to finish on shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Running servers; dropping it does not stop them, call [`Servers::stop`].
+pub struct Servers {
+    shutdown: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Servers {
+    /// Binds the API and health ports of `node` and starts the I/O threads.
+    /// Bind errors are returned before anything runs.
+    pub fn start(node: Arc<Node>) -> io::Result<Servers> {
+        let ip = node.config.bind_address;
+        let ports = node.config.ports;
+        let io_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let mut threads = Vec::with_capacity(io_threads);
+        for index in 0..io_threads {
+            let api = std_listener(SocketAddr::new(ip, ports.api))?;
+            let health = if index == 0 { Some(std_listener(SocketAddr::new(ip, ports.health))?) } else { None };
+            let node = Arc::clone(&node);
+            let shutdown_rx = shutdown_rx.clone();
+            let connections = Arc::clone(&connections);
+            let thread = std::thread::Builder::new().name(format!("vssm-io-{index}")).spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .max_blocking_threads(2)
+                    .thread_name("vssm-blocking")
+                    .build()
+                    .expect("a tokio runtime can be built");
+                runtime.block_on(io_thread(node, api, health, shutdown_rx, connections));
+            })?;
+            threads.push(thread);
+        }
+        Ok(Servers { shutdown, threads })
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded), and joins.
+    pub fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn std_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    listener::bind_reuseport(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+async fn io_thread(
+    node: Arc<Node>,
+    api: std::net::TcpListener,
+    health: Option<std::net::TcpListener>,
+    shutdown: watch::Receiver<bool>,
+    connections: Arc<AtomicUsize>,
+) {
+    let api = TcpListener::from_std(api).expect("listener registers with the runtime");
+    if let Some(health) = health {
+        let health = TcpListener::from_std(health).expect("listener registers with the runtime");
+        let node = Arc::clone(&node);
+        let (shutdown, connections) = (shutdown.clone(), Arc::clone(&connections));
+        tokio::spawn(accept_loop(health, shutdown.clone(), connections, move |tcp, _peer| {
+            let node = Arc::clone(&node);
+            let shutdown = shutdown.clone();
+            async move {
+                connection::serve(tcp, move |request| health::handle(Arc::clone(&node), request), shutdown).await;
+            }
+        }));
+    }
+    let accept_node = Arc::clone(&node);
+    let accept_shutdown = shutdown.clone();
+    accept_loop(api, shutdown, Arc::clone(&connections), move |tcp, peer| {
+        serve_api_connection(Arc::clone(&accept_node), tcp, peer, accept_shutdown.clone())
+    })
+    .await;
+    // Drain: give open connections time to finish their requests.
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while connections.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Accepts until shutdown; each connection runs in its own task, within the
+/// global connection cap.
+async fn accept_loop<S, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, connections: Arc<AtomicUsize>, serve: S)
+where
+    S: Fn(tokio::net::TcpStream, SocketAddr) -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(_) => {
+                // Out of file descriptors or similar: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if connections.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+            connections.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        let task = serve(tcp, peer);
+        let connections = Arc::clone(&connections);
+        tokio::spawn(async move {
+            task.await;
+            connections.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+async fn serve_api_connection(node: Arc<Node>, tcp: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(node.api_tls());
+    let stream = match tokio::time::timeout(connection::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            if let Some(reason) = refusal_reason(&error) {
+                node.audit.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}"));
+            }
+            return;
+        }
+        Err(_) => return,
+    };
+    let certificates = stream.get_ref().1.peer_certificates();
+    let client = ClientInfo {
+        subject: tls::peer_subject(certificates).into(),
+        authenticated: certificates.is_some_and(|c| !c.is_empty()),
+        peer,
+    };
+    connection::serve(stream, move |request| api::handle(Arc::clone(&node), client.clone(), request), shutdown).await;
+}
+
+/// The reason worth auditing for a failed handshake; None for a peer that
+/// just went away (port scans, load-balancer TCP checks).
+fn refusal_reason(error: &io::Error) -> Option<String> {
+    match error.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => None,
+        _ => Some(error.to_string()),
+    }
+}

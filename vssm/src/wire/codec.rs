@@ -1,0 +1,190 @@
+//! Field codecs of the proto3 JSON mapping: `bytes` as base64 and 64-bit
+//! integers as strings, each accepting every spelling the mapping allows.
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Decodes base64 in the standard or URL-safe alphabet, padded or not.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    let trimmed = text.trim_end_matches('=');
+    if trimmed.contains(['-', '_']) {
+        let normalized: String = trimmed
+            .chars()
+            .map(|c| match c {
+                '-' => '+',
+                '_' => '/',
+                other => other,
+            })
+            .collect();
+        STANDARD_NO_PAD.decode(normalized)
+    } else {
+        STANDARD_NO_PAD.decode(trimmed)
+    }
+}
+
+/// Encodes in the standard alphabet with padding (what the first VSSM wrote).
+pub fn encode_base64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+struct Base64Visitor;
+
+impl<'de> Visitor<'de> for Base64Visitor {
+    type Value = Vec<u8>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a base64 string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+        // The message must not echo the input: it may be a secret.
+        decode_base64(v).map_err(|_| E::custom("invalid base64"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<u8>, E> {
+        Ok(Vec::new())
+    }
+}
+
+/// A proto3 `bytes` field that is not secret (plaintext inputs are treated as
+/// secret only in the sense that they are never logged).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Base64Visitor).map(Bytes)
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&encode_base64(&self.0))
+    }
+}
+
+/// A proto3 `bytes` field that carries key material or a password: wiped
+/// from memory when dropped.
+#[derive(Clone, Default)]
+pub struct SecretBytes(pub Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("SecretBytes(redacted)")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Base64Visitor)
+            .map(|v| SecretBytes(Zeroizing::new(v)))
+    }
+}
+
+impl Serialize for SecretBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = Zeroizing::new(encode_base64(&self.0));
+        s.serialize_str(&text)
+    }
+}
+
+/// A string that is a secret (the admin password): wiped on drop, redacted in Debug.
+#[derive(Clone, Default)]
+pub struct SecretString(pub Zeroizing<String>);
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("SecretString(redacted)")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<String>::deserialize(d)
+            .map(|s| SecretString(Zeroizing::new(s.unwrap_or_default())))
+    }
+}
+
+/// A proto3 `int64`/`uint64`: written as a JSON string, read from a string or a number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Int64(pub i64);
+
+struct Int64Visitor;
+
+impl<'de> Visitor<'de> for Int64Visitor {
+    type Value = i64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a 64-bit integer as a number or a string")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| E::custom("integer out of range"))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+        if v.fract() == 0.0 && v >= i64::MIN as f64 && v <= i64::MAX as f64 {
+            Ok(v as i64)
+        } else {
+            Err(E::custom("expected an integer"))
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|_| E::custom("expected an integer in the string"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<i64, E> {
+        Ok(0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Int64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Int64Visitor).map(Int64)
+    }
+}
+
+impl Serialize for Int64 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_accepts_every_alphabet_and_padding() {
+        let data = vec![0xfb, 0xff, 0xfe, 0x01];
+        for text in ["+//+AQ==", "+//+AQ", "-__-AQ==", "-__-AQ"] {
+            assert_eq!(decode_base64(text).unwrap(), data, "{text}");
+        }
+        assert!(decode_base64("!!!").is_err());
+        assert_eq!(encode_base64(&data), "+//+AQ==");
+    }
+
+    #[test]
+    fn int64_reads_string_or_number_and_writes_string() {
+        let a: Int64 = serde_json::from_str("\"1700000000000\"").unwrap();
+        let b: Int64 = serde_json::from_str("1700000000000").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"1700000000000\"");
+        assert!(serde_json::from_str::<Int64>("\"12x\"").is_err());
+        assert!(serde_json::from_str::<Int64>("1.5").is_err());
+    }
+
+    #[test]
+    fn bad_base64_error_does_not_echo_input() {
+        let err = serde_json::from_str::<SecretBytes>("\"c2VjcmV0!!\"").unwrap_err();
+        assert!(!err.to_string().contains("c2VjcmV0"));
+    }
+}

@@ -1,0 +1,365 @@
+//! Request and response messages of every endpoint in API.md.
+
+use super::codec::{Bytes, Int64, SecretBytes, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// symmetric/encrypt and symmetric/decrypt. `aad` is an optional addition (GCM only).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SymmetricRequest {
+    #[serde(default)]
+    pub input: Bytes,
+    #[serde(default, alias = "key_name")]
+    pub key_name: String,
+    #[serde(default)]
+    pub algorithm: String,
+    #[serde(default)]
+    pub aad: Bytes,
+}
+
+/// asymmetric/encrypt, asymmetric/decrypt and hmac/create.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyedInputRequest {
+    #[serde(default)]
+    pub input: Bytes,
+    #[serde(default, alias = "key_name")]
+    pub key_name: String,
+    #[serde(default)]
+    pub algorithm: String,
+}
+
+/// asymmetric/sign: `input` (server hashes) or `hashed` (caller's digest).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignRequest {
+    #[serde(default)]
+    pub input: Bytes,
+    #[serde(default)]
+    pub hashed: Bytes,
+    #[serde(default, alias = "key_name")]
+    pub key_name: String,
+    #[serde(default)]
+    pub algorithm: String,
+}
+
+/// asymmetric/verify.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRequest {
+    #[serde(default)]
+    pub input: Bytes,
+    #[serde(default)]
+    pub hashed: Bytes,
+    #[serde(default)]
+    pub signature: Bytes,
+    #[serde(default, alias = "key_name")]
+    pub key_name: String,
+    #[serde(default)]
+    pub algorithm: String,
+}
+
+/// hmac/verify.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HmacVerifyRequest {
+    #[serde(default)]
+    pub input: Bytes,
+    #[serde(default)]
+    pub hmac: Bytes,
+    #[serde(default, alias = "key_name")]
+    pub key_name: String,
+    #[serde(default)]
+    pub algorithm: String,
+}
+
+/// Response of every operation that produces bytes.
+#[derive(Debug, Serialize)]
+pub struct OutputResponse {
+    pub output: Bytes,
+}
+
+/// Response of the verify operations.
+#[derive(Debug, Serialize)]
+pub struct ValidResponse {
+    pub valid: bool,
+}
+
+/// admin/generatekey.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenerateKeyRequest {
+    #[serde(default, alias = "admin_password")]
+    pub admin_password: SecretString,
+    #[serde(default, alias = "key_name")]
+    pub key_name: String,
+    #[serde(default, alias = "key_type")]
+    pub key_type: String,
+    #[serde(default, alias = "key_spec")]
+    pub key_spec: String,
+    #[serde(default, alias = "key_size")]
+    pub key_size: Int64,
+}
+
+/// admin/injectkey.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InjectKeyRequest {
+    #[serde(default, alias = "admin_password")]
+    pub admin_password: SecretString,
+    #[serde(default, alias = "key_name")]
+    pub key_name: String,
+    #[serde(default, alias = "key_type")]
+    pub key_type: String,
+    #[serde(default)]
+    pub key: SecretBytes,
+}
+
+/// admin/generatebackup and admin/getlogs: only the password.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordOnlyRequest {
+    #[serde(default, alias = "admin_password")]
+    pub admin_password: SecretString,
+}
+
+/// admin/restorebackup.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreBackupRequest {
+    #[serde(default, alias = "admin_password")]
+    pub admin_password: SecretString,
+    #[serde(default)]
+    pub backup: Option<BackupBlob>,
+}
+
+/// admin/listkeys: all keys, or the one named `keyName` of `keyType`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListKeysRequest {
+    #[serde(default, alias = "admin_password")]
+    pub admin_password: SecretString,
+    #[serde(default, alias = "key_name")]
+    pub key_name: String,
+    #[serde(default, alias = "key_type")]
+    pub key_type: String,
+}
+
+/// admin/bootstrap.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BootstrapRequest {
+    #[serde(default, alias = "rpc_private_key")]
+    pub rpc_private_key: SecretBytes,
+}
+
+/// The encrypted backup, version 1 (API.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupBlob {
+    #[serde(default, alias = "encryption_key")]
+    pub encryption_key: Bytes,
+    #[serde(default)]
+    pub version: Int64Number,
+    #[serde(default)]
+    pub timestamp: Int64,
+    #[serde(default, alias = "encrypted_state")]
+    pub encrypted_state: Bytes,
+}
+
+/// A 32-bit proto field: written as a JSON number, read from a number or a string.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Int64Number(pub i64);
+
+impl Serialize for Int64Number {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Int64Number {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Int64::deserialize(d).map(|v| Int64Number(v.0))
+    }
+}
+
+/// admin/generatebackup response.
+#[derive(Debug, Serialize)]
+pub struct GenerateBackupResponse {
+    pub backup: BackupBlob,
+}
+
+/// admin/restorebackup response: `conflicts` (an addition) names keys that
+/// were kept as they were because the backup holds different material under
+/// the same name.
+#[derive(Debug, Serialize)]
+pub struct RestoreBackupResponse {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+}
+
+/// admin/listkeys response.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListKeysResponse {
+    pub symmetric_key: Vec<SymmetricKeyInfo>,
+    pub asymmetric_key: Vec<AsymmetricKeyInfo>,
+    pub mac_key: Vec<MacKeyInfo>,
+}
+
+/// One symmetric key in listkeys.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SymmetricKeyInfo {
+    pub name: String,
+    pub created_at: Int64,
+    pub key_length: Int64,
+}
+
+/// One MAC key in listkeys.
+pub type MacKeyInfo = SymmetricKeyInfo;
+
+/// One asymmetric key in listkeys, with its public key (DER SubjectPublicKeyInfo).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AsymmetricKeyInfo {
+    pub name: String,
+    pub created_at: Int64,
+    pub key_spec: String,
+    pub public_key: Bytes,
+}
+
+/// admin/getlogs response.
+#[derive(Debug, Serialize)]
+pub struct LogsResponse {
+    pub log: Vec<String>,
+}
+
+/// Every response without fields.
+#[derive(Debug, Serialize)]
+pub struct EmptyResponse {}
+
+/// The error body of every non-200 response.
+#[derive(Debug, Serialize)]
+pub struct ErrorResponse<'a> {
+    pub error: &'a str,
+}
+
+/// The key inventory inside a backup (proto3 JSON of the first VSSM's state).
+/// Unknown fields are tolerated here so that newer backups stay readable.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupInventory {
+    #[serde(default, alias = "symmetric_key")]
+    pub symmetric_key: Vec<BackupRawKey>,
+    #[serde(default, alias = "asymmetric_key")]
+    pub asymmetric_key: Vec<BackupAsymmetricKey>,
+    #[serde(default, alias = "mac_key")]
+    pub mac_key: Vec<BackupRawKey>,
+}
+
+/// A symmetric or MAC key in a backup.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRawKey {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, alias = "created_at")]
+    pub created_at: Int64,
+    #[serde(default)]
+    pub key: SecretBytes,
+}
+
+/// An asymmetric key in a backup: `keyType` is "RSA" or "EC" (or "ED25519").
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupAsymmetricKey {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, alias = "created_at")]
+    pub created_at: Int64,
+    #[serde(default, alias = "key_type")]
+    pub key_type: String,
+    #[serde(default)]
+    pub key: SecretBytes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_and_camel_case_are_both_accepted() {
+        let a: KeyedInputRequest =
+            serde_json::from_str(r#"{"keyName":"k","input":"AQ==","algorithm":"SHA256"}"#).unwrap();
+        let b: KeyedInputRequest =
+            serde_json::from_str(r#"{"key_name":"k","input":"AQ","algorithm":"SHA256"}"#).unwrap();
+        assert_eq!(a.key_name, b.key_name);
+        assert_eq!(a.input, b.input);
+    }
+
+    #[test]
+    fn unknown_field_is_named_in_the_error() {
+        let err = serde_json::from_str::<KeyedInputRequest>(r#"{"keyNme":"k"}"#).unwrap_err();
+        assert!(err.to_string().contains("keyNme"), "{err}");
+    }
+
+    #[test]
+    fn list_keys_response_uses_proto3_json() {
+        let mut r = ListKeysResponse::default();
+        r.symmetric_key.push(SymmetricKeyInfo {
+            name: "a".into(),
+            created_at: Int64(5),
+            key_length: Int64(32),
+        });
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"symmetricKey":[{"name":"a","createdAt":"5","keyLength":"32"}],"asymmetricKey":[],"macKey":[]}"#
+        );
+    }
+
+    #[test]
+    fn backup_version_accepts_number_or_string() {
+        let b: BackupBlob = serde_json::from_str(r#"{"version":"1","timestamp":7}"#).unwrap();
+        assert_eq!(b.version, Int64Number(1));
+        assert_eq!(serde_json::to_value(&b).unwrap()["version"], 1);
+    }
+}
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse_all(bytes: &[u8]) {
+        let _ = serde_json::from_slice::<SymmetricRequest>(bytes);
+        let _ = serde_json::from_slice::<KeyedInputRequest>(bytes);
+        let _ = serde_json::from_slice::<SignRequest>(bytes);
+        let _ = serde_json::from_slice::<VerifyRequest>(bytes);
+        let _ = serde_json::from_slice::<HmacVerifyRequest>(bytes);
+        let _ = serde_json::from_slice::<GenerateKeyRequest>(bytes);
+        let _ = serde_json::from_slice::<InjectKeyRequest>(bytes);
+        let _ = serde_json::from_slice::<RestoreBackupRequest>(bytes);
+        let _ = serde_json::from_slice::<ListKeysRequest>(bytes);
+        let _ = serde_json::from_slice::<BootstrapRequest>(bytes);
+        let _ = serde_json::from_slice::<BackupInventory>(bytes);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            parse_all(&bytes);
+        }
+
+        #[test]
+        fn json_shaped_input_never_panics(
+            field in "(input|keyName|key_name|algorithm|hashed|signature|hmac|keySize|key|backup|adminPassword|[a-z]{1,8})",
+            value in "(\"[A-Za-z0-9+/=_-]{0,40}\"|-?[0-9]{1,25}|[0-9]+\\.[0-9]+|null|true|\\[\\]|\\{\\}|\"\\\\u0000\")",
+        ) {
+            parse_all(format!("{{\"{field}\":{value}}}").as_bytes());
+        }
+    }
+}
