@@ -196,10 +196,13 @@ impl Config {
         if bytes.len() > MAX_CONFIG_BYTES {
             return Err(fail("", format!("larger than {MAX_CONFIG_BYTES} bytes")));
         }
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| {
-            // serde names unknown fields and type errors itself.
-            fail("", format!("invalid JSON: {e}"))
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            fail(&field, format!("invalid: {}", e.inner()))
         })?;
+        deserializer.end().map_err(|e| fail("", format!("invalid JSON: {e}")))?;
 
         let rpc_text = raw.rpc_certificate.ok_or_else(|| fail("rpcCertificate", "missing".into()))?;
         let rpc_certificate = parse_certificate(&rpc_text).map_err(|m| fail("rpcCertificate", m))?;
@@ -379,6 +382,8 @@ mod tests {
             (sample(r#","rootPasswrd":"x""#), "rootPasswrd"),
             (sample(r#","bindAddress":"nowhere""#), "bindAddress"),
             (sample(r#","healthPort":8080"#), "healthPort"),
+            (sample(r#","apiPort":"not-a-port""#), "apiPort"),
+            (sample(r#","apiPort":70000"#), "apiPort"),
             (sample("").replacen("\"rootPassword\":\"$s0$", "\"rootPassword\":\"$s9$", 1), "rootPassword"),
             (r#"{"clientTrustStore":[],"rootPassword":"x"}"#.to_string(), "rpcCertificate"),
             (sample("").replacen("clientTrustStore\":[\"", "clientTrustStore\":[\"AAAA", 1), "clientTrustStore[0]"),

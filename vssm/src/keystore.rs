@@ -256,6 +256,18 @@ pub enum InsertError {
     Exists,
 }
 
+/// What a merge does with a name that arrives with different material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    /// Keep every version (node-to-node sync: concurrent creation on two
+    /// nodes). The first by (creation time, fingerprint) is active on every
+    /// node; the others stay usable as `name~fingerprint-prefix`.
+    KeepBoth,
+    /// Keep the existing key and leave the incoming one out, reported
+    /// (backup restore: a restore never changes which key a name means).
+    KeepExisting,
+}
+
 /// What a merge did.
 #[derive(Debug, Default)]
 pub struct MergeReport {
@@ -263,9 +275,8 @@ pub struct MergeReport {
     pub added: usize,
     /// Records that were here already with the same material.
     pub unchanged: usize,
-    /// `TYPE/name` of names that now hold more than one version: all are
-    /// kept, the first by (creation time, fingerprint) is active and the
-    /// others stay usable as `name~fingerprint-prefix`.
+    /// `TYPE/name` of names that arrived with different material (kept or
+    /// left out as the [`ConflictPolicy`] says).
     pub conflicts: Vec<String>,
     /// The records this merge added, for pushing on to peers.
     pub new_records: Vec<Arc<KeyRecord>>,
@@ -341,9 +352,9 @@ impl Keystore {
 
     /// Merges records (from a backup or a peer). Key material is never
     /// replaced or dropped: identical records are one, and a name that
-    /// arrives with different material keeps every version (a conflict).
+    /// arrives with different material is a conflict handled by `policy`.
     /// Applied at once: readers see all of it or none.
-    pub fn merge(&self, records: Vec<KeyRecord>) -> MergeReport {
+    pub fn merge(&self, records: Vec<KeyRecord>, policy: ConflictPolicy) -> MergeReport {
         let records: Vec<KeyRecord> = records
             .into_iter()
             .map(|mut r| {
@@ -361,14 +372,17 @@ impl Keystore {
                 report.unchanged += 1;
                 continue;
             }
-            let record = Arc::new(record);
-            versions.add(Arc::clone(&record));
-            if versions.0.len() > 1 {
+            if !versions.0.is_empty() {
                 let label = format!("{}/{}", key_type.as_str(), record.name);
                 if !report.conflicts.contains(&label) {
                     report.conflicts.push(label);
                 }
+                if policy == ConflictPolicy::KeepExisting {
+                    continue;
+                }
             }
+            let record = Arc::new(record);
+            versions.add(Arc::clone(&record));
             report.added += 1;
             report.new_records.push(record);
         }
@@ -411,11 +425,11 @@ mod tests {
         let b = Keystore::new();
         a.insert(sym("k", 1)).unwrap();
         b.insert(sym("k", 9)).unwrap();
-        let report_a = a.merge(vec![sym("k", 9), sym("k", 1), sym("other", 2), mac("m", 3)]);
+        let report_a = a.merge(vec![sym("k", 9), sym("k", 1), sym("other", 2), mac("m", 3)], ConflictPolicy::KeepBoth);
         assert_eq!(report_a.added, 3);
         assert_eq!(report_a.unchanged, 1);
         assert_eq!(report_a.conflicts, vec!["SYMMETRIC/k".to_string()]);
-        b.merge(vec![sym("k", 1), sym("other", 2), mac("m", 3)]);
+        b.merge(vec![sym("k", 1), sym("other", 2), mac("m", 3)], ConflictPolicy::KeepBoth);
         // Same record set, same digest, same active version, whatever the order.
         assert_eq!(a.snapshot().digest(), b.snapshot().digest());
         let active_a = a.get(KeyType::Symmetric, "k").unwrap();
@@ -428,6 +442,19 @@ mod tests {
         let alias = names.iter().find(|n| n.starts_with("k~")).unwrap();
         let loser = a.get(KeyType::Symmetric, alias).unwrap();
         assert_ne!(bytes_of(&loser), bytes_of(&active_a));
+    }
+
+    #[test]
+    fn keep_existing_never_changes_what_a_name_means() {
+        let ks = Keystore::new();
+        ks.insert(sym("k", 1)).unwrap();
+        let mut older = sym("k", 9);
+        older.created_at_ms = 0;
+        let report = ks.merge(vec![older, sym("new", 2)], ConflictPolicy::KeepExisting);
+        assert_eq!(report.added, 1);
+        assert_eq!(report.conflicts, vec!["SYMMETRIC/k".to_string()]);
+        assert_eq!(bytes_of(&ks.get(KeyType::Symmetric, "k").unwrap()), vec![1u8; 16]);
+        assert_eq!(ks.snapshot().len(), 2);
     }
 
     #[test]

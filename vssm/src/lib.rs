@@ -9,6 +9,8 @@
 
 pub mod admin;
 pub mod audit;
+pub mod cloud;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod dev;

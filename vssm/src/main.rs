@@ -83,6 +83,7 @@ fn serve(config_path: Option<&str>, bind: Option<&str>) -> Result<(), String> {
     prepare_process();
     let node = Node::new(config).map_err(|e| format!("cannot start: {e}"))?;
     let servers = Servers::start(Arc::clone(&node)).map_err(|e| e.to_string())?;
+    let _cluster = vssm::cluster::start(Arc::clone(&node));
     let c = &node.config;
     eprintln!(
         "vssm: bootstrapping; POST the RPC key to https://{}:{}/REST/v1/admin/bootstrap (health on http://{}:{}/REST/v1/healthcheck)",

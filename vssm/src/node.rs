@@ -3,6 +3,7 @@
 
 use crate::admin::AdminGuard;
 use crate::audit::{AuditLog, DEFAULT_CAPACITY};
+use crate::cluster::ClusterStats;
 use crate::config::Config;
 use crate::crypto::keys::AsymmetricKey;
 use crate::keystore::{KeyRecord, Keystore};
@@ -44,6 +45,19 @@ pub struct Node {
     rpc_key: OnceLock<AsymmetricKey>,
     bootstrap_lock: Mutex<()>,
     change_hook: OnceLock<ChangeHook>,
+    cluster_tls: OnceLock<ClusterTls>,
+    /// Counters of the cluster layer, shown on the health port.
+    pub cluster_stats: ClusterStats,
+}
+
+/// TLS configurations that need the RPC key: built at bootstrap.
+pub struct ClusterTls {
+    /// Sync port: RPC certificate, and the peer must present it too.
+    pub sync_server: Arc<rustls::ServerConfig>,
+    /// Join port: RPC certificate; the caller proves itself by attestation.
+    pub join_server: Arc<rustls::ServerConfig>,
+    /// Calls to peers' sync ports: pinned RPC certificate both ways.
+    pub peer_client: Arc<rustls::ClientConfig>,
 }
 
 /// Called with the records a node added locally, so the cluster can push them.
@@ -64,6 +78,8 @@ impl Node {
             rpc_key: OnceLock::new(),
             bootstrap_lock: Mutex::new(()),
             change_hook: OnceLock::new(),
+            cluster_tls: OnceLock::new(),
+            cluster_stats: ClusterStats::default(),
         }))
     }
 
@@ -89,6 +105,11 @@ impl Node {
         let _ = self.change_hook.set(hook);
     }
 
+    /// TLS for the sync and join ports and for calls to peers (once ready).
+    pub fn cluster_tls(&self) -> Option<&ClusterTls> {
+        self.cluster_tls.get()
+    }
+
     /// The TLS configuration new API connections get.
     pub fn api_tls(&self) -> Arc<rustls::ServerConfig> {
         self.api_tls.load_full()
@@ -110,8 +131,17 @@ impl Node {
         }
         let verifier = tls::ClientCaVerifier::new(&self.config.client_trust_store).map_err(|e| BootstrapError::Tls(e.to_string()))?;
         let tls_key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.to_pkcs8_der().to_vec()));
-        let api_tls = tls::server_config(vec![self.config.rpc_certificate.clone()], tls_key, Some(verifier))
-            .map_err(|e| BootstrapError::Tls(e.to_string()))?;
+        let chain = vec![self.config.rpc_certificate.clone()];
+        let tls_error = |e: tls::TlsError| BootstrapError::Tls(e.to_string());
+        let api_tls = tls::server_config(chain.clone(), tls_key.clone_key(), Some(verifier)).map_err(tls_error)?;
+        let pinned_peer = tls::PinnedClientCert::new(self.config.rpc_certificate.clone());
+        let cluster_tls = ClusterTls {
+            sync_server: tls::server_config(chain.clone(), tls_key.clone_key(), Some(pinned_peer)).map_err(tls_error)?,
+            join_server: tls::server_config(chain.clone(), tls_key.clone_key(), None).map_err(tls_error)?,
+            peer_client: tls::pinned_client_config(self.config.rpc_certificate.clone(), Some((chain, tls_key)))
+                .map_err(tls_error)?,
+        };
+        let _ = self.cluster_tls.set(cluster_tls);
         self.keystore.set_fingerprint_secret(&key.to_pkcs8_der());
         self.api_tls.store(api_tls);
         let _ = self.rpc_key.set(key);

@@ -5,7 +5,7 @@
 use crate::crypto::algorithm::{AsymmetricEncryption, HashAlg, SymmetricAlgorithm};
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::crypto::{asymmetric, symmetric};
-use crate::keystore::{validate_name, Inventory, KeyMaterial, KeyRecord, KeyType};
+use crate::keystore::{validate_name, Inventory, KeyMaterial, KeyRecord};
 use crate::wire::{
     BackupAsymmetricKey, BackupBlob, BackupInventory, BackupRawKey, Bytes, Int64, Int64Number, SecretBytes,
 };
@@ -49,7 +49,7 @@ pub fn create(inventory: &Inventory, rpc_key: &AsymmetricKey, timestamp_ms: i64)
         ));
     }
     let state = Zeroizing::new(
-        serde_json::to_vec(&to_wire(inventory))
+        serde_json::to_vec(&records_to_wire(inventory.records()))
             .map_err(|_| BackupError::Unavailable("cannot serialize the inventory".into()))?,
     );
     let data_key = SymmetricKey::generate(32).map_err(|e| BackupError::Unavailable(e.to_string()))?;
@@ -83,53 +83,37 @@ pub fn open(blob: &BackupBlob, rpc_key: &AsymmetricKey) -> Result<Vec<KeyRecord>
         symmetric::decrypt(&gcm(), &data_key, &blob.encrypted_state.0, &[]).map_err(|_| undecryptable())?,
     );
     let inventory: BackupInventory = serde_json::from_slice(&state)
-        .map_err(|e| BackupError::Invalid(format!("backup content is not a key inventory: {}", e.classify_name())))?;
-    from_wire(inventory)
+        .map_err(|e| BackupError::Invalid(format!("backup content is not a key inventory: {}", crate::wire::codec::json_error_kind(&e))))?;
+    records_from_wire(inventory)
 }
 
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    // serde_json's messages can quote input; say only the kind of error.
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "unexpected field types",
-            serde_json::error::Category::Eof => "truncated",
-        }
-    }
-}
-
-fn to_wire(inventory: &Inventory) -> BackupInventory {
+/// The proto3-JSON inventory form of `records` (backups and node-to-node sync).
+pub fn records_to_wire<'a>(records: impl IntoIterator<Item = &'a std::sync::Arc<KeyRecord>>) -> BackupInventory {
     let raw = |record: &KeyRecord, bytes: &[u8]| BackupRawKey {
         name: record.name.clone(),
         created_at: Int64(record.created_at_ms),
         key: SecretBytes(Zeroizing::new(bytes.to_vec())),
     };
     let mut out = BackupInventory::default();
-    for key_type in KeyType::ALL {
-        // Every version, under its own name: a restore elsewhere recreates
-        // the same conflict rather than losing a version.
-        for record in inventory.records().into_iter().filter(|r| r.material.key_type() == key_type) {
-            match &record.material {
-                KeyMaterial::Symmetric(k) => out.symmetric_key.push(raw(record, k.as_bytes())),
-                KeyMaterial::Mac(k) => out.mac_key.push(raw(record, k.as_bytes())),
-                KeyMaterial::Asymmetric(k) => out.asymmetric_key.push(BackupAsymmetricKey {
-                    name: record.name.clone(),
-                    created_at: Int64(record.created_at_ms),
-                    key_type: k.spec().as_str().to_string(),
-                    key: SecretBytes(k.to_pkcs8_der()),
-                }),
-            }
+    // Every version under its own name: a restore elsewhere recreates the
+    // same conflict rather than losing a version.
+    for record in records {
+        match &record.material {
+            KeyMaterial::Symmetric(k) => out.symmetric_key.push(raw(record, k.as_bytes())),
+            KeyMaterial::Mac(k) => out.mac_key.push(raw(record, k.as_bytes())),
+            KeyMaterial::Asymmetric(k) => out.asymmetric_key.push(BackupAsymmetricKey {
+                name: record.name.clone(),
+                created_at: Int64(record.created_at_ms),
+                key_type: k.spec().as_str().to_string(),
+                key: SecretBytes(k.to_pkcs8_der()),
+            }),
         }
     }
     out
 }
 
-fn from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, BackupError> {
+/// Validates every key of a wire inventory; all or nothing.
+pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, BackupError> {
     let invalid = |list: &str, i: usize, why: String| BackupError::Invalid(format!("backup {list}[{i}]: {why}"));
     let mut records = Vec::new();
     for (i, k) in inventory.symmetric_key.iter().enumerate() {

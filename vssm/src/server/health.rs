@@ -8,7 +8,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
 
 /// `GET /REST/v1/healthcheck`: 503 `bootstrapping`, then 200 `running`.
+/// `GET /REST/v1/cluster/status`: JSON counters of the cluster layer (no secrets).
 pub async fn handle(node: Arc<Node>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.uri().path() == "/REST/v1/cluster/status" && request.method() == Method::GET {
+        return cluster_status(&node);
+    }
     let (status, body) = if request.uri().path() != "/REST/v1/healthcheck" {
         (StatusCode::NOT_FOUND, "not found")
     } else if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -20,5 +24,24 @@ pub async fn handle(node: Arc<Node>, request: Request<Incoming>) -> Response<Ful
     };
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
+    response
+}
+
+fn cluster_status(node: &Node) -> Response<Full<Bytes>> {
+    use std::sync::atomic::Ordering;
+    let snapshot = node.keystore.snapshot();
+    let stats = &node.cluster_stats;
+    let digest: String = snapshot.digest().iter().map(|b| format!("{b:02x}")).collect();
+    let body = serde_json::json!({
+        "ready": node.is_ready(),
+        "records": snapshot.len(),
+        "digest": digest,
+        "peers": *stats.peers.lock().unwrap_or_else(|e| e.into_inner()),
+        "antiEntropyRounds": stats.rounds.load(Ordering::Relaxed),
+        "lastRoundBytes": stats.last_round_bytes.load(Ordering::Relaxed),
+        "pushedRecords": stats.pushed.load(Ordering::Relaxed),
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     response
 }

@@ -109,8 +109,36 @@ async fn io_thread(
     }
 }
 
+/// Serves a TLS port whose handler needs only the peer address (the
+/// cluster's sync and join ports). `tls` is asked at each accept; None
+/// (not bootstrapped yet) closes the connection at once.
+pub async fn serve_tls_port<T, H, F>(listener: TcpListener, tls: T, handler: H, shutdown: watch::Receiver<bool>)
+where
+    T: Fn() -> Option<Arc<rustls::ServerConfig>> + Send + Sync + 'static,
+    H: Fn(SocketAddr, hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
+{
+    let tls = Arc::new(tls);
+    let connections = Arc::new(AtomicUsize::new(0));
+    let conn_shutdown = shutdown.clone();
+    accept_loop(listener, shutdown, connections, move |tcp, peer| {
+        let config = tls();
+        let handler = handler.clone();
+        let shutdown = conn_shutdown.clone();
+        async move {
+            let Some(config) = config else { return };
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            let Ok(Ok(stream)) = tokio::time::timeout(connection::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
+                return;
+            };
+            connection::serve(stream, move |request| handler(peer, request), shutdown).await;
+        }
+    })
+    .await;
+}
+
 /// Accepts until shutdown; each connection runs in its own task, within the
-/// global connection cap.
+/// connection cap.
 async fn accept_loop<S, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, connections: Arc<AtomicUsize>, serve: S)
 where
     S: Fn(tokio::net::TcpStream, SocketAddr) -> F,

@@ -31,6 +31,17 @@ pub fn encode_base64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
+/// The kind of a JSON error, without the parts of the message that can
+/// quote the input (which may hold secrets).
+pub fn json_error_kind(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected field types",
+        serde_json::error::Category::Eof => "truncated",
+    }
+}
+
 struct Base64Visitor;
 
 impl<'de> Visitor<'de> for Base64Visitor {
@@ -49,7 +60,7 @@ impl<'de> Visitor<'de> for Base64Visitor {
 
 /// A proto3 `bytes` field that is not secret (plaintext inputs are treated as
 /// secret only in the sense that they are never logged).
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Bytes(pub Vec<u8>);
 
 impl fmt::Debug for Bytes {

@@ -6,7 +6,7 @@ use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
 use crate::admin::{backup, AdminRefusal};
 use crate::audit::Outcome;
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
-use crate::keystore::{validate_name, InsertError, KeyMaterial, KeyRecord, KeyType};
+use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType};
 use crate::node::{BootstrapError, Node};
 use crate::wire::{
     AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupResponse, GenerateKeyRequest, Int64,
@@ -174,7 +174,7 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
     let blob = request.backup.ok_or_else(|| ApiError::bad_request("backup is required"))?;
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
     let records = backup::open(&blob, rpc_key).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let report = node.keystore.merge(records);
+    let report = node.keystore.merge(records, ConflictPolicy::KeepExisting);
     node.cluster_changed(report.new_records.clone());
     *detail = format!("added={} unchanged={} conflicts={}", report.added, report.unchanged, report.conflicts.len());
     for conflict in &report.conflicts {
@@ -182,7 +182,7 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
             "restorebackup-conflict",
             &client.subject,
             Outcome::Failed,
-            &format!("{conflict}: backup holds different material under this name; both are kept, the older is active, the other is usable as name~fingerprint"),
+            &format!("{conflict}: backup holds different material under this name; the existing key was kept, the backup's left out"),
         );
     }
     json_response(&RestoreBackupResponse { conflicts: report.conflicts })

@@ -8,7 +8,7 @@ use crate::crypto::CryptoError;
 use crate::node::Node;
 use crate::wire::ErrorResponse;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -76,7 +76,7 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
     }
     if endpoint == "admin/bootstrap" {
-        let body = read_body(request).await?;
+        let body = read_body(request, MAX_BODY_BYTES).await?;
         return admin_ops::bootstrap(node, client, &body);
     }
     if !node.is_ready() {
@@ -93,47 +93,80 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     if !known {
         return Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))));
     }
-    let body = read_body(request).await?;
+    let body = read_body(request, MAX_BODY_BYTES).await?;
     if let Some(result) = crypto_ops::dispatch(node, endpoint, &body) {
         return result;
     }
     admin_ops::dispatch(node, client, endpoint, &body).await
 }
 
-/// Reads the body, refusing more than [`MAX_BODY_BYTES`] with 413.
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {MAX_BODY_BYTES} bytes"));
+/// Reads the body, refusing more than `limit` bytes with 413.
+pub(crate) async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes"));
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    let mut body = request.into_body();
+    if declared.is_some_and(|n| n > limit as u64) {
+        drain(&mut body).await;
         return Err(too_large());
     }
-    match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
-        Err(_) => Err(ApiError::bad_request("could not read the request body")),
+    let mut collected = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::bad_request("could not read the request body"));
+        };
+        if let Some(data) = frame.data_ref() {
+            if collected.len() + data.len() > limit {
+                drain(&mut body).await;
+                return Err(too_large());
+            }
+            collected.extend_from_slice(data);
+        }
     }
+    Ok(Bytes::from(collected))
+}
+
+/// Reads and discards the rest of an oversized body (bounded in bytes and
+/// time), so the client gets its 413 instead of a reset stream (HTTP/2) or a
+/// closed connection.
+async fn drain(body: &mut Incoming) {
+    const MAX_DRAIN: usize = 16 << 20;
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(frame)) = body.frame().await {
+            drained += frame.data_ref().map_or(0, |d| d.len());
+            if drained > MAX_DRAIN {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Parses a JSON request; the error names an unknown or mistyped field but
 /// never quotes values.
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        let text = e.to_string();
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let text = inner.to_string();
         let message = if text.starts_with("unknown field") || text.starts_with("missing field") {
             // "unknown field `x`, expected one of …" — names only.
             text
         } else {
-            match e.classify() {
-                serde_json::error::Category::Data => format!("invalid request: a field has the wrong type or encoding (line {}, column {})", e.line(), e.column()),
-                _ => format!("malformed JSON (line {}, column {})", e.line(), e.column()),
+            match inner.classify() {
+                serde_json::error::Category::Data => format!("invalid value for field `{path}` (wrong type or encoding)"),
+                _ => format!("malformed JSON (line {}, column {})", inner.line(), inner.column()),
             }
         };
         ApiError::bad_request(message)
-    })
+    })?;
+    deserializer.end().map_err(|_| ApiError::bad_request("malformed JSON: trailing characters after the object"))?;
+    Ok(value)
 }
 
 /// A 200 response with a JSON body.
@@ -158,6 +191,6 @@ fn with_json(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 }
 
 /// A path as it may appear in an error message: bounded and printable.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars().take(100).filter(|c| !c.is_control()).collect()
 }

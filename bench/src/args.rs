@@ -1,0 +1,112 @@
+//! Command-line parsing (hand-rolled: a dozen flags do not justify a parser crate).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ops::{self, Op};
+
+/// Usage text printed by `--help` and on a parse error.
+pub const USAGE: &str = "\
+usage: vssm-bench --dir DIR [options]
+
+  --dir DIR            `vssm dev` data folder (rpc.crt, client.crt, client.key, admin-password)
+  --addr HOST:PORT     client API address            [127.0.0.1:8080]
+  --connections N      keep-alive connections per op [32]
+  --seconds S          load duration per op          [10]
+  --ops LIST           comma-separated subset of aes,hmac,ecdsa,rsa [all]
+  --h2                 negotiate HTTP/2 instead of HTTP/1.1
+  --server-pid PID     report the server's VmRSS (idle, and peak under load)
+  --bare-seconds S     duration of each in-process ring measurement, 0 = skip [2]
+  --json               print one JSON document instead of the table
+";
+
+/// Parsed command line.
+#[derive(Debug)]
+pub struct Args {
+    /// `vssm dev` data folder.
+    pub dir: PathBuf,
+    /// Client API address (mutual TLS).
+    pub addr: SocketAddr,
+    /// Concurrent keep-alive connections, each a closed loop.
+    pub connections: usize,
+    /// Load duration of each op.
+    pub duration: Duration,
+    /// Ops to run, in table order.
+    pub ops: Vec<&'static Op>,
+    /// Use HTTP/2 (ALPN h2) instead of HTTP/1.1.
+    pub h2: bool,
+    /// Server process whose RSS is sampled.
+    pub server_pid: Option<u32>,
+    /// Duration of each bare-primitive measurement (zero skips them).
+    pub bare_duration: Duration,
+    /// Machine-readable output.
+    pub json: bool,
+}
+
+impl Args {
+    /// Parses `std::env::args()`; `Err` carries a message for the user
+    /// (`Err(None)` means `--help` was asked for).
+    pub fn parse() -> Result<Args, Option<String>> {
+        Self::parse_from(std::env::args().skip(1))
+    }
+
+    /// Parses an argument list without the program name.
+    pub fn parse_from(argv: impl IntoIterator<Item = String>) -> Result<Args, Option<String>> {
+        let mut args = Args {
+            dir: PathBuf::new(),
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            connections: 32,
+            duration: Duration::from_secs(10),
+            ops: ops::OPS.iter().collect(),
+            h2: false,
+            server_pid: None,
+            bare_duration: Duration::from_secs(2),
+            json: false,
+        };
+        let mut dir = None;
+        let mut it = argv.into_iter();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().ok_or_else(|| Some(format!("{flag} needs a value")));
+            match flag.as_str() {
+                "-h" | "--help" => return Err(None),
+                "--dir" => dir = Some(PathBuf::from(value()?)),
+                "--addr" => args.addr = parse_num(&flag, &value()?)?,
+                "--connections" => args.connections = parse_num(&flag, &value()?)?,
+                "--seconds" => args.duration = Duration::from_secs_f64(parse_num(&flag, &value()?)?),
+                "--bare-seconds" => {
+                    args.bare_duration = Duration::from_secs_f64(parse_num(&flag, &value()?)?)
+                }
+                "--server-pid" => args.server_pid = Some(parse_num(&flag, &value()?)?),
+                "--ops" => args.ops = parse_ops(&value()?)?,
+                "--h2" => args.h2 = true,
+                "--json" => args.json = true,
+                _ => return Err(Some(format!("unknown argument {flag:?}"))),
+            }
+        }
+        args.dir = dir.ok_or_else(|| Some("--dir is required".to_string()))?;
+        if args.connections == 0 || args.duration.is_zero() {
+            return Err(Some("--connections and --seconds must be positive".into()));
+        }
+        Ok(args)
+    }
+}
+
+/// Parses a flag value, naming the flag on failure.
+fn parse_num<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, Option<String>> {
+    value.parse().map_err(|_| Some(format!("{flag}: invalid value {value:?}")))
+}
+
+/// Resolves a comma-separated op list against [`ops::OPS`], keeping table order.
+fn parse_ops(list: &str) -> Result<Vec<&'static Op>, Option<String>> {
+    let wanted: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if let Some(bad) = wanted.iter().find(|w| ops::find(w).is_none()) {
+        let known: Vec<_> = ops::OPS.iter().map(|o| o.name).collect();
+        return Err(Some(format!("unknown op {bad:?} (known: {})", known.join(","))));
+    }
+    let selected: Vec<_> = ops::OPS.iter().filter(|o| wanted.contains(&o.name)).collect();
+    if selected.is_empty() {
+        return Err(Some("--ops is empty".into()));
+    }
+    Ok(selected)
+}

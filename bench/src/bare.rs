@@ -1,0 +1,89 @@
+//! In-process, single-thread rate of the bare ring primitives: the ceiling a
+//! server on one core could reach without TLS, HTTP, JSON and base64.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, RsaKeyPair};
+use ring::{aead, hmac};
+
+use crate::ops::input;
+
+/// Calls `f` repeatedly for about `duration` (after a short warm-up) and
+/// returns the rate in calls per second.
+pub fn measure(duration: Duration, mut f: impl FnMut()) -> f64 {
+    let warm_up = Instant::now();
+    while warm_up.elapsed() < duration / 10 {
+        f();
+    }
+    let start = Instant::now();
+    let mut calls = 0u64;
+    // Check the clock once per batch so the timer is not part of the cost.
+    loop {
+        for _ in 0..16 {
+            f();
+        }
+        calls += 16;
+        let elapsed = start.elapsed();
+        if elapsed >= duration {
+            return calls as f64 / elapsed.as_secs_f64();
+        }
+    }
+}
+
+/// AES-256-GCM seal of `len` bytes, fresh (counter) nonce, no AAD.
+pub fn aes_256_gcm_seal(len: usize) -> Box<dyn FnMut()> {
+    let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &[0x42; 32]).unwrap();
+    let key = aead::LessSafeKey::new(unbound);
+    let plaintext = input(len);
+    let mut buf = Vec::with_capacity(len + aead::AES_256_GCM.tag_len());
+    let mut counter = 0u64;
+    Box::new(move || {
+        counter += 1;
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&counter.to_be_bytes());
+        buf.clear();
+        buf.extend_from_slice(&plaintext);
+        key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::empty(), &mut buf)
+            .unwrap();
+        black_box(&buf);
+    })
+}
+
+/// HMAC-SHA256 over `len` bytes with a 32-byte key.
+pub fn hmac_sha256(len: usize) -> Box<dyn FnMut()> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &[0x42; 32]);
+    let msg = input(len);
+    Box::new(move || {
+        black_box(hmac::sign(&key, black_box(&msg)));
+    })
+}
+
+/// ECDSA P-256 / SHA-256 signature (ASN.1 DER) of `len` bytes.
+pub fn ecdsa_p256_sign(len: usize) -> Box<dyn FnMut()> {
+    let rng = SystemRandom::new();
+    let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+    let msg = input(len);
+    Box::new(move || {
+        black_box(key.sign(&rng, &msg).unwrap());
+    })
+}
+
+/// RSA-2048 PKCS#1 v1.5 / SHA-256 signature of `len` bytes. The key is
+/// generated with the `rsa` crate because ring cannot generate RSA keys.
+pub fn rsa_2048_sign(len: usize) -> Box<dyn FnMut()> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let generated = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let pkcs8 = generated.to_pkcs8_der().unwrap();
+    let key = RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).unwrap();
+    let rng = SystemRandom::new();
+    let msg = input(len);
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    Box::new(move || {
+        key.sign(&signature::RSA_PKCS1_SHA256, &rng, &msg, &mut sig).unwrap();
+        black_box(&sig);
+    })
+}

@@ -1,0 +1,119 @@
+//! `vssm-bench`: closed-loop load benchmark of the VSSM mutual-TLS JSON API,
+//! compared with the bare single-core rate of the same ring primitives.
+//!
+//! Flow: measure the bare primitives, create the benchmark keys through the
+//! admin API, then for each op open N keep-alive connections and drive them
+//! back-to-back for the given duration while sampling the server's RSS.
+
+mod args;
+mod bare;
+mod client;
+mod load;
+mod ops;
+mod procfs;
+mod report;
+mod setup;
+mod tls;
+
+use std::process::ExitCode;
+
+use args::Args;
+use report::{OpReport, Report};
+
+/// Error type of the whole binary: every failure ends up as a message.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> ExitCode {
+    let args = match Args::parse() {
+        Ok(args) => args,
+        Err(msg) => {
+            if let Some(msg) = &msg {
+                eprintln!("vssm-bench: {msg}\n");
+            }
+            eprint!("{}", args::USAGE);
+            return if msg.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    // One thread: the bench is meant to be pinned to one core next to the server.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(&args)) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json()).expect("JSON"));
+            } else {
+                report.print_table();
+            }
+            if report.errors() > 0 {
+                eprintln!("vssm-bench: {} requests failed", report.errors());
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("vssm-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the benchmark; progress goes to stderr so `--json` stdout stays clean.
+async fn run(args: &Args) -> Result<Report, Error> {
+    let bare: Vec<Option<f64>> = args
+        .ops
+        .iter()
+        .map(|op| {
+            (!args.bare_duration.is_zero()).then(|| {
+                let rate = bare::measure(args.bare_duration, (op.bare)(op.input_len));
+                eprintln!("bare {:<6} {rate:>10.0} op/s", op.name);
+                rate
+            })
+        })
+        .collect();
+
+    let connector = tls::connector(&args.dir, args.h2)?;
+    let password = setup::admin_password(&args.dir)?;
+    let mut admin = client::Client::connect(args.addr, &connector)
+        .await
+        .map_err(|e| format!("connect {}: {e}", args.addr))?;
+    if admin.is_h2() != args.h2 {
+        let got = if admin.is_h2() { "h2" } else { "HTTP/1.1" };
+        return Err(format!("server negotiated {got}, not the requested protocol").into());
+    }
+    for line in setup::ensure_keys(&mut admin, args.h2, &password, &args.ops).await? {
+        eprintln!("{line}");
+    }
+    drop(admin);
+
+    let rss_idle_kib = args.server_pid.and_then(procfs::vm_rss_kib);
+    let mut ops = Vec::new();
+    for (op, bare_per_s) in args.ops.iter().zip(bare) {
+        eprintln!("load {:<6} {} connections, {:?}", op.name, args.connections, args.duration);
+        let phase = load::Phase {
+            addr: args.addr,
+            connector: connector.clone(),
+            target: client::Target::new(op.path, args.h2),
+            body: op.request_body(),
+        };
+        let sampler = args.server_pid.map(procfs::PeakSampler::start);
+        let server_cpu = args.server_pid.map(procfs::CpuMeter::start);
+        let bench_cpu = procfs::CpuMeter::start(std::process::id());
+        let load = load::run(&phase, args.connections, args.duration).await?;
+        let bench_cpu_pct = bench_cpu.finish();
+        let server_cpu_pct = server_cpu.and_then(procfs::CpuMeter::finish);
+        let rss_peak_kib = match sampler {
+            Some(s) => s.finish().await,
+            None => None,
+        };
+        ops.push(OpReport { op, load, bare_per_s, rss_peak_kib, server_cpu_pct, bench_cpu_pct });
+    }
+
+    Ok(Report {
+        addr: args.addr.to_string(),
+        protocol: if args.h2 { "h2" } else { "http/1.1" },
+        connections: args.connections,
+        seconds: args.duration.as_secs_f64(),
+        rss_idle_kib,
+        ops,
+    })
+}

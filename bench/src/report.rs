@@ -1,0 +1,164 @@
+//! Result presentation: a readable table or one JSON document.
+
+use serde_json::{json, Value};
+
+use crate::load::LoadResult;
+use crate::ops::Op;
+
+/// Results of one op.
+pub struct OpReport {
+    /// The op.
+    pub op: &'static Op,
+    /// Load phase against the server.
+    pub load: LoadResult,
+    /// Bare ring rate on one thread (calls/s), if measured.
+    pub bare_per_s: Option<f64>,
+    /// Peak server RSS during this op's load phase (KiB).
+    pub rss_peak_kib: Option<u64>,
+    /// Server CPU during the load phase, percent of one core.
+    pub server_cpu_pct: Option<f64>,
+    /// This benchmark's own CPU during the load phase, percent of one core.
+    pub bench_cpu_pct: Option<f64>,
+}
+
+/// Bench CPU share above which the client, not the server, may be the bottleneck.
+const BENCH_SATURATED_PCT: f64 = 90.0;
+
+impl OpReport {
+    /// Server throughput divided by the bare single-core primitive rate.
+    pub fn ratio(&self) -> Option<f64> {
+        self.bare_per_s.filter(|b| *b > 0.0).map(|b| self.load.rate() / b)
+    }
+}
+
+/// Results of the whole run.
+pub struct Report {
+    /// Server address.
+    pub addr: String,
+    /// Negotiated-by-request HTTP protocol ("http/1.1" or "h2").
+    pub protocol: &'static str,
+    /// Connections per op.
+    pub connections: usize,
+    /// Load seconds per op.
+    pub seconds: f64,
+    /// Server RSS before load (KiB).
+    pub rss_idle_kib: Option<u64>,
+    /// Per-op results, in run order.
+    pub ops: Vec<OpReport>,
+}
+
+/// Formats an optional number with `decimals`, or "-".
+fn fmt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// Formats an optional percentage, or "-".
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.1}%"))
+}
+
+/// KiB to MiB.
+fn mib(kib: Option<u64>) -> Option<f64> {
+    kib.map(|k| k as f64 / 1024.0)
+}
+
+impl Report {
+    /// Total failed requests over all ops.
+    pub fn errors(&self) -> u64 {
+        self.ops.iter().map(|o| o.load.errors).sum()
+    }
+
+    /// Peak server RSS over all load phases (KiB).
+    pub fn rss_peak_kib(&self) -> Option<u64> {
+        self.ops.iter().filter_map(|o| o.rss_peak_kib).max()
+    }
+
+    /// Prints the human-readable table to stdout.
+    pub fn print_table(&self) {
+        println!(
+            "VSSM load: {} over {}, {} connections, {} s per op (bare: ring, 1 thread)",
+            self.addr, self.protocol, self.connections, self.seconds
+        );
+        println!(
+            "{:<28} {:>8} {:>7} {:>7} {:>6} {:>10} {:>8} {:>7} {:>7} {:>7}",
+            "op", "req/s", "p50 ms", "p99 ms", "errors", "bare op/s", "srv/bare", "srv CPU", "cli CPU", "RSS MiB"
+        );
+        for r in &self.ops {
+            println!(
+                "{:<28} {:>8.0} {:>7} {:>7} {:>6} {:>10} {:>8} {:>7} {:>7} {:>7}",
+                r.op.label,
+                r.load.rate(),
+                fmt(r.load.quantile_ms(0.50), 2),
+                fmt(r.load.quantile_ms(0.99), 2),
+                r.load.errors,
+                fmt(r.bare_per_s, 0),
+                pct(r.ratio().map(|x| x * 100.0)),
+                pct(r.server_cpu_pct),
+                pct(r.bench_cpu_pct),
+                fmt(mib(r.rss_peak_kib), 1),
+            );
+        }
+        if self.rss_idle_kib.is_some() {
+            println!(
+                "server RSS: idle {} MiB, peak under load {} MiB",
+                fmt(mib(self.rss_idle_kib), 1),
+                fmt(mib(self.rss_peak_kib()), 1)
+            );
+        }
+        let saturated: Vec<_> = self
+            .ops
+            .iter()
+            .filter(|r| r.bench_cpu_pct.is_some_and(|c| c >= BENCH_SATURATED_PCT))
+            .map(|r| r.op.name)
+            .collect();
+        if !saturated.is_empty() {
+            println!(
+                "note: the bench used >= {BENCH_SATURATED_PCT}% of its core for {}: client-bound, server rate is a lower bound",
+                saturated.join(",")
+            );
+        }
+        let errors = self.errors();
+        if errors > 0 {
+            println!("\n!!!!!!!! {errors} FAILED REQUESTS — THESE NUMBERS ARE NOT VALID !!!!!!!!");
+            for r in self.ops.iter().filter(|r| r.load.errors > 0) {
+                println!("  {}: {} errors, first: {}", r.op.name, r.load.errors, r.load.first_error.as_deref().unwrap_or("?"));
+            }
+        }
+    }
+
+    /// The machine-readable form.
+    pub fn to_json(&self) -> Value {
+        let ops: Vec<Value> = self
+            .ops
+            .iter()
+            .map(|r| {
+                json!({
+                    "op": r.op.name,
+                    "label": r.op.label,
+                    "requests_ok": r.load.ok,
+                    "errors": r.load.errors,
+                    "first_error": r.load.first_error,
+                    "elapsed_s": r.load.elapsed.as_secs_f64(),
+                    "req_per_s": r.load.rate(),
+                    "p50_ms": r.load.quantile_ms(0.50),
+                    "p99_ms": r.load.quantile_ms(0.99),
+                    "bare_per_s": r.bare_per_s,
+                    "server_over_bare": r.ratio(),
+                    "rss_peak_kib": r.rss_peak_kib,
+                    "server_cpu_pct": r.server_cpu_pct,
+                    "bench_cpu_pct": r.bench_cpu_pct,
+                })
+            })
+            .collect();
+        json!({
+            "addr": self.addr,
+            "protocol": self.protocol,
+            "connections": self.connections,
+            "seconds": self.seconds,
+            "rss_idle_kib": self.rss_idle_kib,
+            "rss_peak_kib": self.rss_peak_kib(),
+            "errors": self.errors(),
+            "ops": ops,
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! Creates the benchmark keys through the admin API (reusing existing ones).
+
+use std::path::Path;
+
+use crate::client::{Client, Target};
+use crate::ops::Op;
+use crate::Error;
+
+/// Path of the admin key-generation endpoint.
+const GENERATEKEY: &str = "/REST/v1/admin/generatekey";
+
+/// Reads `DIR/admin-password`, without the trailing newline.
+pub fn admin_password(dir: &Path) -> Result<String, Error> {
+    let path = dir.join("admin-password");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Generates the key of every op; `409` (name exists) means the key is reused.
+/// Returns one progress line per key.
+pub async fn ensure_keys(client: &mut Client, h2: bool, password: &str, ops: &[&Op]) -> Result<Vec<String>, Error> {
+    let target = Target::new(GENERATEKEY, h2);
+    let mut lines = Vec::new();
+    for op in ops {
+        let (status, body) = client.post(&target, op.generatekey_body(password)).await?;
+        let outcome = match status.as_u16() {
+            200 => "created",
+            409 => "exists, reused",
+            _ => {
+                let msg = String::from_utf8_lossy(&body);
+                return Err(format!("generatekey {}: HTTP {status}: {msg}", op.key.name).into());
+            }
+        };
+        lines.push(format!("key {}: {outcome}", op.key.name));
+    }
+    Ok(lines)
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Load benchmark of a local `vssm dev` node.
+#
+# Builds the release binaries, starts `vssm dev` in a temporary data folder
+# pinned to CPU 0, waits for the health check, runs vssm-bench pinned to CPU 1
+# (with the server's PID for RSS sampling), then stops the server.
+#
+# usage: scripts/bench.sh [vssm-bench options...]
+#   e.g. scripts/bench.sh --connections 32 --seconds 10
+#        scripts/bench.sh --ops rsa,ecdsa --h2 --json
+# Environment: SERVER_CPU (0), BENCH_CPU (1), KEEP_DIR=1 keeps the data folder,
+# SKIP_BUILD=1 uses the binaries already in target/release.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+SERVER_CPU=${SERVER_CPU:-0}
+BENCH_CPU=${BENCH_CPU:-1}
+HEALTH_URL=http://127.0.0.1:8081/REST/v1/healthcheck
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    cargo build --release -p vssm -p vssm-bench >&2
+fi
+
+dir=$(mktemp -d -t vssm-bench.XXXXXX)
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" && wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ ${KEEP_DIR:-0} == 1 ]]; then echo "data folder kept: $dir" >&2; else rm -rf "$dir"; fi
+}
+trap cleanup EXIT
+
+taskset -c "$SERVER_CPU" target/release/vssm dev --dir "$dir" --bind 127.0.0.1 >"$dir.log" 2>&1 &
+server_pid=$!
+
+# Wait up to 60 s for the node to report 200 "running".
+for _ in $(seq 600); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$HEALTH_URL" || true)
+    [[ $code == 200 ]] && break
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "vssm dev exited early; log:" >&2; cat "$dir.log" >&2; exit 1
+    fi
+    sleep 0.1
+done
+if [[ $code != 200 ]]; then
+    echo "vssm dev not healthy after 60 s (last status $code); log:" >&2; cat "$dir.log" >&2; exit 1
+fi
+
+status=0
+taskset -c "$BENCH_CPU" target/release/vssm-bench --dir "$dir" --addr 127.0.0.1:8080 \
+    --server-pid "$server_pid" "$@" || status=$?
+rm -f "$dir.log"
+exit "$status"

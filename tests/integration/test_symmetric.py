@@ -1,0 +1,164 @@
+"""Symmetric encrypt/decrypt against a local `cryptography` reference."""
+import os
+
+import pytest
+
+from conftest import BLOCK, pkcs7_pad, sym_decrypt, sym_encrypt, uniq
+
+KEY_SIZES = {"AES": [16, 24, 32], "DES": [8], "3DES": [24]}
+PADDINGS = ["NoPadding", "PKCS5Padding", "PKCS7Padding"]
+
+CASES = []
+for cipher, sizes in KEY_SIZES.items():
+    for size in sizes:
+        for mode in ["ECB", "CBC", "CTR", "GCM"]:
+            if mode == "GCM" and cipher != "AES":
+                continue
+            for pad in PADDINGS:
+                CASES.append((cipher, size, mode, pad))
+
+
+@pytest.fixture(scope="module")
+def sym_keys(api):
+    """One injected key per (cipher, size); returns {(cipher, size): (name, key)}."""
+    keys = {}
+    for cipher, sizes in KEY_SIZES.items():
+        for size in sizes:
+            name, key = uniq(f"sym-{cipher}-{size}"), os.urandom(size)
+            api.inject(name, "SYMMETRIC", key)
+            keys[(cipher, size)] = (name, key)
+    return keys
+
+
+def _plaintexts(cipher, mode, pad):
+    bs = BLOCK[cipher]
+    if pad == "NoPadding" and mode in ("ECB", "CBC"):
+        return [b"", os.urandom(bs), os.urandom(bs * 5)]
+    return [b"", b"a", os.urandom(bs - 1), os.urandom(bs), os.urandom(bs * 3 + 5)]
+
+
+@pytest.mark.parametrize("cipher,size,mode,pad", CASES,
+                         ids=[f"{c}{s * 8}-{m}-{p}" for c, s, m, p in CASES])
+def test_symmetric_both_directions(api, sym_keys, cipher, size, mode, pad):
+    name, key = sym_keys[(cipher, size)]
+    alg = f"{cipher}/{mode}/{pad}"
+    bs = BLOCK[cipher]
+    strict = mode in ("ECB", "CBC") or pad == "NoPadding"
+    for pt in _plaintexts(cipher, mode, pad):
+        # server -> local
+        ct = api.out("symmetric/encrypt", keyName=name, algorithm=alg, input=pt)
+        if strict:
+            assert sym_decrypt(alg, key, ct) == pt, f"{alg}: server ciphertext does not decrypt locally"
+            body_len = len(pkcs7_pad(pt, bs)) if (mode in ("ECB", "CBC") and pad != "NoPadding") else len(pt)
+            prefix = {"ECB": 0, "CBC": bs, "CTR": bs, "GCM": 12}[mode]
+            tag = 16 if mode == "GCM" else 0
+            assert len(ct) == prefix + body_len + tag, f"{alg}: unexpected ciphertext layout/length"
+        else:
+            # CTR/GCM with a PKCS padding name: the layout must be the documented one;
+            # whether the plaintext was padded first is not fixed by the contract.
+            local = sym_decrypt(alg.replace(pad, "NoPadding"), key, ct)
+            assert local in (pt, pkcs7_pad(pt, bs)), f"{alg}: server ciphertext does not decrypt locally"
+        # server round trip
+        assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=ct) == pt
+        # local -> server
+        if strict:
+            local_ct = sym_encrypt(alg, key, pt)
+            assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=local_ct) == pt, \
+                f"{alg}: local ciphertext does not decrypt on the server"
+
+
+@pytest.mark.parametrize("alg", ["AES/CBC/PKCS5Padding", "AES/CTR/NoPadding", "AES/GCM/NoPadding",
+                                 "3DES/CBC/PKCS5Padding", "DES/CTR/NoPadding"])
+def test_random_iv(api, sym_keys, alg):
+    cipher = alg.split("/")[0]
+    name, _ = sym_keys[(cipher, KEY_SIZES[cipher][-1])]
+    cts = {api.out("symmetric/encrypt", keyName=name, algorithm=alg, input=b"same plaintext")
+           for _ in range(4)}
+    assert len(cts) == 4, f"{alg}: IV/nonce is not random"
+
+
+@pytest.mark.parametrize("cipher,size", [("AES", 16), ("DES", 8), ("3DES", 24)])
+def test_ctr_counter_wraps_whole_block(api, sym_keys, cipher, size):
+    """Counter = whole IV block, big endian, wrapping (Go cipher.NewCTR)."""
+    name, key = sym_keys[(cipher, size)]
+    bs = BLOCK[cipher]
+    alg = f"{cipher}/CTR/NoPadding"
+    for iv in (b"\xff" * bs, b"\x00" * (bs - 1) + b"\xff", b"\x00" * (bs - 2) + b"\xff\xff"):
+        pt = os.urandom(bs * 4 + 3)
+        ct = sym_encrypt(alg, key, pt, iv=iv)
+        assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=ct) == pt
+
+
+@pytest.mark.parametrize("alg", ["AES/ECB/NoPadding", "AES/CBC/NoPadding", "DES/ECB/NoPadding",
+                                 "3DES/CBC/NoPadding"])
+def test_nopadding_requires_whole_blocks(api, sym_keys, alg):
+    cipher = alg.split("/")[0]
+    name, _ = sym_keys[(cipher, KEY_SIZES[cipher][0])]
+    r = api.op("symmetric/encrypt", keyName=name, algorithm=alg, input=b"x" * 13)
+    assert r.status == 400, r
+    r.error()
+
+
+def test_decrypt_failures_are_generic(api, sym_keys):
+    """Tag failure, bad padding, bad length: one 400 message, no oracle."""
+    name, key = sym_keys[("AES", 32)]
+    errors = {}
+    good = sym_encrypt("AES/GCM/NoPadding", key, b"secret message")
+    bad_tag = good[:-1] + bytes([good[-1] ^ 1])
+    cases = {
+        "gcm-tag": ("AES/GCM/NoPadding", bad_tag),
+        "gcm-short": ("AES/GCM/NoPadding", good[:20]),
+        "cbc-bad-padding": ("AES/CBC/PKCS5Padding",
+                            sym_encrypt("AES/CBC/NoPadding", key, b"A" * 15 + b"\x00")),
+        "cbc-bad-padding2": ("AES/CBC/PKCS5Padding",
+                             sym_encrypt("AES/CBC/NoPadding", key, b"A" * 14 + b"\x03\x03")),
+        "cbc-not-block": ("AES/CBC/PKCS5Padding", os.urandom(16 + 7)),
+        "ecb-bad-padding": ("AES/ECB/PKCS5Padding",
+                            sym_encrypt("AES/ECB/NoPadding", key, b"B" * 16)),
+    }
+    for label, (alg, ct) in cases.items():
+        r = api.op("symmetric/decrypt", keyName=name, algorithm=alg, input=ct)
+        assert r.status == 400, f"{label}: {r!r}"
+        errors[label] = r.error()
+        assert "secret" not in r.text and "AAAA" not in r.text
+    assert len(set(errors.values())) == 1, f"decrypt failures are distinguishable: {errors}"
+
+
+@pytest.mark.parametrize("key,alg", [
+    (("DES", 8), "AES/CBC/PKCS5Padding"),       # 8-byte key is not an AES key
+    (("DES", 8), "AES/GCM/NoPadding"),
+    (("AES", 16), "3DES/CBC/PKCS5Padding"),     # 16-byte key is not a 3DES key
+    (("AES", 16), "DES/ECB/PKCS5Padding"),
+    (("3DES", 24), "3DES/GCM/NoPadding"),       # GCM only with AES
+    (("DES", 8), "DES/GCM/NoPadding"),
+])
+def test_wrong_key_size_or_mode_for_cipher(api, sym_keys, key, alg):
+    name, _ = sym_keys[key]
+    for path in ("symmetric/encrypt", "symmetric/decrypt"):
+        r = api.op(path, keyName=name, algorithm=alg, input=b"x" * 48)
+        assert r.status == 400, f"{path}: {r!r}"
+        r.error()
+
+
+@pytest.mark.parametrize("alg", ["AES/XTS/NoPadding", "AES/CBC/ISO10126Padding", "AES/CBC",
+                                 "RC4/ECB/NoPadding", "", "aes/cbc/pkcs5padding/extra"])
+def test_unknown_algorithm(api, sym_keys, alg):
+    name, _ = sym_keys[("AES", 16)]
+    r = api.op("symmetric/encrypt", keyName=name, algorithm=alg, input=b"x" * 16)
+    assert r.status == 400, r
+    r.error()
+
+
+# ---- optional: GCM additional authenticated data ------------------------
+
+def test_gcm_aad_optional_field(api, sym_keys):
+    name, key = sym_keys[("AES", 16)]
+    alg, aad, pt = "AES/GCM/NoPadding", b"header-v1", b"payload"
+    ct = api.out("symmetric/encrypt", keyName=name, algorithm=alg, input=pt, aad=aad)
+    assert sym_decrypt(alg, key, ct, aad=aad) == pt
+    local = sym_encrypt(alg, key, pt, aad=aad)
+    assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=local, aad=aad) == pt
+    r = api.op("symmetric/decrypt", keyName=name, algorithm=alg, input=local, aad=b"other")
+    assert r.status == 400, r
+    r = api.op("symmetric/decrypt", keyName=name, algorithm=alg, input=local)
+    assert r.status == 400, r

@@ -1,0 +1,219 @@
+//! The cluster's use of AWS: membership of this instance's Auto Scaling
+//! group (discovery and the join's membership check) and the strong-mode
+//! STS proof, on top of the hand-written clients in [`crate::cloud`].
+
+use super::discovery::Peer;
+use crate::cloud::aws_api::{
+    assumed_role_session_name, AwsApiClient, AwsApiConfig, AwsEndpoints, CredentialSource,
+};
+use crate::cloud::aws_identity::IdentityDocument;
+use crate::cloud::http_client::{HttpClient, Url};
+use crate::cloud::imds::ImdsClient;
+use crate::cloud::sigv4::{signed_request_for_sts_get_caller_identity, SignedRequest};
+use crate::config;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Discovery answers are reused this long (join and sync ask often).
+const MEMBERS_CACHE: Duration = Duration::from_secs(2);
+/// A signed STS request older (or newer) than this is refused.
+const STS_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// An HTTP client for AWS endpoints: public WebPKI roots for https, the
+/// node's own address as source.
+fn aws_http(source: IpAddr) -> HttpClient {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let source = if source.is_unspecified() { None } else { Some(source) };
+    HttpClient::with_tls(Arc::new(tls)).source_ip(source)
+}
+
+fn endpoints(region: &str, overrides: &config::AwsEndpoints) -> Result<AwsEndpoints, String> {
+    let mut endpoints = AwsEndpoints::for_region(region).map_err(|e| e.to_string())?;
+    let parse = |u: &String| Url::parse(u).map_err(|e| format!("{u}: {e}"));
+    if let Some(u) = &overrides.autoscaling {
+        endpoints.autoscaling = parse(u)?;
+    }
+    if let Some(u) = &overrides.ec2 {
+        endpoints.ec2 = parse(u)?;
+    }
+    if let Some(u) = &overrides.sts {
+        endpoints.sts = parse(u)?;
+    }
+    Ok(endpoints)
+}
+
+/// Members of this instance's Auto Scaling group.
+#[derive(Clone)]
+pub struct AwsDiscovery {
+    inner: Arc<DiscoveryInner>,
+}
+
+struct DiscoveryInner {
+    api: AwsApiClient,
+    instance_id: String,
+    group: Mutex<Option<String>>,
+    cache: Mutex<Option<(Instant, Vec<Peer>)>>,
+}
+
+impl AwsDiscovery {
+    /// Discovery with the instance-role credentials from `imds`.
+    pub fn new(imds: &Arc<ImdsClient>, own: &IdentityDocument, overrides: &config::AwsEndpoints, source: IpAddr) -> Result<Self, String> {
+        let api = AwsApiClient::new(
+            aws_http(source),
+            &own.region,
+            endpoints(&own.region, overrides)?,
+            CredentialSource::Imds(Arc::clone(imds)),
+            AwsApiConfig::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(AwsDiscovery {
+            inner: Arc::new(DiscoveryInner {
+                api,
+                instance_id: own.instance_id.clone(),
+                group: Mutex::new(None),
+                cache: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Pending/InService instances of the group with their private addresses.
+    pub async fn members(&self) -> Result<Vec<Peer>, String> {
+        if let Some((at, peers)) = &*self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()) {
+            if at.elapsed() < MEMBERS_CACHE {
+                return Ok(peers.clone());
+            }
+        }
+        let group = self.group().await?;
+        let api = &self.inner.api;
+        let instances = api.describe_auto_scaling_instances_of_group(&group).await.map_err(|e| e.to_string())?;
+        let ids: Vec<&str> = instances.iter().filter(|i| i.is_member()).map(|i| i.instance_id.as_str()).collect();
+        let peers: Vec<Peer> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            api.describe_instances(&ids)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|i| i.state == "pending" || i.state == "running")
+                .filter_map(|i| i.private_ip.map(|ip| Peer { ip, instance_id: Some(i.instance_id) }))
+                .collect()
+        };
+        *self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), peers.clone()));
+        Ok(peers)
+    }
+
+    async fn group(&self) -> Result<String, String> {
+        if let Some(group) = &*self.inner.group.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(group.clone());
+        }
+        let info = self
+            .inner
+            .api
+            .find_group_of_instance(&self.inner.instance_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("instance {} is not in an Auto Scaling group", self.inner.instance_id))?;
+        *self.inner.group.lock().unwrap_or_else(|e| e.into_inner()) = Some(info.group_name.clone());
+        Ok(info.group_name)
+    }
+}
+
+/// Strong attestation: STS GetCallerIdentity signed by the joining
+/// instance's role, forwarded by the peer to the configured STS endpoint.
+pub struct StsVerifier {
+    api: AwsApiClient,
+    region: String,
+    sts_endpoint: Url,
+}
+
+impl StsVerifier {
+    /// A verifier for this instance's region and endpoints.
+    pub fn new(imds: &Arc<ImdsClient>, own: &IdentityDocument, overrides: &config::AwsEndpoints, source: IpAddr) -> Result<Self, String> {
+        let endpoints = endpoints(&own.region, overrides)?;
+        let sts_endpoint = endpoints.sts.clone();
+        let api = AwsApiClient::new(
+            aws_http(source),
+            &own.region,
+            endpoints,
+            CredentialSource::Imds(Arc::clone(imds)),
+            AwsApiConfig::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(StsVerifier { api, region: own.region.clone(), sts_endpoint })
+    }
+
+    /// Signs GetCallerIdentity with this instance's role, binding `bound` headers.
+    pub async fn sign_for_join(&self, imds: &ImdsClient, bound: &[(&str, String)]) -> Result<SignedRequest, String> {
+        let credentials = imds.role_credentials().await.map_err(|e| format!("role credentials: {e}"))?;
+        let headers: Vec<(&str, &str)> = bound.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        signed_request_for_sts_get_caller_identity(&credentials, &self.region, &headers, SystemTime::now(), Some(&self.sts_endpoint))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks that `request` signs the `expected` headers with their values,
+    /// is fresh, and that STS says it was signed by `doc`'s instance role
+    /// session in `doc`'s account.
+    pub async fn verify_instance(&self, request: &SignedRequest, expected: &[(&str, String)], doc: &IdentityDocument) -> Result<(), String> {
+        let authorization = request.authorization().ok_or("stsRequest has no SigV4 Authorization")?;
+        for (name, value) in expected {
+            if !authorization.signed_headers.iter().any(|h| h == name) {
+                return Err(format!("stsRequest does not sign {name}"));
+            }
+            if request.header(name) != Some(value.as_str()) {
+                return Err(format!("stsRequest {name} does not match this join"));
+            }
+        }
+        let signed_at = request.header("x-amz-date").and_then(parse_amz_date).ok_or("stsRequest has no valid x-amz-date")?;
+        let now = SystemTime::now();
+        let skew = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
+        if skew > STS_MAX_SKEW {
+            return Err("stsRequest is not fresh".into());
+        }
+        let identity = self.api.sts_get_caller_identity(request).await.map_err(|e| format!("STS: {e}"))?;
+        if identity.account != doc.account_id {
+            return Err(format!("STS account {} is not the document's", identity.account));
+        }
+        match assumed_role_session_name(&identity.arn) {
+            Some(session) if session == doc.instance_id => Ok(()),
+            _ => Err(format!("STS caller {} is not the instance role session of {}", identity.arn, doc.instance_id)),
+        }
+    }
+}
+
+/// `20150830T123600Z` to a time.
+fn parse_amz_date(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<u64>().ok();
+    let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + hour * 3600 + minute * 60 + second))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amz_dates_parse_to_the_right_instant() {
+        let t = parse_amz_date("20150830T123600Z").unwrap();
+        assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 1_440_938_160);
+        for bad in ["", "20150830T123600", "2015083OT123600Z", "20151330T123600Z"] {
+            assert!(parse_amz_date(bad).is_none(), "{bad}");
+        }
+    }
+}

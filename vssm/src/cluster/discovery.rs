@@ -1,0 +1,53 @@
+//! Finding peers: a static list from the config, or the node's own EC2
+//! Auto Scaling group. One interface, so sync and join do not care which.
+
+use crate::config::{ClusterConfig, DiscoveryConfig};
+use std::net::IpAddr;
+
+/// A peer as discovery reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub ip: IpAddr,
+    /// The EC2 instance id, when discovery knows it.
+    pub instance_id: Option<String>,
+}
+
+/// Where peers come from.
+pub enum Discovery {
+    Static(Vec<IpAddr>),
+    Aws(super::aws::AwsDiscovery),
+}
+
+impl Discovery {
+    /// Discovery as configured; `own_ip` is left out of every answer.
+    pub fn new(config: &ClusterConfig, aws: Option<super::aws::AwsDiscovery>) -> Result<Discovery, String> {
+        match (&config.discovery, aws) {
+            (DiscoveryConfig::Static(ips), _) => Ok(Discovery::Static(ips.clone())),
+            (DiscoveryConfig::Aws, Some(aws)) => Ok(Discovery::Aws(aws)),
+            (DiscoveryConfig::Aws, None) => Err("AWS discovery needs the instance identity from IMDS".into()),
+        }
+    }
+
+    /// The current peers, without this node.
+    pub async fn peers(&self, own_ip: IpAddr) -> Result<Vec<Peer>, String> {
+        let mut peers = match self {
+            Discovery::Static(ips) => ips.iter().map(|ip| Peer { ip: *ip, instance_id: None }).collect(),
+            Discovery::Aws(aws) => aws.members().await?,
+        };
+        peers.retain(|p| p.ip != own_ip);
+        Ok(peers)
+    }
+
+    /// Whether a joining instance is a current member: in its group and
+    /// Pending/InService with this private address (AWS), or listed (static).
+    pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, String> {
+        match self {
+            Discovery::Static(ips) => Ok(ips.contains(&ip)),
+            Discovery::Aws(aws) => Ok(aws
+                .members()
+                .await?
+                .iter()
+                .any(|p| p.ip == ip && p.instance_id.as_deref() == Some(instance_id))),
+        }
+    }
+}

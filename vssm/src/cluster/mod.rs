@@ -1,0 +1,217 @@
+//! The cluster: peer discovery, attested join, and loss-free key
+//! synchronization. Runs on its own thread with a single-threaded runtime,
+//! apart from the I/O threads that serve clients.
+
+pub mod aws;
+pub mod discovery;
+pub mod join;
+pub mod peer_client;
+pub mod protocol;
+pub mod sync;
+
+use crate::audit::Outcome;
+use crate::keystore::KeyRecord;
+use crate::node::Node;
+use discovery::{Discovery, Peer};
+use peer_client::PeerClient;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Timeout of one call to a peer.
+const PEER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Counters shown on the health port (`/REST/v1/cluster/status`).
+#[derive(Default)]
+pub struct ClusterStats {
+    /// Anti-entropy rounds completed (one per peer contacted).
+    pub rounds: AtomicU64,
+    /// Body bytes moved by the last anti-entropy round with one peer.
+    pub last_round_bytes: AtomicU64,
+    /// Records pushed to peers after local changes.
+    pub pushed: AtomicU64,
+    /// The peers discovery reported last.
+    pub peers: Mutex<Vec<String>>,
+}
+
+/// Starts the cluster thread when the config has a cluster section.
+pub fn start(node: Arc<Node>) -> Option<std::thread::JoinHandle<()>> {
+    node.config.cluster.as_ref()?;
+    std::thread::Builder::new()
+        .name("vssm-cluster".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime can be built");
+            runtime.block_on(run(node));
+        })
+        .ok()
+}
+
+async fn run(node: Arc<Node>) {
+    let settings = node.config.cluster.clone().expect("checked by start");
+    let own_ip = node.config.bind_address;
+    let attestation = join::Attestation::discover(&node, &settings).await;
+    let discovery = match Discovery::new(&settings, attestation.as_ref().and_then(|a| a.aws_discovery())) {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            eprintln!("vssm: cluster disabled: {e}");
+            return;
+        }
+    };
+    let attestation = attestation.map(Arc::new);
+    let (_never_stop, shutdown) = tokio::sync::watch::channel(false);
+    serve_sync_port(&node, shutdown.clone()).await;
+    if let Some(a) = &attestation {
+        serve_join_port(&node, Arc::clone(a), Arc::clone(&discovery), shutdown).await;
+    }
+    // Until bootstrapped (by hand or by joining), try to join a peer.
+    while !node.is_ready() {
+        if let Some(a) = &attestation {
+            if let Err(e) = join::join_any_peer(&node, a, &discovery).await {
+                eprintln!("vssm: join: {e}");
+            }
+        }
+        if !node.is_ready() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let tls = node.cluster_tls().expect("ready nodes have cluster TLS");
+    let client = Arc::new(PeerClient::new(Arc::clone(&tls.peer_client), own_ip, PEER_TIMEOUT));
+
+    let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+    node.set_change_hook(Box::new(move |records| {
+        let _ = changes_tx.send(records);
+    }));
+    tokio::spawn(push_changes(Arc::clone(&node), Arc::clone(&client), Arc::clone(&discovery), changes_rx));
+
+    // Anti-entropy: at once (pull at start-up), then every interval ±25%.
+    loop {
+        anti_entropy_round(&node, &client, &discovery).await;
+        tokio::time::sleep(jittered(settings.sync_interval)).await;
+    }
+}
+
+async fn bind(node: &Node, port: u16) -> Option<tokio::net::TcpListener> {
+    let addr = SocketAddr::new(node.config.bind_address, port);
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            eprintln!("vssm: cannot listen on {addr}: {e}");
+            None
+        }
+    }
+}
+
+/// Port 8082: sync, mutual TLS with the RPC certificate (once bootstrapped).
+async fn serve_sync_port(node: &Arc<Node>, shutdown: tokio::sync::watch::Receiver<bool>) {
+    let Some(listener) = bind(node, node.config.ports.sync).await else { return };
+    let tls_node = Arc::clone(node);
+    let handler_node = Arc::clone(node);
+    tokio::spawn(crate::server::serve_tls_port(
+        listener,
+        move || tls_node.cluster_tls().map(|t| Arc::clone(&t.sync_server)),
+        move |peer, request| sync::handle(Arc::clone(&handler_node), peer, request),
+        shutdown,
+    ));
+}
+
+/// Port 8083: join, server TLS with the RPC certificate (once bootstrapped).
+async fn serve_join_port(
+    node: &Arc<Node>,
+    attestation: Arc<join::Attestation>,
+    discovery: Arc<Discovery>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(listener) = bind(node, node.config.ports.join).await else { return };
+    let tls_node = Arc::clone(node);
+    let handler_node = Arc::clone(node);
+    tokio::spawn(crate::server::serve_tls_port(
+        listener,
+        move || tls_node.cluster_tls().map(|t| Arc::clone(&t.join_server)),
+        move |peer, request| {
+            join::handle(Arc::clone(&handler_node), Arc::clone(&attestation), Arc::clone(&discovery), peer, request)
+        },
+        shutdown,
+    ));
+}
+
+fn sync_addr(node: &Node, peer: &Peer) -> SocketAddr {
+    SocketAddr::new(peer.ip, node.config.ports.sync)
+}
+
+async fn current_peers(node: &Node, discovery: &Discovery) -> Vec<Peer> {
+    match discovery.peers(node.config.bind_address).await {
+        Ok(peers) => {
+            *node.cluster_stats.peers.lock().unwrap_or_else(|e| e.into_inner()) =
+                peers.iter().map(|p| p.ip.to_string()).collect();
+            peers
+        }
+        Err(e) => {
+            eprintln!("vssm: discovery: {e}");
+            Vec::new()
+        }
+    }
+}
+
+async fn anti_entropy_round(node: &Arc<Node>, client: &Arc<PeerClient>, discovery: &Discovery) {
+    for peer in current_peers(node, discovery).await {
+        let before = client.bytes_moved();
+        match sync::reconcile(node, client, sync_addr(node, &peer)).await {
+            Ok(report) => {
+                node.cluster_stats.rounds.fetch_add(1, Ordering::Relaxed);
+                node.cluster_stats.last_round_bytes.store(client.bytes_moved() - before, Ordering::Relaxed);
+                if report.fetched + report.pushed > 0 {
+                    node.audit.record(
+                        "sync",
+                        &peer.ip.to_string(),
+                        Outcome::Ok,
+                        &format!("fetched {} and pushed {} records", report.fetched, report.pushed),
+                    );
+                }
+            }
+            // A peer that is down or not yet bootstrapped: next round.
+            Err(e) => eprintln!("vssm: sync with {}: {e}", peer.ip),
+        }
+    }
+}
+
+/// Pushes local changes to every peer as they happen; a peer that misses a
+/// push gets the records in the next anti-entropy round.
+async fn push_changes(
+    node: Arc<Node>,
+    client: Arc<PeerClient>,
+    discovery: Arc<Discovery>,
+    mut changes: mpsc::UnboundedReceiver<Vec<Arc<KeyRecord>>>,
+) {
+    while let Some(mut records) = changes.recv().await {
+        while let Ok(more) = changes.try_recv() {
+            records.extend(more);
+        }
+        let records = Arc::new(records);
+        let mut tasks = tokio::task::JoinSet::new();
+        for peer in current_peers(&node, &discovery).await {
+            let (client, records, addr) = (Arc::clone(&client), Arc::clone(&records), sync_addr(&node, &peer));
+            tasks.spawn(async move { (addr, sync::push(&client, addr, records.iter()).await) });
+        }
+        while let Some(Ok((addr, result))) = tasks.join_next().await {
+            match result {
+                Ok(_) => {
+                    node.cluster_stats.pushed.fetch_add(records.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => eprintln!("vssm: push to {addr}: {e}"),
+            }
+        }
+    }
+}
+
+/// `interval` ±25%, so that nodes do not all call each other at once.
+fn jittered(interval: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
+    let factor = 0.75 + (byte[0] as f64 / 255.0) * 0.5;
+    interval.mul_f64(factor)
+}

@@ -1,0 +1,105 @@
+//! Messages between nodes: anti-entropy on the sync port and the join
+//! exchange on the join port. Key records travel in the backup inventory
+//! form ([`crate::wire::BackupInventory`]), so there is one record codec.
+
+use crate::wire::{BackupInventory, Bytes, Int64};
+use serde::{Deserialize, Serialize};
+
+/// Paths on the sync port.
+pub const DIGEST_PATH: &str = "/cluster/v1/digest";
+pub const MANIFEST_PATH: &str = "/cluster/v1/manifest";
+pub const FETCH_PATH: &str = "/cluster/v1/fetch";
+pub const PUSH_PATH: &str = "/cluster/v1/push";
+/// Paths on the join port.
+pub const CHALLENGE_PATH: &str = "/cluster/v1/join/challenge";
+pub const JOIN_PATH: &str = "/cluster/v1/join";
+
+/// An empty request body.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// The digest of a node's whole record set: 32 bytes whatever the number of keys.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DigestResponse {
+    pub digest: Bytes,
+    pub count: Int64,
+}
+
+/// One record's identity without its material.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManifestEntry {
+    pub key_type: String,
+    pub name: String,
+    pub fingerprint: Bytes,
+}
+
+/// Every record a node holds, by identity.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManifestResponse {
+    pub entries: Vec<ManifestEntry>,
+}
+
+/// Ask a peer for the material of these records.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FetchRequest {
+    pub entries: Vec<ManifestEntry>,
+}
+
+/// Records with material (sync port only: mutual TLS with the RPC certificate).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordsMessage {
+    pub inventory: BackupInventory,
+}
+
+/// What a push did on the receiving node.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushResponse {
+    pub added: Int64,
+    #[serde(default)]
+    pub conflicts: Vec<String>,
+}
+
+/// A one-time challenge for a joining node.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChallengeResponse {
+    pub challenge: Bytes,
+    pub expires_in_seconds: Int64,
+}
+
+/// A join request: attestation plus a fresh X25519 public key.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The identity document, exact bytes as IMDS served them.
+    pub document: Bytes,
+    /// Its PKCS#7 `rsa2048` signature (decoded from base64).
+    pub signature: Bytes,
+    pub challenge: Bytes,
+    pub ephemeral_public_key: Bytes,
+    /// Strong mode: an `sts:GetCallerIdentity` request signed with the
+    /// instance-role credentials, whose signed headers bind the challenge and
+    /// the ephemeral key.
+    #[serde(default)]
+    pub sts_request: Option<crate::cloud::sigv4::SignedRequest>,
+}
+
+/// The RPC key, encrypted to the requester's ephemeral key.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JoinResponse {
+    pub ephemeral_public_key: Bytes,
+    /// nonce(12) || AES-256-GCM(PKCS#8 RPC key) || tag(16).
+    pub encrypted_rpc_key: Bytes,
+}
+
+/// Headers whose values the strong-mode STS request must sign.
+pub const STS_CHALLENGE_HEADER: &str = "x-vssm-challenge";
+pub const STS_EPHEMERAL_KEY_HEADER: &str = "x-vssm-ephemeral-key-sha256";

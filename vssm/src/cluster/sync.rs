@@ -1,0 +1,143 @@
+//! Key synchronization between nodes (port 8082, mutual TLS with the RPC
+//! certificate on both sides). The server answers digest, manifest, fetch
+//! and push; the client side runs one anti-entropy round with a peer:
+//! compare digests (O(1) bytes when in sync), else exchange manifests and
+//! move only the missing records, both ways.
+
+use super::peer_client::{PeerClient, PeerError};
+use super::protocol::*;
+use crate::admin::backup;
+use crate::audit::Outcome;
+use crate::keystore::{ConflictPolicy, Fingerprint, Inventory, KeyRecord, KeyType, MergeReport};
+use crate::node::Node;
+use crate::server::api::{error_response, json_response, parse_json, read_body, ApiError, ApiResult};
+use crate::wire::{Bytes as WireBytes, Int64};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Largest sync request (a push of many RSA keys).
+pub const MAX_SYNC_BODY_BYTES: usize = 256 << 20;
+/// Records per fetch or push request.
+const BATCH: usize = 2000;
+
+/// Serves one request on the sync port.
+pub async fn handle(node: Arc<Node>, peer: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    match route(&node, peer, request).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> ApiResult {
+    if request.method() != Method::POST {
+        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
+    }
+    let path = request.uri().path().to_string();
+    let body = read_body(request, MAX_SYNC_BODY_BYTES).await?;
+    let snapshot = node.keystore.snapshot();
+    match path.as_str() {
+        DIGEST_PATH => {
+            parse_json::<Empty>(&body)?;
+            json_response(&DigestResponse { digest: WireBytes(snapshot.digest().to_vec()), count: Int64(snapshot.len() as i64) })
+        }
+        MANIFEST_PATH => {
+            parse_json::<Empty>(&body)?;
+            json_response(&ManifestResponse { entries: manifest(&snapshot) })
+        }
+        FETCH_PATH => {
+            let request: FetchRequest = parse_json(&body)?;
+            let records = request.entries.iter().filter_map(|e| lookup(&snapshot, e));
+            json_response(&RecordsMessage { inventory: backup::records_to_wire(records) })
+        }
+        PUSH_PATH => {
+            let request: RecordsMessage = parse_json(&body)?;
+            let records = backup::records_from_wire(request.inventory).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let report = merge_from_peer(node, &peer.ip().to_string(), records);
+            json_response(&PushResponse { added: Int64(report.added as i64), conflicts: report.conflicts })
+        }
+        _ => Err(ApiError::not_found("unknown sync endpoint")),
+    }
+}
+
+/// Merges records that came from a peer and audits conflicts.
+pub fn merge_from_peer(node: &Node, peer: &str, records: Vec<KeyRecord>) -> MergeReport {
+    let report = node.keystore.merge(records, ConflictPolicy::KeepBoth);
+    for conflict in &report.conflicts {
+        node.audit.record(
+            "sync-conflict",
+            peer,
+            Outcome::Failed,
+            &format!("{conflict}: peers hold different material under this name; both are kept, the older is active, the other is usable as name~fingerprint"),
+        );
+    }
+    report
+}
+
+fn manifest(snapshot: &Inventory) -> Vec<ManifestEntry> {
+    snapshot.records().into_iter().map(|r| entry_of(r)).collect()
+}
+
+fn entry_of(record: &KeyRecord) -> ManifestEntry {
+    ManifestEntry {
+        key_type: record.material.key_type().as_str().to_string(),
+        name: record.name.clone(),
+        fingerprint: WireBytes(record.fingerprint.to_vec()),
+    }
+}
+
+fn lookup<'a>(snapshot: &'a Inventory, entry: &ManifestEntry) -> Option<&'a Arc<KeyRecord>> {
+    let key_type = KeyType::parse(&entry.key_type)?;
+    let fingerprint: Fingerprint = entry.fingerprint.0.as_slice().try_into().ok()?;
+    snapshot.version(key_type, &entry.name, &fingerprint)
+}
+
+/// What one anti-entropy round did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RoundReport {
+    pub in_sync: bool,
+    pub fetched: usize,
+    pub pushed: usize,
+}
+
+/// One anti-entropy round with `peer`: digest first, then only the difference.
+pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Result<RoundReport, PeerError> {
+    let remote: DigestResponse = client.post_json(peer, DIGEST_PATH, &Empty {}).await?;
+    let snapshot = node.keystore.snapshot();
+    if remote.digest.0 == snapshot.digest() {
+        return Ok(RoundReport { in_sync: true, ..RoundReport::default() });
+    }
+    let theirs: ManifestResponse = client.post_json(peer, MANIFEST_PATH, &Empty {}).await?;
+    let ours = manifest(&snapshot);
+    let our_set: HashSet<&ManifestEntry> = ours.iter().collect();
+    let their_set: HashSet<&ManifestEntry> = theirs.entries.iter().collect();
+    let missing_here: Vec<ManifestEntry> = theirs.entries.iter().filter(|e| !our_set.contains(e)).cloned().collect();
+    let missing_there: Vec<&ManifestEntry> = ours.iter().filter(|e| !their_set.contains(e)).collect();
+
+    let mut report = RoundReport::default();
+    for batch in missing_here.chunks(BATCH) {
+        let answer: RecordsMessage = client.post_json(peer, FETCH_PATH, &FetchRequest { entries: batch.to_vec() }).await?;
+        let records = backup::records_from_wire(answer.inventory).map_err(|e| PeerError(e.to_string()))?;
+        report.fetched += merge_from_peer(node, &peer.ip().to_string(), records).added;
+    }
+    let to_push: Vec<&Arc<KeyRecord>> = missing_there.iter().filter_map(|e| lookup(&snapshot, e)).collect();
+    for batch in to_push.chunks(BATCH) {
+        push(client, peer, batch.iter().copied()).await?;
+        report.pushed += batch.len();
+    }
+    Ok(report)
+}
+
+/// Sends records to a peer.
+pub async fn push<'a>(
+    client: &PeerClient,
+    peer: SocketAddr,
+    records: impl IntoIterator<Item = &'a Arc<KeyRecord>>,
+) -> Result<PushResponse, PeerError> {
+    let message = RecordsMessage { inventory: backup::records_to_wire(records) };
+    client.post_json(peer, PUSH_PATH, &message).await
+}
