@@ -91,6 +91,9 @@ pub struct ClusterConfig {
     pub attestation_ca_certificates: Vec<Vec<u8>>,
     /// Mean time between anti-entropy rounds (jittered ±25%).
     pub sync_interval: std::time::Duration,
+    /// Addresses of stand-alone bootstrappers (`vssm bootstrapper`) to ask
+    /// for the RPC key before the discovered peers.
+    pub bootstrappers: Vec<IpAddr>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +112,7 @@ struct RawCluster {
     attestation_ca_certificates: Option<Vec<String>>,
     #[serde(alias = "sync_interval_seconds")]
     sync_interval_seconds: Option<f64>,
+    bootstrappers: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -300,7 +304,12 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
     if !(0.1..=3600.0).contains(&seconds) {
         return Err(fail("cluster.syncIntervalSeconds", "must be between 0.1 and 3600".into()));
     }
+    let mut bootstrappers = Vec::new();
+    for (i, text) in raw.bootstrappers.unwrap_or_default().iter().enumerate() {
+        bootstrappers.push(text.parse().map_err(|_| fail(&format!("cluster.bootstrappers[{i}]"), format!("not an IP address: {text:?}")))?);
+    }
     Ok(ClusterConfig {
+        bootstrappers,
         discovery,
         attestation,
         imds_endpoint,

@@ -13,7 +13,11 @@ use zeroize::Zeroizing;
 const USAGE: &str = "usage:
   vssm [serve] [--config FILE] [--bind IP]   serve a node (config: ./config.json, else /etc/vssm/config.json)
   vssm dev [--dir DIR] [--bind IP]           a single bootstrapped node with generated certificates (default ./vssm-dev, 127.0.0.1)
-  vssm hash-password [--log-n N]             print the scrypt hash for rootPassword (password from a prompt or stdin)";
+  vssm hash-password [--log-n N]             print the scrypt hash for rootPassword (password from a prompt or stdin)
+  vssm bootstrapper --trusted-image AMI[,AMI…] --private-key FILE [--certificate FILE] [--bind IP] [--port 8083]
+                    [--account ID] [--region NAME] [--attestation-ca FILE]
+                                             hand the RPC key to attested instances of the trusted images
+                                             (certificate: --certificate, else rpcCertificate of the default config)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +30,11 @@ fn main() -> ExitCode {
         "serve" => parse_flags(rest, &["--config", "--bind"]).and_then(|f| serve(f.get("--config"), f.get("--bind"))),
         "dev" => parse_flags(rest, &["--dir", "--bind"]).and_then(|f| dev(f.get("--dir"), f.get("--bind"))),
         "hash-password" => parse_flags(rest, &["--log-n"]).and_then(|f| hash_password(f.get("--log-n"))),
+        "bootstrapper" => parse_flags(
+            rest,
+            &["--trusted-image", "--private-key", "--certificate", "--bind", "--port", "--account", "--region", "--attestation-ca"],
+        )
+        .and_then(|f| bootstrapper(&f)),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -132,6 +141,44 @@ fn hash_password(log_n: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+fn bootstrapper(flags: &Flags) -> Result<(), String> {
+    use vssm::cluster::bootstrapper::{Bootstrapper, BootstrapperOptions};
+    let read = |flag: &str, path: &str| std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"));
+    let key_path = flags.get("--private-key").ok_or("--private-key is required")?;
+    let certificate = match flags.get("--certificate") {
+        Some(path) => vssm::tls::load_certificate(&read("--certificate", path)?).map_err(|e| format!("--certificate: {e}"))?,
+        None => Config::load(&Config::find_default().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?.rpc_certificate,
+    };
+    let attestation_cas = match flags.get("--attestation-ca") {
+        Some(path) => vec![vssm::tls::load_certificate(&read("--attestation-ca", path)?).map_err(|e| format!("--attestation-ca: {e}"))?.to_vec()],
+        None => Vec::new(),
+    };
+    let port = match flags.get("--port") {
+        None => 8083,
+        Some(p) => p.parse().map_err(|_| format!("--port: not a port: {p:?}"))?,
+    };
+    let options = BootstrapperOptions {
+        trusted_images: flags.get("--trusted-image").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        private_key_pem_or_der: read("--private-key", key_path)?,
+        certificate,
+        bind: parse_ip(flags.get("--bind"))?.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        port,
+        account: flags.get("--account").map(String::from),
+        region: flags.get("--region").map(String::from),
+        attestation_cas,
+    };
+    prepare_process();
+    let bootstrapper = Bootstrapper::new(options)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let serving = tokio::spawn(bootstrapper.serve(shutdown));
+        wait_for_signal().await;
+        let _ = stop.send(true);
+        serving.await.map_err(|e| e.to_string())?
+    })
+}
+
 /// From a no-echo prompt (asked twice) on a terminal, else the first line of stdin.
 fn read_password() -> Result<Zeroizing<String>, String> {
     use std::io::IsTerminal;
@@ -160,13 +207,16 @@ fn prepare_process() {
 /// Blocks until SIGTERM or SIGINT.
 fn wait_for_stop_signal() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("signal runtime");
-    runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    });
+    runtime.block_on(wait_for_signal());
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }

@@ -3,6 +3,7 @@
 //! apart from the I/O threads that serve clients.
 
 pub mod aws;
+pub mod bootstrapper;
 pub mod discovery;
 pub mod join;
 pub mod peer_client;
@@ -55,7 +56,7 @@ async fn run(node: Arc<Node>) {
     let settings = node.config.cluster.clone().expect("checked by start");
     let own_ip = node.config.bind_address;
     let attestation = join::Attestation::discover(&node, &settings).await;
-    let discovery = match Discovery::new(&settings, attestation.as_ref().and_then(|a| a.aws_discovery())) {
+    let discovery = match Discovery::new(&settings, attestation.as_ref().map(|a| a.aws_discovery())) {
         Ok(d) => Arc::new(d),
         Err(e) => {
             eprintln!("vssm: cluster disabled: {e}");
@@ -66,12 +67,13 @@ async fn run(node: Arc<Node>) {
     let (_never_stop, shutdown) = tokio::sync::watch::channel(false);
     serve_sync_port(&node, shutdown.clone()).await;
     if let Some(a) = &attestation {
-        serve_join_port(&node, Arc::clone(a), Arc::clone(&discovery), shutdown).await;
+        let server = join::JoinServer::new(a.policy_for_peers(Arc::clone(&discovery), &settings.trusted_image_ids));
+        serve_join_port(&node, Arc::new(server), shutdown).await;
     }
     // Until bootstrapped (by hand or by joining), try to join a peer.
     while !node.is_ready() {
         if let Some(a) = &attestation {
-            if let Err(e) = join::join_any_peer(&node, a, &discovery).await {
+            if let Err(e) = join::join_any_peer(&node, a, &discovery, &settings.bootstrappers).await {
                 eprintln!("vssm: join: {e}");
             }
         }
@@ -120,12 +122,7 @@ async fn serve_sync_port(node: &Arc<Node>, shutdown: tokio::sync::watch::Receive
 }
 
 /// Port 8083: join, server TLS with the RPC certificate (once bootstrapped).
-async fn serve_join_port(
-    node: &Arc<Node>,
-    attestation: Arc<join::Attestation>,
-    discovery: Arc<Discovery>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) {
+async fn serve_join_port(node: &Arc<Node>, server: Arc<join::JoinServer>, shutdown: tokio::sync::watch::Receiver<bool>) {
     let Some(listener) = bind(node, node.config.ports.join).await else { return };
     let tls_node = Arc::clone(node);
     let handler_node = Arc::clone(node);
@@ -133,7 +130,8 @@ async fn serve_join_port(
         listener,
         move || tls_node.cluster_tls().map(|t| Arc::clone(&t.join_server)),
         move |peer, request| {
-            join::handle(Arc::clone(&handler_node), Arc::clone(&attestation), Arc::clone(&discovery), peer, request)
+            let (node, server) = (Arc::clone(&handler_node), Arc::clone(&server));
+            async move { server.handle(node.rpc_key(), &node.audit, peer, request).await }
         },
         shutdown,
     ));

@@ -1,0 +1,85 @@
+//! `vssm bootstrapper`: a stand-alone join server for the first bring-up of
+//! a cluster. It holds the RPC key (from a file) and hands it to attested
+//! instances of the trusted images, so that no operator has to upload the
+//! key to a node by hand. Nodes find it through `cluster.bootstrappers`.
+
+use super::join::{trusted_signers, JoinPolicy, JoinServer};
+use crate::audit::{AuditLog, DEFAULT_CAPACITY};
+use crate::crypto::keys::AsymmetricKey;
+use crate::tls;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// What the bootstrapper serves and whom it trusts.
+pub struct BootstrapperOptions {
+    pub trusted_images: Vec<String>,
+    pub private_key_pem_or_der: Vec<u8>,
+    pub certificate: CertificateDer<'static>,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// Extra identity-signing certificates (DER), e.g. the fake AWS's CA in tests.
+    pub attestation_cas: Vec<Vec<u8>>,
+}
+
+/// A prepared bootstrapper; [`Bootstrapper::serve`] runs it.
+pub struct Bootstrapper {
+    server: Arc<JoinServer>,
+    key: Arc<AsymmetricKey>,
+    tls: Arc<rustls::ServerConfig>,
+    audit: Arc<AuditLog>,
+    addr: SocketAddr,
+}
+
+impl Bootstrapper {
+    /// Checks the options: the key must be the certificate's, images given.
+    pub fn new(options: BootstrapperOptions) -> Result<Bootstrapper, String> {
+        if options.trusted_images.is_empty() || options.trusted_images.iter().any(|i| !i.starts_with("ami-")) {
+            return Err("--trusted-image needs one or more AMI ids (ami-…)".into());
+        }
+        let loaded = tls::load_private_key(&options.private_key_pem_or_der).map_err(|e| format!("--private-key: {e}"))?;
+        let key = AsymmetricKey::from_pkcs8_der(loaded.secret_der()).map_err(|e| format!("--private-key: {e}"))?;
+        let spki = crate::config::spki_of(&options.certificate).map_err(|e| format!("--certificate: {e}"))?;
+        if key.public_key_der() != spki {
+            return Err("--private-key is not the key of the RPC certificate".into());
+        }
+        let tls_key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.to_pkcs8_der().to_vec()));
+        let tls = tls::server_config(vec![options.certificate], tls_key, None).map_err(|e| e.to_string())?;
+        let policy = JoinPolicy {
+            signers: trusted_signers(&options.attestation_cas)?,
+            account_id: options.account,
+            region: options.region,
+            images: options.trusted_images,
+            membership: None,
+            sts: None,
+        };
+        Ok(Bootstrapper {
+            server: Arc::new(JoinServer::new(policy)),
+            key: Arc::new(key),
+            tls,
+            audit: Arc::new(AuditLog::new(DEFAULT_CAPACITY, true)),
+            addr: SocketAddr::new(options.bind, options.port),
+        })
+    }
+
+    /// Serves joins until `shutdown` fires.
+    pub async fn serve(self, shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), String> {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.map_err(|e| format!("cannot listen on {}: {e}", self.addr))?;
+        eprintln!("vssm bootstrapper: serving joins on {}", self.addr);
+        let tls = self.tls;
+        let (server, key, audit) = (self.server, self.key, self.audit);
+        crate::server::serve_tls_port(
+            listener,
+            move || Some(Arc::clone(&tls)),
+            move |peer, request| {
+                let (server, key, audit) = (Arc::clone(&server), Arc::clone(&key), Arc::clone(&audit));
+                async move { server.handle(Some(&key), &audit, peer, request).await }
+            },
+            shutdown,
+        )
+        .await;
+        Ok(())
+    }
+}

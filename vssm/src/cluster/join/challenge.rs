@@ -1,0 +1,73 @@
+//! One-time join challenges: fresh, single use, bound to the address they
+//! were issued to.
+
+use crate::server::api::ApiError;
+use hyper::StatusCode;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a challenge stays valid.
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(60);
+/// Outstanding challenges kept at most (oldest dropped first).
+const MAX_CHALLENGES: usize = 1024;
+
+/// Challenges handed out and not yet used.
+#[derive(Default)]
+pub struct ChallengeStore {
+    issued: Mutex<HashMap<[u8; 32], (Instant, IpAddr)>>,
+}
+
+impl ChallengeStore {
+    /// A new random challenge for a requester at `ip`.
+    pub fn issue(&self, ip: IpAddr, now: Instant) -> Result<[u8; 32], ApiError> {
+        let mut challenge = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut challenge)
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no randomness"))?;
+        let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        issued.retain(|_, (at, _)| now.duration_since(*at) < CHALLENGE_TTL);
+        if issued.len() >= MAX_CHALLENGES {
+            if let Some(oldest) = issued.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| *k) {
+                issued.remove(&oldest);
+            }
+        }
+        issued.insert(challenge, (now, ip));
+        Ok(challenge)
+    }
+
+    /// Consumes a challenge: it must exist, be fresh and have been issued to `ip`.
+    pub fn take(&self, challenge: &[u8], ip: IpAddr, now: Instant) -> Result<(), String> {
+        let key: [u8; 32] = challenge.try_into().map_err(|_| "challenge has the wrong length".to_string())?;
+        let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        match issued.remove(&key) {
+            None => Err("unknown or already used challenge".into()),
+            Some((at, _)) if now.duration_since(at) >= CHALLENGE_TTL => Err("expired challenge".into()),
+            Some((_, issued_to)) if issued_to != ip => Err(format!("challenge was issued to {issued_to}, not {ip}")),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_are_single_use_fresh_and_bound_to_the_address() {
+        let store = ChallengeStore::default();
+        let now = Instant::now();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let c = store.issue(a, now).unwrap();
+        assert!(store.take(&c, b, now).is_err(), "other address");
+        let c = store.issue(a, now).unwrap();
+        assert!(store.take(&c, a, now + CHALLENGE_TTL).is_err(), "expired");
+        let c = store.issue(a, now).unwrap();
+        assert!(store.take(&c, a, now).is_ok());
+        assert!(store.take(&c, a, now).is_err(), "replayed");
+        assert!(store.take(&[0u8; 5], a, now).is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! The joining side: this instance's own attestation (identity document and
+//! signature from IMDS, role credentials for the STS proof) and the join
+//! exchange with peers.
+
+use super::super::aws::{AwsDiscovery, StsVerifier};
+use super::super::discovery::Discovery;
+use super::super::peer_client::PeerClient;
+use super::super::protocol::*;
+use super::policy::{bound_headers, JoinPolicy};
+use super::seal::{ephemeral_key, open_from};
+use crate::audit::Outcome;
+use crate::cloud::aws_identity::{verify_identity, IdentityDocument, TrustedSigners};
+use crate::cloud::imds::ImdsClient;
+use crate::config::{AttestationMode, ClusterConfig};
+use crate::node::Node;
+use crate::wire::Bytes as WireBytes;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// This instance's attestation: who it is, per IMDS, verified like a peer would.
+pub struct Attestation {
+    mode: AttestationMode,
+    imds: Arc<ImdsClient>,
+    signers: TrustedSigners,
+    own: IdentityDocument,
+    aws: AwsDiscovery,
+    sts: Arc<StsVerifier>,
+}
+
+impl Attestation {
+    /// Reads and verifies this instance's own identity from IMDS; None when
+    /// attestation is off or IMDS cannot tell who we are (logged).
+    pub async fn discover(node: &Node, settings: &ClusterConfig) -> Option<Attestation> {
+        let mode = settings.attestation?;
+        let imds = Arc::new(ImdsClient::new(&settings.imds_endpoint).map_err(|e| eprintln!("vssm: IMDS: {e}")).ok()?);
+        let signers = trusted_signers(&settings.attestation_ca_certificates).map_err(|e| eprintln!("vssm: {e}")).ok()?;
+        let own = match own_identity(&imds, &signers).await {
+            Ok((doc, _, _)) => doc,
+            Err(e) => {
+                eprintln!("vssm: attestation disabled: cannot read this instance's identity: {e}");
+                return None;
+            }
+        };
+        node.audit.record(
+            "identity",
+            "-",
+            Outcome::Ok,
+            &format!("instance {} image {} account {} region {}", own.instance_id, own.image_id, own.account_id, own.region),
+        );
+        let source = node.config.bind_address;
+        let (aws, sts) = match (
+            AwsDiscovery::new(&imds, &own, &settings.aws_endpoints, source),
+            StsVerifier::new(&imds, &own, &settings.aws_endpoints, source),
+        ) {
+            (Ok(aws), Ok(sts)) => (aws, Arc::new(sts)),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("vssm: attestation disabled: {e}");
+                return None;
+            }
+        };
+        Some(Attestation { mode, imds, signers, own, aws, sts })
+    }
+
+    /// Discovery through this instance's Auto Scaling group.
+    pub fn aws_discovery(&self) -> AwsDiscovery {
+        self.aws.clone()
+    }
+
+    /// The policy this node applies to others: same account, region and
+    /// image (or `extra_images`), current membership per `discovery`.
+    pub fn policy_for_peers(&self, discovery: Arc<Discovery>, extra_images: &[String]) -> JoinPolicy {
+        let mut images = vec![self.own.image_id.clone()];
+        images.extend(extra_images.iter().cloned());
+        JoinPolicy {
+            signers: self.signers.clone(),
+            account_id: Some(self.own.account_id.clone()),
+            region: Some(self.own.region.clone()),
+            images,
+            membership: Some(discovery),
+            sts: (self.mode == AttestationMode::Strong).then(|| Arc::clone(&self.sts)),
+        }
+    }
+}
+
+/// AWS's published signing certificates plus those the config names.
+pub fn trusted_signers(extra_der: &[Vec<u8>]) -> Result<TrustedSigners, String> {
+    let mut signers = TrustedSigners::aws_published();
+    for (i, cert) in extra_der.iter().enumerate() {
+        signers.add(None, cert).map_err(|e| format!("cluster.attestationCaCertificates[{i}]: {e}"))?;
+    }
+    Ok(signers)
+}
+
+async fn own_identity(imds: &ImdsClient, signers: &TrustedSigners) -> Result<(IdentityDocument, Vec<u8>, Vec<u8>), String> {
+    let document = imds.identity_document().await.map_err(|e| e.to_string())?;
+    let signature = imds.identity_signature_rsa2048().await.map_err(|e| e.to_string())?;
+    let doc = verify_identity(&document, &signature, signers).map_err(|e| e.to_string())?;
+    Ok((doc, document, signature))
+}
+
+/// Tries the bootstrappers and each discovered peer until one grants the
+/// RPC key; bootstraps the node with it.
+pub async fn join_any_peer(node: &Node, attestation: &Attestation, discovery: &Discovery, bootstrappers: &[IpAddr]) -> Result<(), String> {
+    let own_ip = node.config.bind_address;
+    let mut candidates: Vec<IpAddr> = bootstrappers.to_vec();
+    candidates.extend(discovery.peers(own_ip).await?.into_iter().map(|p| p.ip));
+    if candidates.is_empty() {
+        return Err("no peers to join yet".into());
+    }
+    let (_, document, signature) = own_identity(&attestation.imds, &attestation.signers).await?;
+    let tls = crate::tls::pinned_client_config(node.config.rpc_certificate.clone(), None).map_err(|e| e.to_string())?;
+    let client = PeerClient::new(tls, own_ip, Duration::from_secs(15));
+    let mut errors = Vec::new();
+    for ip in candidates {
+        let addr = SocketAddr::new(ip, node.config.ports.join);
+        match join_peer(node, attestation, &client, addr, &document, &signature).await {
+            Ok(()) => {
+                node.audit.record("join", &ip.to_string(), Outcome::Ok, "received the RPC key; bootstrapped");
+                return Ok(());
+            }
+            Err(e) => errors.push(format!("{addr}: {e}")),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+async fn join_peer(
+    node: &Node,
+    attestation: &Attestation,
+    client: &PeerClient,
+    addr: SocketAddr,
+    document: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
+    let challenge: ChallengeResponse = client.post_json(addr, CHALLENGE_PATH, &Empty {}).await.map_err(|e| e.0)?;
+    let (private, public) = ephemeral_key()?;
+    let sts_request = match attestation.mode {
+        AttestationMode::Basic => None,
+        AttestationMode::Strong => {
+            let bound = bound_headers(&challenge.challenge.0, &public);
+            Some(attestation.sts.sign_for_join(&attestation.imds, &bound).await?)
+        }
+    };
+    let request = JoinRequest {
+        document: WireBytes(document.to_vec()),
+        signature: WireBytes(signature.to_vec()),
+        challenge: challenge.challenge.clone(),
+        ephemeral_public_key: WireBytes(public.clone()),
+        sts_request,
+    };
+    let answer: JoinResponse = client.post_json(addr, JOIN_PATH, &request).await.map_err(|e| e.0)?;
+    let aad = ring::digest::digest(&ring::digest::SHA256, document);
+    let rpc_key = open_from(private, &public, &answer.ephemeral_public_key.0, &challenge.challenge.0, aad.as_ref(), &answer.encrypted_rpc_key.0)?;
+    node.bootstrap(&rpc_key).map_err(|e| e.to_string())
+}
