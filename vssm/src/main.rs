@@ -20,6 +20,9 @@ const USAGE: &str = "usage:
                                              (certificate: --certificate, else rpcCertificate of the default config)";
 
 fn main() -> ExitCode {
+    if vssm_init::is_pid1() {
+        appliance();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (command, rest) = match args.first().map(String::as_str) {
         None => ("serve", &args[..]),
@@ -89,6 +92,11 @@ fn serve(config_path: Option<&str>, bind: Option<&str>) -> Result<(), String> {
     if let Some(ip) = bind {
         config.bind_address = ip;
     }
+    run_node(config)
+}
+
+/// Runs a node from `config` until SIGTERM or SIGINT.
+fn run_node(config: Config) -> Result<(), String> {
     prepare_process();
     let node = Node::new(config).map_err(|e| format!("cannot start: {e}"))?;
     let servers = Servers::start(Arc::clone(&node)).map_err(|e| e.to_string())?;
@@ -102,6 +110,48 @@ fn serve(config_path: Option<&str>, bind: Option<&str>) -> Result<(), String> {
     eprintln!("vssm: stopping");
     servers.stop();
     Ok(())
+}
+
+/// The appliance: `vssm` as process 1 of the image. Boots the machine
+/// (vssm-init), reads config.json from the instance user-data (IMDSv2) and
+/// serves; powers the machine off when stopped or on any fatal error.
+fn appliance() -> ! {
+    vssm_init::install_fatal_handlers();
+    let info = vssm_init::boot(&vssm_init::BootOptions::default())
+        .unwrap_or_else(|e| vssm_init::power_off(&format!("boot failed: {e}")));
+    vssm_init::spawn_lease_keeper(&info);
+    vssm_init::configure_other_interfaces(&info.interface);
+    if let Err(e) = vssm_init::watch_power_button(|| {
+        // SAFETY: sending a signal to this process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    }) {
+        eprintln!("vssm: power button not watched: {e}");
+    }
+    let result = config_from_user_data().and_then(run_node);
+    match result {
+        Ok(()) => vssm_init::power_off("stopped"),
+        Err(e) => vssm_init::power_off(&e),
+    }
+}
+
+/// The config from IMDS user-data, waiting (bounded) for IMDS to answer.
+fn config_from_user_data() -> Result<Config, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let imds = vssm::cloud::imds::ImdsClient::new(vssm::cloud::imds::DEFAULT_IMDS_URL).map_err(|e| e.to_string())?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            match imds.user_data().await {
+                Ok(Some(bytes)) => return Config::parse(&bytes, "user-data").map_err(|e| e.to_string()),
+                Ok(None) => return Err("the instance has no user-data: put config.json there".into()),
+                Err(e) if std::time::Instant::now() > deadline => return Err(format!("IMDS user-data: {e}")),
+                Err(e) => {
+                    eprintln!("vssm: IMDS user-data: {e}; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+            }
+        }
+    })
 }
 
 fn dev(dir: Option<&str>, bind: Option<&str>) -> Result<(), String> {
