@@ -17,6 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Discovery answers are reused this long (join and sync ask often).
 const MEMBERS_CACHE: Duration = Duration::from_secs(2);
+/// A membership miss re-asks AWS when the answer is older than this (a
+/// new instance must not wait for the cache to expire).
+const MISS_REFRESH: Duration = Duration::from_millis(200);
 /// A signed STS request older (or newer) than this is refused.
 const STS_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 
@@ -80,8 +83,22 @@ impl AwsDiscovery {
 
     /// Pending/InService instances of the group with their private addresses.
     pub async fn members(&self) -> Result<Vec<Peer>, String> {
+        self.members_newer_than(MEMBERS_CACHE).await
+    }
+
+    /// Whether `instance_id` is a member at `ip`; a miss on a cached answer
+    /// re-asks AWS once.
+    pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, String> {
+        let found = |peers: &[Peer]| peers.iter().any(|p| p.ip == ip && p.instance_id.as_deref() == Some(instance_id));
+        if found(&self.members().await?) {
+            return Ok(true);
+        }
+        Ok(found(&self.members_newer_than(MISS_REFRESH).await?))
+    }
+
+    async fn members_newer_than(&self, max_age: Duration) -> Result<Vec<Peer>, String> {
         if let Some((at, peers)) = &*self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()) {
-            if at.elapsed() < MEMBERS_CACHE {
+            if at.elapsed() < max_age {
                 return Ok(peers.clone());
             }
         }

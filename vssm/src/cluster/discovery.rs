@@ -43,11 +43,7 @@ impl Discovery {
     pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, String> {
         match self {
             Discovery::Static(ips) => Ok(ips.contains(&ip)),
-            Discovery::Aws(aws) => Ok(aws
-                .members()
-                .await?
-                .iter()
-                .any(|p| p.ip == ip && p.instance_id.as_deref() == Some(instance_id))),
+            Discovery::Aws(aws) => aws.is_member(instance_id, ip).await,
         }
     }
 }

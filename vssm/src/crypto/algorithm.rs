@@ -149,22 +149,12 @@ impl SymmetricAlgorithm {
             "PKCS5PADDING" | "PKCS7PADDING" => Padding::Pkcs7,
             _ => return Err(unknown()),
         };
-        if mode == CipherMode::Gcm && cipher != BlockCipherKind::Aes {
-            return Err(CryptoError::UnsupportedAlgorithm(format!(
+        // `new` refuses only GCM without AES; parse names the input in that error.
+        SymmetricAlgorithm::new(cipher, mode, padding).map_err(|_| {
+            CryptoError::UnsupportedAlgorithm(format!(
                 "{}: GCM is only available with AES",
                 quote(s)
-            )));
-        }
-        // Stream modes never pad; the token is accepted for compatibility.
-        let padding = if mode.is_stream() {
-            Padding::None
-        } else {
-            padding
-        };
-        Ok(SymmetricAlgorithm {
-            cipher,
-            mode,
-            padding,
+            ))
         })
     }
 
@@ -179,6 +169,7 @@ impl SymmetricAlgorithm {
                 "GCM is only available with AES".into(),
             ));
         }
+        // Stream modes never pad (parse accepts a padding token for compatibility).
         let padding = if mode.is_stream() {
             Padding::None
         } else {
@@ -383,51 +374,48 @@ mod tests {
         );
     }
 
-    #[test]
-    fn symmetric_rejects() {
-        for s in [
-            "",
-            "AES",
-            "AES/CBC",
-            "AES/CBC/PKCS5Padding/",
-            "AES/OFB/NoPadding",
-            "AES/CBC/ISO10126Padding",
-            "RC4/ECB/NoPadding",
-            "DES/GCM/NoPadding",
-            "AES//NoPadding",
-        ] {
+    /// Asserts that `parse` refuses each of `inputs` with `UnsupportedAlgorithm`.
+    fn assert_all_unsupported<T>(parse: fn(&str) -> Result<T, CryptoError>, inputs: &[&str]) {
+        for s in inputs {
             assert!(
-                matches!(
-                    SymmetricAlgorithm::parse(s),
-                    Err(CryptoError::UnsupportedAlgorithm(_))
-                ),
+                matches!(parse(s), Err(CryptoError::UnsupportedAlgorithm(_))),
                 "{s}"
             );
         }
     }
 
     #[test]
+    fn symmetric_rejects() {
+        assert_all_unsupported(
+            SymmetricAlgorithm::parse,
+            &[
+                "",
+                "AES",
+                "AES/CBC",
+                "AES/CBC/PKCS5Padding/",
+                "AES/OFB/NoPadding",
+                "AES/CBC/ISO10126Padding",
+                "RC4/ECB/NoPadding",
+                "DES/GCM/NoPadding",
+                "AES//NoPadding",
+            ],
+        );
+    }
+
+    #[test]
     fn asymmetric_encryption() {
-        assert_eq!(
-            AsymmetricEncryption::parse("RSA").unwrap(),
-            AsymmetricEncryption::RsaPkcs1v15
-        );
-        assert_eq!(
-            AsymmetricEncryption::parse("RSA-OAEP/SHA1").unwrap(),
-            AsymmetricEncryption::RsaOaep(HashAlg::Sha1)
-        );
-        assert_eq!(
-            AsymmetricEncryption::parse("RSA-OAEP/SHA256").unwrap(),
-            AsymmetricEncryption::RsaOaep(HashAlg::Sha256)
-        );
-        assert_eq!(
-            AsymmetricEncryption::parse("RSA-OAEP/SHA384").unwrap(),
-            AsymmetricEncryption::RsaOaep(HashAlg::Sha384)
-        );
-        assert_eq!(
-            AsymmetricEncryption::parse("RSA-OAEP/SHA512").unwrap(),
-            AsymmetricEncryption::RsaOaep(HashAlg::Sha512)
-        );
+        use AsymmetricEncryption::*;
+        use HashAlg::*;
+        let cases = [
+            ("RSA", RsaPkcs1v15),
+            ("RSA-OAEP/SHA1", RsaOaep(Sha1)),
+            ("RSA-OAEP/SHA256", RsaOaep(Sha256)),
+            ("RSA-OAEP/SHA384", RsaOaep(Sha384)),
+            ("RSA-OAEP/SHA512", RsaOaep(Sha512)),
+        ];
+        for (s, want) in cases {
+            assert_eq!(AsymmetricEncryption::parse(s).unwrap(), want, "{s}");
+        }
         for s in ["", "RSA-OAEP", "RSA-OAEP/MD5", "RSA/OAEP", "EC"] {
             assert!(AsymmetricEncryption::parse(s).is_err(), "{s}");
         }
@@ -454,24 +442,19 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(SignatureAlgorithm::parse(s).unwrap(), want, "{s}");
         }
-        for s in [
-            "",
-            "SHA1withRSA/PSS",
-            "MD5withRSA",
-            "SHA256with",
-            "withRSA",
-            "SHA256withDSA",
-            "Ed448",
-            "SHA256withECDSA/PSS",
-        ] {
-            assert!(
-                matches!(
-                    SignatureAlgorithm::parse(s),
-                    Err(CryptoError::UnsupportedAlgorithm(_))
-                ),
-                "{s}"
-            );
-        }
+        assert_all_unsupported(
+            SignatureAlgorithm::parse,
+            &[
+                "",
+                "SHA1withRSA/PSS",
+                "MD5withRSA",
+                "SHA256with",
+                "withRSA",
+                "SHA256withDSA",
+                "Ed448",
+                "SHA256withECDSA/PSS",
+            ],
+        );
     }
 
     #[test]
@@ -514,21 +497,23 @@ mod tests {
             .collect()
     }
 
+    /// Runs every parser on `s`, for the no-panic properties.
+    fn parse_with_all(s: &str) {
+        let _ = SymmetricAlgorithm::parse(s);
+        let _ = AsymmetricEncryption::parse(s);
+        let _ = SignatureAlgorithm::parse(s);
+        let _ = MacAlgorithm::parse(s);
+    }
+
     proptest! {
         #[test]
         fn parsers_never_panic(s in ".*") {
-            let _ = SymmetricAlgorithm::parse(&s);
-            let _ = AsymmetricEncryption::parse(&s);
-            let _ = SignatureAlgorithm::parse(&s);
-            let _ = MacAlgorithm::parse(&s);
+            parse_with_all(&s);
         }
 
         #[test]
         fn parsers_never_panic_on_near_misses(s in "(AES|DES|3DES|SHA256|Hmac|RSA)[/a-zA-Z0-9-]{0,20}") {
-            let _ = SymmetricAlgorithm::parse(&s);
-            let _ = AsymmetricEncryption::parse(&s);
-            let _ = SignatureAlgorithm::parse(&s);
-            let _ = MacAlgorithm::parse(&s);
+            parse_with_all(&s);
         }
     }
 }

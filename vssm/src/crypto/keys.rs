@@ -18,6 +18,38 @@ use zeroize::Zeroizing;
 
 use super::{random_bytes, CryptoError};
 
+/// `as_bytes`, `len`, `is_empty` and the size-only `Debug` of the two
+/// byte-string key types (`$ty` with a `bytes: Zeroizing<Vec<u8>>` field). A
+/// macro because they are inherent methods of two public types.
+macro_rules! key_bytes_accessors {
+    ($ty:ident) => {
+        impl $ty {
+            /// The raw key bytes.
+            pub fn as_bytes(&self) -> &[u8] {
+                &self.bytes
+            }
+
+            /// Key length in bytes.
+            pub fn len(&self) -> usize {
+                self.bytes.len()
+            }
+
+            /// Always false (an empty key cannot be constructed); for clippy's `len_without_is_empty`.
+            pub fn is_empty(&self) -> bool {
+                self.bytes.is_empty()
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("len", &self.len())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 /// AES, DES or 3DES key (8, 16, 24 or 32 bytes; the algorithm picks the cipher).
 pub struct SymmetricKey {
     bytes: Zeroizing<Vec<u8>>,
@@ -51,30 +83,9 @@ impl SymmetricKey {
             ))),
         }
     }
-
-    /// The raw key bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// Key length in bytes.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Always false (an empty key cannot be constructed); for clippy's `len_without_is_empty`.
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
 }
 
-impl fmt::Debug for SymmetricKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SymmetricKey")
-            .field("len", &self.len())
-            .finish_non_exhaustive()
-    }
-}
+key_bytes_accessors!(SymmetricKey);
 
 /// HMAC key (any length from 1 to 1024 bytes; HMAC accepts all).
 pub struct MacKey {
@@ -112,30 +123,9 @@ impl MacKey {
             bytes: Zeroizing::new(random_bytes(len as usize)?),
         })
     }
-
-    /// The raw key bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// Key length in bytes.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Always false (an empty key cannot be constructed).
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
 }
 
-impl fmt::Debug for MacKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MacKey")
-            .field("len", &self.len())
-            .finish_non_exhaustive()
-    }
-}
+key_bytes_accessors!(MacKey);
 
 /// Type of an asymmetric key, as named in the API (`keySpec`, backup `keyType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

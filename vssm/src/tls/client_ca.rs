@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::{CertificateError, DistinguishedName};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::oid_registry::{
     Oid, OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE,
@@ -17,7 +16,7 @@ use super::cert::{
     oid_name, other_cert_error, parse_certificate, public_key_info, verify_cert_signature,
     PublicKeyInfo,
 };
-use super::handshake::{verify_handshake_signature, SUPPORTED_SCHEMES};
+use super::handshake::handshake_signature_methods;
 use super::TlsError;
 
 /// Extensions we understand and therefore may appear marked critical.
@@ -260,25 +259,5 @@ impl ClientCertVerifier for ClientCaVerifier {
         Err(error)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss, false)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss, true)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        SUPPORTED_SCHEMES.to_vec()
-    }
+    handshake_signature_methods!();
 }

@@ -77,3 +77,33 @@ pub(crate) fn verify_handshake_signature(
         .map(|_| HandshakeSignatureValid::assertion())
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadSignature))
 }
+
+/// The handshake-signature methods of our verifiers: `ServerCertVerifier` and
+/// `ClientCertVerifier` declare them separately and give no default, so a macro
+/// (expanded inside each `impl`) is the only way to write them once.
+macro_rules! handshake_signature_methods {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            $crate::tls::handshake::verify_handshake_signature(message, cert, dss, false)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            $crate::tls::handshake::verify_handshake_signature(message, cert, dss, true)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            $crate::tls::handshake::SUPPORTED_SCHEMES.to_vec()
+        }
+    };
+}
+pub(crate) use handshake_signature_methods;

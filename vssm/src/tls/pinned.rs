@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::DistinguishedName;
 
 use super::cert::{other_cert_error, parse_certificate};
-use super::handshake::{verify_handshake_signature, SUPPORTED_SCHEMES};
+use super::handshake::handshake_signature_methods;
 
 /// Server-certificate verifier for node-to-node connections and our own clients
 /// (bench, tests): the server's end-entity certificate must be byte-equal to the
@@ -39,36 +39,10 @@ impl ServerCertVerifier for PinnedServerCert {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(other_cert_error(
-                "server certificate is not the pinned RPC certificate",
-            ))
-        }
+        check_pinned(&self.cert, end_entity, "server").map(|()| ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss, false)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss, true)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        SUPPORTED_SCHEMES.to_vec()
-    }
+    handshake_signature_methods!();
 }
 
 /// Client-certificate verifier for the sync port (8082): the client must present
@@ -115,34 +89,24 @@ impl ClientCertVerifier for PinnedClientCert {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(ClientCertVerified::assertion())
-        } else {
-            Err(other_cert_error(
-                "client certificate is not the pinned RPC certificate",
-            ))
-        }
+        check_pinned(&self.cert, end_entity, "client").map(|()| ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss, false)
-    }
+    handshake_signature_methods!();
+}
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss, true)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        SUPPORTED_SCHEMES.to_vec()
+/// The pin itself, shared by both verifiers: `end_entity` must be byte-equal to
+/// `pinned`; `peer` ("server" or "client") names the side in the error.
+fn check_pinned(
+    pinned: &CertificateDer<'_>,
+    end_entity: &CertificateDer<'_>,
+    peer: &str,
+) -> Result<(), rustls::Error> {
+    if end_entity.as_ref() == pinned.as_ref() {
+        Ok(())
+    } else {
+        Err(other_cert_error(format!(
+            "{peer} certificate is not the pinned RPC certificate"
+        )))
     }
 }

@@ -249,6 +249,12 @@ impl OpensslPki {
         let verifier: Arc<dyn ClientCertVerifier> = ClientCaVerifier::new(cas).unwrap();
         server_config(vec![self.rpc_cert.clone()], self.rpc_key(), Some(verifier)).unwrap()
     }
+    /// Handshake with the 8080 server trusting the README CA, the client presenting
+    /// `leaf` with the README client key.
+    async fn api_handshake(&self, leaf: &CertificateDer<'static>, ver: Ver) -> Outcome {
+        let client = client_config(&self.rpc_cert, Some((leaf.clone(), self.client_key())), ver);
+        handshake(self.api_server(&[self.ca.clone()]), client).await
+    }
 }
 
 /// rcgen CA with the given key algorithm and validity.
@@ -373,6 +379,11 @@ async fn handshake(server: Arc<ServerConfig>, client: Arc<ClientConfig>) -> Outc
     Outcome { server, client }
 }
 
+/// Runs a handshake the server must refuse; returns the server's error message.
+async fn refused(server: Arc<ServerConfig>, client: Arc<ClientConfig>) -> String {
+    handshake(server, client).await.assert_refused().to_string()
+}
+
 // ---------------------------------------------------------------- README recipe
 
 #[test]
@@ -401,12 +412,7 @@ fn readme_recipe_produces_v1_client_and_sanless_rpc_cert() {
 async fn readme_v1_client_cert_accepted_tls13_and_tls12() {
     let pki = openssl_pki();
     for ver in [Ver::Any, Ver::Tls12, Ver::Tls13] {
-        let client = client_config(
-            &pki.rpc_cert,
-            Some((pki.client_cert.clone(), pki.client_key())),
-            ver,
-        );
-        let out = handshake(pki.api_server(&[pki.ca.clone()]), client).await;
+        let out = pki.api_handshake(&pki.client_cert, ver).await;
         assert_eq!(out.assert_ok(), "CN=alice, O=Example");
     }
 }
@@ -428,10 +434,7 @@ async fn no_client_cert_refused() {
     let pki = openssl_pki();
     for ver in [Ver::Tls12, Ver::Tls13] {
         let client = client_config(&pki.rpc_cert, None, ver);
-        let err = handshake(pki.api_server(&[pki.ca.clone()]), client)
-            .await
-            .assert_refused()
-            .to_string();
+        let err = refused(pki.api_server(&[pki.ca.clone()]), client).await;
         assert!(err.contains("no certificate"), "{err}");
     }
 }
@@ -439,30 +442,16 @@ async fn no_client_cert_refused() {
 #[tokio::test]
 async fn cert_from_other_ca_refused() {
     let pki = openssl_pki();
-    let client = client_config(
-        &pki.rpc_cert,
-        Some((pki.other_ca_client_cert.clone(), pki.client_key())),
-        Ver::Any,
-    );
-    let err = handshake(pki.api_server(&[pki.ca.clone()]), client)
-        .await
-        .assert_refused()
-        .to_string();
+    let out = pki.api_handshake(&pki.other_ca_client_cert, Ver::Any).await;
+    let err = out.assert_refused();
     assert!(err.contains("UnknownIssuer"), "{err}");
 }
 
 #[tokio::test]
 async fn sha1_signed_leaf_refused() {
     let pki = openssl_pki();
-    let client = client_config(
-        &pki.rpc_cert,
-        Some((pki.sha1_cert.clone(), pki.client_key())),
-        Ver::Any,
-    );
-    let err = handshake(pki.api_server(&[pki.ca.clone()]), client)
-        .await
-        .assert_refused()
-        .to_string();
+    let out = pki.api_handshake(&pki.sha1_cert, Ver::Any).await;
+    let err = out.assert_refused();
     assert!(
         err.contains("sha1WithRSAEncryption") && err.contains("not allowed"),
         "{err}"
@@ -472,29 +461,15 @@ async fn sha1_signed_leaf_refused() {
 #[tokio::test]
 async fn issuer_name_match_with_foreign_signature_refused() {
     let pki = openssl_pki();
-    let client = client_config(
-        &pki.rpc_cert,
-        Some((pki.forged_cert.clone(), pki.client_key())),
-        Ver::Any,
-    );
-    let err = handshake(pki.api_server(&[pki.ca.clone()]), client)
-        .await
-        .assert_refused()
-        .to_string();
+    let out = pki.api_handshake(&pki.forged_cert, Ver::Any).await;
+    let err = out.assert_refused();
     assert!(err.contains("BadSignature"), "{err}");
 }
 
 #[tokio::test]
 async fn rsa_pss_signed_leaf_accepted() {
     let pki = openssl_pki();
-    let client = client_config(
-        &pki.rpc_cert,
-        Some((pki.pss_cert.clone(), pki.client_key())),
-        Ver::Any,
-    );
-    handshake(pki.api_server(&[pki.ca.clone()]), client)
-        .await
-        .assert_ok();
+    pki.api_handshake(&pki.pss_cert, Ver::Any).await.assert_ok();
 }
 
 #[tokio::test]
@@ -522,10 +497,7 @@ async fn expired_and_not_yet_valid_leaf_refused() {
             p.not_after = rcgen::date_time_ymd(to, 1, 1);
         });
         let client = client_config(&pki.rpc_cert, Some((cert, key)), Ver::Any);
-        let err = handshake(pki.api_server(&[ca.0.der().clone()]), client)
-            .await
-            .assert_refused()
-            .to_string();
+        let err = refused(pki.api_server(&[ca.0.der().clone()]), client).await;
         assert!(err.contains(want), "{want}: {err}");
     }
 }
@@ -542,10 +514,7 @@ async fn expired_ca_refused() {
     let ca = (p.self_signed(&key).unwrap(), key);
     let (cert, key) = rcgen_leaf(&ca, &PKCS_ECDSA_P256_SHA256, |_| {});
     let client = client_config(&pki.rpc_cert, Some((cert, key)), Ver::Any);
-    let err = handshake(pki.api_server(&[ca.0.der().clone()]), client)
-        .await
-        .assert_refused()
-        .to_string();
+    let err = refused(pki.api_server(&[ca.0.der().clone()]), client).await;
     assert!(err.contains("Expired"), "{err}");
 }
 
@@ -602,10 +571,7 @@ async fn wrong_key_usage_or_ca_leaf_refused() {
     for (customise, want) in cases {
         let (cert, key) = rcgen_leaf(&ca, &PKCS_ECDSA_P256_SHA256, customise);
         let client = client_config(&pki.rpc_cert, Some((cert, key)), Ver::Any);
-        let err = handshake(pki.api_server(&[ca.0.der().clone()]), client)
-            .await
-            .assert_refused()
-            .to_string();
+        let err = refused(pki.api_server(&[ca.0.der().clone()]), client).await;
         assert!(err.contains(want), "{want}: {err}");
     }
 }
@@ -858,10 +824,7 @@ async fn handshake_signature_by_wrong_key_refused() {
                 .dangerous()
                 .with_custom_certificate_verifier(PinnedServerCert::new(pki.rpc_cert.clone()))
                 .with_client_cert_resolver(mismatched_identity(&pki.client_cert, &key));
-            let err = handshake(pki.api_server(&[pki.ca.clone()]), Arc::new(client))
-                .await
-                .assert_refused()
-                .to_string();
+            let err = refused(pki.api_server(&[pki.ca.clone()]), Arc::new(client)).await;
             assert!(
                 err.contains("BadSignature") || err.contains("does not match"),
                 "{err}"
