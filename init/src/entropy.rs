@@ -10,10 +10,19 @@ use crate::InitError;
 /// How often [`join`] logs that it is still waiting.
 pub const WARN_EVERY: Duration = Duration::from_secs(5);
 
+/// `getrandom(2)` as a raw system call. Not through libc's wrapper: Rust's
+/// std refers to `getrandom` as a weak symbol, and in a static musl link a
+/// symbol referred to only weakly resolves to address 0 (seen as PID 1: a
+/// jump to 0 in the first thread that called it).
+fn getrandom(buf: &mut [u8], flags: libc::c_uint) -> isize {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    unsafe { libc::syscall(libc::SYS_getrandom, buf.as_mut_ptr(), buf.len(), flags) as isize }
+}
+
 /// True when the kernel RNG is already initialised (non-blocking probe).
 pub fn is_ready() -> bool {
     let mut b = [0u8; 1];
-    let r = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 1, libc::GRND_NONBLOCK) };
+    let r = getrandom(&mut b[..1], libc::GRND_NONBLOCK);
     r == 1
 }
 
@@ -26,7 +35,7 @@ pub fn wait_in_background() -> Receiver<()> {
         .spawn(move || {
             let mut b = [0u8; 1];
             loop {
-                let r = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 1, 0) };
+                let r = getrandom(&mut b[..1], 0);
                 if r == 1 {
                     break;
                 }
@@ -75,11 +84,11 @@ pub fn join(rx: Receiver<()>, limit: Duration) -> Result<(), InitError> {
 /// wait for the pool), falling back to time and pid on old kernels.
 pub fn xid() -> u32 {
     let mut b = [0u8; 4];
-    let r = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, libc::GRND_INSECURE) };
+    let r = getrandom(&mut b[..4], libc::GRND_INSECURE);
     if r == 4 {
         return u32::from_ne_bytes(b);
     }
-    let r = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, libc::GRND_NONBLOCK) };
+    let r = getrandom(&mut b[..4], libc::GRND_NONBLOCK);
     if r == 4 {
         return u32::from_ne_bytes(b);
     }

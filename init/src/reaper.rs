@@ -57,7 +57,7 @@ pub fn start() -> io::Result<()> {
                 libc::sigaddset(&mut raw, libc::SIGCHLD);
             }
             let ts = libc::timespec {
-                tv_sec: POLL.as_secs() as libc::time_t,
+                tv_sec: POLL.as_secs() as _,
                 tv_nsec: 0,
             };
             loop {
