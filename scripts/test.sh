@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command of README.md: installs what the tests need on a fresh
-# machine (Debian + rustup), builds once, runs the unit tests and the
-# black-box integration tests against the real binary.
+# machine (Debian + rustup), builds once, runs the unit tests, the
+# black-box integration tests against the real binary (single node and
+# multi-process clusters on loopback), then the appliance end-to-end tests
+# (image contents, packer validate, a qemu cluster booted from the image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +22,6 @@ fi
 cargo build --workspace --all-targets
 cargo test --workspace -- --quiet
 VSSM_BIN="$PWD/target/debug/vssm" python3 -m pytest -q -p no:cacheprovider tests/integration "$@"
+
+# The appliance: static musl build, image, packer validate, qemu cluster e2e.
+scripts/e2e.sh

@@ -199,9 +199,14 @@ fn check_leaf(leaf: &X509Certificate<'_>) -> Result<(), rustls::Error> {
     Ok(())
 }
 
-/// Checks `not_before <= now <= not_after`.
+/// Clock skew tolerated on `notBefore`: a certificate made seconds ago on a
+/// machine whose clock is slightly ahead (a fresh VM reads a whole-second
+/// RTC) must not be refused as not yet valid. Expiry gets no tolerance.
+const NOT_BEFORE_SKEW_SECONDS: i64 = 300;
+
+/// Checks `not_before - skew <= now <= not_after`.
 fn check_time(not_before: i64, not_after: i64, now: i64) -> Result<(), rustls::Error> {
-    if now < not_before {
+    if now + NOT_BEFORE_SKEW_SECONDS < not_before {
         Err(rustls::Error::InvalidCertificate(
             CertificateError::NotValidYet,
         ))
@@ -260,4 +265,18 @@ impl ClientCertVerifier for ClientCaVerifier {
     }
 
     handshake_signature_methods!();
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn not_before_tolerates_small_skew_but_expiry_does_not() {
+        let (nb, na) = (1_000_000, 2_000_000);
+        assert!(check_time(nb, na, nb - 10).is_ok(), "10 s early is clock skew");
+        assert!(check_time(nb, na, nb - NOT_BEFORE_SKEW_SECONDS - 1).is_err());
+        assert!(check_time(nb, na, na).is_ok());
+        assert!(check_time(nb, na, na + 1).is_err());
+    }
 }
