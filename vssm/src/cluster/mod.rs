@@ -97,44 +97,47 @@ async fn run(node: Arc<Node>) {
     }
 }
 
-async fn bind(node: &Node, port: u16) -> Option<tokio::net::TcpListener> {
+/// Serves a cluster port with the TLS configuration `pick` chooses from the
+/// node's cluster TLS (connections before bootstrap are closed at once).
+async fn serve_cluster_port<H, F>(
+    node: &Arc<Node>,
+    port: u16,
+    pick: fn(&crate::node::ClusterTls) -> &Arc<rustls::ServerConfig>,
+    handler: H,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    H: Fn(std::net::SocketAddr, hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
+{
     let addr = SocketAddr::new(node.config.bind_address, port);
-    match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => Some(listener),
-        Err(e) => {
-            eprintln!("vssm: cannot listen on {addr}: {e}");
-            None
-        }
-    }
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => return eprintln!("vssm: cannot listen on {addr}: {e}"),
+    };
+    let tls_node = Arc::clone(node);
+    tokio::spawn(crate::server::serve_tls_port(
+        listener,
+        move || tls_node.cluster_tls().map(|t| Arc::clone(pick(t))),
+        handler,
+        shutdown,
+    ));
 }
 
-/// Port 8082: sync, mutual TLS with the RPC certificate (once bootstrapped).
+/// Port 8082: sync, mutual TLS with the RPC certificate on both sides.
 async fn serve_sync_port(node: &Arc<Node>, shutdown: tokio::sync::watch::Receiver<bool>) {
-    let Some(listener) = bind(node, node.config.ports.sync).await else { return };
-    let tls_node = Arc::clone(node);
     let handler_node = Arc::clone(node);
-    tokio::spawn(crate::server::serve_tls_port(
-        listener,
-        move || tls_node.cluster_tls().map(|t| Arc::clone(&t.sync_server)),
-        move |peer, request| sync::handle(Arc::clone(&handler_node), peer, request),
-        shutdown,
-    ));
+    let handler = move |peer, request| sync::handle(Arc::clone(&handler_node), peer, request);
+    serve_cluster_port(node, node.config.ports.sync, |t| &t.sync_server, handler, shutdown).await;
 }
 
-/// Port 8083: join, server TLS with the RPC certificate (once bootstrapped).
+/// Port 8083: join, server TLS with the RPC certificate.
 async fn serve_join_port(node: &Arc<Node>, server: Arc<join::JoinServer>, shutdown: tokio::sync::watch::Receiver<bool>) {
-    let Some(listener) = bind(node, node.config.ports.join).await else { return };
-    let tls_node = Arc::clone(node);
     let handler_node = Arc::clone(node);
-    tokio::spawn(crate::server::serve_tls_port(
-        listener,
-        move || tls_node.cluster_tls().map(|t| Arc::clone(&t.join_server)),
-        move |peer, request| {
-            let (node, server) = (Arc::clone(&handler_node), Arc::clone(&server));
-            async move { server.handle(node.rpc_key(), &node.audit, peer, request).await }
-        },
-        shutdown,
-    ));
+    let handler = move |peer, request| {
+        let (node, server) = (Arc::clone(&handler_node), Arc::clone(&server));
+        async move { server.handle(node.rpc_key(), &node.audit, peer, request).await }
+    };
+    serve_cluster_port(node, node.config.ports.join, |t| &t.join_server, handler, shutdown).await;
 }
 
 fn sync_addr(node: &Node, peer: &Peer) -> SocketAddr {
