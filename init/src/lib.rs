@@ -150,7 +150,8 @@ const ENTROPY_TIMEOUT: Duration = Duration::from_secs(120);
 /// 2. mount devtmpfs `/dev`, proc `/proc`, sysfs `/sys`, tmpfs `/run` and
 ///    `/tmp` ([`mounts`]; mount points are created when the root allows);
 /// 3. send stdout/stderr to the serial console ([`console`]);
-/// 4. load every `.ko` under `modules_dir` in dependency order ([`modules`]);
+/// 4. load every `.ko` under `modules_dir` in dependency order ([`modules`]),
+///    then remount `/` read-only;
 /// 5. wait for the kernel RNG on a thread ([`entropy`]) while the network
 ///    comes up: `lo`, then the NIC (up to 10 s to appear), DHCP, address,
 ///    netmask, MTU, default route, `/run/resolv.conf` ([`net`]);
@@ -166,6 +167,10 @@ pub fn boot(options: &BootOptions) -> Result<BootInfo, InitError> {
     }
     log!("vssm-init: booting");
     let report = modules::load_all(&options.modules_dir)?;
+    // Nothing writes to / after this point (resolv.conf goes to /run).
+    if let Err(e) = mounts::make_root_read_only() {
+        log!("warning: root file system stays writable: {e}");
+    }
     log!(
         "modules: {} loaded, {} already present, {} failed, {} missing",
         report.loaded.len(),

@@ -68,6 +68,15 @@ pub fn mount_all() -> Result<(), InitError> {
     Ok(())
 }
 
+/// Remounts the root file system (the unpacked initramfs) read-only, once
+/// the kernel file systems are mounted on it: from here on only /run and
+/// /tmp (tmpfs) are writable.
+pub fn make_root_read_only() -> Result<(), InitError> {
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .map_err(|source| InitError::Mount { target: "/".into(), source })
+}
+
 fn mount_one(spec: &MountSpec) -> Result<(), InitError> {
     let target = Path::new(spec.target);
     if !target.is_dir() {

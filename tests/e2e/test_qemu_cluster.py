@@ -106,6 +106,9 @@ def test_cluster_lifecycle(cluster: launch.Cluster, numbers: Numbers):
         c.start_vm(n)
     boot = {n: c.wait_health(n, timeout=BOOT_TIMEOUT) for n in (1, 2, 3)}
     numbers["qemu_start_to_health_s"] = {str(n): round(t, 2) for n, t in boot.items()}
+    serial = c.vms[1].serial()
+    assert "boot complete" in serial, serial[-3000:]
+    assert "stays writable" not in serial, "the root file system must be remounted read-only"
 
     # 2. bootstrap VM 1 from the host with the RPC key (PKCS#8 DER)
     r = c.bootstrap(1)
