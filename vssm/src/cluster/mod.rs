@@ -29,7 +29,8 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ClusterStats {
     /// Anti-entropy rounds completed (one per peer contacted).
     pub rounds: AtomicU64,
-    /// Body bytes moved by the last anti-entropy round with one peer.
+    /// Bytes on the wire (TLS records included) of the last anti-entropy
+    /// round with one peer.
     pub last_round_bytes: AtomicU64,
     /// Records pushed to peers after local changes.
     pub pushed: AtomicU64,

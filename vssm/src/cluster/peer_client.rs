@@ -6,15 +6,20 @@ use crate::server::api::ApiError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Largest response accepted from a peer (a fetch of many RSA keys).
@@ -36,23 +41,26 @@ impl From<ApiError> for PeerError {
     }
 }
 
-/// Calls peers over pinned TLS; counts the body bytes it moves.
+/// Calls peers over pinned TLS, keeping one idle keep-alive connection per
+/// peer (so a steady-state anti-entropy round costs no handshake), and
+/// counts every byte that crosses its sockets.
 pub struct PeerClient {
     tls: Arc<rustls::ClientConfig>,
     source: IpAddr,
     timeout: Duration,
-    bytes_moved: AtomicU64,
+    wire_bytes: Arc<AtomicU64>,
+    idle: Mutex<HashMap<SocketAddr, SendRequest<Full<Bytes>>>>,
 }
 
 impl PeerClient {
     /// A client with `tls` (pinned to the RPC certificate) leaving from `source`.
     pub fn new(tls: Arc<rustls::ClientConfig>, source: IpAddr, timeout: Duration) -> Self {
-        PeerClient { tls, source, timeout, bytes_moved: AtomicU64::new(0) }
+        PeerClient { tls, source, timeout, wire_bytes: Arc::new(AtomicU64::new(0)), idle: Mutex::new(HashMap::new()) }
     }
 
-    /// Request plus response body bytes moved so far.
+    /// Bytes sent and received on the wire so far (TLS records included).
     pub fn bytes_moved(&self) -> u64 {
-        self.bytes_moved.load(Ordering::Relaxed)
+        self.wire_bytes.load(Ordering::Relaxed)
     }
 
     /// POSTs `body` as JSON to `path` on `peer` and parses the JSON answer.
@@ -62,16 +70,33 @@ impl PeerClient {
         path: &str,
         body: &Req,
     ) -> Result<Resp, PeerError> {
-        let request_body = serde_json::to_vec(body).map_err(|e| PeerError(format!("cannot encode: {e}")))?;
-        let sent = request_body.len();
+        let request_body = Bytes::from(serde_json::to_vec(body).map_err(|e| PeerError(format!("cannot encode: {e}")))?);
         let response = tokio::time::timeout(self.timeout, self.exchange(peer, path, request_body))
             .await
             .map_err(|_| PeerError(format!("{peer}{path}: timed out")))??;
-        self.bytes_moved.fetch_add((sent + response.len()) as u64, Ordering::Relaxed);
         serde_json::from_slice(&response).map_err(|e| PeerError(format!("{peer}{path}: invalid answer: {}", crate::wire::codec::json_error_kind(&e))))
     }
 
-    async fn exchange(&self, peer: SocketAddr, path: &str, body: Vec<u8>) -> Result<Bytes, PeerError> {
+    /// One request on the pooled connection to `peer` if it is still good,
+    /// else (or if it fails before an answer) on a new one.
+    async fn exchange(&self, peer: SocketAddr, path: &str, body: Bytes) -> Result<Bytes, PeerError> {
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&peer);
+        if let Some(mut sender) = pooled.filter(|s| !s.is_closed()) {
+            if sender.ready().await.is_ok() {
+                if let Ok(response) = sender.send_request(request(path, body.clone())).await {
+                    return self.finish(peer, path, sender, response).await;
+                }
+            }
+        }
+        let mut sender = self.connect(peer, path).await?;
+        let response = sender
+            .send_request(request(path, body))
+            .await
+            .map_err(|e| PeerError(format!("{peer}{path}: HTTP: {e}")))?;
+        self.finish(peer, path, sender, response).await
+    }
+
+    async fn connect(&self, peer: SocketAddr, path: &str) -> Result<SendRequest<Full<Bytes>>, PeerError> {
         let fail = |what: &str, e: &dyn fmt::Display| PeerError(format!("{peer}{path}: {what}: {e}"));
         let socket = if peer.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
             .map_err(|e| fail("socket", &e))?;
@@ -80,26 +105,34 @@ impl PeerClient {
         }
         let tcp = socket.connect(peer).await.map_err(|e| fail("connect", &e))?;
         let _ = tcp.set_nodelay(true);
+        let counted = ByteCounter { inner: tcp, total: Arc::clone(&self.wire_bytes) };
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls));
         let name = ServerName::try_from("VSSM").expect("VSSM is a valid server name");
-        let tls = connector.connect(name, tcp).await.map_err(|e| fail("TLS", &e))?;
-        let (mut sender, connection) =
+        let tls = connector.connect(name, counted).await.map_err(|e| fail("TLS", &e))?;
+        let (sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| fail("HTTP", &e))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        let request = Request::post(path)
-            .header(HOST, "VSSM")
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| fail("request", &e))?;
-        let response = sender.send_request(request).await.map_err(|e| fail("HTTP", &e))?;
+        Ok(sender)
+    }
+
+    /// Reads the answer, returns the connection to the pool, maps errors.
+    async fn finish(
+        &self,
+        peer: SocketAddr,
+        path: &str,
+        sender: SendRequest<Full<Bytes>>,
+        response: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<Bytes, PeerError> {
+        let fail = |what: &str, e: &dyn fmt::Display| PeerError(format!("{peer}{path}: {what}: {e}"));
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
             .map_err(|e| fail("body", &e))?
             .to_bytes();
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).insert(peer, sender);
         if !status.is_success() {
             let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
@@ -108,5 +141,45 @@ impl PeerClient {
             return Err(PeerError(format!("{peer}{path}: {} {}", status.as_u16(), message)));
         }
         Ok(body)
+    }
+}
+
+fn request(path: &str, body: Bytes) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = hyper::Method::POST;
+    *request.uri_mut() = path.parse().unwrap_or_else(|_| hyper::Uri::from_static("/"));
+    request.headers_mut().insert(HOST, hyper::header::HeaderValue::from_static("VSSM"));
+    request.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    request
+}
+
+/// Counts the bytes read and written on a stream.
+struct ByteCounter<S> {
+    inner: S,
+    total: Arc<AtomicU64>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ByteCounter<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.total.fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ByteCounter<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = result {
+            self.total.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        result
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
