@@ -83,11 +83,16 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is bootstrapping"));
     }
     if !client.authenticated {
-        // A connection opened before bootstrap has no client certificate.
-        return Err(ApiError::new(
+        // A connection opened before bootstrap has no client certificate:
+        // answer and close it, so the client reconnects with mutual TLS.
+        let mut response = error_response(&ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "node is bootstrapped: reconnect with a client certificate",
         ));
+        response
+            .headers_mut()
+            .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+        return Ok(response);
     }
     let known = crypto_ops::ENDPOINTS.contains(&endpoint) || admin_ops::ENDPOINTS.contains(&endpoint);
     if !known {
