@@ -4,7 +4,7 @@
 //! key to a node by hand. Nodes find it through `cluster.bootstrappers`.
 
 use super::join::{trusted_signers, JoinPolicy, JoinServer};
-use crate::audit::{AuditLog, DEFAULT_CAPACITY};
+use crate::audit::{AuditLog, Outcome, DEFAULT_CAPACITY};
 use crate::crypto::keys::AsymmetricKey;
 use crate::tls;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -70,6 +70,7 @@ impl Bootstrapper {
         eprintln!("vssm bootstrapper: serving joins on {}", self.addr);
         let tls = self.tls;
         let (server, key, audit) = (self.server, self.key, self.audit);
+        let refusals = Arc::clone(&audit);
         crate::server::serve_tls_port(
             listener,
             move || Some(Arc::clone(&tls)),
@@ -77,6 +78,7 @@ impl Bootstrapper {
                 let (server, key, audit) = (Arc::clone(&server), Arc::clone(&key), Arc::clone(&audit));
                 async move { server.handle(Some(&key), &audit, peer, request).await }
             },
+            move |peer, reason| refusals.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}")),
             shutdown,
         )
         .await;

@@ -116,10 +116,13 @@ async fn serve_cluster_port<H, F>(
         Err(e) => return eprintln!("vssm: cannot listen on {addr}: {e}"),
     };
     let tls_node = Arc::clone(node);
+    let audit_node = Arc::clone(node);
+    let action = format!("tls-handshake:{port}");
     tokio::spawn(crate::server::serve_tls_port(
         listener,
         move || tls_node.cluster_tls().map(|t| Arc::clone(pick(t))),
         handler,
+        move |peer, reason| audit_node.audit.record(&action, "-", Outcome::Refused, &format!("from {peer}: {reason}")),
         shutdown,
     ));
 }

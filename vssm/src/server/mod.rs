@@ -110,26 +110,37 @@ async fn io_thread(
 }
 
 /// Serves a TLS port whose handler needs only the peer address (the
-/// cluster's sync and join ports). `tls` is asked at each accept; None
-/// (not bootstrapped yet) closes the connection at once.
-pub async fn serve_tls_port<T, H, F>(listener: TcpListener, tls: T, handler: H, shutdown: watch::Receiver<bool>)
+/// cluster's sync and join ports, the bootstrapper). `tls` is asked at each
+/// accept; None (not bootstrapped yet) closes the connection at once.
+/// Refused handshakes are reported to `on_refused` (for the audit log).
+pub async fn serve_tls_port<T, H, F, R>(listener: TcpListener, tls: T, handler: H, on_refused: R, shutdown: watch::Receiver<bool>)
 where
     T: Fn() -> Option<Arc<rustls::ServerConfig>> + Send + Sync + 'static,
     H: Fn(SocketAddr, hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
+    R: Fn(SocketAddr, String) + Send + Sync + 'static,
 {
     let tls = Arc::new(tls);
+    let on_refused = Arc::new(on_refused);
     let connections = Arc::new(AtomicUsize::new(0));
     let conn_shutdown = shutdown.clone();
     accept_loop(listener, shutdown, connections, move |tcp, peer| {
         let config = tls();
         let handler = handler.clone();
+        let on_refused = Arc::clone(&on_refused);
         let shutdown = conn_shutdown.clone();
         async move {
             let Some(config) = config else { return };
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            let Ok(Ok(stream)) = tokio::time::timeout(connection::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
-                return;
+            let stream = match tokio::time::timeout(connection::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    if let Some(reason) = refusal_reason(&error) {
+                        on_refused(peer, reason);
+                    }
+                    return;
+                }
+                Err(_) => return,
             };
             connection::serve(stream, move |request| handler(peer, request), shutdown).await;
         }
