@@ -1,5 +1,6 @@
 """Backups: format of the first VSSM, local decryption, restore, restart, conflicts."""
 import hashlib
+import json
 import hmac
 import os
 import time
@@ -225,3 +226,17 @@ def test_restart_then_restore(make_node, pki):
     r = c.op_ok("hmac/verify", keyName=mac, algorithm="SHA256", input=b"old data", hmac=tag)
     assert r.get("valid") is True
     assert node.alive()
+
+
+def test_restore_of_a_backup_over_1_mib_is_accepted(api, pki):
+    """A node must be able to restore the backups it makes: restorebackup
+    has its own, larger body limit (other endpoints keep 1 MiB)."""
+    tag = uniq("big")
+    inv = {"symmetricKey": [{"name": f"{tag}-{i:05d}", "createdAt": "1700000000000",
+                             "key": b64e(os.urandom(32))} for i in range(14000)]}
+    blob = make_backup(inv, pki.rpc_private_key.public_key())
+    assert len(json.dumps(blob)) > 1 << 20
+    r = api.admin("restorebackup", backup=blob)
+    assert r.status == 200, r
+    names = _names(api)
+    assert f"{tag}-00000" in names["symmetricKey"] and f"{tag}-13999" in names["symmetricKey"]

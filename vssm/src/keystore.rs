@@ -363,8 +363,10 @@ impl Keystore {
             })
             .collect();
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = Inventory::clone(&self.current.load());
+        let before = self.current.load_full();
+        let mut next = Inventory::clone(&before);
         let mut report = MergeReport::default();
+        let mut conflicts = std::collections::HashSet::new();
         for record in records {
             let key_type = record.material.key_type();
             let versions = next.by_type[key_type.index()].entry(record.name.clone()).or_default();
@@ -374,10 +376,14 @@ impl Keystore {
             }
             if !versions.0.is_empty() {
                 let label = format!("{}/{}", key_type.as_str(), record.name);
-                if !report.conflicts.contains(&label) {
+                if conflicts.insert(label.clone()) {
                     report.conflicts.push(label);
                 }
-                if policy == ConflictPolicy::KeepExisting {
+                // KeepExisting protects what the name meant before this
+                // merge; versions that arrive together (a backup of a
+                // conflict) are all kept, as on the cluster they came from.
+                let existed_before = before.by_type[key_type.index()].contains_key(&record.name);
+                if policy == ConflictPolicy::KeepExisting && existed_before {
                     continue;
                 }
             }
@@ -454,6 +460,14 @@ mod tests {
         assert_eq!(report.added, 1);
         assert_eq!(report.conflicts, vec!["SYMMETRIC/k".to_string()]);
         assert_eq!(bytes_of(&ks.get(KeyType::Symmetric, "k").unwrap()), vec![1u8; 16]);
+        assert_eq!(ks.snapshot().len(), 2);
+    }
+
+    #[test]
+    fn a_restored_conflict_keeps_both_versions_on_a_node_without_the_name() {
+        let ks = Keystore::new();
+        let report = ks.merge(vec![sym("k", 1), sym("k", 9)], ConflictPolicy::KeepExisting);
+        assert_eq!(report.added, 2);
         assert_eq!(ks.snapshot().len(), 2);
     }
 

@@ -13,6 +13,9 @@ use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// Largest private key (PKCS#8 DER) accepted anywhere: RSA-8192 is under 5 KiB.
+pub const MAX_KEY_DER_BYTES: usize = 8 * 1024;
+
 /// Why a bootstrap was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BootstrapError {
@@ -118,12 +121,21 @@ impl Node {
     /// Installs the RPC private key (PKCS#8 DER). It must be the key of the
     /// configured RPC certificate; on any error the node stays bootstrapping.
     pub fn bootstrap(&self, pkcs8_der: &[u8]) -> Result<(), BootstrapError> {
+        if self.is_ready() {
+            return Err(BootstrapError::AlreadyBootstrapped);
+        }
+        // Anyone may call this before bootstrap: bound the work before
+        // parsing (an RSA-8192 PKCS#8 key is under 5 KiB), and parse
+        // outside the lock so a slow parse blocks nobody else.
+        if pkcs8_der.len() > MAX_KEY_DER_BYTES {
+            return Err(BootstrapError::InvalidKey(format!("rpcPrivateKey is larger than {MAX_KEY_DER_BYTES} bytes")));
+        }
+        let key = AsymmetricKey::from_pkcs8_der(pkcs8_der)
+            .map_err(|_| BootstrapError::InvalidKey("rpcPrivateKey is not a supported PKCS#8 private key".into()))?;
         let _guard = self.bootstrap_lock.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_ready() {
             return Err(BootstrapError::AlreadyBootstrapped);
         }
-        let key = AsymmetricKey::from_pkcs8_der(pkcs8_der)
-            .map_err(|_| BootstrapError::InvalidKey("rpcPrivateKey is not a supported PKCS#8 private key".into()))?;
         if key.public_key_der() != self.config.rpc_public_key_spki {
             return Err(BootstrapError::InvalidKey(
                 "rpcPrivateKey does not match the public key of rpcCertificate".into(),

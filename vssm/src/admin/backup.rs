@@ -128,6 +128,9 @@ pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, B
     }
     for (i, k) in inventory.asymmetric_key.iter().enumerate() {
         validate_name(&k.name).map_err(|w| invalid("asymmetricKey", i, w))?;
+        if k.key.0.len() > crate::node::MAX_KEY_DER_BYTES {
+            return Err(invalid("asymmetricKey", i, "key is too large".into()));
+        }
         let key = AsymmetricKey::from_pkcs8_der(&k.key.0).map_err(|e| invalid("asymmetricKey", i, e.to_string()))?;
         if !k.key_type.is_empty() && KeySpec::parse(&k.key_type).ok() != Some(key.spec()) {
             return Err(invalid("asymmetricKey", i, format!("keyType {:?} does not match the key", k.key_type)));

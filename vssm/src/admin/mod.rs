@@ -26,29 +26,38 @@ pub enum AdminRefusal {
 pub struct AdminGuard {
     hash: Arc<PasswordHash>,
     throttle: FailureThrottle,
-    scrypt_slots: Semaphore,
+    scrypt_slots: Arc<Semaphore>,
 }
 
 impl AdminGuard {
     /// A guard for the configured `rootPassword`.
     pub fn new(hash: PasswordHash) -> Self {
-        AdminGuard { hash: Arc::new(hash), throttle: FailureThrottle::default(), scrypt_slots: Semaphore::new(1) }
+        AdminGuard { hash: Arc::new(hash), throttle: FailureThrottle::default(), scrypt_slots: Arc::new(Semaphore::new(1)) }
     }
 
     /// Verifies `password` for the client `subject`.
     pub async fn authorize(&self, subject: &str, password: &str) -> Result<(), AdminRefusal> {
         self.throttle.check(subject, Instant::now()).map_err(AdminRefusal::Throttled)?;
-        let _slot = self.scrypt_slots.acquire().await.map_err(|_| AdminRefusal::WrongPassword)?;
+        let slot = Arc::clone(&self.scrypt_slots).acquire_owned().await.map_err(|_| AdminRefusal::WrongPassword)?;
         // Re-check: the subject may have been locked out while waiting for the slot.
         self.throttle.check(subject, Instant::now()).map_err(AdminRefusal::Throttled)?;
+        // Counted as a failure up front: a client that drops the request
+        // while scrypt runs must not escape the throttle.
+        self.throttle.record_failure(subject, Instant::now());
         let hash = Arc::clone(&self.hash);
         let candidate = Zeroizing::new(password.as_bytes().to_vec());
-        let ok = tokio::task::spawn_blocking(move || hash.verify(&candidate)).await.unwrap_or(false);
+        // The slot travels with the work, so a cancelled request cannot
+        // start another scrypt while this one still runs.
+        let ok = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            hash.verify(&candidate)
+        })
+        .await
+        .unwrap_or(false);
         if ok {
             self.throttle.record_success(subject);
             Ok(())
         } else {
-            self.throttle.record_failure(subject, Instant::now());
             Err(AdminRefusal::WrongPassword)
         }
     }

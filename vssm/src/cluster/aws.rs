@@ -208,17 +208,18 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
     let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<u64>().ok();
     let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
+    // Days from the civil date (Howard Hinnant's algorithm); year >= 1970
+    // keeps every step non-negative.
     let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
     let era = y / 400;
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + hour * 3600 + minute * 60 + second))
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(days * 86_400 + hour * 3600 + minute * 60 + second))
 }
 
 #[cfg(test)]
@@ -229,7 +230,7 @@ mod tests {
     fn amz_dates_parse_to_the_right_instant() {
         let t = parse_amz_date("20150830T123600Z").unwrap();
         assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 1_440_938_160);
-        for bad in ["", "20150830T123600", "2015083OT123600Z", "20151330T123600Z"] {
+        for bad in ["", "20150830T123600", "2015083OT123600Z", "20151330T123600Z", "00010101T000000Z", "19691231T235959Z"] {
             assert!(parse_amz_date(bad).is_none(), "{bad}");
         }
     }

@@ -147,6 +147,9 @@ async fn inject_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
     let key_type = key_type(&request.key_type)?;
     refuse_existing(node, key_type, &request.key_name)?;
     let bytes = &request.key.0;
+    if bytes.len() > crate::node::MAX_KEY_DER_BYTES {
+        return Err(ApiError::bad_request(format!("key is larger than {} bytes", crate::node::MAX_KEY_DER_BYTES)));
+    }
     let material = match key_type {
         KeyType::Symmetric => KeyMaterial::Symmetric(SymmetricKey::from_bytes(bytes)?),
         KeyType::Mac => KeyMaterial::Mac(MacKey::from_bytes(bytes)?),
@@ -164,7 +167,8 @@ async fn generate_backup(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiRe
     authorize(node, client, &request.admin_password.0).await?;
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
     let snapshot = node.keystore.snapshot();
-    let blob = backup::create(&snapshot, rpc_key, now_ms()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let blob = backup::create(&snapshot, rpc_key, now_ms())
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     json_response(&GenerateBackupResponse { backup: blob })
 }
 

@@ -16,8 +16,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
 
-/// Largest request body accepted (a backup of many keys fits).
+/// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Largest restorebackup body: a node must restore the backups it makes
+/// (an RSA-2048 key takes about 2.3 KB in a backup).
+pub const MAX_RESTORE_BODY_BYTES: usize = 64 << 20;
+/// Largest bootstrap body (anyone may send one before bootstrap).
+pub const MAX_BOOTSTRAP_BODY_BYTES: usize = 16 << 10;
 
 /// What the TLS layer learnt about the client of one connection.
 #[derive(Clone, Debug)]
@@ -76,7 +81,7 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
     }
     if endpoint == "admin/bootstrap" {
-        let body = read_body(request, MAX_BODY_BYTES).await?;
+        let body = read_body(request, MAX_BOOTSTRAP_BODY_BYTES).await?;
         return admin_ops::bootstrap(node, client, &body);
     }
     if !node.is_ready() {
@@ -98,7 +103,8 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     if !known {
         return Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))));
     }
-    let body = read_body(request, MAX_BODY_BYTES).await?;
+    let limit = if endpoint == "admin/restorebackup" { MAX_RESTORE_BODY_BYTES } else { MAX_BODY_BYTES };
+    let body = read_body(request, limit).await?;
     if let Some(result) = crypto_ops::dispatch(node, endpoint, &body) {
         return result;
     }
