@@ -16,7 +16,7 @@ IMAGE = "ami-0123456789abcdef0"
 def start_bootstrapper(pki, ca_file, trusted_image, log_path):
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [str(CLUSTER_BIN), "bootstrapper", "--trusted-image", trusted_image,
+        [str(CLUSTER_BIN), "bootstrapper", "--trusted-image", trusted_image, "--account", "123456789012",
          "--private-key", str(pki.rpc_key_pem), "--certificate", str(pki.rpc_crt),
          "--bind", BOOTSTRAPPER_IP, "--attestation-ca", str(ca_file)],
         stdout=log, stderr=subprocess.STDOUT)
@@ -60,6 +60,13 @@ def test_first_node_gets_the_rpc_key_from_the_bootstrapper(pki, tmp_path):
         node.stop()
         stop(proc)
         fake.stop()
+
+
+def test_bootstrapper_requires_the_account(pki, tmp_path):
+    r = subprocess.run([str(CLUSTER_BIN), "bootstrapper", "--trusted-image", IMAGE,
+                        "--private-key", str(pki.rpc_key_pem), "--certificate", str(pki.rpc_crt)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "--account" in r.stderr, r
 
 
 def test_bootstrapper_refuses_an_untrusted_image(pki, tmp_path):

@@ -223,6 +223,10 @@ impl Config {
             client_trust_store.push(cert);
         }
 
+        // The same checks bootstrap applies (CA flags, key types), now, so
+        // that a bad trust store stops start-up instead of every bootstrap.
+        crate::tls::ClientCaVerifier::new(&client_trust_store).map_err(|e| fail("clientTrustStore", e.to_string()))?;
+
         let password_text = raw.root_password.ok_or_else(|| fail("rootPassword", "missing".into()))?;
         let root_password = PasswordHash::parse(&password_text).map_err(|m| fail("rootPassword", m))?;
 
@@ -345,10 +349,18 @@ mod tests {
         base64::engine::general_purpose::STANDARD.encode(cert.cert.der())
     }
 
+    fn sample_ca_b64() -> String {
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        base64::engine::general_purpose::STANDARD.encode(params.self_signed(&key).unwrap().der())
+    }
+
     fn sample(extra: &str) -> String {
         let cert = sample_cert_b64();
+        let ca = sample_ca_b64();
         let pw = PasswordHash::create(b"pw", 4).unwrap();
-        format!(r#"{{"rpcCertificate":"{cert}","clientTrustStore":["{cert}"],"rootPassword":"{pw}"{extra}}}"#)
+        format!(r#"{{"rpcCertificate":"{cert}","clientTrustStore":["{ca}"],"rootPassword":"{pw}"{extra}}}"#)
     }
 
     #[test]
@@ -396,6 +408,7 @@ mod tests {
             (sample("").replacen("\"rootPassword\":\"$s0$", "\"rootPassword\":\"$s9$", 1), "rootPassword"),
             (r#"{"clientTrustStore":[],"rootPassword":"x"}"#.to_string(), "rpcCertificate"),
             (sample("").replacen("clientTrustStore\":[\"", "clientTrustStore\":[\"AAAA", 1), "clientTrustStore[0]"),
+            (sample("").replacen("clientTrustStore\":[\"", &format!("clientTrustStore\":[\"{}\",\"", sample_cert_b64()), 1), "not a CA"),
         ];
         for (text, field) in cases {
             let err = Config::parse(text.as_bytes(), "my.json").unwrap_err().to_string();

@@ -177,9 +177,18 @@ impl Versions {
 }
 
 /// One immutable snapshot of all keys.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Inventory {
     by_type: [HashMap<String, Versions>; 3],
+    /// Computed once per snapshot (sync and the status page ask often).
+    digest: std::sync::OnceLock<[u8; 32]>,
+}
+
+impl Clone for Inventory {
+    /// A copy to change: the digest is not carried over.
+    fn clone(&self) -> Self {
+        Inventory { by_type: self.by_type.clone(), digest: std::sync::OnceLock::new() }
+    }
 }
 
 impl Inventory {
@@ -235,6 +244,10 @@ impl Inventory {
     /// Order-independent digest of the whole record set: two nodes with the
     /// same digest hold the same keys, so anti-entropy can stop there.
     pub fn digest(&self) -> [u8; 32] {
+        *self.digest.get_or_init(|| self.compute_digest())
+    }
+
+    fn compute_digest(&self) -> [u8; 32] {
         let mut context = ring::digest::Context::new(&ring::digest::SHA256);
         for record in self.records() {
             context.update(&[record.material.key_type().index() as u8]);

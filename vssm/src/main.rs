@@ -14,8 +14,8 @@ const USAGE: &str = "usage:
   vssm [serve] [--config FILE] [--bind IP]   serve a node (config: ./config.json, else /etc/vssm/config.json)
   vssm dev [--dir DIR] [--bind IP]           a single bootstrapped node with generated certificates (default ./vssm-dev, 127.0.0.1)
   vssm hash-password [--log-n N]             print the scrypt hash for rootPassword (password from a prompt or stdin)
-  vssm bootstrapper --trusted-image AMI[,AMI…] --private-key FILE [--certificate FILE] [--bind IP] [--port 8083]
-                    [--account ID] [--region NAME] [--attestation-ca FILE]
+  vssm bootstrapper --trusted-image AMI[,AMI…] --account ID --private-key FILE [--certificate FILE] [--bind IP]
+                    [--port 8083] [--region NAME] [--attestation-ca FILE]
                                              hand the RPC key to attested instances of the trusted images
                                              (certificate: --certificate, else rpcCertificate of the default config)";
 
@@ -213,7 +213,8 @@ fn bootstrapper(flags: &Flags) -> Result<(), String> {
         certificate,
         bind: parse_ip(flags.get("--bind"))?.unwrap_or(IpAddr::from([0, 0, 0, 0])),
         port,
-        account: flags.get("--account").map(String::from),
+        // Without it any account able to launch the image would get the key.
+        account: Some(flags.get("--account").ok_or("--account is required (the AWS account of the cluster)")?.to_string()),
         region: flags.get("--region").map(String::from),
         attestation_cas,
     };

@@ -11,6 +11,7 @@ use crate::tls;
 use arc_swap::ArcSwap;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Largest private key (PKCS#8 DER) accepted anywhere: RSA-8192 is under 5 KiB.
@@ -49,6 +50,9 @@ pub struct Node {
     bootstrap_lock: Mutex<()>,
     change_hook: OnceLock<ChangeHook>,
     cluster_tls: OnceLock<ClusterTls>,
+    /// False while a cluster node that just got its RPC key has not yet
+    /// pulled the keys from its peers (see [`Node::is_serving`]).
+    synced: AtomicBool,
     /// Counters of the cluster layer, shown on the health port.
     pub cluster_stats: ClusterStats,
 }
@@ -82,6 +86,7 @@ impl Node {
             bootstrap_lock: Mutex::new(()),
             change_hook: OnceLock::new(),
             cluster_tls: OnceLock::new(),
+            synced: AtomicBool::new(true),
             cluster_stats: ClusterStats::default(),
         }))
     }
@@ -89,6 +94,28 @@ impl Node {
     /// True once the RPC key is installed and the full API is served.
     pub fn is_ready(&self) -> bool {
         self.rpc_key.get().is_some()
+    }
+
+    /// True when the node serves the API: bootstrapped and, in a cluster,
+    /// synchronized once with its peers (a node that just joined must not
+    /// answer 404 for keys it has not pulled yet).
+    pub fn is_serving(&self) -> bool {
+        self.is_ready() && self.is_synced()
+    }
+
+    /// False between joining a cluster and the first completed sync round.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// Holds the API until [`Node::mark_synced`] (called by the cluster layer).
+    pub fn hold_until_synced(&self) {
+        self.synced.store(false, Ordering::Release);
+    }
+
+    /// The first sync round is done: serve.
+    pub fn mark_synced(&self) {
+        self.synced.store(true, Ordering::Release);
     }
 
     /// The RPC private key (present once ready).

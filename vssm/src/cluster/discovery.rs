@@ -12,38 +12,45 @@ pub struct Peer {
     pub instance_id: Option<String>,
 }
 
-/// Where peers come from.
-pub enum Discovery {
+/// Where peers come from, and this node's own address (left out).
+pub struct Discovery {
+    source: Source,
+    own_ip: IpAddr,
+}
+
+enum Source {
     Static(Vec<IpAddr>),
     Aws(super::aws::AwsDiscovery),
 }
 
 impl Discovery {
-    /// Discovery as configured; `own_ip` is left out of every answer.
-    pub fn new(config: &ClusterConfig, aws: Option<super::aws::AwsDiscovery>) -> Result<Discovery, String> {
-        match (&config.discovery, aws) {
-            (DiscoveryConfig::Static(ips), _) => Ok(Discovery::Static(ips.clone())),
-            (DiscoveryConfig::Aws, Some(aws)) => Ok(Discovery::Aws(aws)),
-            (DiscoveryConfig::Aws, None) => Err("AWS discovery needs the instance identity from IMDS".into()),
-        }
+    /// Discovery as configured; `own_ip` (this node's address as peers
+    /// see it) is left out of every answer.
+    pub fn new(config: &ClusterConfig, aws: Option<super::aws::AwsDiscovery>, own_ip: IpAddr) -> Result<Discovery, String> {
+        let source = match (&config.discovery, aws) {
+            (DiscoveryConfig::Static(ips), _) => Source::Static(ips.clone()),
+            (DiscoveryConfig::Aws, Some(aws)) => Source::Aws(aws),
+            (DiscoveryConfig::Aws, None) => return Err("AWS discovery needs the instance identity from IMDS".into()),
+        };
+        Ok(Discovery { source, own_ip })
     }
 
     /// The current peers, without this node.
-    pub async fn peers(&self, own_ip: IpAddr) -> Result<Vec<Peer>, String> {
-        let mut peers = match self {
-            Discovery::Static(ips) => ips.iter().map(|ip| Peer { ip: *ip, instance_id: None }).collect(),
-            Discovery::Aws(aws) => aws.members().await?,
+    pub async fn peers(&self) -> Result<Vec<Peer>, String> {
+        let mut peers = match &self.source {
+            Source::Static(ips) => ips.iter().map(|ip| Peer { ip: *ip, instance_id: None }).collect(),
+            Source::Aws(aws) => aws.members().await?,
         };
-        peers.retain(|p| p.ip != own_ip);
+        peers.retain(|p| p.ip != self.own_ip);
         Ok(peers)
     }
 
     /// Whether a joining instance is a current member: in its group and
     /// Pending/InService with this private address (AWS), or listed (static).
     pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, String> {
-        match self {
-            Discovery::Static(ips) => Ok(ips.contains(&ip)),
-            Discovery::Aws(aws) => aws.is_member(instance_id, ip).await,
+        match &self.source {
+            Source::Static(ips) => Ok(ips.contains(&ip)),
+            Source::Aws(aws) => aws.is_member(instance_id, ip).await,
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct ClusterStats {
 /// Starts the cluster thread when the config has a cluster section.
 pub fn start(node: Arc<Node>) -> Option<std::thread::JoinHandle<()>> {
     node.config.cluster.as_ref()?;
+    if !node.is_ready() {
+        node.hold_until_synced();
+    }
     std::thread::Builder::new()
         .name("vssm-cluster".into())
         .spawn(move || {
@@ -55,9 +58,14 @@ pub fn start(node: Arc<Node>) -> Option<std::thread::JoinHandle<()>> {
 
 async fn run(node: Arc<Node>) {
     let settings = node.config.cluster.clone().expect("checked by start");
-    let own_ip = node.config.bind_address;
     let attestation = join::Attestation::discover(&node, &settings).await;
-    let discovery = match Discovery::new(&settings, attestation.as_ref().map(|a| a.aws_discovery())) {
+    // Peers see this node at its bind address, or (bound to all addresses)
+    // at the private address of its identity document.
+    let own_ip = match (&attestation, node.config.bind_address) {
+        (Some(a), ip) if ip.is_unspecified() => a.private_ip(),
+        (_, ip) => ip,
+    };
+    let discovery = match Discovery::new(&settings, attestation.as_ref().map(|a| a.aws_discovery()), own_ip) {
         Ok(d) => Arc::new(d),
         Err(e) => {
             eprintln!("vssm: cluster disabled: {e}");
@@ -83,7 +91,7 @@ async fn run(node: Arc<Node>) {
         }
     }
     let tls = node.cluster_tls().expect("ready nodes have cluster TLS");
-    let client = Arc::new(PeerClient::new(Arc::clone(&tls.peer_client), own_ip, PEER_TIMEOUT));
+    let client = Arc::new(PeerClient::new(Arc::clone(&tls.peer_client), node.config.bind_address, PEER_TIMEOUT));
 
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
     node.set_change_hook(Box::new(move |records| {
@@ -91,10 +99,13 @@ async fn run(node: Arc<Node>) {
     }));
     tokio::spawn(push_changes(Arc::clone(&node), Arc::clone(&client), Arc::clone(&discovery), changes_rx));
 
-    // Anti-entropy: at once (pull at start-up), then every interval ±25%.
+    // Anti-entropy: at once (pull at start-up; the API opens after it),
+    // then every interval ±25%.
+    anti_entropy_round(&node, &client, &discovery).await;
+    node.mark_synced();
     loop {
-        anti_entropy_round(&node, &client, &discovery).await;
         tokio::time::sleep(jittered(settings.sync_interval)).await;
+        anti_entropy_round(&node, &client, &discovery).await;
     }
 }
 
@@ -149,7 +160,7 @@ fn sync_addr(node: &Node, peer: &Peer) -> SocketAddr {
 }
 
 async fn current_peers(node: &Node, discovery: &Discovery) -> Vec<Peer> {
-    match discovery.peers(node.config.bind_address).await {
+    match discovery.peers().await {
         Ok(peers) => {
             *node.cluster_stats.peers.lock().unwrap_or_else(|e| e.into_inner()) =
                 peers.iter().map(|p| p.ip.to_string()).collect();

@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Time allowed to connect and finish the TLS handshake with a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Largest response accepted from a peer (a fetch of many RSA keys).
 pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
 
@@ -103,12 +106,20 @@ impl PeerClient {
         if !self.source.is_unspecified() && self.source.is_ipv4() == peer.is_ipv4() {
             socket.bind(SocketAddr::new(self.source, 0)).map_err(|e| fail("bind", &e))?;
         }
-        let tcp = socket.connect(peer).await.map_err(|e| fail("connect", &e))?;
+        // A peer that is down or stopped must not hold a round (or a
+        // joining node's first sync) for the whole request timeout.
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(peer))
+            .await
+            .map_err(|_| fail("connect", &"timed out"))?
+            .map_err(|e| fail("connect", &e))?;
         let _ = tcp.set_nodelay(true);
         let counted = ByteCounter { inner: tcp, total: Arc::clone(&self.wire_bytes) };
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls));
         let name = ServerName::try_from("VSSM").expect("VSSM is a valid server name");
-        let tls = connector.connect(name, counted).await.map_err(|e| fail("TLS", &e))?;
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, counted))
+            .await
+            .map_err(|_| fail("TLS", &"handshake timed out"))?
+            .map_err(|e| fail("TLS", &e))?;
         let (sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| fail("HTTP", &e))?;
         tokio::spawn(async move {

@@ -36,9 +36,10 @@ pub fn http_builder() -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128)
-        .max_header_list_size(32 * 1024)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .max_header_list_size(32 * 1024);
+    // No server-side HTTP/2 pings: their traffic would count as activity
+    // and keep idle connections open forever; the idle timeout closes
+    // connections whose client has gone quiet.
     builder
 }
 

@@ -7,7 +7,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
 
-/// `GET /REST/v1/healthcheck`: 503 `bootstrapping`, then 200 `running`.
+/// `GET /REST/v1/healthcheck`: 503 `bootstrapping`, (in a cluster) 503
+/// `synchronizing` until the first sync with the peers, then 200 `running`.
 /// `GET /REST/v1/cluster/status`: JSON counters of the cluster layer (no secrets).
 pub async fn handle(node: Arc<Node>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.uri().path() == "/REST/v1/cluster/status" && request.method() == Method::GET {
@@ -17,8 +18,10 @@ pub async fn handle(node: Arc<Node>, request: Request<Incoming>) -> Response<Ful
         (StatusCode::NOT_FOUND, "not found")
     } else if request.method() != Method::GET && request.method() != Method::HEAD {
         (StatusCode::METHOD_NOT_ALLOWED, "use GET")
-    } else if node.is_ready() {
+    } else if node.is_serving() {
         (StatusCode::OK, "running")
+    } else if node.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "synchronizing")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "bootstrapping")
     };

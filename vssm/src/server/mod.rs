@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Most simultaneous connections per node; more are closed at once.
+/// Most simultaneous connections on a TLS port; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 4096;
+/// Most simultaneous connections on the health port (plain HTTP, anyone
+/// may connect): its own small budget, so it cannot exhaust the API's.
+pub const MAX_HEALTH_CONNECTIONS: usize = 64;
 /// How long in-flight requests get to finish on shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -87,8 +90,9 @@ async fn io_thread(
     if let Some(health) = health {
         let health = TcpListener::from_std(health).expect("listener registers with the runtime");
         let node = Arc::clone(&node);
-        let (shutdown, connections) = (shutdown.clone(), Arc::clone(&connections));
-        tokio::spawn(accept_loop(health, shutdown.clone(), connections, move |tcp, _peer| {
+        let shutdown = shutdown.clone();
+        let health_connections = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(accept_loop(health, shutdown.clone(), health_connections, MAX_HEALTH_CONNECTIONS, move |tcp, _peer| {
             let node = Arc::clone(&node);
             let shutdown = shutdown.clone();
             async move {
@@ -98,7 +102,7 @@ async fn io_thread(
     }
     let accept_node = Arc::clone(&node);
     let accept_shutdown = shutdown.clone();
-    accept_loop(api, shutdown, Arc::clone(&connections), move |tcp, peer| {
+    accept_loop(api, shutdown, Arc::clone(&connections), MAX_CONNECTIONS, move |tcp, peer| {
         serve_api_connection(Arc::clone(&accept_node), tcp, peer, accept_shutdown.clone())
     })
     .await;
@@ -124,7 +128,7 @@ where
     let on_refused = Arc::new(on_refused);
     let connections = Arc::new(AtomicUsize::new(0));
     let conn_shutdown = shutdown.clone();
-    accept_loop(listener, shutdown, connections, move |tcp, peer| {
+    accept_loop(listener, shutdown, connections, MAX_CONNECTIONS, move |tcp, peer| {
         let config = tls();
         let handler = handler.clone();
         let on_refused = Arc::clone(&on_refused);
@@ -148,9 +152,15 @@ where
     .await;
 }
 
-/// Accepts until shutdown; each connection runs in its own task, within the
-/// connection cap.
-async fn accept_loop<S, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, connections: Arc<AtomicUsize>, serve: S)
+/// Accepts until shutdown; each connection runs in its own task, at most
+/// `cap` at a time (counted in `connections`).
+async fn accept_loop<S, F>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    connections: Arc<AtomicUsize>,
+    cap: usize,
+    serve: S,
+)
 where
     S: Fn(tokio::net::TcpStream, SocketAddr) -> F,
     F: std::future::Future<Output = ()> + Send + 'static,
@@ -168,7 +178,7 @@ where
                 continue;
             }
         };
-        if connections.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+        if connections.fetch_add(1, Ordering::AcqRel) >= cap {
             connections.fetch_sub(1, Ordering::AcqRel);
             continue;
         }

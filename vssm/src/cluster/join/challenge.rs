@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(60);
 /// Outstanding challenges kept at most (oldest dropped first).
 const MAX_CHALLENGES: usize = 1024;
+/// Outstanding challenges per requesting address.
+const MAX_PER_ADDRESS: usize = 4;
 
 /// Challenges handed out and not yet used.
 #[derive(Default)]
@@ -29,10 +31,18 @@ impl ChallengeStore {
             .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no randomness"))?;
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
         issued.retain(|_, (at, _)| now.duration_since(*at) < CHALLENGE_TTL);
-        if issued.len() >= MAX_CHALLENGES {
-            if let Some(oldest) = issued.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| *k) {
-                issued.remove(&oldest);
-            }
+        // One address cannot push others' challenges out: beyond its own
+        // small quota it replaces its own oldest.
+        let own = issued.iter().filter(|(_, (_, to))| *to == ip).count();
+        let evict = if own >= MAX_PER_ADDRESS {
+            issued.iter().filter(|(_, (_, to))| *to == ip).min_by_key(|(_, (at, _))| *at).map(|(k, _)| *k)
+        } else if issued.len() >= MAX_CHALLENGES {
+            issued.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| *k)
+        } else {
+            None
+        };
+        if let Some(oldest) = evict {
+            issued.remove(&oldest);
         }
         issued.insert(challenge, (now, ip));
         Ok(challenge)
@@ -69,5 +79,18 @@ mod tests {
         assert!(store.take(&c, a, now).is_ok());
         assert!(store.take(&c, a, now).is_err(), "replayed");
         assert!(store.take(&[0u8; 5], a, now).is_err());
+    }
+
+    #[test]
+    fn one_address_cannot_flush_the_challenges_of_others() {
+        let store = ChallengeStore::default();
+        let now = Instant::now();
+        let victim: IpAddr = "10.0.0.9".parse().unwrap();
+        let attacker: IpAddr = "10.0.0.66".parse().unwrap();
+        let kept = store.issue(victim, now).unwrap();
+        for _ in 0..(2 * MAX_CHALLENGES) {
+            store.issue(attacker, now).unwrap();
+        }
+        assert!(store.take(&kept, victim, now).is_ok());
     }
 }

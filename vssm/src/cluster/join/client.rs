@@ -62,6 +62,11 @@ impl Attestation {
         Some(Attestation { mode, imds, signers, own, aws, sts })
     }
 
+    /// This instance's private address (its identity document's `privateIp`).
+    pub fn private_ip(&self) -> IpAddr {
+        self.own.private_ip
+    }
+
     /// Discovery through this instance's Auto Scaling group.
     pub fn aws_discovery(&self) -> AwsDiscovery {
         self.aws.clone()
@@ -102,15 +107,14 @@ async fn own_identity(imds: &ImdsClient, signers: &TrustedSigners) -> Result<(Id
 /// Tries the bootstrappers and each discovered peer until one grants the
 /// RPC key; bootstraps the node with it.
 pub async fn join_any_peer(node: &Node, attestation: &Attestation, discovery: &Discovery, bootstrappers: &[IpAddr]) -> Result<(), String> {
-    let own_ip = node.config.bind_address;
     let mut candidates: Vec<IpAddr> = bootstrappers.to_vec();
-    candidates.extend(discovery.peers(own_ip).await?.into_iter().map(|p| p.ip));
+    candidates.extend(discovery.peers().await?.into_iter().map(|p| p.ip));
     if candidates.is_empty() {
         return Err("no peers to join yet".into());
     }
     let (_, document, signature) = own_identity(&attestation.imds, &attestation.signers).await?;
     let tls = crate::tls::pinned_client_config(node.config.rpc_certificate.clone(), None).map_err(|e| e.to_string())?;
-    let client = PeerClient::new(tls, own_ip, Duration::from_secs(15));
+    let client = PeerClient::new(tls, node.config.bind_address, Duration::from_secs(15));
     let mut errors = Vec::new();
     for ip in candidates {
         let addr = SocketAddr::new(ip, node.config.ports.join);

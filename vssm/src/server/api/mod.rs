@@ -87,6 +87,9 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     if !node.is_ready() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is bootstrapping"));
     }
+    if !node.is_synced() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is synchronizing keys with its peers"));
+    }
     if !client.authenticated {
         // A connection opened before bootstrap has no client certificate:
         // answer and close it, so the client reconnects with mutual TLS.
