@@ -28,23 +28,68 @@ impl Outcome {
     }
 }
 
+/// Refused entries recorded per second at most; the rest are counted and
+/// summarized, so that anyone able to open a TCP connection cannot flood
+/// the console or push the admin history out of the log.
+pub const MAX_REFUSALS_PER_SECOND: u32 = 20;
+
 /// The bounded audit log.
 pub struct AuditLog {
     entries: Mutex<VecDeque<String>>,
     capacity: usize,
     to_console: bool,
+    refusals: Mutex<RefusalWindow>,
+}
+
+#[derive(Default)]
+struct RefusalWindow {
+    second: u64,
+    recorded: u32,
+    suppressed: u64,
 }
 
 impl AuditLog {
     /// A log that keeps `capacity` entries and echoes each to stderr when `to_console`.
     pub fn new(capacity: usize, to_console: bool) -> Self {
-        AuditLog { entries: Mutex::new(VecDeque::with_capacity(64)), capacity: capacity.max(1), to_console }
+        AuditLog {
+            entries: Mutex::new(VecDeque::with_capacity(64)),
+            capacity: capacity.max(1),
+            to_console,
+            refusals: Mutex::new(RefusalWindow::default()),
+        }
+    }
+
+    /// Whether a refusal may be recorded now; returns how many were
+    /// suppressed before it (to report), or None to suppress this one.
+    fn admit_refusal(&self) -> Option<u64> {
+        let second = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut window = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        if window.second != second {
+            window.second = second;
+            window.recorded = 0;
+        }
+        if window.recorded >= MAX_REFUSALS_PER_SECOND {
+            window.suppressed += 1;
+            return None;
+        }
+        window.recorded += 1;
+        Some(std::mem::take(&mut window.suppressed))
     }
 
     /// Records `action` by `subject` with its outcome and a short detail
     /// (a key name, a reason). Control characters are escaped so a client
     /// cannot forge log lines through a certificate subject or key name.
     pub fn record(&self, action: &str, subject: &str, outcome: Outcome, detail: &str) {
+        if outcome == Outcome::Refused {
+            match self.admit_refusal() {
+                None => return,
+                Some(0) => {}
+                Some(suppressed) => self.push(format!(
+                    "{} audit action=audit subject=\"-\" outcome=ok detail={suppressed} refused entries were not recorded (rate limit)",
+                    humantime::format_rfc3339_millis(SystemTime::now())
+                )),
+            }
+        }
         let line = format!(
             "{} audit action={} subject=\"{}\" outcome={}{}{}",
             humantime::format_rfc3339_millis(SystemTime::now()),
@@ -54,6 +99,10 @@ impl AuditLog {
             if detail.is_empty() { "" } else { " detail=" },
             sanitize(detail),
         );
+        self.push(line);
+    }
+
+    fn push(&self, line: String) {
         if self.to_console {
             eprintln!("{line}");
         }
@@ -98,6 +147,18 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert!(entries[0].contains("detail=n2"));
         assert!(entries[2].contains("detail=n4"));
+    }
+
+    #[test]
+    fn refusal_floods_are_summarized_not_recorded() {
+        let log = AuditLog::new(1000, false);
+        log.record("generatekey", "CN=admin", Outcome::Ok, "key=k");
+        for _ in 0..500 {
+            log.record("tls-handshake", "-", Outcome::Refused, "bad");
+        }
+        let entries = log.snapshot();
+        assert!(entries.len() <= 2 + 2 * MAX_REFUSALS_PER_SECOND as usize, "{}", entries.len());
+        assert!(entries[0].contains("generatekey"), "admin history stays");
     }
 
     #[test]

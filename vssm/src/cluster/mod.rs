@@ -21,6 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// First and longest pause between join attempts.
+const JOIN_RETRY_MIN: Duration = Duration::from_millis(250);
+const JOIN_RETRY_MAX: Duration = Duration::from_secs(2);
+
 /// Timeout of one call to a peer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -79,15 +83,23 @@ async fn run(node: Arc<Node>) {
         let server = join::JoinServer::new(a.policy_for_peers(Arc::clone(&discovery), &settings.trusted_image_ids));
         serve_join_port(&node, Arc::new(server), shutdown).await;
     }
-    // Until bootstrapped (by hand or by joining), try to join a peer.
+    // Until bootstrapped (by hand or by joining), try to join a peer, with
+    // backoff; the same failure is logged once, not on every attempt.
+    let mut pause = JOIN_RETRY_MIN;
+    let mut last_error = String::new();
     while !node.is_ready() {
         if let Some(a) = &attestation {
-            if let Err(e) = join::join_any_peer(&node, a, &discovery, &settings.bootstrappers).await {
-                eprintln!("vssm: join: {e}");
+            match join::join_any_peer(&node, a, &discovery, &settings.bootstrappers).await {
+                Err(e) if e != last_error => {
+                    eprintln!("vssm: join: {e}");
+                    last_error = e;
+                }
+                _ => {}
             }
         }
         if !node.is_ready() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(JOIN_RETRY_MAX);
         }
     }
     let tls = node.cluster_tls().expect("ready nodes have cluster TLS");
