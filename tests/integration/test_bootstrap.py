@@ -177,3 +177,35 @@ def test_curl_http2_request(main_node, pki):
     payload, _, status = res.stdout.rpartition("\n")
     assert status == "200 2", f"curl: {res.stdout!r} {res.stderr!r}"
     assert isinstance(json.loads(payload), dict)
+
+
+def test_connection_opened_before_bootstrap_is_closed_after_it(make_node, pki):
+    """A keep-alive connection made before bootstrap carries no client
+    certificate: once the node is bootstrapped it gets one 503 and is then
+    closed by the server, so the client reconnects with mutual TLS."""
+    import http.client
+    import ssl
+
+    node = make_node("127.0.0.18").start()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(node.ip, 8080, context=ctx, timeout=10)
+    headers = {"Content-Type": "application/json"}
+    conn.request("POST", "/REST/v1/hmac/create", body=b'{"keyName":"x"}', headers=headers)
+    first = conn.getresponse()
+    assert first.status == 503 and b"bootstrapping" in first.read()
+
+    assert node.bootstrap(node.rpc_pkcs8).status == 200
+    conn.request("POST", "/REST/v1/hmac/create", body=b'{"keyName":"x"}', headers=headers)
+    second = conn.getresponse()
+    assert second.status == 503 and b"reconnect" in second.read()
+
+    closed = False
+    try:
+        conn.request("POST", "/REST/v1/hmac/create", body=b'{"keyName":"x"}', headers=headers)
+        conn.getresponse().read()
+    except (http.client.HTTPException, ConnectionError, ssl.SSLError, OSError):
+        closed = True
+    assert closed, "the server must close the unauthenticated connection"
+    assert node.client().listkeys() is not None

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Time allowed for the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,8 +43,10 @@ pub fn http_builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Serves HTTP on `io` with `handler` until done, idle, or `shutdown` fires.
-pub async fn serve<IO, H, F>(io: IO, handler: H, mut shutdown: watch::Receiver<bool>)
+/// Serves HTTP on `io` with `handler` until done, idle, `shutdown` fires,
+/// or a handler asks through `close` to end this connection (graceful:
+/// the current response goes out; HTTP/2 gets a GOAWAY).
+pub async fn serve<IO, H, F>(io: IO, handler: H, mut shutdown: watch::Receiver<bool>, close: Option<Arc<Notify>>)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
@@ -67,6 +69,10 @@ where
         tokio::select! {
             _ = &mut connection => break,
             _ = shutdown.changed(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = async { close.as_ref().expect("guarded by is_some").notified().await }, if !closing && close.is_some() => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }

@@ -96,7 +96,7 @@ async fn io_thread(
             let node = Arc::clone(&node);
             let shutdown = shutdown.clone();
             async move {
-                connection::serve(tcp, move |request| health::handle(Arc::clone(&node), request), shutdown).await;
+                connection::serve(tcp, move |request| health::handle(Arc::clone(&node), request), shutdown, None).await;
             }
         }));
     }
@@ -146,7 +146,7 @@ where
                 }
                 Err(_) => return,
             };
-            connection::serve(stream, move |request| handler(peer, request), shutdown).await;
+            connection::serve(stream, move |request| handler(peer, request), shutdown, None).await;
         }
     })
     .await;
@@ -209,8 +209,11 @@ async fn serve_api_connection(node: Arc<Node>, tcp: tokio::net::TcpStream, peer:
         subject: tls::peer_subject(certificates).into(),
         authenticated: certificates.is_some_and(|c| !c.is_empty()),
         peer,
+        close: Arc::new(tokio::sync::Notify::new()),
     };
-    connection::serve(stream, move |request| api::handle(Arc::clone(&node), client.clone(), request), shutdown).await;
+    let close = Arc::clone(&client.close);
+    connection::serve(stream, move |request| api::handle(Arc::clone(&node), client.clone(), request), shutdown, Some(close))
+        .await;
 }
 
 /// The reason worth auditing for a failed handshake; None for a peer that

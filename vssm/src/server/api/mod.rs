@@ -33,6 +33,8 @@ pub struct ClientInfo {
     pub authenticated: bool,
     /// The TCP peer, for the audit log.
     pub peer: std::net::SocketAddr,
+    /// Notified to end this connection gracefully after the current response.
+    pub close: Arc<tokio::sync::Notify>,
 }
 
 /// An API error: status code and a message that never holds secrets.
@@ -93,14 +95,13 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     if !client.authenticated {
         // A connection opened before bootstrap has no client certificate:
         // answer and close it, so the client reconnects with mutual TLS.
-        let mut response = error_response(&ApiError::new(
+        // notify_one keeps the permit if the connection task is not
+        // waiting yet, so the close is never lost.
+        client.close.notify_one();
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "node is bootstrapped: reconnect with a client certificate",
         ));
-        response
-            .headers_mut()
-            .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
-        return Ok(response);
     }
     let known = crypto_ops::ENDPOINTS.contains(&endpoint) || admin_ops::ENDPOINTS.contains(&endpoint);
     if !known {
