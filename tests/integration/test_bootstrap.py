@@ -209,3 +209,26 @@ def test_connection_opened_before_bootstrap_is_closed_after_it(make_node, pki):
         closed = True
     assert closed, "the server must close the unauthenticated connection"
     assert node.client().listkeys() is not None
+
+
+def test_idle_keep_alive_connection_is_reused_after_15_seconds(main_node, pki):
+    """Clients pool keep-alive connections: one idle for 15 s must still
+    carry the next request (it must not be dropped mid-pool)."""
+    import http.client
+    import ssl
+    import time
+
+    crt, key = pki.client_cert()
+    ctx = ssl.create_default_context(cafile=str(pki.rpc_crt))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(str(crt), str(key))
+    conn = http.client.HTTPSConnection(main_node.ip, 8080, context=ctx, timeout=10)
+    headers = {"Content-Type": "application/json"}
+    conn.request("POST", "/REST/v1/hmac/create", body=b'{"keyName":"nope"}', headers=headers)
+    assert conn.getresponse().read()
+    sock = conn.sock
+    time.sleep(15)
+    conn.request("POST", "/REST/v1/hmac/create", body=b'{"keyName":"nope"}', headers=headers)
+    r = conn.getresponse()
+    r.read()
+    assert r.status == 404 and conn.sock is sock, "the idle connection was dropped"

@@ -103,13 +103,16 @@ async fn run(node: Arc<Node>) {
         }
     }
     let tls = node.cluster_tls().expect("ready nodes have cluster TLS");
-    let client = Arc::new(PeerClient::new(Arc::clone(&tls.peer_client), node.config.bind_address, PEER_TIMEOUT));
+    // Two clients, each with its own connections and byte counter: pushes
+    // run concurrently with rounds and must not show up in a round's bytes.
+    let new_client = || Arc::new(PeerClient::new(Arc::clone(&tls.peer_client), node.config.bind_address, PEER_TIMEOUT));
+    let (client, push_client) = (new_client(), new_client());
 
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
     node.set_change_hook(Box::new(move |records| {
         let _ = changes_tx.send(records);
     }));
-    tokio::spawn(push_changes(Arc::clone(&node), Arc::clone(&client), Arc::clone(&discovery), changes_rx));
+    tokio::spawn(push_changes(Arc::clone(&node), push_client, Arc::clone(&discovery), changes_rx));
 
     // Anti-entropy: at once (pull at start-up; the API opens after it),
     // then every interval ±25%.

@@ -18,10 +18,14 @@ use tokio::sync::{watch, Notify};
 
 /// Time allowed for the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time allowed to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// A connection with no traffic for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time allowed for the next request's headers. hyper starts this clock
+/// when it starts waiting for a request, i.e. also on an idle keep-alive
+/// connection, and then drops the connection without a TLS close_notify;
+/// so it is longer than [`IDLE_TIMEOUT`], which closes idle connections
+/// cleanly first, and it still ends a client that trickles its headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(90);
+/// A connection with no traffic for this long is closed (gracefully).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The HTTP server settings shared by all ports.
 pub fn http_builder() -> auto::Builder<TokioExecutor> {
