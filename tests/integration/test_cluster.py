@@ -512,12 +512,24 @@ def _compact_backup(pki, prefix, n_sym, n_mac):
 
 
 def _steady_bytes(nodes, timeout=15):
-    """lastRoundBytes of every node after each did more rounds than it has peers, in sync."""
+    """lastRoundBytes of every node in steady state: in sync, each did more
+    rounds than it has peers, and its connections to the peers are set up
+    (a node's first round with a peer carries that TLS handshake, a few KB;
+    a node that kept reconnecting would never get under the bound here)."""
     start = {n.ip: n.status()["antiEntropyRounds"] for n in nodes}
     wait_until(lambda: all(n.status()["antiEntropyRounds"] >= start[n.ip] + len(nodes)
                            for n in nodes), timeout, interval=0.2, desc="steady-state rounds")
-    sts = wait_converged(nodes, 5)
-    return [s["lastRoundBytes"] for s in sts]
+    wait_converged(nodes, 5)
+    last = {}
+
+    def settled():
+        last.update({n.ip: n.status()["lastRoundBytes"] for n in nodes})
+        return all(0 < b < 512 for b in last.values())
+    try:
+        wait_until(settled, timeout, interval=0.2, desc="rounds without a handshake")
+    except AssertionError:
+        raise AssertionError(f"steady-state rounds still move {last} bytes") from None
+    return [last[n.ip] for n in nodes]
 
 
 def test_measurements_join_convergence_and_steady_state_bytes(pki, tmp_path):

@@ -14,18 +14,6 @@ use crate::wire::{
 };
 use std::sync::Arc;
 
-/// Paths (below /REST/v1/) served here.
-pub const ENDPOINTS: [&str; 8] = [
-    "symmetric/encrypt",
-    "symmetric/decrypt",
-    "asymmetric/encrypt",
-    "asymmetric/decrypt",
-    "asymmetric/sign",
-    "asymmetric/verify",
-    "hmac/create",
-    "hmac/verify",
-];
-
 /// Runs the crypto endpoint `endpoint`, or None when it is not one.
 pub fn dispatch(node: &Node, endpoint: &str, body: &[u8]) -> Option<ApiResult> {
     Some(match endpoint {

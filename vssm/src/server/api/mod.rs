@@ -76,14 +76,24 @@ pub async fn handle(node: Arc<Node>, client: ClientInfo, request: Request<Incomi
 
 async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> ApiResult {
     let path = request.uri().path().to_string();
-    let Some(endpoint) = path.strip_prefix("/REST/v1/") else {
-        return Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))));
+    let endpoint = path.strip_prefix("/REST/v1/").unwrap_or("").to_string();
+    let is_post = request.method() == Method::POST;
+    // The body is read before any answer, errors included: a response to
+    // an unread body makes hyper close the connection, which a client's
+    // keep-alive pool would then find dead.
+    let limit = match endpoint.as_str() {
+        "admin/bootstrap" => MAX_BOOTSTRAP_BODY_BYTES,
+        "admin/restorebackup" => MAX_RESTORE_BODY_BYTES,
+        _ => MAX_BODY_BYTES,
     };
-    if request.method() != Method::POST {
+    let body = read_body(request, limit).await?;
+    if endpoint.is_empty() {
+        return Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))));
+    }
+    if !is_post {
         return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
     }
     if endpoint == "admin/bootstrap" {
-        let body = read_body(request, MAX_BOOTSTRAP_BODY_BYTES).await?;
         return admin_ops::bootstrap(node, client, &body);
     }
     if !node.is_ready() {
@@ -94,25 +104,22 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     }
     if !client.authenticated {
         // A connection opened before bootstrap has no client certificate:
-        // answer and close it, so the client reconnects with mutual TLS.
-        // notify_one keeps the permit if the connection task is not
-        // waiting yet, so the close is never lost.
+        // answer, then end the connection gracefully so the client
+        // reconnects with mutual TLS. notify_one keeps the permit if the
+        // connection task is not waiting yet, so the close is never lost.
         client.close.notify_one();
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "node is bootstrapped: reconnect with a client certificate",
         ));
     }
-    let known = crypto_ops::ENDPOINTS.contains(&endpoint) || admin_ops::ENDPOINTS.contains(&endpoint);
-    if !known {
-        return Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))));
-    }
-    let limit = if endpoint == "admin/restorebackup" { MAX_RESTORE_BODY_BYTES } else { MAX_BODY_BYTES };
-    let body = read_body(request, limit).await?;
-    if let Some(result) = crypto_ops::dispatch(node, endpoint, &body) {
+    if let Some(result) = crypto_ops::dispatch(node, &endpoint, &body) {
         return result;
     }
-    admin_ops::dispatch(node, client, endpoint, &body).await
+    if admin_ops::ENDPOINTS.contains(&endpoint.as_str()) {
+        return admin_ops::dispatch(node, client, &endpoint, &body).await;
+    }
+    Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))))
 }
 
 /// Reads the body, refusing more than `limit` bytes with 413.
