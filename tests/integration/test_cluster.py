@@ -332,6 +332,9 @@ class TestAwsCluster:
         others = [n for n in live if n is not n3]
         assert len(others) >= 2, [n.ip for n in live]
         wait_converged(live, 10)
+        # every node knows the others (pushes go to the peers discovery reported)
+        wait_until(lambda: all({o.ip for o in live if o is not n} <= set(n.status()["peers"]) for n in live),
+                   10, desc="every live node lists the others as peers")
         writers = [n.client() for n in others]
         before = n3.status()["records"]
         n3.sigstop()
@@ -339,8 +342,14 @@ class TestAwsCluster:
             made = []
             for i in range(5):
                 name = uniq("part")
-                assert writers[i % len(writers)].generate(name, "SYMMETRIC", "16").status == 200
+                writer, reader = writers[i % len(writers)], writers[(i + 1) % len(writers)]
+                assert writer.generate(name, "SYMMETRIC", "16").status == 200
                 made.append(name)
+                # Pushed at once to the live peer: the stopped one must not
+                # hold up pushes (or rounds) to the others. Rounds come every
+                # 1.5-2.5 s, so only a push meets this bound every time.
+                wait_until(lambda: name in {n for n, _ in key_names(reader.listkeys())["symmetricKey"]}, 1.2,
+                           desc=f"{name} pushed to the live peer while one peer is stopped")
             wait_converged(others, 10, records=before + 5)
             pt = b"made during the partition"
             ct = writers[-1].out("symmetric/encrypt", keyName=made[0], algorithm=GCM, input=pt)

@@ -6,20 +6,21 @@ pub mod aws;
 pub mod bootstrapper;
 pub mod discovery;
 pub mod join;
+pub mod links;
 pub mod peer_client;
 pub mod protocol;
 pub mod sync;
 
 use crate::audit::Outcome;
-use crate::keystore::KeyRecord;
 use crate::node::Node;
 use discovery::{Discovery, Peer};
-use peer_client::PeerClient;
+use links::{Change, LinkSettings, PeerLinks};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// First and longest pause between join attempts.
 const JOIN_RETRY_MIN: Duration = Duration::from_millis(250);
@@ -31,7 +32,7 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Counters shown on the health port (`/REST/v1/cluster/status`).
 #[derive(Default)]
 pub struct ClusterStats {
-    /// Anti-entropy rounds completed (one per peer contacted).
+    /// Anti-entropy rounds completed (one per peer and round).
     pub rounds: AtomicU64,
     /// Bytes on the wire (TLS records included) of the last anti-entropy
     /// round with one peer.
@@ -103,24 +104,44 @@ async fn run(node: Arc<Node>) {
         }
     }
     let tls = node.cluster_tls().expect("ready nodes have cluster TLS");
-    // Two clients, each with its own connections and byte counter: pushes
-    // run concurrently with rounds and must not show up in a round's bytes.
-    let new_client = || Arc::new(PeerClient::new(Arc::clone(&tls.peer_client), node.config.bind_address, PEER_TIMEOUT));
-    let (client, push_client) = (new_client(), new_client());
-
-    let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+    let mut links = PeerLinks::new(
+        Arc::clone(&node),
+        LinkSettings {
+            tls: Arc::clone(&tls.peer_client),
+            source: node.config.bind_address,
+            port: node.config.ports.sync,
+            call_timeout: PEER_TIMEOUT,
+            round_interval: settings.sync_interval,
+        },
+    );
+    let (changes_tx, mut changes) = mpsc::unbounded_channel::<Change>();
     node.set_change_hook(Box::new(move |records| {
-        let _ = changes_tx.send(records);
+        let _ = changes_tx.send(records.into());
     }));
-    tokio::spawn(push_changes(Arc::clone(&node), push_client, Arc::clone(&discovery), changes_rx));
 
-    // Anti-entropy: at once (pull at start-up; the API opens after it),
-    // then every interval ±25%.
-    anti_entropy_round(&node, &client, &discovery).await;
+    // Pull from every peer at start-up (at once, in parallel); the API
+    // opens after it. Changes made meanwhile wait in the channel.
+    let peers = current_peers(&node, &discovery).await.unwrap_or_default();
+    for first_round in links.update(&peers) {
+        let _ = first_round.await;
+    }
     node.mark_synced();
+    // From here on: forward changes to the links; refresh the peer list
+    // before each push (discovery caches its answer) and once per sync
+    // interval (a new peer gets a round at once).
+    let mut next_refresh = Instant::now() + links::jittered(settings.sync_interval);
     loop {
-        tokio::time::sleep(jittered(settings.sync_interval)).await;
-        anti_entropy_round(&node, &client, &discovery).await;
+        let change = tokio::select! {
+            Some(change) = changes.recv() => Some(change),
+            _ = tokio::time::sleep_until(next_refresh) => None,
+        };
+        if let Some(peers) = current_peers(&node, &discovery).await {
+            links.update(&peers);
+        }
+        match change {
+            Some(change) => links.push(&change),
+            None => next_refresh = Instant::now() + links::jittered(settings.sync_interval),
+        }
     }
 }
 
@@ -170,79 +191,18 @@ async fn serve_join_port(node: &Arc<Node>, server: Arc<join::JoinServer>, shutdo
     serve_cluster_port(node, node.config.ports.join, |t| &t.join_server, handler, shutdown).await;
 }
 
-fn sync_addr(node: &Node, peer: &Peer) -> SocketAddr {
-    SocketAddr::new(peer.ip, node.config.ports.sync)
-}
-
-async fn current_peers(node: &Node, discovery: &Discovery) -> Vec<Peer> {
+/// The current peers, or `None` (logged) when discovery failed: the links
+/// then stay as they are rather than being torn down.
+async fn current_peers(node: &Node, discovery: &Discovery) -> Option<Vec<Peer>> {
     match discovery.peers().await {
         Ok(peers) => {
             *node.cluster_stats.peers.lock().unwrap_or_else(|e| e.into_inner()) =
                 peers.iter().map(|p| p.ip.to_string()).collect();
-            peers
+            Some(peers)
         }
         Err(e) => {
             eprintln!("vssm: discovery: {e}");
-            Vec::new()
+            None
         }
     }
-}
-
-async fn anti_entropy_round(node: &Arc<Node>, client: &Arc<PeerClient>, discovery: &Discovery) {
-    for peer in current_peers(node, discovery).await {
-        let before = client.bytes_moved();
-        match sync::reconcile(node, client, sync_addr(node, &peer)).await {
-            Ok(report) => {
-                node.cluster_stats.rounds.fetch_add(1, Ordering::Relaxed);
-                node.cluster_stats.last_round_bytes.store(client.bytes_moved() - before, Ordering::Relaxed);
-                if report.fetched + report.pushed > 0 {
-                    node.audit.record(
-                        "sync",
-                        &peer.ip.to_string(),
-                        Outcome::Ok,
-                        &format!("fetched {} and pushed {} records", report.fetched, report.pushed),
-                    );
-                }
-            }
-            // A peer that is down or not yet bootstrapped: next round.
-            Err(e) => eprintln!("vssm: sync with {}: {e}", peer.ip),
-        }
-    }
-}
-
-/// Pushes local changes to every peer as they happen; a peer that misses a
-/// push gets the records in the next anti-entropy round.
-async fn push_changes(
-    node: Arc<Node>,
-    client: Arc<PeerClient>,
-    discovery: Arc<Discovery>,
-    mut changes: mpsc::UnboundedReceiver<Vec<Arc<KeyRecord>>>,
-) {
-    while let Some(mut records) = changes.recv().await {
-        while let Ok(more) = changes.try_recv() {
-            records.extend(more);
-        }
-        let records = Arc::new(records);
-        let mut tasks = tokio::task::JoinSet::new();
-        for peer in current_peers(&node, &discovery).await {
-            let (client, records, addr) = (Arc::clone(&client), Arc::clone(&records), sync_addr(&node, &peer));
-            tasks.spawn(async move { (addr, sync::push(&client, addr, records.iter()).await) });
-        }
-        while let Some(Ok((addr, result))) = tasks.join_next().await {
-            match result {
-                Ok(_) => {
-                    node.cluster_stats.pushed.fetch_add(records.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => eprintln!("vssm: push to {addr}: {e}"),
-            }
-        }
-    }
-}
-
-/// `interval` ±25%, so that nodes do not all call each other at once.
-fn jittered(interval: Duration) -> Duration {
-    let mut byte = [0u8; 1];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
-    let factor = 0.75 + (byte[0] as f64 / 255.0) * 0.5;
-    interval.mul_f64(factor)
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 /// Largest sync request (a push of many RSA keys).
 pub const MAX_SYNC_BODY_BYTES: usize = 256 << 20;
 /// Records per fetch or push request.
-const BATCH: usize = 2000;
+pub const BATCH: usize = 2000;
 
 /// Serves one request on the sync port.
 pub async fn handle(node: Arc<Node>, peer: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
