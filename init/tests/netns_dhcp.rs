@@ -51,15 +51,19 @@ fn dhcp_in_netns() {
     assert!(resolv.contains("nameserver 10.213.0.1"), "{resolv}");
 
     // RENEWING: unicast to the server from our new address.
-    let renewed = client::extend(&ifname, &mac, &lease, lease.server, Instant::now() + Duration::from_secs(20))
-        .expect("no NAK")
-        .expect("ACK to the unicast renewal");
+    let renewed = match client::extend(&ifname, &mac, &lease, lease.server, Instant::now() + Duration::from_secs(20))
+    {
+        client::Extension::Acked(lease) => lease,
+        other => panic!("no ACK to the unicast renewal: {other:?}"),
+    };
     assert_eq!(renewed.address, lease.address);
     net::apply_lease(&ifname, Some(&lease), &renewed).unwrap();
     // REBINDING: broadcast.
-    let rebound = client::extend(&ifname, &mac, &renewed, Ipv4Addr::BROADCAST, Instant::now() + Duration::from_secs(20))
-        .expect("no NAK")
-        .expect("ACK to the broadcast rebind");
+    let rebound = match client::extend(&ifname, &mac, &renewed, Ipv4Addr::BROADCAST, Instant::now() + Duration::from_secs(20))
+    {
+        client::Extension::Acked(lease) => lease,
+        other => panic!("no ACK to the broadcast rebind: {other:?}"),
+    };
     assert_eq!(rebound.address, lease.address);
 
     // Deconfigure removes address and route.

@@ -47,9 +47,11 @@ impl KeyType {
 }
 
 /// Key material of one of the three types. Zeroized on drop by the key types.
+/// Asymmetric keys are boxed: they are ~30× larger than the others, and an
+/// inventory of small keys should not pay for them in every record.
 pub enum KeyMaterial {
     Symmetric(SymmetricKey),
-    Asymmetric(AsymmetricKey),
+    Asymmetric(Box<AsymmetricKey>),
     Mac(MacKey),
 }
 
@@ -172,7 +174,7 @@ impl Versions {
 
     fn add(&mut self, record: Arc<KeyRecord>) {
         self.0.push(record);
-        self.0.sort_by(|a, b| (a.created_at_ms, a.fingerprint).cmp(&(b.created_at_ms, b.fingerprint)));
+        self.0.sort_by_key(|a| (a.created_at_ms, a.fingerprint));
     }
 }
 

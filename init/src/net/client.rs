@@ -137,16 +137,26 @@ pub fn acquire(ifname: &str, mac: [u8; 6], total: Duration) -> Result<DhcpLease,
     }))
 }
 
+/// How an attempt to renew or rebind a lease ended.
+#[derive(Debug)]
+pub enum Extension {
+    /// The server acknowledged: the lease as it now stands.
+    Acked(DhcpLease),
+    /// The server refused the address.
+    Nak,
+    /// No answer before the deadline.
+    TimedOut,
+}
+
 /// Renews (`dest` = the lease's server, unicast) or rebinds (`dest` =
 /// 255.255.255.255) `lease` until `until`, retransmitting after half the
-/// remaining time (at least 10 s). `Ok(Some)` on ACK, `Err(())` on NAK,
-/// `Ok(None)` when time ran out.
-pub fn extend(ifname: &str, mac: &[u8; 6], lease: &DhcpLease, dest: Ipv4Addr, until: Instant) -> Result<Option<DhcpLease>, ()> {
+/// remaining time (at least 10 s).
+pub fn extend(ifname: &str, mac: &[u8; 6], lease: &DhcpLease, dest: Ipv4Addr, until: Instant) -> Extension {
     let start = Instant::now();
     loop {
         let now = Instant::now();
         if now >= until {
-            return Ok(None);
+            return Extension::TimedOut;
         }
         // RFC 2131 4.4.5: retransmit after half the remaining time, >= 60 s;
         // here at least 10 s so short test leases work too.
@@ -158,10 +168,10 @@ pub fn extend(ifname: &str, mac: &[u8; 6], lease: &DhcpLease, dest: Ipv4Addr, un
             exchange(&sock, &packet, dest, xid, mac, wait, |r| (r.kind != ReplyKind::Offer).then_some(r))
         });
         match reply {
-            Ok(Some(r)) if r.kind == ReplyKind::Nak => return Err(()),
+            Ok(Some(r)) if r.kind == ReplyKind::Nak => return Extension::Nak,
             Ok(Some(r)) => {
                 if let Some(new) = r.into_lease(sent) {
-                    return Ok(Some(new));
+                    return Extension::Acked(new);
                 }
             }
             Ok(None) => {}
@@ -199,12 +209,12 @@ pub fn keep(ifname: String, mut lease: DhcpLease) {
         sleep_until(lease.obtained + t1);
         log!("dhcp: renewing {} with {}", lease.address, lease.server);
         let mut outcome = extend(&ifname, &mac, &lease, lease.server, lease.obtained + t2);
-        if let Ok(None) = outcome {
+        if let Extension::TimedOut = outcome {
             log!("dhcp: rebinding {}", lease.address);
             outcome = extend(&ifname, &mac, &lease, Ipv4Addr::BROADCAST, expiry);
         }
         match outcome {
-            Ok(Some(new)) => {
+            Extension::Acked(new) => {
                 if new.address != lease.address || new.gateway != lease.gateway || new.prefix_len != lease.prefix_len {
                     log!("dhcp: lease changed: {}/{} -> {}/{}", lease.address, lease.prefix_len, new.address, new.prefix_len);
                 } else {
@@ -216,8 +226,8 @@ pub fn keep(ifname: String, mut lease: DhcpLease) {
                 lease = new;
                 continue;
             }
-            Err(()) => log!("dhcp: NAK for {}", lease.address),
-            Ok(None) => log!("dhcp: lease on {} expired", lease.address),
+            Extension::Nak => log!("dhcp: NAK for {}", lease.address),
+            Extension::TimedOut => log!("dhcp: lease on {} expired", lease.address),
         }
         super::deconfigure(&ifname, &lease);
         let new = loop {

@@ -173,19 +173,21 @@ pub fn client_id(mac: &[u8; 6]) -> Vec<u8> {
     id
 }
 
-/// Builds a client message: BOOTP header, magic cookie, option 53 first,
-/// then `extra` options in the order given, then 55, 57 and 61 unless
-/// `minimal`, then End.
-fn build(
+/// The fixed fields of a client message.
+struct Header<'a> {
     kind: u8,
     xid: u32,
-    mac: &[u8; 6],
+    mac: &'a [u8; 6],
     secs: u16,
     ciaddr: Ipv4Addr,
     broadcast: bool,
-    extra: &[(u8, &[u8])],
-    minimal: bool,
-) -> Vec<u8> {
+}
+
+/// Builds a client message: BOOTP header, magic cookie, option 53 first,
+/// then `extra` options in the order given, then 55, 57 and 61 unless
+/// `minimal`, then End.
+fn build(header: Header, extra: &[(u8, &[u8])], minimal: bool) -> Vec<u8> {
+    let Header { kind, xid, mac, secs, ciaddr, broadcast } = header;
     let mut b = Vec::with_capacity(300);
     b.extend_from_slice(&[BOOTREQUEST, 1, 6, 0]); // op, htype Ethernet, hlen, hops
     b.extend_from_slice(&xid.to_be_bytes());
@@ -221,7 +223,8 @@ fn build(
 
 /// DHCPDISCOVER, broadcast flag set (we have no address to receive unicast).
 pub fn discover(xid: u32, mac: &[u8; 6], secs: u16) -> Vec<u8> {
-    build(msg_type::DISCOVER, xid, mac, secs, Ipv4Addr::UNSPECIFIED, true, &[], false)
+    let header = Header { kind: msg_type::DISCOVER, xid, mac, secs, ciaddr: Ipv4Addr::UNSPECIFIED, broadcast: true };
+    build(header, &[], false)
 }
 
 /// DHCPREQUEST in SELECTING state: requested address (50) and server id (54)
@@ -231,19 +234,20 @@ pub fn request_selecting(xid: u32, mac: &[u8; 6], secs: u16, offered: Ipv4Addr, 
         (opt::REQUESTED_IP, &offered.octets()),
         (opt::SERVER_ID, &server.octets()),
     ];
-    build(msg_type::REQUEST, xid, mac, secs, Ipv4Addr::UNSPECIFIED, true, &extra, false)
+    let header = Header { kind: msg_type::REQUEST, xid, mac, secs, ciaddr: Ipv4Addr::UNSPECIFIED, broadcast: true };
+    build(header, &extra, false)
 }
 
 /// DHCPREQUEST in RENEWING (unicast to the server) or REBINDING (broadcast)
 /// state: `ciaddr` is our address, no options 50/54 (RFC 2131 4.3.2).
 pub fn request_renew(xid: u32, mac: &[u8; 6], secs: u16, ciaddr: Ipv4Addr) -> Vec<u8> {
-    build(msg_type::REQUEST, xid, mac, secs, ciaddr, false, &[], false)
+    build(Header { kind: msg_type::REQUEST, xid, mac, secs, ciaddr, broadcast: false }, &[], false)
 }
 
 /// DHCPRELEASE of `ciaddr` to `server`.
 pub fn release(xid: u32, mac: &[u8; 6], ciaddr: Ipv4Addr, server: Ipv4Addr) -> Vec<u8> {
     let extra: [(u8, &[u8]); 1] = [(opt::SERVER_ID, &server.octets())];
-    build(msg_type::RELEASE, xid, mac, 0, ciaddr, false, &extra, true)
+    build(Header { kind: msg_type::RELEASE, xid, mac, secs: 0, ciaddr, broadcast: false }, &extra, true)
 }
 
 /// Reads the options after the magic cookie into code -> value. Repeated
@@ -272,7 +276,7 @@ fn ipv4(v: &[u8]) -> Option<Ipv4Addr> {
 }
 
 fn ipv4s(v: &[u8]) -> Vec<Ipv4Addr> {
-    if v.len() % 4 != 0 {
+    if !v.len().is_multiple_of(4) {
         return Vec::new();
     }
     v.chunks_exact(4).filter_map(ipv4).collect()

@@ -135,7 +135,7 @@ pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, B
         if !k.key_type.is_empty() && KeySpec::parse(&k.key_type).ok() != Some(key.spec()) {
             return Err(invalid("asymmetricKey", i, format!("keyType {:?} does not match the key", k.key_type)));
         }
-        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Asymmetric(key)));
+        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Asymmetric(Box::new(key))));
     }
     Ok(records)
 }

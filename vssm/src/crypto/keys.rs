@@ -256,6 +256,9 @@ pub(crate) struct Ed25519Key {
     pub(crate) ring: ring::signature::Ed25519KeyPair,
 }
 
+// Every AsymmetricKey already has its own heap allocation (see
+// keystore::KeyMaterial), so the RSA variant's size costs little.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum KeyInner {
     Rsa(RsaKey),
     Ec(EcKey),
@@ -516,10 +519,11 @@ impl fmt::Debug for AsymmetricKey {
     }
 }
 
+/// An EC key's encodings: PKCS#8 (secret), SPKI, uncompressed public point.
+type EcEncodings = (Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>);
+
 /// PKCS#8, SPKI and uncompressed public point of a RustCrypto EC secret key.
-fn ec_encodings<C>(
-    secret: &p256::elliptic_curve::SecretKey<C>,
-) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>), CryptoError>
+fn ec_encodings<C>(secret: &p256::elliptic_curve::SecretKey<C>) -> Result<EcEncodings, CryptoError>
 where
     C: p256::elliptic_curve::CurveArithmetic + pkcs8::AssociatedOid,
     p256::elliptic_curve::AffinePoint<C>: p256::elliptic_curve::sec1::FromEncodedPoint<C>

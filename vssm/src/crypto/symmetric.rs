@@ -105,7 +105,7 @@ pub fn encrypt_with_iv(
     }
     if matches!(alg.mode(), CipherMode::Ecb | CipherMode::Cbc)
         && alg.padding() == Padding::None
-        && plaintext.len() % bs != 0
+        && !plaintext.len().is_multiple_of(bs)
     {
         return Err(CryptoError::InvalidInput(format!(
             "with NoPadding the input length must be a multiple of {bs} bytes, got {}",
@@ -228,7 +228,7 @@ fn block_decrypt(
     bs: usize,
     padding: Padding,
 ) -> Result<Vec<u8>, CryptoError> {
-    if ct.len() % bs != 0 || (padding == Padding::Pkcs7 && ct.is_empty()) {
+    if !ct.len().is_multiple_of(bs) || (padding == Padding::Pkcs7 && ct.is_empty()) {
         return Err(CryptoError::DecryptionFailed);
     }
     let raw = Zeroizing::new(

@@ -35,7 +35,7 @@ const RSA_MAX_BITS: usize = 8192;
 /// Parses a DER certificate, refusing trailing data.
 pub(crate) fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, String> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err("not a valid X.509 certificate (trailing data after the certificate)".into()),
         Err(_) => Err("not a valid X.509 certificate".into()),
     }

@@ -253,7 +253,7 @@ impl OpensslPki {
     /// `leaf` with the README client key.
     async fn api_handshake(&self, leaf: &CertificateDer<'static>, ver: Ver) -> Outcome {
         let client = client_config(&self.rpc_cert, Some((leaf.clone(), self.client_key())), ver);
-        handshake(self.api_server(&[self.ca.clone()]), client).await
+        handshake(self.api_server(std::slice::from_ref(&self.ca)), client).await
     }
 }
 
@@ -434,7 +434,7 @@ async fn no_client_cert_refused() {
     let pki = openssl_pki();
     for ver in [Ver::Tls12, Ver::Tls13] {
         let client = client_config(&pki.rpc_cert, None, ver);
-        let err = refused(pki.api_server(&[pki.ca.clone()]), client).await;
+        let err = refused(pki.api_server(std::slice::from_ref(&pki.ca)), client).await;
         assert!(err.contains("no certificate"), "{err}");
     }
 }
@@ -479,7 +479,7 @@ async fn intermediates_sent_by_client_are_ignored() {
     let chain = vec![pki.other_ca_client_cert.clone(), pki.ca.clone()];
     let client =
         pinned_client_config(pki.rpc_cert.clone(), Some((chain, pki.client_key()))).unwrap();
-    handshake(pki.api_server(&[pki.ca.clone()]), client)
+    handshake(pki.api_server(std::slice::from_ref(&pki.ca)), client)
         .await
         .assert_refused();
 }
@@ -617,7 +617,7 @@ fn verifier_construction_errors_name_the_entry() {
 #[test]
 fn verify_client_cert_checks_time_against_now() {
     let pki = openssl_pki();
-    let v = ClientCaVerifier::new(&[pki.ca.clone()]).unwrap();
+    let v = ClientCaVerifier::new(std::slice::from_ref(&pki.ca)).unwrap();
     let now = UnixTime::now();
     assert!(v.verify_client_cert(&pki.client_cert, &[], now).is_ok());
     let later = UnixTime::since_unix_epoch(Duration::from_secs(now.as_secs() + 40 * 86400));
@@ -824,7 +824,7 @@ async fn handshake_signature_by_wrong_key_refused() {
                 .dangerous()
                 .with_custom_certificate_verifier(PinnedServerCert::new(pki.rpc_cert.clone()))
                 .with_client_cert_resolver(mismatched_identity(&pki.client_cert, &key));
-            let err = refused(pki.api_server(&[pki.ca.clone()]), Arc::new(client)).await;
+            let err = refused(pki.api_server(std::slice::from_ref(&pki.ca)), Arc::new(client)).await;
             assert!(
                 err.contains("BadSignature") || err.contains("does not match"),
                 "{err}"

@@ -134,7 +134,7 @@ async fn generate_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mu
             let key = tokio::task::spawn_blocking(move || AsymmetricKey::generate(spec, size))
                 .await
                 .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "key generation was interrupted"))??;
-            KeyMaterial::Asymmetric(key)
+            KeyMaterial::Asymmetric(Box::new(key))
         }
     };
     insert(node, request.key_name, material)
@@ -153,7 +153,7 @@ async fn inject_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
     let material = match key_type {
         KeyType::Symmetric => KeyMaterial::Symmetric(SymmetricKey::from_bytes(bytes)?),
         KeyType::Mac => KeyMaterial::Mac(MacKey::from_bytes(bytes)?),
-        KeyType::Asymmetric => KeyMaterial::Asymmetric(AsymmetricKey::from_pkcs8_der(bytes)?),
+        KeyType::Asymmetric => KeyMaterial::Asymmetric(Box::new(AsymmetricKey::from_pkcs8_der(bytes)?)),
     };
     insert(node, request.key_name, material)
 }
