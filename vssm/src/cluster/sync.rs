@@ -10,7 +10,8 @@ use crate::admin::backup;
 use crate::audit::Outcome;
 use crate::keystore::{ConflictPolicy, Fingerprint, Inventory, KeyRecord, KeyType, MergeReport};
 use crate::node::Node;
-use crate::server::api::{error_response, json_response, parse_json, read_body, ApiError, ApiResult};
+use crate::server::api::{error_response, json_response, parse_json, ApiError, ApiResult};
+use crate::server::body::read_body;
 use crate::wire::{Bytes as WireBytes, Int64};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -38,7 +39,9 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Api
         return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
     }
     let path = request.uri().path().to_string();
-    let body = read_body(request, MAX_SYNC_BODY_BYTES).await?;
+    // Not charged to the client budget: peers hold the RPC key, and one
+    // push may be larger than that budget.
+    let body = read_body(request, MAX_SYNC_BODY_BYTES, None).await?;
     let snapshot = node.keystore.snapshot();
     match path.as_str() {
         DIGEST_PATH => {

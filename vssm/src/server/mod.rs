@@ -4,6 +4,7 @@
 //! (RSA key generation, scrypt) goes to the runtimes' blocking pools.
 
 pub mod api;
+pub mod body;
 pub mod connection;
 pub mod health;
 pub mod listener;

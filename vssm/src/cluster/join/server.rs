@@ -8,7 +8,8 @@ use super::seal::seal_to;
 use crate::audit::{AuditLog, Outcome};
 use crate::cluster::protocol::*;
 use crate::crypto::keys::AsymmetricKey;
-use crate::server::api::{error_response, json_response, parse_json, read_body, ApiError, ApiResult};
+use crate::server::api::{error_response, json_response, parse_json, ApiError, ApiResult};
+use crate::server::body::{read_body, CLIENT_BODY_BUDGET};
 use crate::wire::{Bytes as WireBytes, Int64};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -51,7 +52,7 @@ impl JoinServer {
             return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
         }
         let path = request.uri().path().to_string();
-        let body = read_body(request, MAX_JOIN_BODY).await?;
+        let body = read_body(request, MAX_JOIN_BODY, Some(&CLIENT_BODY_BUDGET)).await?;
         let rpc_key = rpc_key.ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is bootstrapping"))?;
         match path.as_str() {
             CHALLENGE_PATH => {

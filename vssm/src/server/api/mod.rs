@@ -6,11 +6,12 @@ mod crypto_ops;
 
 use crate::crypto::CryptoError;
 use crate::node::Node;
+use super::body::{read_body, CLIENT_BODY_BUDGET};
 use crate::wire::ErrorResponse;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::CONTENT_TYPE;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -86,7 +87,7 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         "admin/restorebackup" => MAX_RESTORE_BODY_BYTES,
         _ => MAX_BODY_BYTES,
     };
-    let body = read_body(request, limit).await?;
+    let body = read_body(request, limit, Some(&CLIENT_BODY_BUDGET)).await?;
     if endpoint.is_empty() {
         return Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))));
     }
@@ -120,52 +121,6 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         return admin_ops::dispatch(node, client, &endpoint, &body).await;
     }
     Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))))
-}
-
-/// Reads the body, refusing more than `limit` bytes with 413.
-pub(crate) async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes"));
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut body = request.into_body();
-    if declared.is_some_and(|n| n > limit as u64) {
-        drain(&mut body).await;
-        return Err(too_large());
-    }
-    let mut collected = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(ApiError::bad_request("could not read the request body"));
-        };
-        if let Some(data) = frame.data_ref() {
-            if collected.len() + data.len() > limit {
-                drain(&mut body).await;
-                return Err(too_large());
-            }
-            collected.extend_from_slice(data);
-        }
-    }
-    Ok(Bytes::from(collected))
-}
-
-/// Reads and discards the rest of an oversized body (bounded in bytes and
-/// time), so the client gets its 413 instead of a reset stream (HTTP/2) or a
-/// closed connection.
-async fn drain(body: &mut Incoming) {
-    const MAX_DRAIN: usize = 16 << 20;
-    let mut drained = 0usize;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        while let Some(Ok(frame)) = body.frame().await {
-            drained += frame.data_ref().map_or(0, |d| d.len());
-            if drained > MAX_DRAIN {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 /// Parses a JSON request; the error names an unknown or mistyped field but

@@ -1,0 +1,227 @@
+//! Reading request bodies within limits: a size limit per request (413), a
+//! stall timeout (408), and one memory budget for the bodies of every
+//! connection together (503), so that thousands of connections each
+//! sending a large body cannot exhaust the node's memory.
+
+use super::api::ApiError;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::CONTENT_LENGTH;
+use hyper::{Request, StatusCode};
+use std::time::Duration;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Bytes that the request bodies of all connections may hold at once
+/// (buffer capacity, counted until the request has been handled). Larger
+/// than the largest single body (a 64 MiB restore) with room to spare.
+pub const BODY_BUDGET_BYTES: usize = 96 << 20;
+
+/// The budget of bodies from clients and joining nodes. Sync traffic is not
+/// charged: it comes from nodes holding the RPC key, and one push may be
+/// larger than the budget.
+pub static CLIENT_BODY_BUDGET: Semaphore = Semaphore::const_new(BODY_BUDGET_BYTES);
+
+/// A body that sends nothing for this long is abandoned with 408.
+pub const BODY_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the body: more than `limit` bytes is refused with 413; when
+/// `budget` is given, the body's buffer is charged to it and a full budget
+/// is refused with 503. The charge lasts as long as the returned bytes.
+pub async fn read_body(request: Request<Incoming>, limit: usize, budget: Option<&'static Semaphore>) -> Result<Bytes, ApiError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut body = request.into_body();
+    if declared.is_some_and(|n| n > limit as u64) {
+        drain(&mut body).await;
+        return Err(Refusal::TooLarge.into_error(limit));
+    }
+    let mut collector = BodyCollector::new(limit, budget);
+    loop {
+        let frame = match tokio::time::timeout(BODY_STALL_TIMEOUT, body.frame()).await {
+            Err(_) => return Err(Refusal::Stalled.into_error(limit)),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(ApiError::bad_request("could not read the request body")),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Some(data) = frame.data_ref() {
+            if let Err(refusal) = collector.push(data) {
+                if refusal == Refusal::TooLarge {
+                    drain(&mut body).await;
+                }
+                return Err(refusal.into_error(limit));
+            }
+        }
+    }
+    Ok(collector.finish())
+}
+
+/// Reads and discards the rest of an oversized body (bounded in bytes and
+/// time), so the client gets its 413 instead of a reset stream (HTTP/2) or a
+/// closed connection.
+async fn drain(body: &mut Incoming) {
+    const MAX_DRAIN: usize = 16 << 20;
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(frame)) = body.frame().await {
+            drained += frame.data_ref().map_or(0, |d| d.len());
+            if drained > MAX_DRAIN {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Why a body was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    TooLarge,
+    BudgetExhausted,
+    Stalled,
+}
+
+impl Refusal {
+    fn into_error(self, limit: usize) -> ApiError {
+        match self {
+            Refusal::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes")),
+            Refusal::BudgetExhausted => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server busy: too many request bytes in flight; retry later",
+            ),
+            Refusal::Stalled => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("request body stalled for {} s", BODY_STALL_TIMEOUT.as_secs()),
+            ),
+        }
+    }
+}
+
+/// Collects a body and charges its buffer's capacity to the budget as the
+/// buffer grows (doubling, capped at the limit), so what it holds is
+/// always paid for.
+struct BodyCollector {
+    data: Vec<u8>,
+    limit: usize,
+    budget: Option<&'static Semaphore>,
+    charge: Option<SemaphorePermit<'static>>,
+}
+
+impl BodyCollector {
+    fn new(limit: usize, budget: Option<&'static Semaphore>) -> Self {
+        BodyCollector { data: Vec::new(), limit, budget, charge: None }
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> Result<(), Refusal> {
+        let needed = self.data.len() + chunk.len();
+        if needed > self.limit {
+            return Err(Refusal::TooLarge);
+        }
+        if needed > self.data.capacity() {
+            let capacity = needed.max(self.data.capacity() * 2).min(self.limit);
+            self.pay(capacity - self.data.capacity())?;
+            self.data.reserve_exact(capacity - self.data.len());
+        }
+        self.data.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn pay(&mut self, bytes: usize) -> Result<(), Refusal> {
+        let Some(budget) = self.budget else { return Ok(()) };
+        let bytes = u32::try_from(bytes).map_err(|_| Refusal::BudgetExhausted)?;
+        let permit = budget.try_acquire_many(bytes).map_err(|_| Refusal::BudgetExhausted)?;
+        match &mut self.charge {
+            Some(charge) => charge.merge(permit),
+            None => self.charge = Some(permit),
+        }
+        Ok(())
+    }
+
+    /// The body, still charged to the budget until the last copy of the
+    /// returned `Bytes` is dropped.
+    fn finish(self) -> Bytes {
+        match self.charge {
+            Some(charge) => Bytes::from_owner(ChargedBuffer { data: self.data, _charge: charge }),
+            None => Bytes::from(self.data),
+        }
+    }
+}
+
+/// A body buffer together with its charge on the budget.
+struct ChargedBuffer {
+    data: Vec<u8>,
+    _charge: SemaphorePermit<'static>,
+}
+
+impl AsRef<[u8]> for ChargedBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(bytes: usize) -> &'static Semaphore {
+        Box::leak(Box::new(Semaphore::new(bytes)))
+    }
+
+    #[test]
+    fn capacity_is_charged_as_the_buffer_grows_and_returned_with_the_bytes() {
+        let budget = budget(1000);
+        let mut collector = BodyCollector::new(600, Some(budget));
+        collector.push(&[1; 100]).unwrap();
+        assert_eq!(budget.available_permits(), 900);
+        collector.push(&[2; 50]).unwrap(); // doubles to 200
+        assert_eq!(budget.available_permits(), 800);
+        collector.push(&[3; 300]).unwrap(); // needs 450 > 400: grows to 450
+        assert_eq!(budget.available_permits(), 550);
+        collector.push(&[4; 10]).unwrap(); // doubling is capped at the limit
+        assert_eq!(budget.available_permits(), 400);
+        let body = collector.finish();
+        assert_eq!(body.len(), 460);
+        assert_eq!(&body[..3], &[1, 1, 1]);
+        assert_eq!(&body[455..], &[4; 5]);
+        let copy = body.slice(10..20);
+        drop(body);
+        assert_eq!(budget.available_permits(), 400, "a live slice keeps the charge");
+        drop(copy);
+        assert_eq!(budget.available_permits(), 1000);
+    }
+
+    #[test]
+    fn a_full_budget_refuses_and_a_refused_body_gives_back_its_charge() {
+        let budget = budget(300);
+        let mut first = BodyCollector::new(1000, Some(budget));
+        first.push(&[0; 200]).unwrap();
+        let mut second = BodyCollector::new(1000, Some(budget));
+        second.push(&[0; 60]).unwrap();
+        assert_eq!(second.push(&[0; 60]), Err(Refusal::BudgetExhausted));
+        drop(second);
+        assert_eq!(budget.available_permits(), 100);
+        drop(first);
+        assert_eq!(budget.available_permits(), 300);
+    }
+
+    #[test]
+    fn over_the_limit_is_too_large_whatever_the_budget() {
+        let mut collector = BodyCollector::new(10, Some(budget(1000)));
+        collector.push(&[0; 10]).unwrap();
+        assert_eq!(collector.push(&[0; 1]), Err(Refusal::TooLarge));
+        let mut unbudgeted = BodyCollector::new(10, None);
+        assert_eq!(unbudgeted.push(&[0; 11]), Err(Refusal::TooLarge));
+        assert_eq!(unbudgeted.push(&[0; 10]), Ok(()));
+        assert_eq!(unbudgeted.finish().len(), 10);
+    }
+
+    #[test]
+    fn errors_have_the_right_status() {
+        assert_eq!(Refusal::TooLarge.into_error(5).status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(Refusal::BudgetExhausted.into_error(5).status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Refusal::Stalled.into_error(5).status, StatusCode::REQUEST_TIMEOUT);
+    }
+}
