@@ -222,6 +222,9 @@ class _Conn(http.client.HTTPSConnection):
 
     def connect(self):
         sock = socket.create_connection((self.host, self.port), self.timeout)
+        # http.client sends headers and body in two writes: with Nagle on,
+        # the body waits for the server's delayed ACK (40 ms a request).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self._context.wrap_socket(sock, server_hostname=self._sni)
 
 

@@ -164,3 +164,53 @@ def test_rsa_pkcs1(api):
                              t["comment"])
     assert sum(run.counts.values()) == 67
     run.finish("rsa_pkcs1")
+
+
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+@pytest.mark.parametrize("file,algorithm", [
+    ("rsa_pkcs1_2048_test.json", "RSA"),
+    ("rsa_oaep_2048_sha256_mgf1sha256_test.json", "RSA-OAEP/SHA256"),
+])
+def test_rsa_padding_refusals_share_the_timing_class_of_success(api, file, algorithm):
+    """A padding oracle also shows in timing: a refusal that returns before
+    (or without) the private-key operation is several times faster than a
+    success. Valid and invalid ciphertexts are sent interleaved; every kind
+    of invalid padding must take about as long as a valid ciphertext. Only
+    ciphertexts that the public key alone shows to be bad (wrong length,
+    not below n, or 0, 1, n-1) may be refused sooner."""
+    import time
+    from cryptography.hazmat.primitives import serialization
+    data = _load(file)
+    group = data["testGroups"][0]
+    der = bytes.fromhex(group["privateKeyPkcs8"])
+    n = serialization.load_der_private_key(der, None).public_key().public_numbers().n
+    k = (n.bit_length() + 7) // 8
+    name = Runner(api, "ASYMMETRIC").key(der)
+
+    def publicly_bad(ct: bytes) -> bool:
+        c = int.from_bytes(ct, "big")
+        return len(ct) != k or c >= n or c in (0, 1, n - 1)
+
+    tests = [t for t in group["tests"] if not t.get("label", "")]
+    valid = next(t for t in tests if t["result"] == "valid")
+    padding = {}  # one case per kind of bad padding
+    for t in tests:
+        if t["result"] == "invalid" and not publicly_bad(bytes.fromhex(t["ct"])):
+            padding.setdefault(t["comment"], t)
+    assert len(padding) >= 5, list(padding)
+    cases = {"valid": valid, **padding}
+    times = {kind: [] for kind in cases}
+    for _ in range(25):
+        for kind, t in cases.items():
+            t0 = time.perf_counter()
+            r = api.op("asymmetric/decrypt", keyName=name, algorithm=algorithm, input=bytes.fromhex(t["ct"]))
+            times[kind].append(time.perf_counter() - t0)
+            assert r.status == (200 if kind == "valid" else 400), (kind, r)
+    base = _median(times["valid"])
+    ratios = {kind: round(_median(v) / base, 2) for kind, v in times.items()}
+    print(f"{algorithm}: valid median {base * 1000:.2f} ms; ratios {ratios}")
+    assert all(0.7 <= x <= 1.4 for x in ratios.values()), ratios

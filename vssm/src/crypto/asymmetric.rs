@@ -63,7 +63,9 @@ pub fn encrypt(
     })
 }
 
-/// Decrypts with the RSA private key, blinded. Every failure is `DecryptionFailed`.
+/// Decrypts with the RSA private key: constant-time in AWS-LC (blinded
+/// there too), or for keys under 2048 bits blinded in the `rsa` crate.
+/// Every failure is `DecryptionFailed`.
 pub fn decrypt(
     alg: &AsymmetricEncryption,
     key: &AsymmetricKey,
@@ -75,6 +77,9 @@ pub fn decrypt(
     if ciphertext.len() != k.public.size() {
         return Err(CryptoError::DecryptionFailed);
     }
+    if let Some(decrypting) = &k.decrypting {
+        return decrypt_constant_time(alg, decrypting, ciphertext);
+    }
     let r = match alg {
         AsymmetricEncryption::RsaPkcs1v15 => {
             k.private
@@ -85,6 +90,35 @@ pub fn decrypt(
         }
     };
     r.map_err(|_| CryptoError::DecryptionFailed)
+}
+
+fn decrypt_constant_time(
+    alg: &AsymmetricEncryption,
+    key: &aws_lc_rs::rsa::PrivateDecryptingKey,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    use aws_lc_rs::rsa::{OaepPrivateDecryptingKey, Pkcs1PrivateDecryptingKey};
+    let mut plaintext = vec![0u8; key.key_size_bytes()];
+    // The wrappers share the key (a reference count), they do not copy it.
+    let len = match alg {
+        AsymmetricEncryption::RsaPkcs1v15 => Pkcs1PrivateDecryptingKey::new(key.clone())
+            .and_then(|k| k.decrypt(ciphertext, &mut plaintext).map(|p| p.len())),
+        AsymmetricEncryption::RsaOaep(h) => OaepPrivateDecryptingKey::new(key.clone())
+            .and_then(|k| k.decrypt(aws_lc_oaep(*h), ciphertext, &mut plaintext, None).map(|p| p.len())),
+    }
+    .map_err(|_| CryptoError::DecryptionFailed)?;
+    plaintext.truncate(len);
+    Ok(plaintext)
+}
+
+fn aws_lc_oaep(h: HashAlg) -> &'static aws_lc_rs::rsa::OaepAlgorithm {
+    use aws_lc_rs::rsa::{OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384, OAEP_SHA512_MGF1SHA512};
+    match h {
+        HashAlg::Sha1 => &OAEP_SHA1_MGF1SHA1,
+        HashAlg::Sha256 => &OAEP_SHA256_MGF1SHA256,
+        HashAlg::Sha384 => &OAEP_SHA384_MGF1SHA384,
+        HashAlg::Sha512 => &OAEP_SHA512_MGF1SHA512,
+    }
 }
 
 fn oaep(h: HashAlg) -> Oaep {

@@ -217,6 +217,11 @@ pub const RSA_IMPORT_MAX_BITS: usize = 8192;
 pub(crate) struct RsaKey {
     pub(crate) private: rsa::RsaPrivateKey,
     pub(crate) public: rsa::RsaPublicKey,
+    /// The same key in AWS-LC, whose RSA decryption is constant-time (the
+    /// `rsa` crate's is not: RUSTSEC-2023-0071, "Marvin"). `None` below
+    /// 2048 bits, which AWS-LC refuses; such legacy keys decrypt with the
+    /// `rsa` crate.
+    pub(crate) decrypting: Option<aws_lc_rs::rsa::PrivateDecryptingKey>,
     /// `None` when *ring* refuses the key (below 2048 bits, small exponent);
     /// the RustCrypto path then does all the work.
     pub(crate) ring: Option<ring::signature::RsaKeyPair>,
@@ -387,9 +392,10 @@ impl AsymmetricKey {
             .map_err(|_| bad_key("RSA key cannot be encoded"))?;
         let pkcs8 = Zeroizing::new(pkcs8.as_bytes().to_vec());
         let ring = ring::signature::RsaKeyPair::from_pkcs8(&pkcs8).ok();
-        if generated && ring.is_none() {
-            // Our own keys must always get the fast path.
-            return Err(bad_key("generated RSA key rejected by ring"));
+        let decrypting = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pkcs8).ok();
+        if generated && (ring.is_none() || decrypting.is_none()) {
+            // Our own keys must always get the fast, constant-time paths.
+            return Err(bad_key("generated RSA key rejected by ring or AWS-LC"));
         }
         let public = private.to_public_key();
         let spki = public
@@ -403,6 +409,7 @@ impl AsymmetricKey {
             inner: KeyInner::Rsa(RsaKey {
                 private,
                 public,
+                decrypting,
                 ring,
                 ring_public,
             }),
@@ -718,11 +725,14 @@ mod tests {
             assert_eq!((again.spec(), again.size_bits()), (spec, bits));
         }
         assert!(AsymmetricKey::generate(KeySpec::Ed25519, 256).is_ok());
-        // Generated keys have the ring fast path.
+        // Generated keys have the ring fast path and AWS-LC's constant-time decryption.
         assert!(matches!(
             rsa2048().inner(),
-            KeyInner::Rsa(RsaKey { ring: Some(_), .. })
+            KeyInner::Rsa(RsaKey { ring: Some(_), decrypting: Some(_), .. })
         ));
+        for bits in [3072, 4096] {
+            assert!(matches!(openssl_rsa(bits).inner(), KeyInner::Rsa(RsaKey { decrypting: Some(_), .. })));
+        }
     }
 
     /// Our encodings are what OpenSSL derives from the same private key.
@@ -807,7 +817,7 @@ mod tests {
         assert_eq!(k.size_bits(), 1024);
         assert!(matches!(
             k.inner(),
-            KeyInner::Rsa(RsaKey { ring: None, .. })
+            KeyInner::Rsa(RsaKey { ring: None, decrypting: None, .. })
         ));
     }
 
