@@ -1,5 +1,6 @@
-//! In-process, single-thread rate of the bare ring primitives: the ceiling a
-//! server on one core could reach without TLS, HTTP, JSON and base64.
+//! In-process, single-thread rate of the bare primitives the server uses
+//! (ring; AWS-LC for RSA decryption): the ceiling a server on one core could
+//! reach without TLS, HTTP, JSON and base64.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -85,5 +86,20 @@ pub fn rsa_2048_sign(len: usize) -> Box<dyn FnMut()> {
     Box::new(move || {
         key.sign(&signature::RSA_PKCS1_SHA256, &rng, &msg, &mut sig).unwrap();
         black_box(&sig);
+    })
+}
+
+/// RSA-2048 OAEP-SHA256 decryption (AWS-LC, as in the server) of a
+/// ciphertext of `len` plaintext bytes.
+pub fn rsa_2048_oaep_decrypt(len: usize) -> Box<dyn FnMut()> {
+    use aws_lc_rs::rsa::{KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey, OAEP_SHA256_MGF1SHA256};
+    let private = PrivateDecryptingKey::generate(KeySize::Rsa2048).unwrap();
+    let public = OaepPublicEncryptingKey::new(private.public_key()).unwrap();
+    let mut ciphertext = vec![0u8; public.ciphertext_size()];
+    let ciphertext = public.encrypt(&OAEP_SHA256_MGF1SHA256, &input(len), &mut ciphertext, None).unwrap().to_vec();
+    let key = OaepPrivateDecryptingKey::new(private).unwrap();
+    let mut plaintext = vec![0u8; key.min_output_size()];
+    Box::new(move || {
+        black_box(key.decrypt(&OAEP_SHA256_MGF1SHA256, &ciphertext, &mut plaintext, None).unwrap());
     })
 }

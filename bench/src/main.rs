@@ -1,5 +1,6 @@
 //! `vssm-bench`: closed-loop load benchmark of the VSSM mutual-TLS JSON API,
-//! compared with the bare single-core rate of the same ring primitives.
+//! compared with the bare single-core rate of the same primitives (ring;
+//! AWS-LC for RSA decryption, as in the server).
 //!
 //! Flow: measure the bare primitives, create the benchmark keys through the
 //! admin API, then for each op open N keep-alive connections and drive them
@@ -83,17 +84,21 @@ async fn run(args: &Args) -> Result<Report, Error> {
     for line in setup::ensure_keys(&mut admin, args.h2, &password, &args.ops).await? {
         eprintln!("{line}");
     }
+    let mut inputs = Vec::new();
+    for op in &args.ops {
+        inputs.push(setup::op_input(&mut admin, args.h2, op).await?);
+    }
     drop(admin);
 
     let rss_idle_kib = args.server_pid.and_then(procfs::vm_rss_kib);
     let mut ops = Vec::new();
-    for (op, bare_per_s) in args.ops.iter().zip(bare) {
+    for ((op, bare_per_s), input) in args.ops.iter().zip(bare).zip(&inputs) {
         eprintln!("load {:<6} {} connections, {:?}", op.name, args.connections, args.duration);
         let phase = load::Phase {
             addr: args.addr,
             connector: connector.clone(),
             target: client::Target::new(op.path, args.h2),
-            body: op.request_body(),
+            body: op.request_body(input),
         };
         let sampler = args.server_pid.map(procfs::PeakSampler::start);
         let server_cpu = args.server_pid.map(procfs::CpuMeter::start);

@@ -31,8 +31,11 @@ pub struct Op {
     pub path: &'static str,
     /// `algorithm` request field.
     pub algorithm: &'static str,
-    /// Length of the `input` bytes.
+    /// Length of the `input` bytes (of the plaintext, for decryption).
     pub input_len: usize,
+    /// For decryption: the encryption endpoint and algorithm that turn the
+    /// plaintext into the ciphertext sent as `input` (made once, at setup).
+    pub encrypt_first: Option<(&'static str, &'static str)>,
     /// Key used by the op.
     pub key: KeySpec,
     /// Builds the equivalent bare ring primitive, fed `input_len` bytes per call.
@@ -40,13 +43,14 @@ pub struct Op {
 }
 
 /// All ops, in run order.
-pub static OPS: [Op; 4] = [
+pub static OPS: [Op; 5] = [
     Op {
         name: "aes",
         label: "AES-256-GCM encrypt 1 KiB",
         path: "/REST/v1/symmetric/encrypt",
         algorithm: "AES/GCM/NoPadding",
         input_len: 1024,
+        encrypt_first: None,
         key: KeySpec { name: "bench-aes", key_type: "SYMMETRIC", key_spec: None, key_size: 32 },
         bare: bare::aes_256_gcm_seal,
     },
@@ -56,6 +60,7 @@ pub static OPS: [Op; 4] = [
         path: "/REST/v1/hmac/create",
         algorithm: "SHA256",
         input_len: 64,
+        encrypt_first: None,
         key: KeySpec { name: "bench-hmac", key_type: "MAC", key_spec: None, key_size: 32 },
         bare: bare::hmac_sha256,
     },
@@ -65,6 +70,7 @@ pub static OPS: [Op; 4] = [
         path: "/REST/v1/asymmetric/sign",
         algorithm: "SHA256withECDSA",
         input_len: 64,
+        encrypt_first: None,
         key: KeySpec { name: "bench-ec", key_type: "ASYMMETRIC", key_spec: Some("EC"), key_size: 256 },
         bare: bare::ecdsa_p256_sign,
     },
@@ -74,8 +80,19 @@ pub static OPS: [Op; 4] = [
         path: "/REST/v1/asymmetric/sign",
         algorithm: "SHA256withRSA",
         input_len: 64,
+        encrypt_first: None,
         key: KeySpec { name: "bench-rsa", key_type: "ASYMMETRIC", key_spec: Some("RSA"), key_size: 2048 },
         bare: bare::rsa_2048_sign,
+    },
+    Op {
+        name: "rsadec",
+        label: "RSA-2048 OAEP-SHA256 decrypt",
+        path: "/REST/v1/asymmetric/decrypt",
+        algorithm: "RSA-OAEP/SHA256",
+        input_len: 32,
+        encrypt_first: Some(("/REST/v1/asymmetric/encrypt", "RSA-OAEP/SHA256")),
+        key: KeySpec { name: "bench-rsa", key_type: "ASYMMETRIC", key_spec: Some("RSA"), key_size: 2048 },
+        bare: bare::rsa_2048_oaep_decrypt,
     },
 ];
 
@@ -90,12 +107,24 @@ pub fn input(len: usize) -> Vec<u8> {
 }
 
 impl Op {
-    /// The request body sent on every iteration (built once, cloned cheaply).
-    pub fn request_body(&self) -> Bytes {
+    /// The request body sent on every iteration (built once, cloned
+    /// cheaply), with `input` as the `input` bytes.
+    pub fn request_body(&self, input: &[u8]) -> Bytes {
+        self.body_with(self.algorithm, input)
+    }
+
+    /// The request body of the setup call that encrypts this op's
+    /// plaintext, for ops that decrypt.
+    pub fn encrypt_body(&self) -> Option<(&'static str, Bytes)> {
+        let (path, algorithm) = self.encrypt_first?;
+        Some((path, self.body_with(algorithm, &input(self.input_len))))
+    }
+
+    fn body_with(&self, algorithm: &str, input: &[u8]) -> Bytes {
         let body = json!({
             "keyName": self.key.name,
-            "algorithm": self.algorithm,
-            "input": B64.encode(input(self.input_len)),
+            "algorithm": algorithm,
+            "input": B64.encode(input),
         });
         Bytes::from(body.to_string())
     }

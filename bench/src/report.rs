@@ -11,7 +11,7 @@ pub struct OpReport {
     pub op: &'static Op,
     /// Load phase against the server.
     pub load: LoadResult,
-    /// Bare ring rate on one thread (calls/s), if measured.
+    /// Bare primitive's rate on one thread (calls/s), if measured.
     pub bare_per_s: Option<f64>,
     /// Peak server RSS during this op's load phase (KiB).
     pub rss_peak_kib: Option<u64>,
@@ -76,7 +76,7 @@ impl Report {
     /// Prints the human-readable table to stdout.
     pub fn print_table(&self) {
         println!(
-            "VSSM load: {} over {}, {} connections, {} s per op (bare: ring, 1 thread)",
+            "VSSM load: {} over {}, {} connections, {} s per op (bare: same primitive in-process, 1 thread)",
             self.addr, self.protocol, self.connections, self.seconds
         );
         println!(

@@ -16,6 +16,22 @@ pub fn admin_password(dir: &Path) -> Result<String, Error> {
     Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// The `input` bytes of `op`: its fixed input, or for a decryption the
+/// ciphertext the server makes of it (one call to the encryption endpoint).
+pub async fn op_input(client: &mut Client, h2: bool, op: &Op) -> Result<Vec<u8>, Error> {
+    let Some((path, body)) = op.encrypt_body() else {
+        return Ok(crate::ops::input(op.input_len));
+    };
+    let (status, answer) = client.post(&Target::new(path, h2), body).await?;
+    let output = serde_json::from_slice::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| v.get("output").and_then(|o| o.as_str()).map(str::to_string))
+        .filter(|_| status.as_u16() == 200)
+        .ok_or_else(|| format!("{path}: HTTP {status}: {}", String::from_utf8_lossy(&answer)))?;
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::STANDARD.decode(output)?)
+}
+
 /// Generates the key of every op; `409` (name exists) means the key is reused.
 /// Returns one progress line per key.
 pub async fn ensure_keys(client: &mut Client, h2: bool, password: &str, ops: &[&Op]) -> Result<Vec<String>, Error> {

@@ -1,9 +1,11 @@
 //! RSA encryption and RSA / ECDSA / Ed25519 signatures.
 //!
 //! Hot paths (sign with server-side hashing, the common algorithm/curve
-//! pairs) go to the *ring* key pairs precomputed in [`AsymmetricKey`]; the
-//! rest (caller-supplied digests, SHA-1, P-521, unusual curve/hash pairs, RSA
-//! encryption) uses the RustCrypto crates.
+//! pairs) go to the *ring* key pairs precomputed in [`AsymmetricKey`]. RSA
+//! private-key operations that ring cannot do (decryption, signing a
+//! caller-supplied digest) go to AWS-LC, which is constant-time like ring.
+//! The rest (RSA encryption, SHA-1 RSA signatures, RSA keys under 2048 bits,
+//! P-521, unusual curve/hash pairs) uses the RustCrypto crates.
 
 use ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use rand_core::OsRng;
@@ -241,6 +243,14 @@ pub fn sign(
                 return Ok(sig);
             }
             let digest = digest_of(alg, *h, msg)?;
+            // Caller-supplied digests: AWS-LC, constant-time like ring.
+            if let (Some(kp), Some((enc, hash))) = (&k.signing, aws_lc_rsa_signing(*h, pss)) {
+                let digest = aws_lc_rs::digest::Digest::import_less_safe(&digest, hash).map_err(|_| failed())?;
+                let mut sig = vec![0u8; kp.public_modulus_len()];
+                kp.sign_digest(enc, &digest, &mut sig).map_err(|_| failed())?;
+                return Ok(sig);
+            }
+            // SHA-1 and keys under 2048 bits: the rsa crate, blinded.
             let r = if pss {
                 k.private
                     .sign_with_rng(&mut OsRng, pss_scheme(*h, true), &digest)
@@ -311,6 +321,25 @@ fn ring_rsa_signing(h: HashAlg, pss: bool) -> Option<&'static dyn ring::signatur
         (HashAlg::Sha256, true) => &s::RSA_PSS_SHA256,
         (HashAlg::Sha384, true) => &s::RSA_PSS_SHA384,
         (HashAlg::Sha512, true) => &s::RSA_PSS_SHA512,
+        (HashAlg::Sha1, _) => return None,
+    })
+}
+
+/// AWS-LC's encoding and digest for RSA signing with `h` (none for SHA-1,
+/// which AWS-LC only verifies). PSS uses a salt as long as the hash, as
+/// everywhere else here.
+fn aws_lc_rsa_signing(
+    h: HashAlg,
+    pss: bool,
+) -> Option<(&'static dyn aws_lc_rs::signature::RsaEncoding, &'static aws_lc_rs::digest::Algorithm)> {
+    use aws_lc_rs::{digest as d, signature as s};
+    Some(match (h, pss) {
+        (HashAlg::Sha256, false) => (&s::RSA_PKCS1_SHA256, &d::SHA256),
+        (HashAlg::Sha384, false) => (&s::RSA_PKCS1_SHA384, &d::SHA384),
+        (HashAlg::Sha512, false) => (&s::RSA_PKCS1_SHA512, &d::SHA512),
+        (HashAlg::Sha256, true) => (&s::RSA_PSS_SHA256, &d::SHA256),
+        (HashAlg::Sha384, true) => (&s::RSA_PSS_SHA384, &d::SHA384),
+        (HashAlg::Sha512, true) => (&s::RSA_PSS_SHA512, &d::SHA512),
         (HashAlg::Sha1, _) => return None,
     })
 }

@@ -222,6 +222,9 @@ pub(crate) struct RsaKey {
     /// 2048 bits, which AWS-LC refuses; such legacy keys decrypt with the
     /// `rsa` crate.
     pub(crate) decrypting: Option<aws_lc_rs::rsa::PrivateDecryptingKey>,
+    /// The same key for AWS-LC's constant-time signing of caller-supplied
+    /// digests (which *ring* cannot sign); `None` below 2048 bits.
+    pub(crate) signing: Option<aws_lc_rs::signature::RsaKeyPair>,
     /// `None` when *ring* refuses the key (below 2048 bits, small exponent);
     /// the RustCrypto path then does all the work.
     pub(crate) ring: Option<ring::signature::RsaKeyPair>,
@@ -393,7 +396,8 @@ impl AsymmetricKey {
         let pkcs8 = Zeroizing::new(pkcs8.as_bytes().to_vec());
         let ring = ring::signature::RsaKeyPair::from_pkcs8(&pkcs8).ok();
         let decrypting = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pkcs8).ok();
-        if generated && (ring.is_none() || decrypting.is_none()) {
+        let signing = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&pkcs8).ok();
+        if generated && (ring.is_none() || decrypting.is_none() || signing.is_none()) {
             // Our own keys must always get the fast, constant-time paths.
             return Err(bad_key("generated RSA key rejected by ring or AWS-LC"));
         }
@@ -410,6 +414,7 @@ impl AsymmetricKey {
                 private,
                 public,
                 decrypting,
+                signing,
                 ring,
                 ring_public,
             }),
@@ -728,7 +733,7 @@ mod tests {
         // Generated keys have the ring fast path and AWS-LC's constant-time decryption.
         assert!(matches!(
             rsa2048().inner(),
-            KeyInner::Rsa(RsaKey { ring: Some(_), decrypting: Some(_), .. })
+            KeyInner::Rsa(RsaKey { ring: Some(_), decrypting: Some(_), signing: Some(_), .. })
         ));
         for bits in [3072, 4096] {
             assert!(matches!(openssl_rsa(bits).inner(), KeyInner::Rsa(RsaKey { decrypting: Some(_), .. })));
@@ -817,7 +822,7 @@ mod tests {
         assert_eq!(k.size_bits(), 1024);
         assert!(matches!(
             k.inner(),
-            KeyInner::Rsa(RsaKey { ring: None, decrypting: None, .. })
+            KeyInner::Rsa(RsaKey { ring: None, decrypting: None, signing: None, .. })
         ));
     }
 
