@@ -1,12 +1,12 @@
 //! In-process, single-thread rate of the bare primitives the server uses
-//! (ring; AWS-LC for RSA decryption): the ceiling a server on one core could
+//! (ring; AWS-LC for RSA): the ceiling a server on one core could
 //! reach without TLS, HTTP, JSON and base64.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair, RsaKeyPair};
+use ring::signature::{self, EcdsaKeyPair};
 use ring::{aead, hmac};
 
 use crate::ops::input;
@@ -73,18 +73,19 @@ pub fn ecdsa_p256_sign(len: usize) -> Box<dyn FnMut()> {
     })
 }
 
-/// RSA-2048 PKCS#1 v1.5 / SHA-256 signature of `len` bytes. The key is
-/// generated with the `rsa` crate because ring cannot generate RSA keys.
+/// RSA-2048 PKCS#1 v1.5 / SHA-256 signature of `len` bytes (AWS-LC, as in
+/// the server).
 pub fn rsa_2048_sign(len: usize) -> Box<dyn FnMut()> {
-    use rsa::pkcs8::EncodePrivateKey;
-    let generated = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
-    let pkcs8 = generated.to_pkcs8_der().unwrap();
-    let key = RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).unwrap();
-    let rng = SystemRandom::new();
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+    let generated = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+    let key = RsaKeyPair::from_pkcs8(AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&generated).unwrap().as_ref()).unwrap();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
     let msg = input(len);
-    let mut sig = vec![0u8; key.public().modulus_len()];
+    let mut sig = vec![0u8; key.public_modulus_len()];
     Box::new(move || {
-        key.sign(&signature::RSA_PKCS1_SHA256, &rng, &msg, &mut sig).unwrap();
+        key.sign(&RSA_PKCS1_SHA256, &rng, &msg, &mut sig).unwrap();
         black_box(&sig);
     })
 }
