@@ -85,10 +85,7 @@ fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), String> 
 
 /// The copy-paste curl command for a dev node.
 pub fn curl_example(setup: &DevSetup) -> String {
-    let ip = match setup.config.bind_address {
-        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
-        ip => ip.to_string(),
-    };
+    let ip = reachable_ip(setup);
     let d = setup.dir.display();
     let port = setup.config.ports.api;
     format!(
@@ -97,4 +94,17 @@ pub fn curl_example(setup: &DevSetup) -> String {
          -H 'Content-Type: application/json' -d '{{\"adminPassword\":\"{}\"}}'",
         setup.admin_password.as_str()
     )
+}
+
+/// The same call with `vssm call` (which reads the dev folder's files).
+pub fn call_example(setup: &DevSetup) -> String {
+    format!("vssm call --node {}:{} --dir {} admin/listkeys", reachable_ip(setup), setup.config.ports.api, setup.dir.display())
+}
+
+/// Where a local client reaches the dev node.
+fn reachable_ip(setup: &DevSetup) -> String {
+    match setup.config.bind_address {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        ip => ip.to_string(),
+    }
 }

@@ -17,6 +17,7 @@ pub mod dev;
 pub mod hardening;
 pub mod keystore;
 pub mod node;
+pub mod operator;
 pub mod server;
 pub mod tls;
 pub mod wire;

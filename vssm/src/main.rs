@@ -1,4 +1,5 @@
-//! The `vssm` command: serve a node, run a dev node, hash a password.
+//! The `vssm` command: serve a node, run a dev node, hash a password, run
+//! the bootstrapper, call a node's API.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -17,7 +18,12 @@ const USAGE: &str = "usage:
   vssm bootstrapper --trusted-image AMI[,AMI…] --account ID --private-key FILE [--certificate FILE] [--bind IP]
                     [--port 8083] [--region NAME] [--attestation-ca FILE]
                                              hand the RPC key to attested instances of the trusted images
-                                             (certificate: --certificate, else rpcCertificate of the default config)";
+                                             (certificate: --certificate, else rpcCertificate of the default config)
+  vssm call [--node HOST[:PORT]] [--dir DIR | --server-cert FILE --cert FILE --key FILE] [--password-file FILE]
+            ENDPOINT [JSON|-]                one API call over mutual TLS, the answer on stdout (e.g. admin/listkeys,
+                                             symmetric/encrypt '{\"keyName\":…}'); the node must present the RPC
+                                             certificate; admin calls take the password from --password-file,
+                                             VSSM_ADMIN_PASSWORD or DIR/admin-password; JSON: {} by default, - for stdin";
 
 fn main() -> ExitCode {
     if vssm_init::is_pid1() {
@@ -38,6 +44,7 @@ fn main() -> ExitCode {
             &["--trusted-image", "--private-key", "--certificate", "--bind", "--port", "--account", "--region", "--attestation-ca"],
         )
         .and_then(|f| bootstrapper(&f)),
+        "call" => call(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -51,6 +58,42 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `vssm call`: flags, then the endpoint and the optional JSON.
+fn call(args: &[String]) -> Result<(), String> {
+    const FLAGS: [&str; 6] = ["--node", "--dir", "--server-cert", "--cert", "--key", "--password-file"];
+    let first_positional = args
+        .iter()
+        .enumerate()
+        .step_by(2)
+        .find(|(_, a)| !a.starts_with("--"))
+        .map_or(args.len(), |(i, _)| i);
+    let flags = parse_flags(&args[..first_positional], &FLAGS)?;
+    let (endpoint, body) = match &args[first_positional..] {
+        [endpoint] => (endpoint.clone(), "{}".to_string()),
+        [endpoint, body] if body == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| format!("stdin: {e}"))?;
+            (endpoint.clone(), text)
+        }
+        [endpoint, body] => (endpoint.clone(), body.clone()),
+        _ => return Err(format!("call needs an ENDPOINT and at most one JSON argument\n{USAGE}")),
+    };
+    let path = |name: &str| flags.get(name).map(PathBuf::from);
+    let options = vssm::operator::CallOptions {
+        node: flags.get("--node").unwrap_or("127.0.0.1").to_string(),
+        dir: path("--dir"),
+        server_cert: path("--server-cert"),
+        cert: path("--cert"),
+        key: path("--key"),
+        password_file: path("--password-file"),
+        endpoint,
+        body,
+    };
+    let answer = vssm::operator::call(&options, std::env::var(vssm::operator::PASSWORD_ENV).ok())?;
+    println!("{answer}");
+    Ok(())
 }
 
 /// `--name value` pairs, each allowed name at most once.
@@ -106,6 +149,12 @@ fn run_node(config: Config) -> Result<(), String> {
         "vssm: bootstrapping; POST the RPC key to https://{}:{}/REST/v1/admin/bootstrap (health on http://{}:{}/REST/v1/healthcheck)",
         c.bind_address, c.ports.api, c.bind_address, c.ports.health
     );
+    if !node.is_ready() {
+        eprintln!(
+            "vssm: this start's bootstrap certificate key is {} (check it: curl --pinnedpubkey {})",
+            node.bootstrap_key_pin, node.bootstrap_key_pin
+        );
+    }
     wait_for_stop_signal();
     eprintln!("vssm: stopping");
     servers.stop();
@@ -164,13 +213,14 @@ fn dev(dir: Option<&str>, bind: Option<&str>) -> Result<(), String> {
     let servers = Servers::start(Arc::clone(&node)).map_err(|e| e.to_string())?;
     println!(
         "VSSM dev node running: API on {}:{} (mTLS, server name VSSM), health on http://{}:{}/REST/v1/healthcheck\n\
-         Data folder: {} (certificates, keys, admin-password, config.json)\n\nTry:\n{}\n",
+         Data folder: {} (certificates, keys, admin-password, config.json)\n\nTry:\n{}\n\n         or with the operator client:\n{}\n",
         setup.config.bind_address,
         setup.config.ports.api,
         setup.config.bind_address,
         setup.config.ports.health,
         setup.dir.display(),
-        vssm::dev::curl_example(&setup)
+        vssm::dev::curl_example(&setup),
+        vssm::dev::call_example(&setup)
     );
     wait_for_stop_signal();
     eprintln!("vssm: stopping");

@@ -55,6 +55,10 @@ pub struct Node {
     synced: AtomicBool,
     /// Counters of the cluster layer, shown on the health port.
     pub cluster_stats: ClusterStats,
+    /// `sha256//BASE64` of the bootstrap certificate's public key (curl's
+    /// `--pinnedpubkey` form), printed on the console so that the operator
+    /// who uploads the RPC key can check whom it goes to.
+    pub bootstrap_key_pin: String,
 }
 
 /// TLS configurations that need the RPC key: built at bootstrap.
@@ -74,6 +78,7 @@ impl Node {
     /// A node in the bootstrapping state.
     pub fn new(config: Config) -> Result<Arc<Node>, String> {
         let (chain, key) = tls::bootstrap_identity().map_err(|e| e.to_string())?;
+        let bootstrap_key_pin = tls::public_key_pin(&chain[0]).map_err(|e| e.to_string())?;
         let bootstrap_tls = tls::server_config(chain, key, None).map_err(|e| e.to_string())?;
         let admin = AdminGuard::new(config.root_password.clone());
         Ok(Arc::new(Node {
@@ -88,6 +93,7 @@ impl Node {
             cluster_tls: OnceLock::new(),
             synced: AtomicBool::new(true),
             cluster_stats: ClusterStats::default(),
+            bootstrap_key_pin,
         }))
     }
 

@@ -1,5 +1,6 @@
-//! HTTPS client for node-to-node calls: the peer must present the cluster's
-//! RPC certificate (pinned), and the connection leaves from this node's own
+//! HTTPS client for calls to a node: node-to-node sync and join, and the
+//! operator's `vssm call`. The node must present the cluster's RPC
+//! certificate (pinned), and the connection leaves from the given source
 //! address so peers see (and can check) who is calling.
 
 use crate::server::api::ApiError;

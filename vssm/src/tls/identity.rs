@@ -50,6 +50,17 @@ pub fn bootstrap_identity(
     Ok((vec![cert.der().clone()], key_der))
 }
 
+/// `sha256//` and the base64 SHA-256 of the certificate's SubjectPublicKeyInfo:
+/// the pin format of curl's `--pinnedpubkey`.
+pub fn public_key_pin(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
+    use base64::Engine;
+    use x509_parser::prelude::FromDer;
+    let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(cert.as_ref())
+        .map_err(|_| TlsError::certificate("certificate", "cannot be parsed"))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, parsed.tbs_certificate.subject_pki.raw);
+    Ok(format!("sha256//{}", base64::engine::general_purpose::STANDARD.encode(digest)))
+}
+
 /// Throwaway PKI for `vssm dev` and tests (all ECDSA P-256, valid ten years from
 /// one day ago; the CA private key is discarded).
 pub struct DevPki {

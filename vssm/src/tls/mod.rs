@@ -28,7 +28,7 @@ mod tests;
 pub use client_ca::ClientCaVerifier;
 pub use config::{pinned_client_config, server_config};
 pub use error::TlsError;
-pub use identity::{bootstrap_identity, generate_dev_pki, DevPki};
+pub use identity::{bootstrap_identity, generate_dev_pki, public_key_pin, DevPki};
 pub use load::{load_certificate, load_certificates, load_private_key};
 pub use pinned::{PinnedClientCert, PinnedServerCert};
 pub use subject::peer_subject;

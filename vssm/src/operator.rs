@@ -1,0 +1,175 @@
+//! The operator client (`vssm call`): one API call to a node over mutual
+//! TLS from the command line, so operators do not need curl. The node must
+//! present exactly the RPC certificate given (pinned, as between nodes);
+//! admin calls get the admin password filled in from a file or the
+//! environment, never from the command line, where other users could see it.
+
+use crate::cluster::peer_client::PeerClient;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Environment variable read for the admin password when no file is given.
+pub const PASSWORD_ENV: &str = "VSSM_ADMIN_PASSWORD";
+/// Longest wait for the answer (RSA-4096 generation and large restores take a while).
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What `vssm call` needs.
+#[derive(Debug, Default)]
+pub struct CallOptions {
+    /// `HOST` or `HOST:PORT` (port 8080 by default).
+    pub node: String,
+    /// A `vssm dev` folder: default for the three files and the password.
+    pub dir: Option<PathBuf>,
+    /// The node's RPC certificate (PEM or DER), pinned.
+    pub server_cert: Option<PathBuf>,
+    /// Client certificate and key (PEM or DER).
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// File holding the admin password (first line).
+    pub password_file: Option<PathBuf>,
+    /// Endpoint below `/REST/v1/`, e.g. `symmetric/encrypt` or `admin/listkeys`.
+    pub endpoint: String,
+    /// The JSON request (an object).
+    pub body: String,
+}
+
+/// Makes the call and returns the answer, pretty-printed. An error status
+/// is an error naming the status and the node's message.
+pub fn call(options: &CallOptions, password_from_env: Option<String>) -> Result<String, String> {
+    let endpoint = options.endpoint.trim_start_matches('/').trim_start_matches("REST/v1/");
+    if endpoint.is_empty() || !endpoint.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'/') {
+        return Err(format!("not an endpoint: {:?} (e.g. symmetric/encrypt, admin/listkeys)", options.endpoint));
+    }
+    let mut body: serde_json::Value =
+        serde_json::from_str(&options.body).map_err(|e| format!("the request is not JSON: {e}"))?;
+    let Some(fields) = body.as_object_mut() else {
+        return Err("the request must be a JSON object".into());
+    };
+    if endpoint.starts_with("admin/") && endpoint != "admin/bootstrap" && !fields.contains_key("adminPassword") {
+        let password = admin_password(options, password_from_env)?;
+        fields.insert("adminPassword".into(), serde_json::Value::String(password.to_string()));
+    }
+    let tls = client_tls(options)?;
+    let address = resolve(&options.node)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the client: {e}"))?;
+    let answer: serde_json::Value = runtime.block_on(async {
+        let client = PeerClient::new(tls, std::net::Ipv4Addr::UNSPECIFIED.into(), CALL_TIMEOUT);
+        client.post_json(address, &format!("/REST/v1/{endpoint}"), &body).await
+    })
+    .map_err(|e| e.to_string())?;
+    serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())
+}
+
+fn file_or_dir(given: &Option<PathBuf>, dir: &Option<PathBuf>, name: &str, flag: &str) -> Result<PathBuf, String> {
+    match (given, dir) {
+        (Some(path), _) => Ok(path.clone()),
+        (None, Some(dir)) => Ok(dir.join(name)),
+        (None, None) => Err(format!("{flag} is needed (or --dir with a `vssm dev` folder)")),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn client_tls(options: &CallOptions) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let server = file_or_dir(&options.server_cert, &options.dir, "rpc.crt", "--server-cert")?;
+    let cert = file_or_dir(&options.cert, &options.dir, "client.crt", "--cert")?;
+    let key = file_or_dir(&options.key, &options.dir, "client.key", "--key")?;
+    let server_cert = crate::tls::load_certificate(&read(&server)?).map_err(|e| format!("{}: {e}", server.display()))?;
+    let chain = crate::tls::load_certificates(&read(&cert)?).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key_bytes = Zeroizing::new(read(&key)?);
+    let private_key = crate::tls::load_private_key(&key_bytes).map_err(|e| format!("{}: {e}", key.display()))?;
+    crate::tls::pinned_client_config(server_cert, Some((chain, private_key))).map_err(|e| e.to_string())
+}
+
+fn admin_password(options: &CallOptions, from_env: Option<String>) -> Result<Zeroizing<String>, String> {
+    let file = options.password_file.clone().or_else(|| {
+        // The environment comes before a dev folder's file, after an explicit file.
+        if from_env.is_some() {
+            None
+        } else {
+            options.dir.as_ref().map(|d| d.join("admin-password"))
+        }
+    });
+    let password = match (file, from_env) {
+        (Some(path), _) => {
+            let text = Zeroizing::new(String::from_utf8(read(&path)?).map_err(|_| format!("{}: not UTF-8", path.display()))?);
+            Zeroizing::new(text.lines().next().unwrap_or_default().to_string())
+        }
+        (None, Some(env)) => Zeroizing::new(env),
+        (None, None) => {
+            return Err(format!("admin calls need the admin password: --password-file FILE or {PASSWORD_ENV}"))
+        }
+    };
+    if password.is_empty() {
+        return Err("the admin password is empty".into());
+    }
+    Ok(password)
+}
+
+fn resolve(node: &str) -> Result<SocketAddr, String> {
+    let with_port = if node.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{node}]:8080")
+    } else if node.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        node.to_string()
+    } else {
+        format!("{node}:8080")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("--node {node}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--node {node}: no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_addresses_default_to_the_api_port() {
+        assert_eq!(resolve("127.0.0.5").unwrap(), "127.0.0.5:8080".parse().unwrap());
+        assert_eq!(resolve("127.0.0.5:9443").unwrap(), "127.0.0.5:9443".parse().unwrap());
+        assert_eq!(resolve("::1").unwrap(), "[::1]:8080".parse().unwrap());
+        assert_eq!(resolve("[::1]:9443").unwrap(), "[::1]:9443".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_requests_fail_before_any_connection() {
+        let mut o = CallOptions { node: "127.0.0.1:1".into(), endpoint: "symmetric/encrypt".into(), ..Default::default() };
+        o.body = "not json".into();
+        assert!(call(&o, None).unwrap_err().contains("not JSON"));
+        o.body = "[1]".into();
+        assert!(call(&o, None).unwrap_err().contains("JSON object"));
+        o.body = "{}".into();
+        o.endpoint = "../etc".into();
+        assert!(call(&o, None).unwrap_err().contains("not an endpoint"));
+        o.endpoint = "admin/listkeys".into();
+        assert!(call(&o, None).unwrap_err().contains("admin password"));
+        o.endpoint = "symmetric/encrypt".into();
+        assert!(call(&o, None).unwrap_err().contains("--server-cert"));
+    }
+
+    #[test]
+    fn password_comes_from_the_file_first_then_the_environment() {
+        let dir = std::env::temp_dir().join(format!("vssm-operator-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "from file\nignored\n").unwrap();
+        let mut o = CallOptions { password_file: Some(file), ..Default::default() };
+        assert_eq!(*admin_password(&o, Some("from env".into())).unwrap(), "from file");
+        o.password_file = None;
+        assert_eq!(*admin_password(&o, Some("from env".into())).unwrap(), "from env");
+        std::fs::write(dir.join("admin-password"), "dev\n").unwrap();
+        o.dir = Some(dir.clone());
+        assert_eq!(*admin_password(&o, None).unwrap(), "dev");
+        assert_eq!(*admin_password(&o, Some("from env".into())).unwrap(), "from env");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
