@@ -129,13 +129,7 @@ class FakeAws:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        conftest.terminate(self.proc)
         if self._log:
             self._log.close()
             self._log = None

@@ -371,6 +371,17 @@ def health(ip: str, timeout=2.0):
 # Node process
 # --------------------------------------------------------------------------
 
+def terminate(proc: subprocess.Popen | None, timeout: float = 5):
+    """Stops `proc` if it still runs: SIGTERM, then SIGKILL after `timeout` s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
 def require_binary():
     if not (VSSM_BIN.is_file() and os.access(VSSM_BIN, os.X_OK)):
         pytest.fail(f"vssm binary not found at {VSSM_BIN} (build it: cargo build --release, "
@@ -429,13 +440,7 @@ class Node:
         for c in self._clients:
             c.close()
         self._clients.clear()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc)
         if self._logf:
             self._logf.close()
             self._logf = None

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 from cluster_harness import CLUSTER_BIN, ClusterNode, FakeAws, wait_until
+from conftest import terminate
 
 BOOTSTRAPPER_IP = "127.0.0.140"
 IMAGE = "ami-0123456789abcdef0"
@@ -24,14 +25,6 @@ def start_bootstrapper(pki, ca_file, trusted_image, log_path):
                desc="bootstrapper listening")
     assert proc.poll() is None, log_path.read_text()
     return proc
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def _run(pki, tmp_path, trusted_image, ip_suffix):
@@ -58,7 +51,7 @@ def test_first_node_gets_the_rpc_key_from_the_bootstrapper(pki, tmp_path):
         assert any("received the RPC key" in line for line in node.stderr_audit()), node.log()[-2000:]
     finally:
         node.stop()
-        stop(proc)
+        terminate(proc)
         fake.stop()
 
 
@@ -81,5 +74,5 @@ def test_bootstrapper_refuses_an_untrusted_image(pki, tmp_path):
         assert "granted" not in log, log
     finally:
         node.stop()
-        stop(proc)
+        terminate(proc)
         fake.stop()

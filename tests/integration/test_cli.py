@@ -8,7 +8,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from conftest import (IP_CONFIG_ERR, IP_DEV, IP_PASSWORD, IP_PLAIN, VSSM_BIN, ApiClient, b64e,
-                      health, require_binary, scrypt_mcf, scrypt_mcf_verify)
+                      health, require_binary, scrypt_mcf, scrypt_mcf_verify, terminate)
 
 
 def _hash_password(password_input: str, *args, timeout=60):
@@ -109,12 +109,7 @@ def test_plain_vssm_reads_cwd_config(pki, tmp_path):
             time.sleep(0.05)
         assert h == (503, "bootstrapping"), f"health={h}, rc={proc.poll()}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 def _printed_curl_command(output: str):
@@ -176,10 +171,5 @@ def test_dev_mode(tmp_path):
         assert res.returncode == 0, f"printed curl command failed: {cmd}\n{res.stderr}"
         assert res.stdout.strip().startswith("{"), res.stdout
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         log.close()

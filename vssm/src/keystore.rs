@@ -8,7 +8,6 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use subtle::ConstantTimeEq;
 
 /// The three key namespaces of the API; a name is unique within its type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,18 +85,6 @@ impl KeyMaterial {
         match self {
             KeyMaterial::Mac(k) => Some(k),
             _ => None,
-        }
-    }
-
-    /// True when both hold the same key bytes (compared in constant time).
-    pub fn same_material(&self, other: &KeyMaterial) -> bool {
-        match (self, other) {
-            (KeyMaterial::Symmetric(a), KeyMaterial::Symmetric(b)) => a.as_bytes().ct_eq(b.as_bytes()).into(),
-            (KeyMaterial::Mac(a), KeyMaterial::Mac(b)) => a.as_bytes().ct_eq(b.as_bytes()).into(),
-            (KeyMaterial::Asymmetric(a), KeyMaterial::Asymmetric(b)) => {
-                a.to_pkcs8_der().as_slice().ct_eq(b.to_pkcs8_der().as_slice()).into()
-            }
-            _ => false,
         }
     }
 }
@@ -332,7 +319,7 @@ impl Keystore {
         match material {
             KeyMaterial::Symmetric(k) => context.update(k.as_bytes()),
             KeyMaterial::Mac(k) => context.update(k.as_bytes()),
-            KeyMaterial::Asymmetric(k) => context.update(&k.to_pkcs8_der()),
+            KeyMaterial::Asymmetric(k) => context.update(k.pkcs8_der()),
         }
         let mut out = [0u8; 32];
         out.copy_from_slice(context.sign().as_ref());

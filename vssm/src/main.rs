@@ -259,7 +259,7 @@ fn bootstrapper(flags: &Flags) -> Result<(), String> {
     };
     let options = BootstrapperOptions {
         trusted_images: flags.get("--trusted-image").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
-        private_key_pem_or_der: read("--private-key", key_path)?,
+        private_key_pem_or_der: Zeroizing::new(read("--private-key", key_path)?),
         certificate,
         bind: parse_ip(flags.get("--bind"))?.unwrap_or(IpAddr::from([0, 0, 0, 0])),
         port,

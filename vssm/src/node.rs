@@ -175,7 +175,7 @@ impl Node {
             ));
         }
         let verifier = tls::ClientCaVerifier::new(&self.config.client_trust_store).map_err(|e| BootstrapError::Tls(e.to_string()))?;
-        let tls_key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.to_pkcs8_der().to_vec()));
+        let tls_key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
         let chain = vec![self.config.rpc_certificate.clone()];
         let tls_error = |e: tls::TlsError| BootstrapError::Tls(e.to_string());
         let api_tls = tls::server_config(chain.clone(), tls_key.clone_key(), Some(verifier)).map_err(tls_error)?;
@@ -187,7 +187,7 @@ impl Node {
                 .map_err(tls_error)?,
         };
         let _ = self.cluster_tls.set(cluster_tls);
-        self.keystore.set_fingerprint_secret(&key.to_pkcs8_der());
+        self.keystore.set_fingerprint_secret(key.pkcs8_der());
         self.api_tls.store(api_tls);
         let _ = self.rpc_key.set(key);
         Ok(())

@@ -41,6 +41,27 @@ fn gcm() -> SymmetricAlgorithm {
     SymmetricAlgorithm::parse(GCM).expect("AES/GCM/NoPadding is a valid algorithm")
 }
 
+/// Serializes `value` into a buffer allocated once at its exact size, so
+/// that no earlier, smaller copy of the plaintext inventory is freed
+/// without being wiped (a growing `Vec` reallocates), and wiped on drop.
+fn json_in_one_buffer<T: serde::Serialize>(value: &T) -> serde_json::Result<Zeroizing<Vec<u8>>> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0 += data.len();
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut size = Counter(0);
+    serde_json::to_writer(&mut size, value)?;
+    let mut buffer = Zeroizing::new(Vec::with_capacity(size.0));
+    serde_json::to_writer(&mut *buffer, value)?;
+    Ok(buffer)
+}
+
 /// Encrypts the whole inventory for `rpc_key`'s public key.
 pub fn create(inventory: &Inventory, rpc_key: &AsymmetricKey, timestamp_ms: i64) -> Result<BackupBlob, BackupError> {
     if rpc_key.spec() != KeySpec::Rsa {
@@ -48,10 +69,8 @@ pub fn create(inventory: &Inventory, rpc_key: &AsymmetricKey, timestamp_ms: i64)
             "backups need an RSA RPC certificate (the data key is wrapped with RSA-OAEP)".into(),
         ));
     }
-    let state = Zeroizing::new(
-        serde_json::to_vec(&records_to_wire(inventory.records()))
-            .map_err(|_| BackupError::Unavailable("cannot serialize the inventory".into()))?,
-    );
+    let state = json_in_one_buffer(&records_to_wire(inventory.records()))
+        .map_err(|_| BackupError::Unavailable("cannot serialize the inventory".into()))?;
     let data_key = SymmetricKey::generate(32).map_err(|e| BackupError::Unavailable(e.to_string()))?;
     let encrypted_state = symmetric::encrypt(&gcm(), &data_key, &state, &[])
         .map_err(|e| BackupError::Unavailable(e.to_string()))?;

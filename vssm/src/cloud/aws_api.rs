@@ -197,7 +197,7 @@ pub fn parse_assumed_role_arn(arn: &str) -> Option<AssumedRoleArn<'_>> {
         return None;
     }
     let (role, session) = resource.strip_prefix("assumed-role/")?.split_once('/')?;
-    let role_ok = !role.is_empty() && role.len() <= 64 && role.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    let role_ok = super::imds::valid_role_name(role);
     let session_ok =
         (2..=64).contains(&session.len()) && session.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
     (role_ok && session_ok).then_some(AssumedRoleArn { partition, account, role, session })

@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// What the bootstrapper serves and whom it trusts.
 pub struct BootstrapperOptions {
     pub trusted_images: Vec<String>,
-    pub private_key_pem_or_der: Vec<u8>,
+    pub private_key_pem_or_der: zeroize::Zeroizing<Vec<u8>>,
     pub certificate: CertificateDer<'static>,
     pub bind: IpAddr,
     pub port: u16,
@@ -45,7 +45,7 @@ impl Bootstrapper {
         if key.public_key_der() != spki {
             return Err("--private-key is not the key of the RPC certificate".into());
         }
-        let tls_key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.to_pkcs8_der().to_vec()));
+        let tls_key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
         let tls = tls::server_config(vec![options.certificate], tls_key, None).map_err(|e| e.to_string())?;
         let policy = JoinPolicy {
             signers: trusted_signers(&options.attestation_cas)?,

@@ -102,7 +102,6 @@ fn lookup<'a>(snapshot: &'a Inventory, entry: &ManifestEntry) -> Option<&'a Arc<
 /// What one anti-entropy round did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RoundReport {
-    pub in_sync: bool,
     pub fetched: usize,
     pub pushed: usize,
 }
@@ -112,7 +111,7 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
     let remote: DigestResponse = client.post_json(peer, DIGEST_PATH, &Empty {}).await?;
     let snapshot = node.keystore.snapshot();
     if remote.digest.0 == snapshot.digest() {
-        return Ok(RoundReport { in_sync: true, ..RoundReport::default() });
+        return Ok(RoundReport::default());
     }
     let theirs: ManifestResponse = client.post_json(peer, MANIFEST_PATH, &Empty {}).await?;
     let ours = manifest(&snapshot);

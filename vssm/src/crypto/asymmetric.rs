@@ -41,7 +41,7 @@ pub fn encrypt(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
     let k = rsa_key(key, "RSA encryption")?;
-    let size = k.public.size();
+    let size = k.public().size();
     let overhead = match alg {
         AsymmetricEncryption::RsaPkcs1v15 => 11,
         AsymmetricEncryption::RsaOaep(h) => 2 * h.output_len() + 2,
@@ -55,9 +55,9 @@ pub fn encrypt(
     }
     let r = match alg {
         AsymmetricEncryption::RsaPkcs1v15 => {
-            k.public.encrypt(&mut OsRng, Pkcs1v15Encrypt, plaintext)
+            k.public().encrypt(&mut OsRng, Pkcs1v15Encrypt, plaintext)
         }
-        AsymmetricEncryption::RsaOaep(h) => k.public.encrypt(&mut OsRng, oaep(*h), plaintext),
+        AsymmetricEncryption::RsaOaep(h) => k.public().encrypt(&mut OsRng, oaep(*h), plaintext),
     };
     r.map_err(|_| {
         CryptoError::InvalidInput("plaintext cannot be encrypted with this key and padding".into())
@@ -75,7 +75,7 @@ pub fn decrypt(
     let k = rsa_key(key, "RSA decryption")?;
     // RFC 8017 7.1.2/7.2.2: the ciphertext is exactly k bytes. The rsa crate
     // would accept a shorter integer encoding; do not.
-    if ciphertext.len() != k.public.size() {
+    if ciphertext.len() != k.public().size() {
         return Err(CryptoError::DecryptionFailed);
     }
     if let Some(decrypting) = &k.decrypting {
@@ -355,17 +355,18 @@ pub fn verify(
     match (alg, key.inner()) {
         (SignatureAlgorithm::RsaPkcs1v15(h) | SignatureAlgorithm::RsaPss(h), KeyInner::Rsa(k)) => {
             let pss = matches!(alg, SignatureAlgorithm::RsaPss(_));
-            // ring verifies with the keys it accepts (2048..=8192 bits).
-            if let (Message::Input(m), true, false) = (msg, k.ring_verifies, pss && *h == HashAlg::Sha1)
+            // ring verifies with 2048..=8192-bit keys: exactly those AWS-LC
+            // loaded for signing (both also cap the exponent at 33 bits).
+            if let (Message::Input(m), true, false) = (msg, k.signing.is_some(), pss && *h == HashAlg::Sha1)
             {
                 let pk = UnparsedPublicKey::new(ring_rsa_verification(*h, pss), &k.ring_public);
                 return Ok(pk.verify(m, signature).is_ok());
             }
             let digest = digest_of(alg, *h, msg)?;
             let r = if pss {
-                k.public.verify(pss_scheme(*h, false), &digest, signature)
+                k.public().verify(pss_scheme(*h, false), &digest, signature)
             } else {
-                k.public.verify(pkcs1_scheme(*h), &digest, signature)
+                k.public().verify(pkcs1_scheme(*h), &digest, signature)
             };
             Ok(r.is_ok())
         }

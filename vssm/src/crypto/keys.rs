@@ -1,9 +1,9 @@
 //! Key material. Every secret byte lives in zeroize-on-drop storage, `Debug`
 //! shows only type and size, and nothing implements `Display`.
 //!
-//! Asymmetric keys precompute their *ring* key pairs once, at import or
-//! generation, because building them (RSA CRT checks, EC point validation)
-//! costs far more than one signature.
+//! Asymmetric keys precompute their *ring* (EC, Ed25519) and AWS-LC (RSA)
+//! key objects once, at import or generation, because building them (RSA
+//! CRT checks, EC point validation) costs far more than one signature.
 
 use std::fmt;
 
@@ -171,15 +171,6 @@ pub enum Curve {
 }
 
 impl Curve {
-    /// Size in bits (256, 384, 521).
-    pub fn bits(self) -> usize {
-        match self {
-            Curve::P256 => 256,
-            Curve::P384 => 384,
-            Curve::P521 => 521,
-        }
-    }
-
     /// Length of a scalar / field element in bytes.
     pub fn field_len(self) -> usize {
         match self {
@@ -213,10 +204,10 @@ pub const RSA_IMPORT_MIN_BITS: usize = 1024;
 /// Largest RSA modulus accepted on import (bounds the cost of every operation).
 pub const RSA_IMPORT_MAX_BITS: usize = 8192;
 
-/// RSA private key plus the precomputed *ring* signer.
+/// RSA private key: in the `rsa` crate (encoding, legacy sizes) and, from
+/// 2048 bits, in AWS-LC for the private-key operations.
 pub(crate) struct RsaKey {
     pub(crate) private: rsa::RsaPrivateKey,
-    pub(crate) public: rsa::RsaPublicKey,
     /// The same key in AWS-LC, whose RSA decryption is constant-time (the
     /// `rsa` crate's is not: RUSTSEC-2023-0071, "Marvin"). `None` below
     /// 2048 bits, which AWS-LC refuses; such legacy keys decrypt with the
@@ -226,11 +217,15 @@ pub(crate) struct RsaKey {
     /// as *ring*'s, and it also signs caller-supplied digests); `None` below
     /// 2048 bits.
     pub(crate) signing: Option<aws_lc_rs::signature::RsaKeyPair>,
-    /// Whether *ring* accepts the key (2048..=8192 bits, exponent in range):
-    /// it then verifies the signatures, from `ring_public`.
-    pub(crate) ring_verifies: bool,
     /// PKCS#1 RSAPublicKey DER, the form *ring* verifies with.
     pub(crate) ring_public: Vec<u8>,
+}
+
+impl RsaKey {
+    /// The public half (held inside the private key).
+    pub(crate) fn public(&self) -> &rsa::RsaPublicKey {
+        self.private.as_ref()
+    }
 }
 
 /// EC private key plus the precomputed *ring* signer where *ring* has the curve.
@@ -288,9 +283,6 @@ fn bad_key(what: &str) -> CryptoError {
     CryptoError::InvalidKey(what.to_string())
 }
 
-fn ring_rng() -> ring::rand::SystemRandom {
-    ring::rand::SystemRandom::new()
-}
 
 impl AsymmetricKey {
     /// Imports a PKCS#8 DER private key: RSA (rsaEncryption, 1024..=8192 bits),
@@ -395,28 +387,25 @@ impl AsymmetricKey {
             .to_pkcs8_der()
             .map_err(|_| bad_key("RSA key cannot be encoded"))?;
         let pkcs8 = Zeroizing::new(pkcs8.as_bytes().to_vec());
-        let ring_verifies = ring::signature::RsaKeyPair::from_pkcs8(&pkcs8).is_ok();
         let decrypting = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pkcs8).ok();
         let signing = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&pkcs8).ok();
-        if generated && !(ring_verifies && decrypting.is_some() && signing.is_some()) {
+        if generated && !(decrypting.is_some() && signing.is_some()) {
             // Our own keys must always get the fast, constant-time paths.
-            return Err(bad_key("generated RSA key rejected by ring or AWS-LC"));
+            return Err(bad_key("generated RSA key rejected by AWS-LC"));
         }
-        let public = private.to_public_key();
+        let public: &rsa::RsaPublicKey = private.as_ref();
         let spki = public
             .to_public_key_der()
             .map_err(|_| bad_key("RSA public key cannot be encoded"))?
             .into_vec();
-        let ring_public = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_der(&public)
+        let ring_public = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_der(public)
             .map_err(|_| bad_key("RSA public key cannot be encoded"))?
             .into_vec();
         Ok(AsymmetricKey {
             inner: KeyInner::Rsa(RsaKey {
                 private,
-                public,
                 decrypting,
                 signing,
-                ring_verifies,
                 ring_public,
             }),
             pkcs8,
@@ -491,6 +480,11 @@ impl AsymmetricKey {
         self.pkcs8.clone()
     }
 
+    /// The PKCS#8 DER private key, borrowed (no copy to wipe).
+    pub(crate) fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
     /// DER SubjectPublicKeyInfo of the public key (EC points uncompressed).
     pub fn public_key_der(&self) -> Vec<u8> {
         self.spki.clone()
@@ -508,14 +502,6 @@ impl AsymmetricKey {
     /// Modulus size for RSA, curve size for EC (256/384/521), 256 for Ed25519.
     pub fn size_bits(&self) -> usize {
         self.size_bits
-    }
-
-    /// The EC curve, `None` for other key types.
-    pub fn curve(&self) -> Option<Curve> {
-        match &self.inner {
-            KeyInner::Ec(k) => Some(k.curve()),
-            _ => None,
-        }
     }
 
     pub(crate) fn inner(&self) -> &KeyInner {
@@ -565,13 +551,13 @@ fn ring_ecdsa(
         alg,
         private,
         public_point,
-        &ring_rng(),
+        &system_rng(),
     )
     .map_err(|_| bad_key("EC key rejected by ring"))
 }
 
 pub(crate) fn system_rng() -> ring::rand::SystemRandom {
-    ring_rng()
+    ring::rand::SystemRandom::new()
 }
 
 #[cfg(test)]
@@ -734,7 +720,7 @@ mod tests {
         // Generated keys have the ring fast path and AWS-LC's constant-time decryption.
         assert!(matches!(
             rsa2048().inner(),
-            KeyInner::Rsa(RsaKey { ring_verifies: true, decrypting: Some(_), signing: Some(_), .. })
+            KeyInner::Rsa(RsaKey { decrypting: Some(_), signing: Some(_), .. })
         ));
         for bits in [3072, 4096] {
             assert!(matches!(openssl_rsa(bits).inner(), KeyInner::Rsa(RsaKey { decrypting: Some(_), .. })));
@@ -823,7 +809,7 @@ mod tests {
         assert_eq!(k.size_bits(), 1024);
         assert!(matches!(
             k.inner(),
-            KeyInner::Rsa(RsaKey { ring_verifies: false, decrypting: None, signing: None, .. })
+            KeyInner::Rsa(RsaKey { decrypting: None, signing: None, .. })
         ));
     }
 

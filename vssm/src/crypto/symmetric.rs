@@ -72,12 +72,17 @@ pub fn encrypt(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let iv = match alg.mode() {
-        CipherMode::Ecb => Vec::new(),
-        CipherMode::Cbc | CipherMode::Ctr => random_bytes(alg.cipher().block_size())?,
-        CipherMode::Gcm => random_bytes(GCM_NONCE_LEN)?,
-    };
+    let iv = random_bytes(iv_len(alg))?;
     encrypt_with_iv(alg, key, &iv, plaintext, aad)
+}
+
+/// Length of the iv/nonce that leads the wire layout (0 for ECB).
+fn iv_len(alg: &SymmetricAlgorithm) -> usize {
+    match alg.mode() {
+        CipherMode::Ecb => 0,
+        CipherMode::Cbc | CipherMode::Ctr => alg.cipher().block_size(),
+        CipherMode::Gcm => GCM_NONCE_LEN,
+    }
 }
 
 /// [`encrypt`] with a caller-chosen iv/nonce (empty for ECB). For known-answer
@@ -92,11 +97,7 @@ pub fn encrypt_with_iv(
     let c = resolve(alg, key)?;
     check_aad(alg, aad)?;
     let bs = alg.cipher().block_size();
-    let want_iv = match alg.mode() {
-        CipherMode::Ecb => 0,
-        CipherMode::Cbc | CipherMode::Ctr => bs,
-        CipherMode::Gcm => GCM_NONCE_LEN,
-    };
+    let want_iv = iv_len(alg);
     if iv.len() != want_iv {
         return Err(CryptoError::InvalidInput(format!(
             "iv must be {want_iv} bytes, got {}",

@@ -24,6 +24,10 @@ pub struct Attestation {
     imds: Arc<ImdsClient>,
     signers: TrustedSigners,
     own: IdentityDocument,
+    /// The identity document and its rsa2048 signature as IMDS served them
+    /// (read once: they do not change while the instance lives).
+    document: Vec<u8>,
+    signature: Vec<u8>,
     aws: AwsDiscovery,
     sts: Arc<StsVerifier>,
 }
@@ -35,8 +39,8 @@ impl Attestation {
         let mode = settings.attestation?;
         let imds = Arc::new(ImdsClient::new(&settings.imds_endpoint).map_err(|e| eprintln!("vssm: IMDS: {e}")).ok()?);
         let signers = trusted_signers(&settings.attestation_ca_certificates).map_err(|e| eprintln!("vssm: {e}")).ok()?;
-        let own = match own_identity(&imds, &signers).await {
-            Ok((doc, _, _)) => doc,
+        let (own, document, signature) = match own_identity(&imds, &signers).await {
+            Ok(identity) => identity,
             Err(e) => {
                 eprintln!("vssm: attestation disabled: cannot read this instance's identity: {e}");
                 return None;
@@ -59,7 +63,7 @@ impl Attestation {
                 return None;
             }
         };
-        Some(Attestation { mode, imds, signers, own, aws, sts })
+        Some(Attestation { mode, imds, signers, own, document, signature, aws, sts })
     }
 
     /// This instance's private address (its identity document's `privateIp`).
@@ -112,13 +116,12 @@ pub async fn join_any_peer(node: &Node, attestation: &Attestation, discovery: &D
     if candidates.is_empty() {
         return Err("no peers to join yet".into());
     }
-    let (_, document, signature) = own_identity(&attestation.imds, &attestation.signers).await?;
     let tls = crate::tls::pinned_client_config(node.config.rpc_certificate.clone(), None).map_err(|e| e.to_string())?;
     let client = PeerClient::new(tls, node.config.bind_address, Duration::from_secs(15));
     let mut errors = Vec::new();
     for ip in candidates {
         let addr = SocketAddr::new(ip, node.config.ports.join);
-        match join_peer(node, attestation, &client, addr, &document, &signature).await {
+        match join_peer(node, attestation, &client, addr, &attestation.document, &attestation.signature).await {
             Ok(()) => {
                 node.audit.record("join", &ip.to_string(), Outcome::Ok, "received the RPC key; bootstrapped");
                 return Ok(());

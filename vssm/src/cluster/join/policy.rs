@@ -65,10 +65,8 @@ impl JoinPolicy {
 /// The headers a strong-mode STS request must sign: they tie the caller's
 /// role session to this challenge and this ephemeral key.
 pub fn bound_headers(challenge: &[u8], ephemeral_public_key: &[u8]) -> [(&'static str, String); 2] {
-    let key_hash: String =
-        ring::digest::digest(&ring::digest::SHA256, ephemeral_public_key).as_ref().iter().map(|b| format!("{b:02x}")).collect();
     [
         (STS_CHALLENGE_HEADER, crate::wire::codec::encode_base64(challenge)),
-        (STS_EPHEMERAL_KEY_HEADER, key_hash),
+        (STS_EPHEMERAL_KEY_HEADER, crate::cloud::sigv4::hex_sha256(ephemeral_public_key)),
     ]
 }
