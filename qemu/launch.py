@@ -447,14 +447,8 @@ class Cluster:
             if vm.proc is not None and vm.proc.poll() is None:
                 vm.proc.kill()
                 vm.proc.wait(timeout=10)
-        for name, p in self.procs.items():
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(timeout=5)
+        for p in self.procs.values():
+            self.ct.terminate(p)
         (self.dir / "cluster.json").unlink(missing_ok=True)
 
     def __enter__(self):

@@ -66,17 +66,9 @@ impl Default for BootOptions {
 pub struct BootInfo {
     /// The configured interface, e.g. `eth0` or `ens5`.
     pub interface: String,
-    /// Its IPv4 address.
-    pub address: Ipv4Addr,
-    /// Its prefix length.
-    pub prefix_len: u8,
-    /// The default gateway, if DHCP gave one.
-    pub gateway: Option<Ipv4Addr>,
-    /// DNS servers from DHCP (also written to `/run/resolv.conf`).
-    pub dns: Vec<Ipv4Addr>,
     /// The hostname that was set.
     pub hostname: String,
-    /// The full lease, for [`spawn_lease_keeper`].
+    /// The lease (address, prefix, gateway, DNS), for [`spawn_lease_keeper`].
     pub lease: DhcpLease,
 }
 
@@ -165,7 +157,7 @@ pub fn boot(options: &BootOptions) -> Result<BootInfo, InitError> {
     if let Err(e) = console::attach() {
         log!("no serial console: {e}");
     }
-    log!("vssm-init: booting");
+    log!("booting");
     let report = modules::load_all(&options.modules_dir)?;
     // Nothing writes to / after this point (resolv.conf goes to /run).
     if let Err(e) = mounts::make_root_read_only() {
@@ -197,10 +189,6 @@ pub fn boot(options: &BootOptions) -> Result<BootInfo, InitError> {
     log!("boot complete");
     Ok(BootInfo {
         interface: ifname,
-        address: lease.address,
-        prefix_len: lease.prefix_len,
-        gateway: lease.gateway,
-        dns: lease.dns.clone(),
         hostname: name,
         lease,
     })

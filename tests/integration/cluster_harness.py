@@ -243,16 +243,11 @@ class ClusterNode(Node):
         self.started_at: float | None = None
         self.stopped_signal = False
 
+    binary = CLUSTER_BIN
+
     def start(self, args=None, wait=False):
-        if not (CLUSTER_BIN.is_file() and os.access(CLUSTER_BIN, os.X_OK)):
-            raise AssertionError(f"vssm binary not found at {CLUSTER_BIN} (set VSSM_BIN)")
-        saved = conftest.VSSM_BIN
-        conftest.VSSM_BIN = CLUSTER_BIN  # Node.start reads the module global; restored at once
-        try:
-            self.started_at = time.monotonic()
-            super().start(args=args, wait=False)
-        finally:
-            conftest.VSSM_BIN = saved
+        self.started_at = time.monotonic()
+        super().start(args=args, wait=False)
         if wait:
             self.wait_health()
         return self

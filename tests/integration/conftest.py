@@ -249,6 +249,11 @@ def tls_context(ca: Path | None = None, cert=None, hostname_check=True,
     return ctx
 
 
+def _without_secrets(body: bytes) -> bytes:
+    """The request body for failure messages, with the password and the RPC key masked."""
+    return re.sub(rb'"(adminPassword|rpcPrivateKey)"\s*:\s*"[^"]*"', rb'"\1":"<redacted>"', body)
+
+
 class ApiClient:
     """Keep-alive JSON client. `ca=None` = do not verify (pre-bootstrap)."""
 
@@ -278,7 +283,7 @@ class ApiClient:
                  method: str = "POST") -> Resp:
         hdrs = {"Content-Type": "application/json"}
         hdrs.update(headers or {})
-        desc = f"{method} {path} {body[:200]!r}"
+        desc = f"{method} {path} {_without_secrets(body)[:200]!r}"
         for attempt in (0, 1):
             reused = self.conn is not None
             try:
@@ -382,9 +387,10 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 5):
             proc.wait(timeout=timeout)
 
 
-def require_binary():
-    if not (VSSM_BIN.is_file() and os.access(VSSM_BIN, os.X_OK)):
-        pytest.fail(f"vssm binary not found at {VSSM_BIN} (build it: cargo build --release, "
+def require_binary(binary: Path | None = None):
+    binary = binary or VSSM_BIN
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        pytest.fail(f"vssm binary not found at {binary} (build it: cargo build --release, "
                     f"or set VSSM_BIN)")
 
 
@@ -407,13 +413,15 @@ class Node:
         self._clients: list[ApiClient] = []
 
     # -- process --
+    binary = VSSM_BIN  # the cluster harness runs its own build
+
     def start(self, args=None, wait=True):
-        require_binary()
+        require_binary(self.binary)
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self._logf = open(self.log_path, "ab")
         self._logf.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
         self._logf.flush()
-        cmd = [str(VSSM_BIN)] + (args if args is not None else
+        cmd = [str(self.binary)] + (args if args is not None else
                                  ["serve", "--config", str(self.config_path)])
         self.proc = subprocess.Popen(cmd, cwd=self.dir, stdin=subprocess.DEVNULL,
                                      stdout=self._logf, stderr=subprocess.STDOUT)

@@ -9,7 +9,6 @@ use crate::crypto::keys::AsymmetricKey;
 use crate::keystore::{KeyRecord, Keystore};
 use crate::tls;
 use arc_swap::ArcSwap;
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -175,7 +174,7 @@ impl Node {
             ));
         }
         let verifier = tls::ClientCaVerifier::new(&self.config.client_trust_store).map_err(|e| BootstrapError::Tls(e.to_string()))?;
-        let tls_key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
+        let tls_key = key.to_rustls_key();
         let chain = vec![self.config.rpc_certificate.clone()];
         let tls_error = |e: tls::TlsError| BootstrapError::Tls(e.to_string());
         let api_tls = tls::server_config(chain.clone(), tls_key.clone_key(), Some(verifier)).map_err(tls_error)?;

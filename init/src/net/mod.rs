@@ -133,7 +133,7 @@ pub fn deconfigure(ifname: &str, lease: &DhcpLease) {
     if let Err(e) = iface::set_addr(ifname, Ipv4Addr::UNSPECIFIED) {
         log!("network: cannot remove address from {ifname}: {e}");
     }
-    log!("network: {ifname} deconfigured ({} released)", lease.address);
+    log!("network: {ifname} deconfigured ({} removed)", lease.address);
 }
 
 /// The text of a resolv.conf.

@@ -7,7 +7,7 @@ use super::join::{trusted_signers, JoinPolicy, JoinServer};
 use crate::audit::{AuditLog, Outcome, DEFAULT_CAPACITY};
 use crate::crypto::keys::AsymmetricKey;
 use crate::tls;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::CertificateDer;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ impl Bootstrapper {
         if key.public_key_der() != spki {
             return Err("--private-key is not the key of the RPC certificate".into());
         }
-        let tls_key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
+        let tls_key = key.to_rustls_key();
         let tls = tls::server_config(vec![options.certificate], tls_key, None).map_err(|e| e.to_string())?;
         let policy = JoinPolicy {
             signers: trusted_signers(&options.attestation_cas)?,

@@ -485,6 +485,11 @@ impl AsymmetricKey {
         &self.pkcs8
     }
 
+    /// The key as rustls takes it, for serving TLS with the RPC certificate.
+    pub(crate) fn to_rustls_key(&self) -> rustls_pki_types::PrivateKeyDer<'static> {
+        rustls_pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.to_vec()).into()
+    }
+
     /// DER SubjectPublicKeyInfo of the public key (EC points uncompressed).
     pub fn public_key_der(&self) -> Vec<u8> {
         self.spki.clone()

@@ -11,6 +11,7 @@ use hyper::header::CONTENT_LENGTH;
 use hyper::{Request, StatusCode};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
+use zeroize::Zeroizing;
 
 /// Bytes that the request bodies of all connections may hold at once
 /// (buffer capacity, counted until the request has been handled). Larger
@@ -102,9 +103,10 @@ impl Refusal {
 
 /// Collects a body and charges its buffer's capacity to the budget as the
 /// buffer grows (doubling, capped at the limit), so what it holds is
-/// always paid for.
+/// always paid for. Bodies carry passwords, key bytes and plaintexts: every
+/// buffer is wiped when it is dropped, including those outgrown.
 struct BodyCollector {
-    data: Vec<u8>,
+    data: Zeroizing<Vec<u8>>,
     limit: usize,
     budget: Option<&'static Semaphore>,
     charge: Option<SemaphorePermit<'static>>,
@@ -112,7 +114,7 @@ struct BodyCollector {
 
 impl BodyCollector {
     fn new(limit: usize, budget: Option<&'static Semaphore>) -> Self {
-        BodyCollector { data: Vec::new(), limit, budget, charge: None }
+        BodyCollector { data: Zeroizing::new(Vec::new()), limit, budget, charge: None }
     }
 
     fn push(&mut self, chunk: &[u8]) -> Result<(), Refusal> {
@@ -123,7 +125,10 @@ impl BodyCollector {
         if needed > self.data.capacity() {
             let capacity = needed.max(self.data.capacity() * 2).min(self.limit);
             self.pay(capacity - self.data.capacity())?;
-            self.data.reserve_exact(capacity - self.data.len());
+            // A new buffer, not `reserve`: the old one is wiped, not just freed.
+            let mut grown = Zeroizing::new(Vec::with_capacity(capacity));
+            grown.extend_from_slice(&self.data);
+            self.data = grown;
         }
         self.data.extend_from_slice(chunk);
         Ok(())
@@ -140,23 +145,20 @@ impl BodyCollector {
         Ok(())
     }
 
-    /// The body, still charged to the budget until the last copy of the
-    /// returned `Bytes` is dropped.
+    /// The body, still charged to the budget (and wiped) when the last copy
+    /// of the returned `Bytes` is dropped.
     fn finish(self) -> Bytes {
-        match self.charge {
-            Some(charge) => Bytes::from_owner(ChargedBuffer { data: self.data, _charge: charge }),
-            None => Bytes::from(self.data),
-        }
+        Bytes::from_owner(BodyBuffer { data: self.data, _charge: self.charge })
     }
 }
 
-/// A body buffer together with its charge on the budget.
-struct ChargedBuffer {
-    data: Vec<u8>,
-    _charge: SemaphorePermit<'static>,
+/// A body buffer together with its charge on the budget, if any.
+struct BodyBuffer {
+    data: Zeroizing<Vec<u8>>,
+    _charge: Option<SemaphorePermit<'static>>,
 }
 
-impl AsRef<[u8]> for ChargedBuffer {
+impl AsRef<[u8]> for BodyBuffer {
     fn as_ref(&self) -> &[u8] {
         &self.data
     }

@@ -136,17 +136,7 @@ where
         let shutdown = conn_shutdown.clone();
         async move {
             let Some(config) = config else { return };
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            let stream = match tokio::time::timeout(connection::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    if let Some(reason) = refusal_reason(&error) {
-                        on_refused(peer, reason);
-                    }
-                    return;
-                }
-                Err(_) => return,
-            };
+            let Some(stream) = accept_tls(config, tcp, |reason| on_refused(peer, reason)).await else { return };
             connection::serve(stream, move |request| handler(peer, request), shutdown, None).await;
         }
     })
@@ -194,17 +184,8 @@ where
 }
 
 async fn serve_api_connection(node: Arc<Node>, tcp: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(node.api_tls());
-    let stream = match tokio::time::timeout(connection::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            if let Some(reason) = refusal_reason(&error) {
-                node.audit.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}"));
-            }
-            return;
-        }
-        Err(_) => return,
-    };
+    let refused = |reason: String| node.audit.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}"));
+    let Some(stream) = accept_tls(node.api_tls(), tcp, refused).await else { return };
     let certificates = stream.get_ref().1.peer_certificates();
     let client = ClientInfo {
         subject: tls::peer_subject(certificates).into(),
@@ -215,6 +196,27 @@ async fn serve_api_connection(node: Arc<Node>, tcp: tokio::net::TcpStream, peer:
     let close = Arc::clone(&client.close);
     connection::serve(stream, move |request| api::handle(Arc::clone(&node), client.clone(), request), shutdown, Some(close))
         .await;
+}
+
+/// The TLS handshake on an accepted connection, within
+/// [`connection::HANDSHAKE_TIMEOUT`]; a refusal worth auditing goes to
+/// `on_refused`, and None means the connection is done.
+async fn accept_tls(
+    config: Arc<rustls::ServerConfig>,
+    tcp: tokio::net::TcpStream,
+    on_refused: impl FnOnce(String),
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(connection::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            if let Some(reason) = refusal_reason(&error) {
+                on_refused(reason);
+            }
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// The reason worth auditing for a failed handshake; None for a peer that

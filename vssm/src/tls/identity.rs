@@ -54,10 +54,8 @@ pub fn bootstrap_identity(
 /// the pin format of curl's `--pinnedpubkey`.
 pub fn public_key_pin(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
     use base64::Engine;
-    use x509_parser::prelude::FromDer;
-    let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(cert.as_ref())
-        .map_err(|_| TlsError::certificate("certificate", "cannot be parsed"))?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, parsed.tbs_certificate.subject_pki.raw);
+    let spki = crate::config::spki_of(cert).map_err(|e| TlsError::certificate("certificate", e))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
     Ok(format!("sha256//{}", base64::engine::general_purpose::STANDARD.encode(digest)))
 }
 

@@ -16,18 +16,9 @@ use crate::wire::{
 use hyper::StatusCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Paths (below /REST/v1/) served here, besides admin/bootstrap.
-pub const ENDPOINTS: [&str; 6] = [
-    "admin/generatekey",
-    "admin/injectkey",
-    "admin/generatebackup",
-    "admin/restorebackup",
-    "admin/listkeys",
-    "admin/getlogs",
-];
-
-/// Runs an admin endpoint and audits it.
-pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -> ApiResult {
+/// Runs an admin endpoint (below /REST/v1/; admin/bootstrap is apart) and
+/// audits it; None when `endpoint` is not one.
+pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -> Option<ApiResult> {
     let action = endpoint.trim_start_matches("admin/");
     let mut detail = String::new();
     let result = match endpoint {
@@ -37,7 +28,7 @@ pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[
         "admin/restorebackup" => restore_backup(node, client, body, &mut detail).await,
         "admin/listkeys" => list_keys(node, client, body, &mut detail).await,
         "admin/getlogs" => get_logs(node, client, body).await,
-        _ => Err(ApiError::not_found("unknown endpoint")),
+        _ => return None,
     };
     let outcome = match &result {
         Ok(_) => Outcome::Ok,
@@ -51,7 +42,7 @@ pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[
         detail.push_str(&format!("{} {}", e.status.as_u16(), e.message));
     }
     node.audit.record(action, &client.subject, outcome, &detail);
-    result
+    Some(result)
 }
 
 /// admin/bootstrap: installs the RPC private key (no client certificate yet).
@@ -100,17 +91,18 @@ fn insert(node: &Node, name: String, material: KeyMaterial) -> ApiResult {
             node.cluster_changed(vec![record]);
             json_response(&EmptyResponse {})
         }
-        Err(InsertError::Exists) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("a {} key with this name exists", key_type.as_str()),
-        )),
+        Err(InsertError::Exists) => Err(name_taken(key_type)),
     }
+}
+
+fn name_taken(key_type: KeyType) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, format!("a {} key with this name exists", key_type.as_str()))
 }
 
 fn refuse_existing(node: &Node, key_type: KeyType, name: &str) -> Result<(), ApiError> {
     validate_name(name).map_err(ApiError::bad_request)?;
     if node.keystore.get(key_type, name).is_some() {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("a {} key with this name exists", key_type.as_str())));
+        return Err(name_taken(key_type));
     }
     Ok(())
 }

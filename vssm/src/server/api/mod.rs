@@ -117,8 +117,8 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     if let Some(result) = crypto_ops::dispatch(node, &endpoint, &body) {
         return result;
     }
-    if admin_ops::ENDPOINTS.contains(&endpoint.as_str()) {
-        return admin_ops::dispatch(node, client, &endpoint, &body).await;
+    if let Some(result) = admin_ops::dispatch(node, client, &endpoint, &body).await {
+        return result;
     }
     Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))))
 }
