@@ -74,9 +74,7 @@ impl Args {
                 "--addr" => args.addr = parse_num(&flag, &value()?)?,
                 "--connections" => args.connections = parse_num(&flag, &value()?)?,
                 "--seconds" => args.duration = Duration::from_secs_f64(parse_num(&flag, &value()?)?),
-                "--bare-seconds" => {
-                    args.bare_duration = Duration::from_secs_f64(parse_num(&flag, &value()?)?)
-                }
+                "--bare-seconds" => args.bare_duration = Duration::from_secs_f64(parse_num(&flag, &value()?)?),
                 "--server-pid" => args.server_pid = Some(parse_num(&flag, &value()?)?),
                 "--ops" => args.ops = parse_ops(&value()?)?,
                 "--h2" => args.h2 = true,

@@ -46,8 +46,7 @@ pub fn aes_256_gcm_seal(len: usize) -> Box<dyn FnMut()> {
         nonce[4..].copy_from_slice(&counter.to_be_bytes());
         buf.clear();
         buf.extend_from_slice(&plaintext);
-        key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::empty(), &mut buf)
-            .unwrap();
+        key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::empty(), &mut buf).unwrap();
         black_box(&buf);
     })
 }
@@ -80,7 +79,8 @@ pub fn rsa_2048_sign(len: usize) -> Box<dyn FnMut()> {
     use aws_lc_rs::rsa::KeySize;
     use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
     let generated = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
-    let key = RsaKeyPair::from_pkcs8(AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&generated).unwrap().as_ref()).unwrap();
+    let key =
+        RsaKeyPair::from_pkcs8(AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&generated).unwrap().as_ref()).unwrap();
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let msg = input(len);
     let mut sig = vec![0u8; key.public_modulus_len()];
@@ -93,7 +93,9 @@ pub fn rsa_2048_sign(len: usize) -> Box<dyn FnMut()> {
 /// RSA-2048 OAEP-SHA256 decryption (AWS-LC, as in the server) of a
 /// ciphertext of `len` plaintext bytes.
 pub fn rsa_2048_oaep_decrypt(len: usize) -> Box<dyn FnMut()> {
-    use aws_lc_rs::rsa::{KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey, OAEP_SHA256_MGF1SHA256};
+    use aws_lc_rs::rsa::{
+        KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey, OAEP_SHA256_MGF1SHA256,
+    };
     let private = PrivateDecryptingKey::generate(KeySize::Rsa2048).unwrap();
     let public = OaepPublicEncryptingKey::new(private.public_key()).unwrap();
     let mut ciphertext = vec![0u8; public.ciphertext_size()];

@@ -68,10 +68,8 @@ impl Client {
 
     /// POSTs `body` as JSON and returns the status and the full response body.
     pub async fn post(&mut self, target: &Target, body: Bytes) -> Result<(StatusCode, Bytes), Error> {
-        let builder = Request::builder()
-            .method(Method::POST)
-            .uri(target.uri.clone())
-            .header(CONTENT_TYPE, "application/json");
+        let builder =
+            Request::builder().method(Method::POST).uri(target.uri.clone()).header(CONTENT_TYPE, "application/json");
         let response = match &mut self.sender {
             Sender::H1(s) => {
                 s.ready().await?;

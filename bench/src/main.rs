@@ -74,9 +74,8 @@ async fn run(args: &Args) -> Result<Report, Error> {
 
     let connector = tls::connector(&args.dir, args.h2)?;
     let password = setup::admin_password(&args.dir)?;
-    let mut admin = client::Client::connect(args.addr, &connector)
-        .await
-        .map_err(|e| format!("connect {}: {e}", args.addr))?;
+    let mut admin =
+        client::Client::connect(args.addr, &connector).await.map_err(|e| format!("connect {}: {e}", args.addr))?;
     if admin.is_h2() != args.h2 {
         let got = if admin.is_h2() { "h2" } else { "HTTP/1.1" };
         return Err(format!("server negotiated {got}, not the requested protocol").into());

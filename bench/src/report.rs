@@ -121,7 +121,12 @@ impl Report {
         if errors > 0 {
             println!("\n!!!!!!!! {errors} FAILED REQUESTS — THESE NUMBERS ARE NOT VALID !!!!!!!!");
             for r in self.ops.iter().filter(|r| r.load.errors > 0) {
-                println!("  {}: {} errors, first: {}", r.op.name, r.load.errors, r.load.first_error.as_deref().unwrap_or("?"));
+                println!(
+                    "  {}: {} errors, first: {}",
+                    r.op.name,
+                    r.load.errors,
+                    r.load.first_error.as_deref().unwrap_or("?")
+                );
             }
         }
     }

@@ -14,12 +14,7 @@ pub const CONSOLES: &[&str] = &["/dev/console", "/dev/ttyS0"];
 pub fn attach() -> io::Result<&'static str> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no console device");
     for path in CONSOLES {
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(path)
-        {
+        match OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOCTTY).open(path) {
             Ok(f) => {
                 let fd = f.as_raw_fd();
                 let stdin_open = unsafe { libc::fcntl(0, libc::F_GETFD) } != -1;

@@ -30,22 +30,20 @@ pub fn is_ready() -> bool {
 /// ready; the receiver yields once it is.
 pub fn wait_in_background() -> Receiver<()> {
     let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("entropy-wait".into())
-        .spawn(move || {
-            let mut b = [0u8; 1];
-            loop {
-                let r = getrandom(&mut b[..1], 0);
-                if r == 1 {
-                    break;
-                }
-                if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                    // ENOSYS etc.: nothing more can be learned by waiting.
-                    break;
-                }
+    let spawned = std::thread::Builder::new().name("entropy-wait".into()).spawn(move || {
+        let mut b = [0u8; 1];
+        loop {
+            let r = getrandom(&mut b[..1], 0);
+            if r == 1 {
+                break;
             }
-            let _ = tx.send(());
-        });
+            if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                // ENOSYS etc.: nothing more can be learned by waiting.
+                break;
+            }
+        }
+        let _ = tx.send(());
+    });
     if let Err(e) = spawned {
         log!("entropy: cannot spawn wait thread: {e}");
     }
@@ -60,11 +58,7 @@ pub fn join(rx: Receiver<()>, limit: Duration) -> Result<(), InitError> {
         match rx.recv_timeout(WARN_EVERY) {
             Ok(()) => return Ok(()),
             Err(RecvTimeoutError::Disconnected) => {
-                return if is_ready() {
-                    Ok(())
-                } else {
-                    Err(InitError::Entropy(start.elapsed()))
-                };
+                return if is_ready() { Ok(()) } else { Err(InitError::Entropy(start.elapsed())) };
             }
             Err(RecvTimeoutError::Timeout) => {
                 let waited = start.elapsed();

@@ -8,11 +8,7 @@ pub const DEFAULT: &str = "vssm";
 /// Keeps what a hostname may hold (letters, digits, `-`, `.`), at most 64
 /// bytes, no leading/trailing `-` or `.`; `None` when nothing is left.
 pub fn sanitize(name: &str) -> Option<String> {
-    let s: String = name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-        .take(64)
-        .collect();
+    let s: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').take(64).collect();
     let s = s.trim_matches(|c| c == '-' || c == '.').to_string();
     (!s.is_empty()).then_some(s)
 }
@@ -20,10 +16,7 @@ pub fn sanitize(name: &str) -> Option<String> {
 /// Picks the hostname: DHCP's (option 12) if valid, else `configured`, else
 /// [`DEFAULT`].
 pub fn choose(from_dhcp: Option<&str>, configured: Option<&str>) -> String {
-    from_dhcp
-        .and_then(sanitize)
-        .or_else(|| configured.and_then(sanitize))
-        .unwrap_or_else(|| DEFAULT.to_string())
+    from_dhcp.and_then(sanitize).or_else(|| configured.and_then(sanitize)).unwrap_or_else(|| DEFAULT.to_string())
 }
 
 /// Sets the kernel hostname (`sethostname(2)`).

@@ -53,11 +53,7 @@ pub struct BootOptions {
 
 impl Default for BootOptions {
     fn default() -> Self {
-        BootOptions {
-            modules_dir: PathBuf::from("/lib/modules"),
-            interface: None,
-            hostname: None,
-        }
+        BootOptions { modules_dir: PathBuf::from("/lib/modules"), interface: None, hostname: None }
     }
 }
 
@@ -187,11 +183,7 @@ pub fn boot(options: &BootOptions) -> Result<BootInfo, InitError> {
 
     entropy::join(rng, ENTROPY_TIMEOUT)?;
     log!("boot complete");
-    Ok(BootInfo {
-        interface: ifname,
-        hostname: name,
-        lease,
-    })
+    Ok(BootInfo { interface: ifname, hostname: name, lease })
 }
 
 /// How long each secondary NIC gets for DHCP.

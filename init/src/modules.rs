@@ -74,13 +74,7 @@ pub fn parse_modules_dep(text: &str) -> BTreeMap<String, DepEntry> {
             continue;
         }
         let deps = rest.split_whitespace().map(module_name).collect();
-        map.insert(
-            module_name(path),
-            DepEntry {
-                path: path.to_string(),
-                deps,
-            },
-        );
+        map.insert(module_name(path), DepEntry { path: path.to_string(), deps });
     }
     map
 }
@@ -96,20 +90,14 @@ pub struct LoadPlan {
 }
 
 fn builtin_rank(name: &str) -> usize {
-    BUILTIN_ORDER
-        .iter()
-        .position(|b| module_name(b) == name)
-        .unwrap_or(BUILTIN_ORDER.len())
+    BUILTIN_ORDER.iter().position(|b| module_name(b) == name).unwrap_or(BUILTIN_ORDER.len())
 }
 
 /// Orders the `present` module files. With `dep` (parsed `modules.dep`),
 /// every module comes after its dependencies (topological order; ties are
 /// broken by [`BUILTIN_ORDER`] then by name) and a cycle is an error naming
 /// it. Without `dep`, modules follow [`BUILTIN_ORDER`], unknown ones last.
-pub fn plan(
-    present: &[PathBuf],
-    dep: Option<&BTreeMap<String, DepEntry>>,
-) -> Result<LoadPlan, InitError> {
+pub fn plan(present: &[PathBuf], dep: Option<&BTreeMap<String, DepEntry>>) -> Result<LoadPlan, InitError> {
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
     for p in present {
         files.insert(module_name(&p.to_string_lossy()), p.clone());
@@ -119,15 +107,8 @@ pub fn plan(
 
     let mut out = LoadPlan::default();
     let Some(dep) = dep else {
-        out.order = roots
-            .into_iter()
-            .map(|n| (n.clone(), files[n].clone()))
-            .collect();
-        out.missing = BUILTIN_ORDER
-            .iter()
-            .map(|b| module_name(b))
-            .filter(|n| !files.contains_key(n))
-            .collect();
+        out.order = roots.into_iter().map(|n| (n.clone(), files[n].clone())).collect();
+        out.missing = BUILTIN_ORDER.iter().map(|b| module_name(b)).filter(|n| !files.contains_key(n)).collect();
         return Ok(out);
     };
 
@@ -159,13 +140,9 @@ pub fn plan(
                     Some(Mark::Done) => {}
                     Some(Mark::Visiting) => {
                         let start = stack.iter().position(|(n, _)| *n == d).unwrap_or(0);
-                        let mut cycle: Vec<&str> =
-                            stack[start..].iter().map(|(n, _)| n.as_str()).collect();
+                        let mut cycle: Vec<&str> = stack[start..].iter().map(|(n, _)| n.as_str()).collect();
                         cycle.push(&d);
-                        return Err(InitError::Modules(format!(
-                            "dependency cycle: {}",
-                            cycle.join(" -> ")
-                        )));
+                        return Err(InitError::Modules(format!("dependency cycle: {}", cycle.join(" -> "))));
                     }
                     None => {
                         marks.insert(d.clone(), Mark::Visiting);
@@ -263,14 +240,9 @@ pub fn load_all(modules_dir: &Path) -> Result<LoadReport, InitError> {
     for c in &compressed {
         log!("modules: skipping compressed module {}", c.display());
     }
-    let dep = std::fs::read_to_string(base.join("modules.dep"))
-        .ok()
-        .map(|t| parse_modules_dep(&t));
+    let dep = std::fs::read_to_string(base.join("modules.dep")).ok().map(|t| parse_modules_dep(&t));
     let plan = plan(&present, dep.as_ref())?;
-    let mut report = LoadReport {
-        missing: plan.missing,
-        ..LoadReport::default()
-    };
+    let mut report = LoadReport { missing: plan.missing, ..LoadReport::default() };
     for m in &report.missing {
         log!("modules: warning: {m} not found");
     }
@@ -319,10 +291,7 @@ garbage line without colon
 
     fn paths(names: &[&str]) -> Vec<PathBuf> {
         let dep = parse_modules_dep(DEP);
-        names
-            .iter()
-            .map(|n| PathBuf::from("/m").join(&dep[&module_name(n)].path))
-            .collect()
+        names.iter().map(|n| PathBuf::from("/m").join(&dep[&module_name(n)].path)).collect()
     }
 
     fn pos(plan: &LoadPlan, n: &str) -> usize {
@@ -349,8 +318,16 @@ garbage line without colon
     fn topological_order() {
         let dep = parse_modules_dep(DEP);
         let present = paths(&[
-            "ena", "virtio_net", "virtio-rng", "failover", "net_failover", "virtio_pci",
-            "virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
+            "ena",
+            "virtio_net",
+            "virtio-rng",
+            "failover",
+            "net_failover",
+            "virtio_pci",
+            "virtio",
+            "virtio_ring",
+            "virtio_pci_legacy_dev",
+            "virtio_pci_modern_dev",
         ]);
         let plan = plan(&present, Some(&dep)).unwrap();
         assert_eq!(plan.order.len(), 10);
@@ -374,10 +351,7 @@ garbage line without colon
         let present = paths(&["virtio_net", "failover"]);
         let plan = plan(&present, Some(&dep)).unwrap();
         assert_eq!(plan.missing, vec!["net_failover"]);
-        assert_eq!(
-            plan.order.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-            vec!["failover", "virtio_net"]
-        );
+        assert_eq!(plan.order.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["failover", "virtio_net"]);
     }
 
     #[test]
@@ -397,10 +371,11 @@ garbage line without colon
 
     #[test]
     fn builtin_order_without_dep() {
-        let present: Vec<PathBuf> = ["zzz.ko", "ena.ko", "virtio-rng.ko", "virtio.ko", "virtio_ring.ko", "virtio_net.ko"]
-            .iter()
-            .map(|n| PathBuf::from("/lib/modules").join(n))
-            .collect();
+        let present: Vec<PathBuf> =
+            ["zzz.ko", "ena.ko", "virtio-rng.ko", "virtio.ko", "virtio_ring.ko", "virtio_net.ko"]
+                .iter()
+                .map(|n| PathBuf::from("/lib/modules").join(n))
+                .collect();
         let plan = plan(&present, None).unwrap();
         let names: Vec<_> = plan.order.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["virtio_ring", "virtio", "virtio_net", "virtio_rng", "ena", "zzz"]);

@@ -24,24 +24,9 @@ pub struct MountSpec {
 pub fn specs() -> [MountSpec; 5] {
     let common = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     [
-        MountSpec {
-            fstype: "devtmpfs",
-            target: "/dev",
-            flags: MsFlags::MS_NOSUID,
-            data: Some("mode=0755"),
-        },
-        MountSpec {
-            fstype: "proc",
-            target: "/proc",
-            flags: common | MsFlags::MS_NOEXEC,
-            data: None,
-        },
-        MountSpec {
-            fstype: "sysfs",
-            target: "/sys",
-            flags: common | MsFlags::MS_NOEXEC,
-            data: None,
-        },
+        MountSpec { fstype: "devtmpfs", target: "/dev", flags: MsFlags::MS_NOSUID, data: Some("mode=0755") },
+        MountSpec { fstype: "proc", target: "/proc", flags: common | MsFlags::MS_NOEXEC, data: None },
+        MountSpec { fstype: "sysfs", target: "/sys", flags: common | MsFlags::MS_NOEXEC, data: None },
         MountSpec {
             fstype: "tmpfs",
             target: "/run",
@@ -84,17 +69,8 @@ fn mount_one(spec: &MountSpec) -> Result<(), InitError> {
             log!("cannot create {}: {e}", spec.target);
         }
     }
-    match mount(
-        Some(spec.fstype),
-        target,
-        Some(spec.fstype),
-        spec.flags,
-        spec.data,
-    ) {
+    match mount(Some(spec.fstype), target, Some(spec.fstype), spec.flags, spec.data) {
         Ok(()) | Err(Errno::EBUSY) => Ok(()),
-        Err(source) => Err(InitError::Mount {
-            target: target.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(InitError::Mount { target: target.to_path_buf(), source }),
     }
 }

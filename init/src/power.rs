@@ -147,10 +147,7 @@ fn watch_loop(sys_input: &Path, dev_input: &Path, on_press: impl Fn()) {
             std::thread::sleep(RESCAN);
             continue;
         }
-        let mut fds: Vec<PollFd<'_>> = open
-            .iter()
-            .map(|(_, f)| PollFd::new(f.as_fd(), PollFlags::POLLIN))
-            .collect();
+        let mut fds: Vec<PollFd<'_>> = open.iter().map(|(_, f)| PollFd::new(f.as_fd(), PollFlags::POLLIN)).collect();
         let timeout = PollTimeout::try_from(RESCAN.as_millis() as i32).unwrap_or(PollTimeout::NONE);
         let ready = match poll(&mut fds, timeout) {
             Ok(n) => n,
@@ -237,7 +234,11 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let (s, d) = (sys.clone(), dev.clone());
-        std::thread::spawn(move || watch_loop(&s, &d, move || { let _ = tx.send(()); }));
+        std::thread::spawn(move || {
+            watch_loop(&s, &d, move || {
+                let _ = tx.send(());
+            })
+        });
         let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
         use std::io::Write;
         w.write_all(&event(EV_KEY, KEY_POWER, 0)).unwrap();

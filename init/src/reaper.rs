@@ -46,26 +46,20 @@ pub fn start() -> io::Result<()> {
     }
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
-    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .map_err(io::Error::from)?;
-    std::thread::Builder::new()
-        .name("reaper".into())
-        .spawn(move || {
-            let mut raw: libc::sigset_t = unsafe { std::mem::zeroed() };
-            unsafe {
-                libc::sigemptyset(&mut raw);
-                libc::sigaddset(&mut raw, libc::SIGCHLD);
-            }
-            let ts = libc::timespec {
-                tv_sec: POLL.as_secs() as _,
-                tv_nsec: 0,
-            };
-            loop {
-                // Returns on SIGCHLD, on timeout (EAGAIN) or EINTR: reap anyway.
-                unsafe { libc::sigtimedwait(&raw, std::ptr::null_mut(), &ts) };
-                reap_all();
-            }
-        })?;
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(io::Error::from)?;
+    std::thread::Builder::new().name("reaper".into()).spawn(move || {
+        let mut raw: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe {
+            libc::sigemptyset(&mut raw);
+            libc::sigaddset(&mut raw, libc::SIGCHLD);
+        }
+        let ts = libc::timespec { tv_sec: POLL.as_secs() as _, tv_nsec: 0 };
+        loop {
+            // Returns on SIGCHLD, on timeout (EAGAIN) or EINTR: reap anyway.
+            unsafe { libc::sigtimedwait(&raw, std::ptr::null_mut(), &ts) };
+            reap_all();
+        }
+    })?;
     Ok(())
 }
 

@@ -41,29 +41,24 @@ fn dhcp_in_netns() {
 
     net::apply_lease(&ifname, None, &lease).unwrap();
     assert_eq!(default_route(&ifname), Some(Ipv4Addr::new(10, 213, 0, 1)));
-    let mtu: u32 = std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let mtu: u32 = std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu")).unwrap().trim().parse().unwrap();
     assert_eq!(mtu, 1400);
     let resolv = std::fs::read_to_string(net::RESOLV_CONF).unwrap();
     assert!(resolv.contains("nameserver 10.213.0.1"), "{resolv}");
 
     // RENEWING: unicast to the server from our new address.
-    let renewed = match client::extend(&ifname, &mac, &lease, lease.server, Instant::now() + Duration::from_secs(20))
-    {
+    let renewed = match client::extend(&ifname, &mac, &lease, lease.server, Instant::now() + Duration::from_secs(20)) {
         client::Extension::Acked(lease) => lease,
         other => panic!("no ACK to the unicast renewal: {other:?}"),
     };
     assert_eq!(renewed.address, lease.address);
     net::apply_lease(&ifname, Some(&lease), &renewed).unwrap();
     // REBINDING: broadcast.
-    let rebound = match client::extend(&ifname, &mac, &renewed, Ipv4Addr::BROADCAST, Instant::now() + Duration::from_secs(20))
-    {
-        client::Extension::Acked(lease) => lease,
-        other => panic!("no ACK to the broadcast rebind: {other:?}"),
-    };
+    let rebound =
+        match client::extend(&ifname, &mac, &renewed, Ipv4Addr::BROADCAST, Instant::now() + Duration::from_secs(20)) {
+            client::Extension::Acked(lease) => lease,
+            other => panic!("no ACK to the broadcast rebind: {other:?}"),
+        };
     assert_eq!(rebound.address, lease.address);
 
     // Deconfigure removes address and route.

@@ -168,15 +168,11 @@ struct RawConfig {
 impl Config {
     /// Finds the config in the default places (see [`DEFAULT_CONFIG_PATHS`]).
     pub fn find_default() -> Result<PathBuf, ConfigError> {
-        DEFAULT_CONFIG_PATHS
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .ok_or_else(|| ConfigError {
-                source: DEFAULT_CONFIG_PATHS.join(" or "),
-                field: String::new(),
-                message: "no config file found".into(),
-            })
+        DEFAULT_CONFIG_PATHS.iter().map(PathBuf::from).find(|p| p.exists()).ok_or_else(|| ConfigError {
+            source: DEFAULT_CONFIG_PATHS.join(" or "),
+            field: String::new(),
+            message: "no config file found".into(),
+        })
     }
 
     /// Reads and validates a config file.
@@ -212,8 +208,7 @@ impl Config {
         let rpc_certificate = parse_certificate(&rpc_text).map_err(|m| fail("rpcCertificate", m))?;
         let rpc_public_key_spki = spki_of(&rpc_certificate).map_err(|m| fail("rpcCertificate", m))?;
 
-        let trust_texts =
-            raw.client_trust_store.ok_or_else(|| fail("clientTrustStore", "missing".into()))?;
+        let trust_texts = raw.client_trust_store.ok_or_else(|| fail("clientTrustStore", "missing".into()))?;
         if trust_texts.is_empty() {
             return Err(fail("clientTrustStore", "must name at least one CA certificate".into()));
         }
@@ -232,9 +227,7 @@ impl Config {
 
         let bind_address = match raw.bind_address {
             None => IpAddr::from([0, 0, 0, 0]),
-            Some(text) => text
-                .parse()
-                .map_err(|_| fail("bindAddress", format!("not an IP address: {text:?}")))?,
+            Some(text) => text.parse().map_err(|_| fail("bindAddress", format!("not an IP address: {text:?}")))?,
         };
         let defaults = Ports::default();
         let ports = Ports {
@@ -243,7 +236,8 @@ impl Config {
             sync: raw.sync_port.unwrap_or(defaults.sync),
             join: raw.join_port.unwrap_or(defaults.join),
         };
-        let all = [("apiPort", ports.api), ("healthPort", ports.health), ("syncPort", ports.sync), ("joinPort", ports.join)];
+        let all =
+            [("apiPort", ports.api), ("healthPort", ports.health), ("syncPort", ports.sync), ("joinPort", ports.join)];
         for (i, (name, port)) in all.iter().enumerate() {
             if *port == 0 {
                 return Err(fail(name, "must not be 0".into()));
@@ -254,7 +248,15 @@ impl Config {
         }
 
         let cluster = raw.cluster.map(|c| parse_cluster(c, &fail)).transpose()?;
-        Ok(Config { rpc_certificate, rpc_public_key_spki, client_trust_store, root_password, bind_address, ports, cluster })
+        Ok(Config {
+            rpc_certificate,
+            rpc_public_key_spki,
+            client_trust_store,
+            root_password,
+            bind_address,
+            ports,
+            cluster,
+        })
     }
 }
 
@@ -265,18 +267,30 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
         (Some("static") | None, Some(peers)) => {
             let mut ips = Vec::with_capacity(peers.len());
             for (i, text) in peers.iter().enumerate() {
-                ips.push(text.parse().map_err(|_| fail(&format!("cluster.peers[{i}]"), format!("not an IP address: {text:?}")))?);
+                ips.push(
+                    text.parse()
+                        .map_err(|_| fail(&format!("cluster.peers[{i}]"), format!("not an IP address: {text:?}")))?,
+                );
             }
             DiscoveryConfig::Static(ips)
         }
-        (Some("static") | None, None) => return Err(fail("cluster.peers", "missing (or set discovery to \"aws\")".into())),
-        (Some(other), _) => return Err(fail("cluster.discovery", format!("must be \"aws\" or \"static\", not {other:?}"))),
+        (Some("static") | None, None) => {
+            return Err(fail("cluster.peers", "missing (or set discovery to \"aws\")".into()))
+        }
+        (Some(other), _) => {
+            return Err(fail("cluster.discovery", format!("must be \"aws\" or \"static\", not {other:?}")))
+        }
     };
     let attestation = match raw.attestation.as_deref() {
         None | Some("basic") => Some(AttestationMode::Basic),
         Some("strong") => Some(AttestationMode::Strong),
         Some("none") => None,
-        Some(other) => return Err(fail("cluster.attestation", format!("must be \"basic\", \"strong\" or \"none\", not {other:?}"))),
+        Some(other) => {
+            return Err(fail(
+                "cluster.attestation",
+                format!("must be \"basic\", \"strong\" or \"none\", not {other:?}"),
+            ))
+        }
     };
     let check_url = |field: &str, url: Option<String>| -> Result<Option<String>, ConfigError> {
         match url {
@@ -286,7 +300,8 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
             other => Ok(other),
         }
     };
-    let imds_endpoint = check_url("cluster.imdsEndpoint", raw.imds_endpoint)?.unwrap_or_else(|| "http://169.254.169.254".into());
+    let imds_endpoint =
+        check_url("cluster.imdsEndpoint", raw.imds_endpoint)?.unwrap_or_else(|| "http://169.254.169.254".into());
     let endpoints = raw.aws_endpoints.unwrap_or(RawAwsEndpoints { autoscaling: None, ec2: None, sts: None });
     let aws_endpoints = AwsEndpoints {
         autoscaling: check_url("cluster.awsEndpoints.autoscaling", endpoints.autoscaling)?,
@@ -310,7 +325,10 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
     }
     let mut bootstrappers = Vec::new();
     for (i, text) in raw.bootstrappers.unwrap_or_default().iter().enumerate() {
-        bootstrappers.push(text.parse().map_err(|_| fail(&format!("cluster.bootstrappers[{i}]"), format!("not an IP address: {text:?}")))?);
+        bootstrappers.push(
+            text.parse()
+                .map_err(|_| fail(&format!("cluster.bootstrappers[{i}]"), format!("not an IP address: {text:?}")))?,
+        );
     }
     Ok(ClusterConfig {
         bootstrappers,
@@ -327,15 +345,14 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
 /// Decodes a base64 DER certificate and checks that it parses as X.509.
 fn parse_certificate(text: &str) -> Result<CertificateDer<'static>, String> {
     let der = decode_base64(text.trim()).map_err(|_| "not base64".to_string())?;
-    x509_parser::parse_x509_certificate(&der)
-        .map_err(|_| "not a DER X.509 certificate".to_string())?;
+    x509_parser::parse_x509_certificate(&der).map_err(|_| "not a DER X.509 certificate".to_string())?;
     Ok(CertificateDer::from(der))
 }
 
 /// The DER SubjectPublicKeyInfo of a certificate.
 pub fn spki_of(cert: &CertificateDer<'_>) -> Result<Vec<u8>, String> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
-        .map_err(|_| "not a DER X.509 certificate".to_string())?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| "not a DER X.509 certificate".to_string())?;
     Ok(parsed.tbs_certificate.subject_pki.raw.to_vec())
 }
 
@@ -380,7 +397,8 @@ mod tests {
 
     #[test]
     fn cluster_section_is_validated() {
-        let c = Config::parse(sample(r#","cluster":{"peers":["127.0.0.2"],"syncIntervalSeconds":2}"#).as_bytes(), "t").unwrap();
+        let c = Config::parse(sample(r#","cluster":{"peers":["127.0.0.2"],"syncIntervalSeconds":2}"#).as_bytes(), "t")
+            .unwrap();
         let cluster = c.cluster.unwrap();
         assert_eq!(cluster.discovery, DiscoveryConfig::Static(vec!["127.0.0.2".parse().unwrap()]));
         assert_eq!(cluster.attestation, Some(AttestationMode::Basic));
@@ -408,7 +426,14 @@ mod tests {
             (sample("").replacen("\"rootPassword\":\"$s0$", "\"rootPassword\":\"$s9$", 1), "rootPassword"),
             (r#"{"clientTrustStore":[],"rootPassword":"x"}"#.to_string(), "rpcCertificate"),
             (sample("").replacen("clientTrustStore\":[\"", "clientTrustStore\":[\"AAAA", 1), "clientTrustStore[0]"),
-            (sample("").replacen("clientTrustStore\":[\"", &format!("clientTrustStore\":[\"{}\",\"", sample_cert_b64()), 1), "not a CA"),
+            (
+                sample("").replacen(
+                    "clientTrustStore\":[\"",
+                    &format!("clientTrustStore\":[\"{}\",\"", sample_cert_b64()),
+                    1,
+                ),
+                "not a CA",
+            ),
         ];
         for (text, field) in cases {
             let err = Config::parse(text.as_bytes(), "my.json").unwrap_err().to_string();

@@ -39,13 +39,17 @@ pub fn prepare(dir: &Path, bind: IpAddr) -> Result<DevSetup, String> {
     if !dir.join(RPC_KEY).exists() {
         create_pki(dir)?;
     }
-    let read = |name: &str| fs::read(dir.join(name)).map_err(|e| format!("cannot read {}: {e}", dir.join(name).display()));
+    let read =
+        |name: &str| fs::read(dir.join(name)).map_err(|e| format!("cannot read {}: {e}", dir.join(name).display()));
     let rpc_cert = tls::load_certificate(&read(RPC_CERT)?).map_err(|e| format!("{RPC_CERT}: {e}"))?;
     let client_ca = tls::load_certificate(&read(CLIENT_CA_CERT)?).map_err(|e| format!("{CLIENT_CA_CERT}: {e}"))?;
     let rpc_key = tls::load_private_key(&Zeroizing::new(read(RPC_KEY)?)).map_err(|e| format!("{RPC_KEY}: {e}"))?;
     let rpc_key_pkcs8 = Zeroizing::new(rpc_key.secret_der().to_vec());
     let admin_password = Zeroizing::new(
-        String::from_utf8(read(ADMIN_PASSWORD)?).map_err(|_| format!("{ADMIN_PASSWORD} is not text"))?.trim().to_string(),
+        String::from_utf8(read(ADMIN_PASSWORD)?)
+            .map_err(|_| format!("{ADMIN_PASSWORD} is not text"))?
+            .trim()
+            .to_string(),
     );
     let root_password = PasswordHash::create(admin_password.as_bytes(), DEFAULT_LOG_N)?;
     let config_json = serde_json::json!({
@@ -56,7 +60,8 @@ pub fn prepare(dir: &Path, bind: IpAddr) -> Result<DevSetup, String> {
     });
     let config_text = serde_json::to_string_pretty(&config_json).map_err(|e| e.to_string())?;
     write_file(&dir.join(CONFIG), config_text.as_bytes(), false)?;
-    let config = Config::parse(config_text.as_bytes(), &dir.join(CONFIG).display().to_string()).map_err(|e| e.to_string())?;
+    let config =
+        Config::parse(config_text.as_bytes(), &dir.join(CONFIG).display().to_string()).map_err(|e| e.to_string())?;
     Ok(DevSetup { dir: dir.to_path_buf(), config, rpc_key_pkcs8, admin_password })
 }
 
@@ -98,7 +103,12 @@ pub fn curl_example(setup: &DevSetup) -> String {
 
 /// The same call with `vssm call` (which reads the dev folder's files).
 pub fn call_example(setup: &DevSetup) -> String {
-    format!("vssm call --node {}:{} --dir {} admin/listkeys", reachable_ip(setup), setup.config.ports.api, setup.dir.display())
+    format!(
+        "vssm call --node {}:{} --dir {} admin/listkeys",
+        reachable_ip(setup),
+        setup.config.ports.api,
+        setup.dir.display()
+    )
 }
 
 /// Where a local client reaches the dev node.

@@ -210,7 +210,11 @@ impl Inventory {
         let mut out: Vec<&Arc<KeyRecord>> =
             self.by_type.iter().flat_map(|m| m.values().flat_map(|v| v.0.iter())).collect();
         out.sort_by(|a, b| {
-            (a.material.key_type().index(), &a.name, a.fingerprint).cmp(&(b.material.key_type().index(), &b.name, b.fingerprint))
+            (a.material.key_type().index(), &a.name, a.fingerprint).cmp(&(
+                b.material.key_type().index(),
+                &b.name,
+                b.fingerprint,
+            ))
         });
         out
     }
@@ -310,10 +314,9 @@ impl Keystore {
     /// The fingerprint of `material` (see [`Fingerprint`]).
     pub fn fingerprint(&self, material: &KeyMaterial) -> Fingerprint {
         static UNSET: std::sync::OnceLock<ring::hmac::Key> = std::sync::OnceLock::new();
-        let key = self
-            .fingerprint_key
-            .get()
-            .unwrap_or_else(|| UNSET.get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"vssm unbootstrapped")));
+        let key = self.fingerprint_key.get().unwrap_or_else(|| {
+            UNSET.get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"vssm unbootstrapped"))
+        });
         let mut context = ring::hmac::Context::with_key(key);
         context.update(&[material.key_type().index() as u8]);
         match material {

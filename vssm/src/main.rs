@@ -41,7 +41,16 @@ fn main() -> ExitCode {
         "hash-password" => parse_flags(rest, &["--log-n"]).and_then(|f| hash_password(f.get("--log-n"))),
         "bootstrapper" => parse_flags(
             rest,
-            &["--trusted-image", "--private-key", "--certificate", "--bind", "--port", "--account", "--region", "--attestation-ca"],
+            &[
+                "--trusted-image",
+                "--private-key",
+                "--certificate",
+                "--bind",
+                "--port",
+                "--account",
+                "--region",
+                "--attestation-ca",
+            ],
         )
         .and_then(|f| bootstrapper(&f)),
         "call" => call(rest),
@@ -63,12 +72,8 @@ fn main() -> ExitCode {
 /// `vssm call`: flags, then the endpoint and the optional JSON.
 fn call(args: &[String]) -> Result<(), String> {
     const FLAGS: [&str; 6] = ["--node", "--dir", "--server-cert", "--cert", "--key", "--password-file"];
-    let first_positional = args
-        .iter()
-        .enumerate()
-        .step_by(2)
-        .find(|(_, a)| !a.starts_with("--"))
-        .map_or(args.len(), |(i, _)| i);
+    let first_positional =
+        args.iter().enumerate().step_by(2).find(|(_, a)| !a.starts_with("--")).map_or(args.len(), |(i, _)| i);
     let flags = parse_flags(&args[..first_positional], &FLAGS)?;
     let (endpoint, body) = match &args[first_positional..] {
         [endpoint] => (endpoint.clone(), "{}".to_string()),
@@ -187,7 +192,8 @@ fn appliance() -> ! {
 fn config_from_user_data() -> Result<Config, String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let imds = vssm::cloud::imds::ImdsClient::new(vssm::cloud::imds::DEFAULT_IMDS_URL).map_err(|e| e.to_string())?;
+        let imds =
+            vssm::cloud::imds::ImdsClient::new(vssm::cloud::imds::DEFAULT_IMDS_URL).map_err(|e| e.to_string())?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
             match imds.user_data().await {
@@ -246,11 +252,19 @@ fn bootstrapper(flags: &Flags) -> Result<(), String> {
     let read = |flag: &str, path: &str| std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"));
     let key_path = flags.get("--private-key").ok_or("--private-key is required")?;
     let certificate = match flags.get("--certificate") {
-        Some(path) => vssm::tls::load_certificate(&read("--certificate", path)?).map_err(|e| format!("--certificate: {e}"))?,
-        None => Config::load(&Config::find_default().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?.rpc_certificate,
+        Some(path) => {
+            vssm::tls::load_certificate(&read("--certificate", path)?).map_err(|e| format!("--certificate: {e}"))?
+        }
+        None => {
+            Config::load(&Config::find_default().map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?
+                .rpc_certificate
+        }
     };
     let attestation_cas = match flags.get("--attestation-ca") {
-        Some(path) => vec![vssm::tls::load_certificate(&read("--attestation-ca", path)?).map_err(|e| format!("--attestation-ca: {e}"))?.to_vec()],
+        Some(path) => vec![vssm::tls::load_certificate(&read("--attestation-ca", path)?)
+            .map_err(|e| format!("--attestation-ca: {e}"))?
+            .to_vec()],
         None => Vec::new(),
     };
     let port = match flags.get("--port") {
@@ -258,13 +272,21 @@ fn bootstrapper(flags: &Flags) -> Result<(), String> {
         Some(p) => p.parse().map_err(|_| format!("--port: not a port: {p:?}"))?,
     };
     let options = BootstrapperOptions {
-        trusted_images: flags.get("--trusted-image").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        trusted_images: flags
+            .get("--trusted-image")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         private_key_pem_or_der: Zeroizing::new(read("--private-key", key_path)?),
         certificate,
         bind: parse_ip(flags.get("--bind"))?.unwrap_or(IpAddr::from([0, 0, 0, 0])),
         port,
         // Without it any account able to launch the image would get the key.
-        account: Some(flags.get("--account").ok_or("--account is required (the AWS account of the cluster)")?.to_string()),
+        account: Some(
+            flags.get("--account").ok_or("--account is required (the AWS account of the cluster)")?.to_string(),
+        ),
         region: flags.get("--region").map(String::from),
         attestation_cas,
     };

@@ -173,14 +173,16 @@ impl Node {
                 "rpcPrivateKey does not match the public key of rpcCertificate".into(),
             ));
         }
-        let verifier = tls::ClientCaVerifier::new(&self.config.client_trust_store).map_err(|e| BootstrapError::Tls(e.to_string()))?;
+        let verifier = tls::ClientCaVerifier::new(&self.config.client_trust_store)
+            .map_err(|e| BootstrapError::Tls(e.to_string()))?;
         let tls_key = key.to_rustls_key();
         let chain = vec![self.config.rpc_certificate.clone()];
         let tls_error = |e: tls::TlsError| BootstrapError::Tls(e.to_string());
         let api_tls = tls::server_config(chain.clone(), tls_key.clone_key(), Some(verifier)).map_err(tls_error)?;
         let pinned_peer = tls::PinnedClientCert::new(self.config.rpc_certificate.clone());
         let cluster_tls = ClusterTls {
-            sync_server: tls::server_config(chain.clone(), tls_key.clone_key(), Some(pinned_peer)).map_err(tls_error)?,
+            sync_server: tls::server_config(chain.clone(), tls_key.clone_key(), Some(pinned_peer))
+                .map_err(tls_error)?,
             join_server: tls::server_config(chain.clone(), tls_key.clone_key(), None).map_err(tls_error)?,
             peer_client: tls::pinned_client_config(self.config.rpc_certificate.clone(), Some((chain, tls_key)))
                 .map_err(tls_error)?,

@@ -57,11 +57,12 @@ pub fn call(options: &CallOptions, password_from_env: Option<String>) -> Result<
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the client: {e}"))?;
-    let answer: serde_json::Value = runtime.block_on(async {
-        let client = PeerClient::new(tls, std::net::Ipv4Addr::UNSPECIFIED.into(), CALL_TIMEOUT);
-        client.post_json(address, &format!("/REST/v1/{endpoint}"), &body).await
-    })
-    .map_err(|e| e.to_string())?;
+    let answer: serde_json::Value = runtime
+        .block_on(async {
+            let client = PeerClient::new(tls, std::net::Ipv4Addr::UNSPECIFIED.into(), CALL_TIMEOUT);
+            client.post_json(address, &format!("/REST/v1/{endpoint}"), &body).await
+        })
+        .map_err(|e| e.to_string())?;
     serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())
 }
 
@@ -81,7 +82,8 @@ fn client_tls(options: &CallOptions) -> Result<std::sync::Arc<rustls::ClientConf
     let server = file_or_dir(&options.server_cert, &options.dir, "rpc.crt", "--server-cert")?;
     let cert = file_or_dir(&options.cert, &options.dir, "client.crt", "--cert")?;
     let key = file_or_dir(&options.key, &options.dir, "client.key", "--key")?;
-    let server_cert = crate::tls::load_certificate(&read(&server)?).map_err(|e| format!("{}: {e}", server.display()))?;
+    let server_cert =
+        crate::tls::load_certificate(&read(&server)?).map_err(|e| format!("{}: {e}", server.display()))?;
     let chain = crate::tls::load_certificates(&read(&cert)?).map_err(|e| format!("{}: {e}", cert.display()))?;
     let key_bytes = Zeroizing::new(read(&key)?);
     let private_key = crate::tls::load_private_key(&key_bytes).map_err(|e| format!("{}: {e}", key.display()))?;
@@ -99,7 +101,8 @@ fn admin_password(options: &CallOptions, from_env: Option<String>) -> Result<Zer
     });
     let password = match (file, from_env) {
         (Some(path), _) => {
-            let text = Zeroizing::new(String::from_utf8(read(&path)?).map_err(|_| format!("{}: not UTF-8", path.display()))?);
+            let text =
+                Zeroizing::new(String::from_utf8(read(&path)?).map_err(|_| format!("{}: not UTF-8", path.display()))?);
             Zeroizing::new(text.lines().next().unwrap_or_default().to_string())
         }
         (None, Some(env)) => Zeroizing::new(env),
@@ -142,7 +145,8 @@ mod tests {
 
     #[test]
     fn bad_requests_fail_before_any_connection() {
-        let mut o = CallOptions { node: "127.0.0.1:1".into(), endpoint: "symmetric/encrypt".into(), ..Default::default() };
+        let mut o =
+            CallOptions { node: "127.0.0.1:1".into(), endpoint: "symmetric/encrypt".into(), ..Default::default() };
         o.body = "not json".into();
         assert!(call(&o, None).unwrap_err().contains("not JSON"));
         o.body = "[1]".into();

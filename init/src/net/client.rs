@@ -59,7 +59,11 @@ fn exchange<T>(
                     }
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => return Err(e),
         }
     }
@@ -76,9 +80,10 @@ fn next_backoff(b: Duration) -> Duration {
 /// One DISCOVER/OFFER/REQUEST/ACK round. `Ok(None)` on timeout or NAK.
 fn try_once(sock: &UdpSocket, mac: &[u8; 6], start: Instant, wait: Duration) -> io::Result<Option<DhcpLease>> {
     let xid = entropy::xid();
-    let offer = exchange(sock, &dhcp::discover(xid, mac, secs_since(start)), Ipv4Addr::BROADCAST, xid, mac, wait, |r| {
-        (r.kind == ReplyKind::Offer && !r.yiaddr.is_unspecified() && r.server.is_some()).then_some(r)
-    })?;
+    let offer =
+        exchange(sock, &dhcp::discover(xid, mac, secs_since(start)), Ipv4Addr::BROADCAST, xid, mac, wait, |r| {
+            (r.kind == ReplyKind::Offer && !r.yiaddr.is_unspecified() && r.server.is_some()).then_some(r)
+        })?;
     let Some(offer) = offer else { return Ok(None) };
     let server = offer.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
     log!("dhcp: offer {} from {server}", offer.yiaddr);
@@ -216,7 +221,13 @@ pub fn keep(ifname: String, mut lease: DhcpLease) {
         match outcome {
             Extension::Acked(new) => {
                 if new.address != lease.address || new.gateway != lease.gateway || new.prefix_len != lease.prefix_len {
-                    log!("dhcp: lease changed: {}/{} -> {}/{}", lease.address, lease.prefix_len, new.address, new.prefix_len);
+                    log!(
+                        "dhcp: lease changed: {}/{} -> {}/{}",
+                        lease.address,
+                        lease.prefix_len,
+                        new.address,
+                        new.prefix_len
+                    );
                 } else {
                     log!("dhcp: lease on {} extended ({:?})", new.address, new.lease_time);
                 }

@@ -230,10 +230,7 @@ pub fn discover(xid: u32, mac: &[u8; 6], secs: u16) -> Vec<u8> {
 /// DHCPREQUEST in SELECTING state: requested address (50) and server id (54)
 /// from the OFFER, broadcast.
 pub fn request_selecting(xid: u32, mac: &[u8; 6], secs: u16, offered: Ipv4Addr, server: Ipv4Addr) -> Vec<u8> {
-    let extra: [(u8, &[u8]); 2] = [
-        (opt::REQUESTED_IP, &offered.octets()),
-        (opt::SERVER_ID, &server.octets()),
-    ];
+    let extra: [(u8, &[u8]); 2] = [(opt::REQUESTED_IP, &offered.octets()), (opt::SERVER_ID, &server.octets())];
     let header = Header { kind: msg_type::REQUEST, xid, mac, secs, ciaddr: Ipv4Addr::UNSPECIFIED, broadcast: true };
     build(header, &extra, false)
 }
@@ -375,9 +372,7 @@ pub fn parse_reply(bytes: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, Parse
     };
     let yiaddr = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
     let siaddr = Ipv4Addr::new(bytes[20], bytes[21], bytes[22], bytes[23]);
-    let server = get(opt::SERVER_ID)
-        .and_then(ipv4)
-        .or_else(|| (!siaddr.is_unspecified()).then_some(siaddr));
+    let server = get(opt::SERVER_ID).and_then(ipv4).or_else(|| (!siaddr.is_unspecified()).then_some(siaddr));
     Ok(Reply {
         kind,
         xid,
@@ -388,9 +383,7 @@ pub fn parse_reply(bytes: &[u8], xid: u32, mac: &[u8; 6]) -> Result<Reply, Parse
         dns: get(opt::DNS).map(ipv4s).unwrap_or_default(),
         hostname: get(opt::HOSTNAME).and_then(text),
         domain: get(opt::DOMAIN_NAME).and_then(text),
-        mtu: get(opt::MTU)
-            .and_then(|v| <[u8; 2]>::try_from(v).ok())
-            .map(u16::from_be_bytes),
+        mtu: get(opt::MTU).and_then(|v| <[u8; 2]>::try_from(v).ok()).map(u16::from_be_bytes),
         lease_secs: get(opt::LEASE_TIME).and_then(u32_be),
         t1_secs: get(opt::RENEWAL_TIME).and_then(u32_be),
         t2_secs: get(opt::REBINDING_TIME).and_then(u32_be),
@@ -407,10 +400,7 @@ impl Reply {
             return None;
         }
         let server = self.server?;
-        let prefix_len = self
-            .subnet_mask
-            .and_then(prefix_len)
-            .unwrap_or_else(|| classful_prefix(self.yiaddr));
+        let prefix_len = self.subnet_mask.and_then(prefix_len).unwrap_or_else(|| classful_prefix(self.yiaddr));
         let lease = match self.lease_secs {
             Some(u32::MAX) => None,
             // An ACK must carry option 51; without a usable one, assume a
@@ -631,7 +621,8 @@ mod tests {
         b.extend_from_slice(&[53, 1, 5, 6, 200, 1, 2, 3]);
         let _ = parse_reply(&b, XID, &MAC);
         // Wrong lengths for fixed-size options.
-        for bad in [&[1u8, 3, 255, 255, 0][..], &[51, 2, 0, 1], &[54, 0], &[53, 0], &[26, 1, 5], &[3, 5, 1, 2, 3, 4, 5]] {
+        for bad in [&[1u8, 3, 255, 255, 0][..], &[51, 2, 0, 1], &[54, 0], &[53, 0], &[26, 1, 5], &[3, 5, 1, 2, 3, 4, 5]]
+        {
             let mut b = good[..240].to_vec();
             b.extend_from_slice(&[53, 1, 5, 54, 4, 10, 0, 0, 1]);
             b.extend_from_slice(bad);
@@ -721,7 +712,9 @@ mod tests {
         // Options with wrong lengths count as absent, the rest still parses.
         let mut b = ack_bytes();
         b.truncate(240);
-        b.extend_from_slice(&[53, 1, 5, 54, 4, 10, 0, 0, 1, 1, 3, 255, 255, 0, 51, 2, 0, 1, 3, 5, 1, 2, 3, 4, 5, 26, 1, 5, 255]);
+        b.extend_from_slice(&[
+            53, 1, 5, 54, 4, 10, 0, 0, 1, 1, 3, 255, 255, 0, 51, 2, 0, 1, 3, 5, 1, 2, 3, 4, 5, 26, 1, 5, 255,
+        ]);
         b[16..20].copy_from_slice(&[10, 1, 2, 3]);
         let r = parse_reply(&b, XID, &MAC).unwrap();
         assert_eq!((r.subnet_mask, r.lease_secs, r.mtu), (None, None, None));

@@ -28,10 +28,7 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
 }
 
 fn ifindex(sys: &Path, name: &str) -> u32 {
-    std::fs::read_to_string(sys.join(name).join("ifindex"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(u32::MAX)
+    std::fs::read_to_string(sys.join(name).join("ifindex")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(u32::MAX)
 }
 
 /// Picks an interface from a `/sys/class/net`-like directory: `wanted` if

@@ -72,8 +72,8 @@ pub fn create(inventory: &Inventory, rpc_key: &AsymmetricKey, timestamp_ms: i64)
     let state = json_in_one_buffer(&records_to_wire(inventory.records()))
         .map_err(|_| BackupError::Unavailable("cannot serialize the inventory".into()))?;
     let data_key = SymmetricKey::generate(32).map_err(|e| BackupError::Unavailable(e.to_string()))?;
-    let encrypted_state = symmetric::encrypt(&gcm(), &data_key, &state, &[])
-        .map_err(|e| BackupError::Unavailable(e.to_string()))?;
+    let encrypted_state =
+        symmetric::encrypt(&gcm(), &data_key, &state, &[]).map_err(|e| BackupError::Unavailable(e.to_string()))?;
     let encryption_key = asymmetric::encrypt(&oaep_sha256(), rpc_key, data_key.as_bytes())
         .map_err(|e| BackupError::Unavailable(e.to_string()))?;
     Ok(BackupBlob {
@@ -101,8 +101,12 @@ pub fn open(blob: &BackupBlob, rpc_key: &AsymmetricKey) -> Result<Vec<KeyRecord>
     let state = Zeroizing::new(
         symmetric::decrypt(&gcm(), &data_key, &blob.encrypted_state.0, &[]).map_err(|_| undecryptable())?,
     );
-    let inventory: BackupInventory = serde_json::from_slice(&state)
-        .map_err(|e| BackupError::Invalid(format!("backup content is not a key inventory: {}", crate::wire::codec::json_error_kind(&e))))?;
+    let inventory: BackupInventory = serde_json::from_slice(&state).map_err(|e| {
+        BackupError::Invalid(format!(
+            "backup content is not a key inventory: {}",
+            crate::wire::codec::json_error_kind(&e)
+        ))
+    })?;
     records_from_wire(inventory)
 }
 

@@ -32,7 +32,11 @@ pub struct AdminGuard {
 impl AdminGuard {
     /// A guard for the configured `rootPassword`.
     pub fn new(hash: PasswordHash) -> Self {
-        AdminGuard { hash: Arc::new(hash), throttle: FailureThrottle::default(), scrypt_slots: Arc::new(Semaphore::new(1)) }
+        AdminGuard {
+            hash: Arc::new(hash),
+            throttle: FailureThrottle::default(),
+            scrypt_slots: Arc::new(Semaphore::new(1)),
+        }
     }
 
     /// Verifies `password` for the client `subject`.

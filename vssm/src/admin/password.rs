@@ -38,8 +38,7 @@ impl PasswordHash {
         if parts.len() != 5 || !parts[0].is_empty() || parts[1] != "s0" {
             return Err("expected the scrypt form $s0$PARAMS$SALT$HASH".into());
         }
-        let packed = u64::from_str_radix(parts[2], 16)
-            .map_err(|_| "PARAMS is not hexadecimal".to_string())?;
+        let packed = u64::from_str_radix(parts[2], 16).map_err(|_| "PARAMS is not hexadecimal".to_string())?;
         let log_n = ((packed >> 16) & 0xffff) as u8;
         let r = ((packed >> 8) & 0xff) as u32;
         let p = (packed & 0xff) as u32;
@@ -54,8 +53,8 @@ impl PasswordHash {
         if salt.is_empty() || !(16..=64).contains(&hash.len()) {
             return Err("SALT is empty or HASH has an unusual length".into());
         }
-        let params = scrypt::Params::new(log_n, r, p, hash.len())
-            .map_err(|_| "invalid scrypt parameters".to_string())?;
+        let params =
+            scrypt::Params::new(log_n, r, p, hash.len()).map_err(|_| "invalid scrypt parameters".to_string())?;
         Ok(PasswordHash { params, log_n, r, p, salt, hash })
     }
 

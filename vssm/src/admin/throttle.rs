@@ -42,15 +42,11 @@ impl FailureThrottle {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if records.len() >= MAX_TRACKED && !records.contains_key(subject) {
             records.retain(|_, r| {
-                now.duration_since(r.window_start) < FAILURE_WINDOW
-                    || r.locked_until.is_some_and(|u| u > now)
+                now.duration_since(r.window_start) < FAILURE_WINDOW || r.locked_until.is_some_and(|u| u > now)
             });
         }
-        let record = records.entry(subject.to_string()).or_insert(Record {
-            failures: 0,
-            window_start: now,
-            locked_until: None,
-        });
+        let record =
+            records.entry(subject.to_string()).or_insert(Record { failures: 0, window_start: now, locked_until: None });
         if now.duration_since(record.window_start) >= FAILURE_WINDOW {
             *record = Record { failures: 0, window_start: now, locked_until: None };
         }

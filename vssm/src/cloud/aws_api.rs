@@ -31,9 +31,16 @@ pub enum AwsApiError {
     Credentials(ImdsError),
     Sign(SigV4Error),
     /// An AWS error response (`<Error><Code>..</Code><Message>..</Message></Error>`).
-    Service { status: u16, code: String, message: String },
+    Service {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// Non-2xx without a parsable AWS error.
-    UnexpectedStatus { status: u16, body_start: String },
+    UnexpectedStatus {
+        status: u16,
+        body_start: String,
+    },
     /// Malformed or unexpected response content.
     Response(String),
     /// Bad argument or a request refused before sending.
@@ -198,8 +205,8 @@ pub fn parse_assumed_role_arn(arn: &str) -> Option<AssumedRoleArn<'_>> {
     }
     let (role, session) = resource.strip_prefix("assumed-role/")?.split_once('/')?;
     let role_ok = super::imds::valid_role_name(role);
-    let session_ok =
-        (2..=64).contains(&session.len()) && session.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    let session_ok = (2..=64).contains(&session.len())
+        && session.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
     (role_ok && session_ok).then_some(AssumedRoleArn { partition, account, role, session })
 }
 
@@ -214,8 +221,9 @@ fn valid_region(r: &str) -> bool {
 
 /// `i-` followed by 8 or 17 lowercase hex digits.
 pub fn valid_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-")
-        .is_some_and(|h| (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    id.strip_prefix("i-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 fn valid_group_name(n: &str) -> bool {
@@ -351,11 +359,13 @@ impl AwsApiClient {
         let mut backoff = self.cfg.initial_backoff;
         let mut attempt = 1;
         loop {
-            let result = match self.http.request(Method::POST, url, headers, body.clone(), self.cfg.timeout, MAX_RESPONSE).await {
-                Ok(resp) if resp.status.is_success() => return Ok(xml::parse(&resp.body)?),
-                Ok(resp) => error_from_response(&resp),
-                Err(e) => AwsApiError::Http(e),
-            };
+            let result =
+                match self.http.request(Method::POST, url, headers, body.clone(), self.cfg.timeout, MAX_RESPONSE).await
+                {
+                    Ok(resp) if resp.status.is_success() => return Ok(xml::parse(&resp.body)?),
+                    Ok(resp) => error_from_response(&resp),
+                    Err(e) => AwsApiError::Http(e),
+                };
             if attempt >= self.cfg.attempts || !result.retryable() {
                 return Err(result);
             }
@@ -370,7 +380,17 @@ impl AwsApiClient {
         let creds = self.credentials().await?;
         let body = sigv4::form_encode(params);
         let base = [("content-type", FORM_CONTENT_TYPE)];
-        let added = sigv4::sign("POST", endpoint, &base, body.as_bytes(), service, &self.region, &creds, SystemTime::now(), false)?;
+        let added = sigv4::sign(
+            "POST",
+            endpoint,
+            &base,
+            body.as_bytes(),
+            service,
+            &self.region,
+            &creds,
+            SystemTime::now(),
+            false,
+        )?;
         let mut headers = HeaderMap::new();
         headers.insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE));
         for (n, v) in &added {
@@ -383,7 +403,10 @@ impl AwsApiClient {
 
     /// Instances of the Auto Scaling group `group_name` (all lifecycle states; filter with
     /// [`is_member_state`]). Follows `NextToken`.
-    pub async fn describe_auto_scaling_instances_of_group(&self, group_name: &str) -> Result<Vec<AsgInstance>, AwsApiError> {
+    pub async fn describe_auto_scaling_instances_of_group(
+        &self,
+        group_name: &str,
+    ) -> Result<Vec<AsgInstance>, AwsApiError> {
         if !valid_group_name(group_name) {
             return Err(AwsApiError::InvalidInput(format!("group name {group_name:?}")));
         }
@@ -415,7 +438,12 @@ impl AwsApiClient {
                             instance_id: field(m, "InstanceId", 64)?,
                             lifecycle_state: field(m, "LifecycleState", 64)?,
                             health_status: m.child_text("HealthStatus").unwrap_or("").chars().take(64).collect(),
-                            availability_zone: m.child_text("AvailabilityZone").unwrap_or("").chars().take(64).collect(),
+                            availability_zone: m
+                                .child_text("AvailabilityZone")
+                                .unwrap_or("")
+                                .chars()
+                                .take(64)
+                                .collect(),
                         };
                         if !valid_instance_id(&inst.instance_id) {
                             return Err(AwsApiError::Response(format!("bad instance id {:?}", inst.instance_id)));
@@ -505,7 +533,9 @@ impl AwsApiClient {
                         let Some(is) = r.child("instancesSet") else { continue };
                         for i in is.children_named("item") {
                             let inst = parse_ec2_instance(i)?;
-                            if chunk.contains(&inst.instance_id.as_str()) && !out.iter().any(|o| o.instance_id == inst.instance_id) {
+                            if chunk.contains(&inst.instance_id.as_str())
+                                && !out.iter().any(|o| o.instance_id == inst.instance_id)
+                            {
                                 out.push(inst);
                             }
                         }
@@ -538,7 +568,11 @@ impl AwsApiClient {
         }
         let ep = &self.endpoints.sts;
         let url = Url::parse(&r.url).map_err(|_| refuse("url"))?;
-        if url.scheme() != ep.scheme() || url.host_header() != ep.host_header() || url.path() != "/" || url.query().is_some() {
+        if url.scheme() != ep.scheme()
+            || url.host_header() != ep.host_header()
+            || url.path() != "/"
+            || url.query().is_some()
+        {
             return Err(refuse("url is not our STS endpoint"));
         }
         if r.headers.len() > 32 {
@@ -549,7 +583,14 @@ impl AwsApiClient {
             let name = HeaderName::from_bytes(n.as_bytes()).map_err(|_| refuse("header name"))?;
             if matches!(
                 name.as_str(),
-                "connection" | "content-length" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "keep-alive" | "expect"
+                "connection"
+                    | "content-length"
+                    | "transfer-encoding"
+                    | "te"
+                    | "trailer"
+                    | "upgrade"
+                    | "keep-alive"
+                    | "expect"
             ) || name.as_str().starts_with("proxy-")
             {
                 return Err(refuse("hop-by-hop header"));
@@ -590,7 +631,9 @@ fn parse_ec2_instance(i: &Element) -> Result<Ec2Instance, AwsApiError> {
     }
     let private_ip = match i.child_text("privateIpAddress") {
         None | Some("") => None,
-        Some(s) => Some(s.parse().map_err(|_| AwsApiError::Response(format!("bad privateIpAddress for {instance_id}")))?),
+        Some(s) => {
+            Some(s.parse().map_err(|_| AwsApiError::Response(format!("bad privateIpAddress for {instance_id}")))?)
+        }
     };
     let state = i
         .child("instanceState")

@@ -32,7 +32,9 @@ pub enum HttpError {
     Connect(std::io::Error),
     Tls(std::io::Error),
     Protocol(hyper::Error),
-    BodyTooLarge { limit: usize },
+    BodyTooLarge {
+        limit: usize,
+    },
     Timeout,
 }
 
@@ -41,7 +43,11 @@ impl HttpError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            HttpError::Resolve(_) | HttpError::Connect(_) | HttpError::Tls(_) | HttpError::Protocol(_) | HttpError::Timeout
+            HttpError::Resolve(_)
+                | HttpError::Connect(_)
+                | HttpError::Tls(_)
+                | HttpError::Protocol(_)
+                | HttpError::Timeout
         )
     }
 }
@@ -123,9 +129,7 @@ impl Url {
                 None => (authority.to_string(), None),
             }
         };
-        if host.is_empty()
-            || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':')
-        {
+        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':') {
             return Err(bad("bad host"));
         }
         let port = match port_str {
@@ -252,10 +256,7 @@ pub struct HttpClient {
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpClient")
-            .field("tls", &self.tls.is_some())
-            .field("source_ip", &self.source_ip)
-            .finish()
+        f.debug_struct("HttpClient").field("tls", &self.tls.is_some()).field("source_ip", &self.source_ip).finish()
     }
 }
 
@@ -321,10 +322,13 @@ impl HttpClient {
             .map_err(|e| HttpError::InvalidUrl(e.to_string()))?;
         *req.headers_mut() = headers.clone();
         if !req.headers().contains_key(HOST) {
-            let host = HeaderValue::from_str(&url.host_header()).map_err(|e| HttpError::InvalidHeader(e.to_string()))?;
+            let host =
+                HeaderValue::from_str(&url.host_header()).map_err(|e| HttpError::InvalidHeader(e.to_string()))?;
             req.headers_mut().insert(HOST, host);
         }
-        if !req.headers().contains_key(CONTENT_LENGTH) && (!body.is_empty() || req.method() == Method::POST || req.method() == Method::PUT) {
+        if !req.headers().contains_key(CONTENT_LENGTH)
+            && (!body.is_empty() || req.method() == Method::POST || req.method() == Method::PUT)
+        {
             req.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
         match url.scheme() {
@@ -375,16 +379,15 @@ async fn connect(url: &Url, source_ip: Option<IpAddr>) -> Result<TcpStream, Http
             .map_err(|e| HttpError::Resolve(format!("{}: {e}", url.host())))?
             .collect(),
     };
-    let candidates: Vec<SocketAddr> = addrs
-        .into_iter()
-        .filter(|a| source_ip.is_none_or(|s| s.is_ipv4() == a.is_ipv4()))
-        .collect();
+    let candidates: Vec<SocketAddr> =
+        addrs.into_iter().filter(|a| source_ip.is_none_or(|s| s.is_ipv4() == a.is_ipv4())).collect();
     if candidates.is_empty() {
         return Err(HttpError::Resolve(format!("no usable address for {}", url.host())));
     }
     let mut last_err = None;
     for addr in candidates {
-        let sock = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(HttpError::Connect)?;
+        let sock =
+            if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(HttpError::Connect)?;
         if let Some(ip) = source_ip {
             sock.bind(SocketAddr::new(ip, 0)).map_err(HttpError::Connect)?;
         }
@@ -412,13 +415,16 @@ async fn send<IO>(io: IO, req: Request<Full<Bytes>>, max_response_bytes: usize) 
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(HttpError::Protocol)?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(HttpError::Protocol)?;
     let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ = conn.await;
     }));
     let resp = sender.send_request(req).await.map_err(HttpError::Protocol)?;
     let (parts, body) = resp.into_parts();
-    if let Some(len) = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) =
+        parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    {
         if len > max_response_bytes as u64 {
             return Err(HttpError::BodyTooLarge { limit: max_response_bytes });
         }
@@ -436,7 +442,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::test_server::{TestServer, TestResponse};
+    use crate::cloud::test_server::{TestResponse, TestServer};
 
     #[test]
     fn url_parsing() {

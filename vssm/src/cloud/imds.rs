@@ -156,7 +156,8 @@ impl ImdsClient {
 
     /// Credentials of the instance profile role (first role listed).
     pub async fn role_credentials(&self) -> Result<AwsCredentials, ImdsError> {
-        let list = self.get(ROLES_PATH, MAX_ROLE_LIST).await?.ok_or_else(|| ImdsError::NotFound("instance role".into()))?;
+        let list =
+            self.get(ROLES_PATH, MAX_ROLE_LIST).await?.ok_or_else(|| ImdsError::NotFound("instance role".into()))?;
         let list = String::from_utf8(list).map_err(|_| ImdsError::Invalid("role list is not UTF-8".into()))?;
         let role = list
             .lines()
@@ -208,10 +209,7 @@ impl ImdsClient {
     async fn attempt(&self, url: &Url, max_bytes: usize) -> Result<super::http_client::Response, Failure> {
         let token = self.token().await?;
         let headers = header_map([(TOKEN_HEADER, token.as_str())]).map_err(|e| Failure::Fatal(ImdsError::Http(e)))?;
-        Ok(self
-            .http
-            .request(Method::GET, url, &headers, Bytes::new(), self.cfg.attempt_timeout, max_bytes)
-            .await?)
+        Ok(self.http.request(Method::GET, url, &headers, Bytes::new(), self.cfg.attempt_timeout, max_bytes).await?)
     }
 
     async fn token(&self) -> Result<Zeroizing<String>, Failure> {
@@ -225,10 +223,8 @@ impl ImdsClient {
         let ttl = self.cfg.token_ttl_secs.to_string();
         let headers: HeaderMap =
             header_map([(TOKEN_TTL_HEADER, ttl.as_str())]).map_err(|e| Failure::Fatal(ImdsError::Http(e)))?;
-        let resp = self
-            .http
-            .request(Method::PUT, &url, &headers, Bytes::new(), self.cfg.attempt_timeout, MAX_TOKEN)
-            .await?;
+        let resp =
+            self.http.request(Method::PUT, &url, &headers, Bytes::new(), self.cfg.attempt_timeout, MAX_TOKEN).await?;
         match resp.status.as_u16() {
             200 => {}
             s if s >= 500 => return Err(Failure::Retry(ImdsError::Status { status: s, path: TOKEN_PATH.into() })),
@@ -250,9 +246,7 @@ impl ImdsClient {
 
 /// IAM role names: 1..=64 of `A-Za-z0-9+=,.@_-`.
 pub fn valid_role_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 #[derive(Deserialize)]
@@ -285,7 +279,12 @@ fn parse_role_credentials(body: &[u8]) -> Result<AwsCredentials, ImdsError> {
     }
     let exp = j.expiration.ok_or_else(|| bad("Expiration missing"))?;
     let expiration = humantime::parse_rfc3339_weak(&exp).map_err(|_| bad("Expiration"))?;
-    Ok(AwsCredentials { access_key_id: akid, secret_access_key: secret, session_token: Some(token), expiration: Some(expiration) })
+    Ok(AwsCredentials {
+        access_key_id: akid,
+        secret_access_key: secret,
+        session_token: Some(token),
+        expiration: Some(expiration),
+    })
 }
 
 #[cfg(test)]
@@ -374,11 +373,7 @@ mod tests {
     }
 
     fn setup() -> Arc<Mutex<Fake>> {
-        Arc::new(Mutex::new(Fake {
-            role_list: "my-role\n".into(),
-            role_json: CREDS.into(),
-            ..Default::default()
-        }))
+        Arc::new(Mutex::new(Fake { role_list: "my-role\n".into(), role_json: CREDS.into(), ..Default::default() }))
     }
 
     fn client(server: &TestServer) -> ImdsClient {

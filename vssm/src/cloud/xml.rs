@@ -67,9 +67,7 @@ fn local_name(qname: &str) -> &str {
 }
 
 fn valid_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 256
-        && n.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    !n.is_empty() && n.len() <= 256 && n.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
 fn decode_text(raw: &str, out: &mut String) -> Result<(), XmlError> {
@@ -177,7 +175,8 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                     }
                     Some(b'"') | Some(b'\'') => {
                         let q = bytes[i];
-                        let close = r[i + 1..].find(q as char).ok_or_else(|| XmlError("unterminated attribute".into()))?;
+                        let close =
+                            r[i + 1..].find(q as char).ok_or_else(|| XmlError("unterminated attribute".into()))?;
                         i += 1 + close + 1;
                     }
                     Some(b'<') => return err("'<' in start tag"),

@@ -3,9 +3,7 @@
 //! STS proof, on top of the hand-written clients in [`crate::cloud`].
 
 use super::discovery::Peer;
-use crate::cloud::aws_api::{
-    assumed_role_session_name, AwsApiClient, AwsApiConfig, AwsEndpoints, CredentialSource,
-};
+use crate::cloud::aws_api::{assumed_role_session_name, AwsApiClient, AwsApiConfig, AwsEndpoints, CredentialSource};
 use crate::cloud::aws_identity::IdentityDocument;
 use crate::cloud::http_client::{HttpClient, Url};
 use crate::cloud::imds::ImdsClient;
@@ -62,7 +60,12 @@ struct DiscoveryInner {
 
 impl AwsDiscovery {
     /// Discovery with the instance-role credentials from `imds`.
-    pub fn new(imds: &Arc<ImdsClient>, own: &IdentityDocument, overrides: &config::AwsEndpoints, source: IpAddr) -> Result<Self, String> {
+    pub fn new(
+        imds: &Arc<ImdsClient>,
+        own: &IdentityDocument,
+        overrides: &config::AwsEndpoints,
+        source: IpAddr,
+    ) -> Result<Self, String> {
         let api = AwsApiClient::new(
             aws_http(source),
             &own.region,
@@ -147,7 +150,12 @@ pub struct StsVerifier {
 
 impl StsVerifier {
     /// A verifier for this instance's region and endpoints.
-    pub fn new(imds: &Arc<ImdsClient>, own: &IdentityDocument, overrides: &config::AwsEndpoints, source: IpAddr) -> Result<Self, String> {
+    pub fn new(
+        imds: &Arc<ImdsClient>,
+        own: &IdentityDocument,
+        overrides: &config::AwsEndpoints,
+        source: IpAddr,
+    ) -> Result<Self, String> {
         let endpoints = endpoints(&own.region, overrides)?;
         let sts_endpoint = endpoints.sts.clone();
         let api = AwsApiClient::new(
@@ -165,14 +173,25 @@ impl StsVerifier {
     pub async fn sign_for_join(&self, imds: &ImdsClient, bound: &[(&str, String)]) -> Result<SignedRequest, String> {
         let credentials = imds.role_credentials().await.map_err(|e| format!("role credentials: {e}"))?;
         let headers: Vec<(&str, &str)> = bound.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        signed_request_for_sts_get_caller_identity(&credentials, &self.region, &headers, SystemTime::now(), Some(&self.sts_endpoint))
-            .map_err(|e| e.to_string())
+        signed_request_for_sts_get_caller_identity(
+            &credentials,
+            &self.region,
+            &headers,
+            SystemTime::now(),
+            Some(&self.sts_endpoint),
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Checks that `request` signs the `expected` headers with their values,
     /// is fresh, and that STS says it was signed by `doc`'s instance role
     /// session in `doc`'s account.
-    pub async fn verify_instance(&self, request: &SignedRequest, expected: &[(&str, String)], doc: &IdentityDocument) -> Result<(), String> {
+    pub async fn verify_instance(
+        &self,
+        request: &SignedRequest,
+        expected: &[(&str, String)],
+        doc: &IdentityDocument,
+    ) -> Result<(), String> {
         let authorization = request.authorization().ok_or("stsRequest has no SigV4 Authorization")?;
         for (name, value) in expected {
             if !authorization.signed_headers.iter().any(|h| h == name) {
@@ -182,7 +201,8 @@ impl StsVerifier {
                 return Err(format!("stsRequest {name} does not match this join"));
             }
         }
-        let signed_at = request.header("x-amz-date").and_then(parse_amz_date).ok_or("stsRequest has no valid x-amz-date")?;
+        let signed_at =
+            request.header("x-amz-date").and_then(parse_amz_date).ok_or("stsRequest has no valid x-amz-date")?;
         let now = SystemTime::now();
         let skew = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
         if skew > STS_MAX_SKEW {
@@ -208,7 +228,13 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
     let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<u64>().ok();
     let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1970..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm); year >= 1970
@@ -230,7 +256,9 @@ mod tests {
     fn amz_dates_parse_to_the_right_instant() {
         let t = parse_amz_date("20150830T123600Z").unwrap();
         assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 1_440_938_160);
-        for bad in ["", "20150830T123600", "2015083OT123600Z", "20151330T123600Z", "00010101T000000Z", "19691231T235959Z"] {
+        for bad in
+            ["", "20150830T123600", "2015083OT123600Z", "20151330T123600Z", "00010101T000000Z", "19691231T235959Z"]
+        {
             assert!(parse_amz_date(bad).is_none(), "{bad}");
         }
     }

@@ -39,7 +39,8 @@ impl Bootstrapper {
         if options.trusted_images.is_empty() || options.trusted_images.iter().any(|i| !i.starts_with("ami-")) {
             return Err("--trusted-image needs one or more AMI ids (ami-…)".into());
         }
-        let loaded = tls::load_private_key(&options.private_key_pem_or_der).map_err(|e| format!("--private-key: {e}"))?;
+        let loaded =
+            tls::load_private_key(&options.private_key_pem_or_der).map_err(|e| format!("--private-key: {e}"))?;
         let key = AsymmetricKey::from_pkcs8_der(loaded.secret_der()).map_err(|e| format!("--private-key: {e}"))?;
         let spki = crate::config::spki_of(&options.certificate).map_err(|e| format!("--certificate: {e}"))?;
         if key.public_key_der() != spki {
@@ -66,7 +67,9 @@ impl Bootstrapper {
 
     /// Serves joins until `shutdown` fires.
     pub async fn serve(self, shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), String> {
-        let listener = tokio::net::TcpListener::bind(self.addr).await.map_err(|e| format!("cannot listen on {}: {e}", self.addr))?;
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", self.addr))?;
         eprintln!("vssm bootstrapper: serving joins on {}", self.addr);
         let tls = self.tls;
         let (server, key, audit) = (self.server, self.key, self.audit);
@@ -78,7 +81,9 @@ impl Bootstrapper {
                 let (server, key, audit) = (Arc::clone(&server), Arc::clone(&key), Arc::clone(&audit));
                 async move { server.handle(Some(&key), &audit, peer, request).await }
             },
-            move |peer, reason| refusals.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}")),
+            move |peer, reason| {
+                refusals.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}"))
+            },
             shutdown,
         )
         .await;

@@ -26,7 +26,11 @@ enum Source {
 impl Discovery {
     /// Discovery as configured; `own_ip` (this node's address as peers
     /// see it) is left out of every answer.
-    pub fn new(config: &ClusterConfig, aws: Option<super::aws::AwsDiscovery>, own_ip: IpAddr) -> Result<Discovery, String> {
+    pub fn new(
+        config: &ClusterConfig,
+        aws: Option<super::aws::AwsDiscovery>,
+        own_ip: IpAddr,
+    ) -> Result<Discovery, String> {
         let source = match (&config.discovery, aws) {
             (DiscoveryConfig::Static(ips), _) => Source::Static(ips.clone()),
             (DiscoveryConfig::Aws, Some(aws)) => Source::Aws(aws),

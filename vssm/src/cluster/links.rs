@@ -73,7 +73,11 @@ impl PeerLinks {
             let (first_round_done, first_round) = oneshot::channel();
             let worker = LinkWorker {
                 node: Arc::clone(&self.node),
-                client: PeerClient::new(Arc::clone(&self.settings.tls), self.settings.source, self.settings.call_timeout),
+                client: PeerClient::new(
+                    Arc::clone(&self.settings.tls),
+                    self.settings.source,
+                    self.settings.call_timeout,
+                ),
                 peer: SocketAddr::new(peer.ip, self.settings.port),
                 round_interval: self.settings.round_interval,
             };

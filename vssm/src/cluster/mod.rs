@@ -182,7 +182,11 @@ async fn serve_sync_port(node: &Arc<Node>, shutdown: tokio::sync::watch::Receive
 }
 
 /// Port 8083: join, server TLS with the RPC certificate.
-async fn serve_join_port(node: &Arc<Node>, server: Arc<join::JoinServer>, shutdown: tokio::sync::watch::Receiver<bool>) {
+async fn serve_join_port(
+    node: &Arc<Node>,
+    server: Arc<join::JoinServer>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let handler_node = Arc::clone(node);
     let handler = move |peer, request| {
         let (node, server) = (Arc::clone(&handler_node), Arc::clone(&server));

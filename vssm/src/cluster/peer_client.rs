@@ -6,22 +6,22 @@
 use crate::server::api::ApiError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::fmt;
 use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Time allowed to connect and finish the TLS handshake with a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -78,7 +78,9 @@ impl PeerClient {
         let response = tokio::time::timeout(self.timeout, self.exchange(peer, path, request_body))
             .await
             .map_err(|_| PeerError(format!("{peer}{path}: timed out")))??;
-        serde_json::from_slice(&response).map_err(|e| PeerError(format!("{peer}{path}: invalid answer: {}", crate::wire::codec::json_error_kind(&e))))
+        serde_json::from_slice(&response).map_err(|e| {
+            PeerError(format!("{peer}{path}: invalid answer: {}", crate::wire::codec::json_error_kind(&e)))
+        })
     }
 
     /// One request on the pooled connection to `peer` if it is still good,

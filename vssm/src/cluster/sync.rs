@@ -46,7 +46,10 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Api
     match path.as_str() {
         DIGEST_PATH => {
             parse_json::<Empty>(&body)?;
-            json_response(&DigestResponse { digest: WireBytes(snapshot.digest().to_vec()), count: Int64(snapshot.len() as i64) })
+            json_response(&DigestResponse {
+                digest: WireBytes(snapshot.digest().to_vec()),
+                count: Int64(snapshot.len() as i64),
+            })
         }
         MANIFEST_PATH => {
             parse_json::<Empty>(&body)?;
@@ -59,7 +62,8 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Api
         }
         PUSH_PATH => {
             let request: RecordsMessage = parse_json(&body)?;
-            let records = backup::records_from_wire(request.inventory).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let records =
+                backup::records_from_wire(request.inventory).map_err(|e| ApiError::bad_request(e.to_string()))?;
             let report = merge_from_peer(node, &peer.ip().to_string(), records);
             json_response(&PushResponse { added: Int64(report.added as i64), conflicts: report.conflicts })
         }
@@ -122,7 +126,8 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
 
     let mut report = RoundReport::default();
     for batch in missing_here.chunks(BATCH) {
-        let answer: RecordsMessage = client.post_json(peer, FETCH_PATH, &FetchRequest { entries: batch.to_vec() }).await?;
+        let answer: RecordsMessage =
+            client.post_json(peer, FETCH_PATH, &FetchRequest { entries: batch.to_vec() }).await?;
         let records = backup::records_from_wire(answer.inventory).map_err(|e| PeerError(e.to_string()))?;
         report.fetched += merge_from_peer(node, &peer.ip().to_string(), records).added;
     }

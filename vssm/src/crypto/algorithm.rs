@@ -126,9 +126,7 @@ impl SymmetricAlgorithm {
             ))
         };
         let mut parts = s.split('/');
-        let (Some(c), Some(m), Some(p), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(c), Some(m), Some(p), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(unknown());
         };
         let cipher = match c.to_ascii_uppercase().as_str() {
@@ -150,36 +148,18 @@ impl SymmetricAlgorithm {
             _ => return Err(unknown()),
         };
         // `new` refuses only GCM without AES; parse names the input in that error.
-        SymmetricAlgorithm::new(cipher, mode, padding).map_err(|_| {
-            CryptoError::UnsupportedAlgorithm(format!(
-                "{}: GCM is only available with AES",
-                quote(s)
-            ))
-        })
+        SymmetricAlgorithm::new(cipher, mode, padding)
+            .map_err(|_| CryptoError::UnsupportedAlgorithm(format!("{}: GCM is only available with AES", quote(s))))
     }
 
     /// Builds an algorithm directly (GCM requires AES).
-    pub fn new(
-        cipher: BlockCipherKind,
-        mode: CipherMode,
-        padding: Padding,
-    ) -> Result<Self, CryptoError> {
+    pub fn new(cipher: BlockCipherKind, mode: CipherMode, padding: Padding) -> Result<Self, CryptoError> {
         if mode == CipherMode::Gcm && cipher != BlockCipherKind::Aes {
-            return Err(CryptoError::UnsupportedAlgorithm(
-                "GCM is only available with AES".into(),
-            ));
+            return Err(CryptoError::UnsupportedAlgorithm("GCM is only available with AES".into()));
         }
         // Stream modes never pad (parse accepts a padding token for compatibility).
-        let padding = if mode.is_stream() {
-            Padding::None
-        } else {
-            padding
-        };
-        Ok(SymmetricAlgorithm {
-            cipher,
-            mode,
-            padding,
-        })
+        let padding = if mode.is_stream() { Padding::None } else { padding };
+        Ok(SymmetricAlgorithm { cipher, mode, padding })
     }
 
     /// The block cipher.
@@ -262,9 +242,7 @@ impl SignatureAlgorithm {
         match rest {
             "RSA" => Ok(SignatureAlgorithm::RsaPkcs1v15(hash)),
             "ECDSA" => Ok(SignatureAlgorithm::Ecdsa(hash)),
-            "RSA/PSS" | "RSAANDMGF1" if hash != HashAlg::Sha1 => {
-                Ok(SignatureAlgorithm::RsaPss(hash))
-            }
+            "RSA/PSS" | "RSAANDMGF1" if hash != HashAlg::Sha1 => Ok(SignatureAlgorithm::RsaPss(hash)),
             _ => Err(unknown()),
         }
     }
@@ -272,9 +250,9 @@ impl SignatureAlgorithm {
     /// The hash function, `None` for Ed25519.
     pub fn hash(&self) -> Option<HashAlg> {
         match *self {
-            SignatureAlgorithm::RsaPkcs1v15(h)
-            | SignatureAlgorithm::RsaPss(h)
-            | SignatureAlgorithm::Ecdsa(h) => Some(h),
+            SignatureAlgorithm::RsaPkcs1v15(h) | SignatureAlgorithm::RsaPss(h) | SignatureAlgorithm::Ecdsa(h) => {
+                Some(h)
+            }
             SignatureAlgorithm::Ed25519 => None,
         }
     }
@@ -338,49 +316,29 @@ mod tests {
                     let s = format!("{c}/{m}/{p}");
                     let r = SymmetricAlgorithm::parse(&s);
                     if m == "GCM" && c != "AES" {
-                        assert!(
-                            matches!(r, Err(CryptoError::UnsupportedAlgorithm(_))),
-                            "{s}"
-                        );
+                        assert!(matches!(r, Err(CryptoError::UnsupportedAlgorithm(_))), "{s}");
                         continue;
                     }
                     let a = r.unwrap_or_else(|e| panic!("{s}: {e}"));
-                    let want = if m == "CTR" || m == "GCM" || p == "NoPadding" {
-                        Padding::None
-                    } else {
-                        Padding::Pkcs7
-                    };
+                    let want =
+                        if m == "CTR" || m == "GCM" || p == "NoPadding" { Padding::None } else { Padding::Pkcs7 };
                     assert_eq!(a.padding(), want, "{s}");
                 }
             }
         }
         let a = SymmetricAlgorithm::parse("AES/CBC/PKCS5Padding").unwrap();
-        assert_eq!(
-            (a.cipher(), a.mode(), a.padding()),
-            (BlockCipherKind::Aes, CipherMode::Cbc, Padding::Pkcs7)
-        );
+        assert_eq!((a.cipher(), a.mode(), a.padding()), (BlockCipherKind::Aes, CipherMode::Cbc, Padding::Pkcs7));
         let a = SymmetricAlgorithm::parse("DESede/ECB/NoPadding").unwrap();
-        assert_eq!(
-            (a.cipher(), a.mode(), a.padding()),
-            (BlockCipherKind::TripleDes, CipherMode::Ecb, Padding::None)
-        );
+        assert_eq!((a.cipher(), a.mode(), a.padding()), (BlockCipherKind::TripleDes, CipherMode::Ecb, Padding::None));
         let a = SymmetricAlgorithm::parse("AES/CTR/PKCS5Padding").unwrap();
         assert_eq!(a.padding(), Padding::None);
-        assert_eq!(
-            SymmetricAlgorithm::parse("aes/cbc/pkcs5padding")
-                .unwrap()
-                .mode(),
-            CipherMode::Cbc
-        );
+        assert_eq!(SymmetricAlgorithm::parse("aes/cbc/pkcs5padding").unwrap().mode(), CipherMode::Cbc);
     }
 
     /// Asserts that `parse` refuses each of `inputs` with `UnsupportedAlgorithm`.
     fn assert_all_unsupported<T>(parse: fn(&str) -> Result<T, CryptoError>, inputs: &[&str]) {
         for s in inputs {
-            assert!(
-                matches!(parse(s), Err(CryptoError::UnsupportedAlgorithm(_))),
-                "{s}"
-            );
+            assert!(matches!(parse(s), Err(CryptoError::UnsupportedAlgorithm(_))), "{s}");
         }
     }
 
@@ -463,10 +421,7 @@ mod tests {
         assert_eq!(MacAlgorithm::parse("SHA256").unwrap(), MacAlgorithm::Sha256);
         assert_eq!(MacAlgorithm::parse("SHA384").unwrap(), MacAlgorithm::Sha384);
         assert_eq!(MacAlgorithm::parse("SHA512").unwrap(), MacAlgorithm::Sha512);
-        assert_eq!(
-            MacAlgorithm::parse("HmacSHA256").unwrap(),
-            MacAlgorithm::Sha256
-        );
+        assert_eq!(MacAlgorithm::parse("HmacSHA256").unwrap(), MacAlgorithm::Sha256);
         assert_eq!(MacAlgorithm::Sha384.output_len(), 48);
         for s in ["", "MD5", "Hmac", "SHA3-256", "é"] {
             assert!(MacAlgorithm::parse(s).is_err(), "{s}");
@@ -480,21 +435,13 @@ mod tests {
             HashAlg::Sha256.digest(b"abc"),
             hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         );
-        for h in [
-            HashAlg::Sha1,
-            HashAlg::Sha256,
-            HashAlg::Sha384,
-            HashAlg::Sha512,
-        ] {
+        for h in [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
             assert_eq!(h.digest(b"").len(), h.output_len());
         }
     }
 
     pub(crate) fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// Runs every parser on `s`, for the no-panic properties.

@@ -35,11 +35,7 @@ fn rsa_key<'k>(key: &'k AsymmetricKey, what: &str) -> Result<&'k RsaKey, CryptoE
 }
 
 /// Encrypts with the RSA public key. Too long a plaintext is `InvalidInput`.
-pub fn encrypt(
-    alg: &AsymmetricEncryption,
-    key: &AsymmetricKey,
-    plaintext: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub fn encrypt(alg: &AsymmetricEncryption, key: &AsymmetricKey, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let k = rsa_key(key, "RSA encryption")?;
     let size = k.public().size();
     let overhead = match alg {
@@ -54,24 +50,16 @@ pub fn encrypt(
         )));
     }
     let r = match alg {
-        AsymmetricEncryption::RsaPkcs1v15 => {
-            k.public().encrypt(&mut OsRng, Pkcs1v15Encrypt, plaintext)
-        }
+        AsymmetricEncryption::RsaPkcs1v15 => k.public().encrypt(&mut OsRng, Pkcs1v15Encrypt, plaintext),
         AsymmetricEncryption::RsaOaep(h) => k.public().encrypt(&mut OsRng, oaep(*h), plaintext),
     };
-    r.map_err(|_| {
-        CryptoError::InvalidInput("plaintext cannot be encrypted with this key and padding".into())
-    })
+    r.map_err(|_| CryptoError::InvalidInput("plaintext cannot be encrypted with this key and padding".into()))
 }
 
 /// Decrypts with the RSA private key: constant-time in AWS-LC (blinded
 /// there too), or for keys under 2048 bits blinded in the `rsa` crate.
 /// Every failure is `DecryptionFailed`.
-pub fn decrypt(
-    alg: &AsymmetricEncryption,
-    key: &AsymmetricKey,
-    ciphertext: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+pub fn decrypt(alg: &AsymmetricEncryption, key: &AsymmetricKey, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let k = rsa_key(key, "RSA decryption")?;
     // RFC 8017 7.1.2/7.2.2: the ciphertext is exactly k bytes. The rsa crate
     // would accept a shorter integer encoding; do not.
@@ -82,13 +70,8 @@ pub fn decrypt(
         return decrypt_constant_time(alg, decrypting, ciphertext);
     }
     let r = match alg {
-        AsymmetricEncryption::RsaPkcs1v15 => {
-            k.private
-                .decrypt_blinded(&mut OsRng, Pkcs1v15Encrypt, ciphertext)
-        }
-        AsymmetricEncryption::RsaOaep(h) => {
-            k.private.decrypt_blinded(&mut OsRng, oaep(*h), ciphertext)
-        }
+        AsymmetricEncryption::RsaPkcs1v15 => k.private.decrypt_blinded(&mut OsRng, Pkcs1v15Encrypt, ciphertext),
+        AsymmetricEncryption::RsaOaep(h) => k.private.decrypt_blinded(&mut OsRng, oaep(*h), ciphertext),
     };
     r.map_err(|_| CryptoError::DecryptionFailed)
 }
@@ -158,20 +141,14 @@ fn pss_scheme(h: HashAlg, blinded: bool) -> Pss {
 fn check_fit(alg: &SignatureAlgorithm, key: &AsymmetricKey) -> Result<(), CryptoError> {
     let ok = matches!(
         (alg, key.inner()),
-        (
-            SignatureAlgorithm::RsaPkcs1v15(_) | SignatureAlgorithm::RsaPss(_),
-            KeyInner::Rsa(_)
-        ) | (SignatureAlgorithm::Ecdsa(_), KeyInner::Ec(_))
+        (SignatureAlgorithm::RsaPkcs1v15(_) | SignatureAlgorithm::RsaPss(_), KeyInner::Rsa(_))
+            | (SignatureAlgorithm::Ecdsa(_), KeyInner::Ec(_))
             | (SignatureAlgorithm::Ed25519, KeyInner::Ed25519(_))
     );
     if ok {
         Ok(())
     } else {
-        Err(CryptoError::UnsupportedAlgorithm(format!(
-            "{} does not fit a {} key",
-            alg_name(alg),
-            key.spec().as_str()
-        )))
+        Err(CryptoError::UnsupportedAlgorithm(format!("{} does not fit a {} key", alg_name(alg), key.spec().as_str())))
     }
 }
 
@@ -185,11 +162,7 @@ fn alg_name(alg: &SignatureAlgorithm) -> String {
 }
 
 /// Returns the digest to sign/verify: computed for `Input`, length-checked for `Hashed`.
-fn digest_of(
-    alg: &SignatureAlgorithm,
-    h: HashAlg,
-    msg: Message<'_>,
-) -> Result<Vec<u8>, CryptoError> {
+fn digest_of(alg: &SignatureAlgorithm, h: HashAlg, msg: Message<'_>) -> Result<Vec<u8>, CryptoError> {
     match msg {
         Message::Input(m) => Ok(h.digest(m)),
         Message::Hashed(d) if d.len() == h.output_len() => Ok(d.to_vec()),
@@ -203,9 +176,7 @@ fn digest_of(
 }
 
 fn no_prehash_ed25519() -> CryptoError {
-    CryptoError::InvalidInput(
-        "Ed25519 signs the message itself; a pre-computed hash is not supported".into(),
-    )
+    CryptoError::InvalidInput("Ed25519 signs the message itself; a pre-computed hash is not supported".into())
 }
 
 /// Left-pads a digest shorter than the curve order to the field length, which
@@ -222,11 +193,7 @@ fn ec_prehash(digest: Vec<u8>, field_len: usize) -> Vec<u8> {
 
 /// Signs `msg`. RSA signatures are PKCS#1 v1.5 or PSS, ECDSA signatures ASN.1 DER,
 /// Ed25519 signatures 64 bytes.
-pub fn sign(
-    alg: &SignatureAlgorithm,
-    key: &AsymmetricKey,
-    msg: Message<'_>,
-) -> Result<Vec<u8>, CryptoError> {
+pub fn sign(alg: &SignatureAlgorithm, key: &AsymmetricKey, msg: Message<'_>) -> Result<Vec<u8>, CryptoError> {
     check_fit(alg, key)?;
     let failed = || CryptoError::InvalidKey("signing failed".into());
     match (alg, key.inner()) {
@@ -239,7 +206,8 @@ pub fn sign(
                     Message::Input(m) => kp.sign(enc, &aws_lc_rs::rand::SystemRandom::new(), m, &mut sig),
                     Message::Hashed(_) => {
                         let digest = digest_of(alg, *h, msg)?;
-                        let digest = aws_lc_rs::digest::Digest::import_less_safe(&digest, hash).map_err(|_| failed())?;
+                        let digest =
+                            aws_lc_rs::digest::Digest::import_less_safe(&digest, hash).map_err(|_| failed())?;
                         kp.sign_digest(enc, &digest, &mut sig)
                     }
                 };
@@ -249,11 +217,9 @@ pub fn sign(
             let digest = digest_of(alg, *h, msg)?;
             // SHA-1 and keys under 2048 bits: the rsa crate, blinded.
             let r = if pss {
-                k.private
-                    .sign_with_rng(&mut OsRng, pss_scheme(*h, true), &digest)
+                k.private.sign_with_rng(&mut OsRng, pss_scheme(*h, true), &digest)
             } else {
-                k.private
-                    .sign_with_rng(&mut OsRng, pkcs1_scheme(*h), &digest)
+                k.private.sign_with_rng(&mut OsRng, pkcs1_scheme(*h), &digest)
             };
             // The only way this fails for a valid key: padding larger than the
             // modulus (e.g. SHA-512 PSS on a legacy 1024-bit key).
@@ -269,8 +235,9 @@ pub fn sign(
             // Fast path: ring for its native curve/hash pairs.
             if let Message::Input(m) = msg {
                 let ring_kp = match (k, h) {
-                    (EcKey::P256 { ring, .. }, HashAlg::Sha256)
-                    | (EcKey::P384 { ring, .. }, HashAlg::Sha384) => Some(ring),
+                    (EcKey::P256 { ring, .. }, HashAlg::Sha256) | (EcKey::P384 { ring, .. }, HashAlg::Sha384) => {
+                        Some(ring)
+                    }
                     _ => None,
                 };
                 if let Some(kp) = ring_kp {
@@ -281,18 +248,15 @@ pub fn sign(
             let prehash = ec_prehash(digest_of(alg, *h, msg)?, k.curve().field_len());
             let der = match k {
                 EcKey::P256 { signing, .. } => {
-                    let s: p256::ecdsa::Signature =
-                        signing.sign_prehash(&prehash).map_err(|_| failed())?;
+                    let s: p256::ecdsa::Signature = signing.sign_prehash(&prehash).map_err(|_| failed())?;
                     s.to_der().as_bytes().to_vec()
                 }
                 EcKey::P384 { signing, .. } => {
-                    let s: p384::ecdsa::Signature =
-                        signing.sign_prehash(&prehash).map_err(|_| failed())?;
+                    let s: p384::ecdsa::Signature = signing.sign_prehash(&prehash).map_err(|_| failed())?;
                     s.to_der().as_bytes().to_vec()
                 }
                 EcKey::P521 { signing, .. } => {
-                    let s: p521::ecdsa::Signature =
-                        signing.sign_prehash(&prehash).map_err(|_| failed())?;
+                    let s: p521::ecdsa::Signature = signing.sign_prehash(&prehash).map_err(|_| failed())?;
                     s.to_der().as_bytes().to_vec()
                 }
             };
@@ -302,10 +266,7 @@ pub fn sign(
             Message::Input(m) => Ok(k.ring.sign(m).as_ref().to_vec()),
             Message::Hashed(_) => Err(no_prehash_ed25519()),
         },
-        _ => Err(CryptoError::UnsupportedAlgorithm(format!(
-            "{} does not fit this key",
-            alg_name(alg)
-        ))),
+        _ => Err(CryptoError::UnsupportedAlgorithm(format!("{} does not fit this key", alg_name(alg)))),
     }
 }
 
@@ -357,8 +318,7 @@ pub fn verify(
             let pss = matches!(alg, SignatureAlgorithm::RsaPss(_));
             // ring verifies with 2048..=8192-bit keys: exactly those AWS-LC
             // loaded for signing (both also cap the exponent at 33 bits).
-            if let (Message::Input(m), true, false) = (msg, k.signing.is_some(), pss && *h == HashAlg::Sha1)
-            {
+            if let (Message::Input(m), true, false) = (msg, k.signing.is_some(), pss && *h == HashAlg::Sha1) {
                 let pk = UnparsedPublicKey::new(ring_rsa_verification(*h, pss), &k.ring_public);
                 return Ok(pk.verify(m, signature).is_ok());
             }
@@ -393,19 +353,14 @@ pub fn verify(
             }
             Message::Hashed(_) => Err(no_prehash_ed25519()),
         },
-        _ => Err(CryptoError::UnsupportedAlgorithm(format!(
-            "{} does not fit this key",
-            alg_name(alg)
-        ))),
+        _ => Err(CryptoError::UnsupportedAlgorithm(format!("{} does not fit this key", alg_name(alg)))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::test_util::{
-        ec, ed25519, openssl, openssl_rsa, openssl_status, rsa2048, TempDir,
-    };
+    use crate::crypto::test_util::{ec, ed25519, openssl, openssl_rsa, openssl_status, rsa2048, TempDir};
     use proptest::prelude::*;
 
     fn sig(s: &str) -> SignatureAlgorithm {
@@ -421,19 +376,8 @@ mod tests {
         "SHA384withRSA/PSS",
         "SHA512withRSA/PSS",
     ];
-    const EC_SIGS: [&str; 4] = [
-        "SHA1withECDSA",
-        "SHA256withECDSA",
-        "SHA384withECDSA",
-        "SHA512withECDSA",
-    ];
-    const ENCS: [&str; 5] = [
-        "RSA",
-        "RSA-OAEP/SHA1",
-        "RSA-OAEP/SHA256",
-        "RSA-OAEP/SHA384",
-        "RSA-OAEP/SHA512",
-    ];
+    const EC_SIGS: [&str; 4] = ["SHA1withECDSA", "SHA256withECDSA", "SHA384withECDSA", "SHA512withECDSA"];
+    const ENCS: [&str; 5] = ["RSA", "RSA-OAEP/SHA1", "RSA-OAEP/SHA256", "RSA-OAEP/SHA384", "RSA-OAEP/SHA512"];
 
     fn all_keys() -> Vec<(&'static AsymmetricKey, &'static [&'static str])> {
         vec![
@@ -465,28 +409,16 @@ mod tests {
                 }
                 let s1 = sign(&a, k, Message::Input(msg)).unwrap_or_else(|e| panic!("{what}: {e}"));
                 assert!(verify(&a, k, Message::Input(msg), &s1).unwrap(), "{what}");
-                assert!(
-                    !verify(&a, k, Message::Input(b"other"), &s1).unwrap(),
-                    "{what}"
-                );
+                assert!(!verify(&a, k, Message::Input(b"other"), &s1).unwrap(), "{what}");
                 let mut bad = s1.clone();
                 let mid = bad.len() / 2;
                 bad[mid] ^= 1;
                 assert!(!verify(&a, k, Message::Input(msg), &bad).unwrap(), "{what}");
                 assert!(!verify(&a, k, Message::Input(msg), &[]).unwrap(), "{what}");
-                assert!(
-                    !verify(&a, k, Message::Input(msg), &s1[..s1.len() - 1]).unwrap(),
-                    "{what}"
-                );
+                assert!(!verify(&a, k, Message::Input(msg), &s1[..s1.len() - 1]).unwrap(), "{what}");
                 let Some(h) = a.hash() else {
-                    assert!(matches!(
-                        sign(&a, k, Message::Hashed(&[0; 32])),
-                        Err(CryptoError::InvalidInput(_))
-                    ));
-                    assert!(matches!(
-                        verify(&a, k, Message::Hashed(&[0; 32]), &s1),
-                        Err(CryptoError::InvalidInput(_))
-                    ));
+                    assert!(matches!(sign(&a, k, Message::Hashed(&[0; 32])), Err(CryptoError::InvalidInput(_))));
+                    assert!(matches!(verify(&a, k, Message::Hashed(&[0; 32]), &s1), Err(CryptoError::InvalidInput(_))));
                     continue;
                 };
                 let d = h.digest(msg);
@@ -524,31 +456,16 @@ mod tests {
         ];
         for (name, k) in cases {
             let a = sig(name);
+            assert!(matches!(sign(&a, k, Message::Input(b"x")), Err(CryptoError::UnsupportedAlgorithm(_))), "{name}");
             assert!(
-                matches!(
-                    sign(&a, k, Message::Input(b"x")),
-                    Err(CryptoError::UnsupportedAlgorithm(_))
-                ),
-                "{name}"
-            );
-            assert!(
-                matches!(
-                    verify(&a, k, Message::Input(b"x"), &[0; 64]),
-                    Err(CryptoError::UnsupportedAlgorithm(_))
-                ),
+                matches!(verify(&a, k, Message::Input(b"x"), &[0; 64]), Err(CryptoError::UnsupportedAlgorithm(_))),
                 "{name}"
             );
         }
         for k in [ec(256), ed25519()] {
             let a = AsymmetricEncryption::RsaPkcs1v15;
-            assert!(matches!(
-                encrypt(&a, k, b"x"),
-                Err(CryptoError::UnsupportedAlgorithm(_))
-            ));
-            assert!(matches!(
-                decrypt(&a, k, &[0; 256]),
-                Err(CryptoError::UnsupportedAlgorithm(_))
-            ));
+            assert!(matches!(encrypt(&a, k, b"x"), Err(CryptoError::UnsupportedAlgorithm(_))));
+            assert!(matches!(decrypt(&a, k, &[0; 256]), Err(CryptoError::UnsupportedAlgorithm(_))));
         }
     }
 
@@ -576,44 +493,20 @@ mod tests {
             let a = sig(name);
             let key_path = dir.write("key.der", &k.to_pkcs8_der());
             let pub_path = dir.write("pub.der", &k.public_key_der());
-            let pss_opts: &[&str] = if pss {
-                &[
-                    "-sigopt",
-                    "rsa_padding_mode:pss",
-                    "-sigopt",
-                    "rsa_pss_saltlen:digest",
-                ]
-            } else {
-                &[]
-            };
+            let pss_opts: &[&str] =
+                if pss { &["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"] } else { &[] };
             for hashed in [false, true] {
                 let d = a.hash().unwrap().digest(msg);
-                let m = if hashed {
-                    Message::Hashed(&d)
-                } else {
-                    Message::Input(msg)
-                };
+                let m = if hashed { Message::Hashed(&d) } else { Message::Input(msg) };
                 let s = sign(&a, k, m).unwrap();
                 let sig_path = dir.write("sig", &s);
                 let mut args = vec!["dgst", "-binary"];
                 let mdflag = format!("-{md}");
                 args.push(&mdflag);
                 args.extend_from_slice(pss_opts);
-                args.extend_from_slice(&[
-                    "-keyform",
-                    "DER",
-                    "-verify",
-                    &pub_path,
-                    "-signature",
-                    &sig_path,
-                    &msg_path,
-                ]);
+                args.extend_from_slice(&["-keyform", "DER", "-verify", &pub_path, "-signature", &sig_path, &msg_path]);
                 let out = openssl_status(&args, b"");
-                assert!(
-                    out.status.success(),
-                    "{name} hashed={hashed}: {}",
-                    String::from_utf8_lossy(&out.stdout)
-                );
+                assert!(out.status.success(), "{name} hashed={hashed}: {}", String::from_utf8_lossy(&out.stdout));
             }
             // openssl signs, we verify.
             let mut args = vec!["dgst", "-binary"];
@@ -632,23 +525,14 @@ mod tests {
         let sig_path = dir.write("sig", &s);
         let out = openssl_status(
             &[
-                "pkeyutl", "-verify", "-rawin", "-pubin", "-keyform", "DER", "-inkey", &pub_path,
-                "-sigfile", &sig_path, "-in", &msg_path,
+                "pkeyutl", "-verify", "-rawin", "-pubin", "-keyform", "DER", "-inkey", &pub_path, "-sigfile",
+                &sig_path, "-in", &msg_path,
             ],
             b"",
         );
-        assert!(
-            out.status.success(),
-            "Ed25519: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let theirs = openssl(
-            &[
-                "pkeyutl", "-sign", "-rawin", "-keyform", "DER", "-inkey", &key_path, "-in",
-                &msg_path,
-            ],
-            b"",
-        );
+        assert!(out.status.success(), "Ed25519: {}", String::from_utf8_lossy(&out.stdout));
+        let theirs =
+            openssl(&["pkeyutl", "-sign", "-rawin", "-keyform", "DER", "-inkey", &key_path, "-in", &msg_path], b"");
         assert_eq!(theirs, s, "Ed25519 is deterministic");
     }
 
@@ -662,9 +546,7 @@ mod tests {
             (ec(384), "SHA384withECDSA", &ECDSA_P384_SHA384_ASN1),
         ] {
             let a = sig(name);
-            let KeyInner::Ec(e) = k.inner() else {
-                unreachable!()
-            };
+            let KeyInner::Ec(e) = k.inner() else { unreachable!() };
             let point = match e {
                 EcKey::P256 { ring, .. } | EcKey::P384 { ring, .. } => {
                     use ring::signature::KeyPair;
@@ -673,29 +555,16 @@ mod tests {
                 EcKey::P521 { .. } => unreachable!(),
             };
             let rc = sign(&a, k, Message::Hashed(&a.hash().unwrap().digest(msg))).unwrap();
-            assert!(
-                UnparsedPublicKey::new(ring_alg, &point)
-                    .verify(msg, &rc)
-                    .is_ok(),
-                "{name}"
-            );
+            assert!(UnparsedPublicKey::new(ring_alg, &point).verify(msg, &rc).is_ok(), "{name}");
             // Our verify is RustCrypto; ring made this one.
             let rg = sign(&a, k, Message::Input(msg)).unwrap();
-            assert!(
-                verify(&a, k, Message::Hashed(&a.hash().unwrap().digest(msg)), &rg).unwrap(),
-                "{name}"
-            );
+            assert!(verify(&a, k, Message::Hashed(&a.hash().unwrap().digest(msg)), &rg).unwrap(), "{name}");
         }
     }
 
     #[test]
     fn rsa_encryption_round_trip_and_limits() {
-        for k in [
-            rsa2048(),
-            openssl_rsa(3072),
-            openssl_rsa(4096),
-            openssl_rsa(1024),
-        ] {
+        for k in [rsa2048(), openssl_rsa(3072), openssl_rsa(4096), openssl_rsa(1024)] {
             let size = k.size_bits() / 8;
             for name in ENCS {
                 let a = AsymmetricEncryption::parse(name).unwrap();
@@ -705,14 +574,8 @@ mod tests {
                 };
                 let Some(max) = size.checked_sub(overhead) else {
                     // OAEP-SHA512 cannot work with a 1024-bit key at all.
-                    assert!(
-                        matches!(encrypt(&a, k, b""), Err(CryptoError::InvalidInput(_))),
-                        "{name}"
-                    );
-                    assert_eq!(
-                        decrypt(&a, k, &vec![1; size]),
-                        Err(CryptoError::DecryptionFailed)
-                    );
+                    assert!(matches!(encrypt(&a, k, b""), Err(CryptoError::InvalidInput(_))), "{name}");
+                    assert_eq!(decrypt(&a, k, &vec![1; size]), Err(CryptoError::DecryptionFailed));
                     continue;
                 };
                 for len in [0, 1, 32, max].into_iter().filter(|&l| l <= max) {
@@ -721,53 +584,23 @@ mod tests {
                     assert_eq!(ct.len(), size);
                     assert_eq!(decrypt(&a, k, &ct).unwrap(), pt, "{name} {len}");
                 }
-                assert!(
-                    matches!(
-                        encrypt(&a, k, &vec![0; max + 1]),
-                        Err(CryptoError::InvalidInput(_))
-                    ),
-                    "{name}"
-                );
+                assert!(matches!(encrypt(&a, k, &vec![0; max + 1]), Err(CryptoError::InvalidInput(_))), "{name}");
                 // Tampering, truncation, wrong scheme: all the same error.
                 let ct = encrypt(&a, k, b"secret").unwrap();
                 let mut t = ct.clone();
                 t[10] ^= 1;
-                assert_eq!(
-                    decrypt(&a, k, &t),
-                    Err(CryptoError::DecryptionFailed),
-                    "{name}"
-                );
-                assert_eq!(
-                    decrypt(&a, k, &ct[1..]),
-                    Err(CryptoError::DecryptionFailed),
-                    "{name}"
-                );
+                assert_eq!(decrypt(&a, k, &t), Err(CryptoError::DecryptionFailed), "{name}");
+                assert_eq!(decrypt(&a, k, &ct[1..]), Err(CryptoError::DecryptionFailed), "{name}");
                 let mut longer = vec![0u8];
                 longer.extend_from_slice(&ct);
-                assert_eq!(
-                    decrypt(&a, k, &longer),
-                    Err(CryptoError::DecryptionFailed),
-                    "{name}"
-                );
-                assert_eq!(
-                    decrypt(&a, k, &[]),
-                    Err(CryptoError::DecryptionFailed),
-                    "{name}"
-                );
-                assert_eq!(
-                    decrypt(&a, k, &vec![0xff; size]),
-                    Err(CryptoError::DecryptionFailed),
-                    "{name}"
-                );
+                assert_eq!(decrypt(&a, k, &longer), Err(CryptoError::DecryptionFailed), "{name}");
+                assert_eq!(decrypt(&a, k, &[]), Err(CryptoError::DecryptionFailed), "{name}");
+                assert_eq!(decrypt(&a, k, &vec![0xff; size]), Err(CryptoError::DecryptionFailed), "{name}");
                 // Wrong scheme. Only this direction: an OAEP block starts with 0x00 and
                 // passes the weak PKCS#1 v1.5 check about 1 time in 256.
                 if name == "RSA" && size >= 66 {
                     let oaep = AsymmetricEncryption::RsaOaep(HashAlg::Sha256);
-                    assert_eq!(
-                        decrypt(&oaep, k, &ct),
-                        Err(CryptoError::DecryptionFailed),
-                        "{name}"
-                    );
+                    assert_eq!(decrypt(&oaep, k, &ct), Err(CryptoError::DecryptionFailed), "{name}");
                 }
             }
         }
@@ -782,14 +615,7 @@ mod tests {
             ("RSA", &["-pkeyopt", "rsa_padding_mode:pkcs1"]),
             (
                 "RSA-OAEP/SHA1",
-                &[
-                    "-pkeyopt",
-                    "rsa_padding_mode:oaep",
-                    "-pkeyopt",
-                    "rsa_oaep_md:sha1",
-                    "-pkeyopt",
-                    "rsa_mgf1_md:sha1",
-                ],
+                &["-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha1", "-pkeyopt", "rsa_mgf1_md:sha1"],
             ),
             (
                 "RSA-OAEP/SHA256",
@@ -804,9 +630,7 @@ mod tests {
             ),
         ];
         for (name, opts) in cases {
-            let mut args = vec![
-                "pkeyutl", "-encrypt", "-pubin", "-keyform", "DER", "-inkey", &pub_path,
-            ];
+            let mut args = vec!["pkeyutl", "-encrypt", "-pubin", "-keyform", "DER", "-inkey", &pub_path];
             args.extend_from_slice(opts);
             let ct = openssl(&args, b"from openssl");
             let a = AsymmetricEncryption::parse(name).unwrap();
@@ -814,9 +638,7 @@ mod tests {
             // And the reverse direction.
             let key_path = dir.write("key.der", &k.to_pkcs8_der());
             let ours = encrypt(&a, k, b"from vssm").unwrap();
-            let mut args = vec![
-                "pkeyutl", "-decrypt", "-keyform", "DER", "-inkey", &key_path,
-            ];
+            let mut args = vec!["pkeyutl", "-decrypt", "-keyform", "DER", "-inkey", &key_path];
             args.extend_from_slice(opts);
             assert_eq!(openssl(&args, &ours), b"from vssm", "{name}");
         }

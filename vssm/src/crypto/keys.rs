@@ -9,9 +9,7 @@ use std::fmt;
 
 use pkcs8::der::asn1::OctetStringRef;
 use pkcs8::der::Decode;
-use pkcs8::{
-    DecodePrivateKey, EncodePrivateKey, EncodePublicKey, ObjectIdentifier, PrivateKeyInfo,
-};
+use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, ObjectIdentifier, PrivateKeyInfo};
 use rand_core::OsRng;
 use rsa::traits::PublicKeyParts;
 use zeroize::Zeroizing;
@@ -42,9 +40,7 @@ macro_rules! key_bytes_accessors {
 
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($ty))
-                    .field("len", &self.len())
-                    .finish_non_exhaustive()
+                f.debug_struct(stringify!($ty)).field("len", &self.len()).finish_non_exhaustive()
             }
         }
     };
@@ -67,20 +63,14 @@ impl SymmetricKey {
                 bytes.len()
             )));
         }
-        Ok(SymmetricKey {
-            bytes: Zeroizing::new(bytes.to_vec()),
-        })
+        Ok(SymmetricKey { bytes: Zeroizing::new(bytes.to_vec()) })
     }
 
     /// Generates a random key of `len` bytes (8, 16, 24 or 32).
     pub fn generate(len: u64) -> Result<Self, CryptoError> {
         match usize::try_from(len) {
-            Ok(n) if Self::VALID_LENGTHS.contains(&n) => Ok(SymmetricKey {
-                bytes: Zeroizing::new(random_bytes(n)?),
-            }),
-            _ => Err(CryptoError::InvalidKey(format!(
-                "symmetric key size must be 8, 16, 24 or 32 bytes, got {len}"
-            ))),
+            Ok(n) if Self::VALID_LENGTHS.contains(&n) => Ok(SymmetricKey { bytes: Zeroizing::new(random_bytes(n)?) }),
+            _ => Err(CryptoError::InvalidKey(format!("symmetric key size must be 8, 16, 24 or 32 bytes, got {len}"))),
         }
     }
 }
@@ -107,21 +97,15 @@ impl MacKey {
                 bytes.len()
             )));
         }
-        Ok(MacKey {
-            bytes: Zeroizing::new(bytes.to_vec()),
-        })
+        Ok(MacKey { bytes: Zeroizing::new(bytes.to_vec()) })
     }
 
     /// Generates a random key of `len` bytes (16 to 128).
     pub fn generate(len: u64) -> Result<Self, CryptoError> {
         if !Self::GENERATE_LENS.contains(&len) {
-            return Err(CryptoError::InvalidKey(format!(
-                "MAC key size must be 16 to 128 bytes, got {len}"
-            )));
+            return Err(CryptoError::InvalidKey(format!("MAC key size must be 16 to 128 bytes, got {len}")));
         }
-        Ok(MacKey {
-            bytes: Zeroizing::new(random_bytes(len as usize)?),
-        })
+        Ok(MacKey { bytes: Zeroizing::new(random_bytes(len as usize)?) })
     }
 }
 
@@ -189,12 +173,9 @@ const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
 /// DER prefixes of the fixed-size Ed25519 encodings (RFC 8410).
-const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
 /// RSA sizes accepted by [`AsymmetricKey::generate`].
 pub const RSA_GENERATE_BITS: [u64; 3] = [2048, 3072, 4096];
@@ -283,24 +264,19 @@ fn bad_key(what: &str) -> CryptoError {
     CryptoError::InvalidKey(what.to_string())
 }
 
-
 impl AsymmetricKey {
     /// Imports a PKCS#8 DER private key: RSA (rsaEncryption, 1024..=8192 bits),
     /// EC (id-ecPublicKey with named curve P-256, P-384 or P-521) or Ed25519
     /// (PKCS#8 v1 or v2).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, CryptoError> {
-        let info =
-            PrivateKeyInfo::try_from(der).map_err(|_| bad_key("not a PKCS#8 DER private key"))?;
+        let info = PrivateKeyInfo::try_from(der).map_err(|_| bad_key("not a PKCS#8 DER private key"))?;
         let oid = info.algorithm.oid;
         if oid == OID_RSA {
             let private = rsa::RsaPrivateKey::from_pkcs8_der(der)
                 .map_err(|_| bad_key("malformed or inconsistent RSA private key"))?;
             Self::from_rsa(private, false)
         } else if oid == OID_EC {
-            let curve = info
-                .algorithm
-                .parameters_oid()
-                .map_err(|_| bad_key("EC key without a named curve"))?;
+            let curve = info.algorithm.parameters_oid().map_err(|_| bad_key("EC key without a named curve"))?;
             let malformed = |_| bad_key("malformed EC private key");
             if curve == OID_P256 {
                 Self::from_p256(p256::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
@@ -309,19 +285,15 @@ impl AsymmetricKey {
             } else if curve == OID_P521 {
                 Self::from_p521(p521::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
             } else {
-                Err(bad_key(
-                    "unsupported EC curve (P-256, P-384 and P-521 are supported)",
-                ))
+                Err(bad_key("unsupported EC curve (P-256, P-384 and P-521 are supported)"))
             }
         } else if oid == OID_ED25519 {
             if info.algorithm.parameters.is_some() {
-                return Err(bad_key(
-                    "Ed25519 algorithm identifier must not have parameters",
-                ));
+                return Err(bad_key("Ed25519 algorithm identifier must not have parameters"));
             }
             // privateKey is an OCTET STRING wrapping the 32-byte seed (RFC 8410).
-            let seed = OctetStringRef::from_der(info.private_key)
-                .map_err(|_| bad_key("malformed Ed25519 private key"))?;
+            let seed =
+                OctetStringRef::from_der(info.private_key).map_err(|_| bad_key("malformed Ed25519 private key"))?;
             let seed: &[u8] = seed.as_bytes();
             if seed.len() != 32 {
                 return Err(bad_key("Ed25519 seed must be 32 bytes"));
@@ -334,9 +306,7 @@ impl AsymmetricKey {
             .map_err(|_| bad_key("Ed25519 public key does not match the private key"))?;
             Ok(Self::from_ed25519(seed, pair))
         } else {
-            Err(bad_key(
-                "unsupported key algorithm (RSA, EC and Ed25519 are supported)",
-            ))
+            Err(bad_key("unsupported key algorithm (RSA, EC and Ed25519 are supported)"))
         }
     }
 
@@ -364,9 +334,7 @@ impl AsymmetricKey {
             },
             KeySpec::Ed25519 => {
                 if size != 0 && size != 256 {
-                    return Err(CryptoError::InvalidKey(format!(
-                        "Ed25519 key size must be 0 or 256, got {size}"
-                    )));
+                    return Err(CryptoError::InvalidKey(format!("Ed25519 key size must be 0 or 256, got {size}")));
                 }
                 let seed = Zeroizing::new(random_bytes(32)?);
                 let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
@@ -383,9 +351,7 @@ impl AsymmetricKey {
                 "RSA key size must be {RSA_IMPORT_MIN_BITS} to {RSA_IMPORT_MAX_BITS} bits, got {bits}"
             )));
         }
-        let pkcs8 = private
-            .to_pkcs8_der()
-            .map_err(|_| bad_key("RSA key cannot be encoded"))?;
+        let pkcs8 = private.to_pkcs8_der().map_err(|_| bad_key("RSA key cannot be encoded"))?;
         let pkcs8 = Zeroizing::new(pkcs8.as_bytes().to_vec());
         let decrypting = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pkcs8).ok();
         let signing = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&pkcs8).ok();
@@ -394,20 +360,12 @@ impl AsymmetricKey {
             return Err(bad_key("generated RSA key rejected by AWS-LC"));
         }
         let public: &rsa::RsaPublicKey = private.as_ref();
-        let spki = public
-            .to_public_key_der()
-            .map_err(|_| bad_key("RSA public key cannot be encoded"))?
-            .into_vec();
+        let spki = public.to_public_key_der().map_err(|_| bad_key("RSA public key cannot be encoded"))?.into_vec();
         let ring_public = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_der(public)
             .map_err(|_| bad_key("RSA public key cannot be encoded"))?
             .into_vec();
         Ok(AsymmetricKey {
-            inner: KeyInner::Rsa(RsaKey {
-                private,
-                decrypting,
-                signing,
-                ring_public,
-            }),
+            inner: KeyInner::Rsa(RsaKey { private, decrypting, signing, ring_public }),
             pkcs8,
             spki,
             size_bits: bits,
@@ -417,33 +375,17 @@ impl AsymmetricKey {
     fn from_p256(secret: p256::SecretKey) -> Result<Self, CryptoError> {
         let (pkcs8, spki, point) = ec_encodings(&secret)?;
         let signing = p256::ecdsa::SigningKey::from(&secret);
-        let ring = ring_ecdsa(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &Zeroizing::new(secret.to_bytes()),
-            &point,
-        )?;
-        Ok(AsymmetricKey {
-            inner: KeyInner::Ec(EcKey::P256 { signing, ring }),
-            pkcs8,
-            spki,
-            size_bits: 256,
-        })
+        let ring =
+            ring_ecdsa(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &Zeroizing::new(secret.to_bytes()), &point)?;
+        Ok(AsymmetricKey { inner: KeyInner::Ec(EcKey::P256 { signing, ring }), pkcs8, spki, size_bits: 256 })
     }
 
     fn from_p384(secret: p384::SecretKey) -> Result<Self, CryptoError> {
         let (pkcs8, spki, point) = ec_encodings(&secret)?;
         let signing = p384::ecdsa::SigningKey::from(&secret);
-        let ring = ring_ecdsa(
-            &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
-            &Zeroizing::new(secret.to_bytes()),
-            &point,
-        )?;
-        Ok(AsymmetricKey {
-            inner: KeyInner::Ec(EcKey::P384 { signing, ring }),
-            pkcs8,
-            spki,
-            size_bits: 384,
-        })
+        let ring =
+            ring_ecdsa(&ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING, &Zeroizing::new(secret.to_bytes()), &point)?;
+        Ok(AsymmetricKey { inner: KeyInner::Ec(EcKey::P384 { signing, ring }), pkcs8, spki, size_bits: 384 })
     }
 
     fn from_p521(secret: p521::SecretKey) -> Result<Self, CryptoError> {
@@ -451,12 +393,7 @@ impl AsymmetricKey {
         let signing = p521::ecdsa::SigningKey::from_bytes(&Zeroizing::new(secret.to_bytes()))
             .map_err(|_| bad_key("malformed P-521 private key"))?;
         let verifying = p521::ecdsa::VerifyingKey::from(&signing);
-        Ok(AsymmetricKey {
-            inner: KeyInner::Ec(EcKey::P521 { signing, verifying }),
-            pkcs8,
-            spki,
-            size_bits: 521,
-        })
+        Ok(AsymmetricKey { inner: KeyInner::Ec(EcKey::P521 { signing, verifying }), pkcs8, spki, size_bits: 521 })
     }
 
     fn from_ed25519(seed: &[u8], ring: ring::signature::Ed25519KeyPair) -> Self {
@@ -466,12 +403,7 @@ impl AsymmetricKey {
         pkcs8.extend_from_slice(seed);
         let mut spki = ED25519_SPKI_PREFIX.to_vec();
         spki.extend_from_slice(ring.public_key().as_ref());
-        AsymmetricKey {
-            inner: KeyInner::Ed25519(Ed25519Key { ring }),
-            pkcs8,
-            spki,
-            size_bits: 256,
-        }
+        AsymmetricKey { inner: KeyInner::Ed25519(Ed25519Key { ring }), pkcs8, spki, size_bits: 256 }
     }
 
     /// PKCS#8 DER of the private key (v1; for Ed25519 the RFC 8410 form
@@ -530,19 +462,14 @@ type EcEncodings = (Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>);
 fn ec_encodings<C>(secret: &p256::elliptic_curve::SecretKey<C>) -> Result<EcEncodings, CryptoError>
 where
     C: p256::elliptic_curve::CurveArithmetic + pkcs8::AssociatedOid,
-    p256::elliptic_curve::AffinePoint<C>: p256::elliptic_curve::sec1::FromEncodedPoint<C>
-        + p256::elliptic_curve::sec1::ToEncodedPoint<C>,
+    p256::elliptic_curve::AffinePoint<C>:
+        p256::elliptic_curve::sec1::FromEncodedPoint<C> + p256::elliptic_curve::sec1::ToEncodedPoint<C>,
     p256::elliptic_curve::FieldBytesSize<C>: p256::elliptic_curve::sec1::ModulusSize,
 {
     use p256::elliptic_curve::sec1::ToEncodedPoint;
-    let pkcs8 = secret
-        .to_pkcs8_der()
-        .map_err(|_| bad_key("EC key cannot be encoded"))?;
+    let pkcs8 = secret.to_pkcs8_der().map_err(|_| bad_key("EC key cannot be encoded"))?;
     let public = secret.public_key();
-    let spki = public
-        .to_public_key_der()
-        .map_err(|_| bad_key("EC public key cannot be encoded"))?
-        .into_vec();
+    let spki = public.to_public_key_der().map_err(|_| bad_key("EC public key cannot be encoded"))?.into_vec();
     let point = public.to_encoded_point(false).as_bytes().to_vec();
     Ok((Zeroizing::new(pkcs8.as_bytes().to_vec()), spki, point))
 }
@@ -552,13 +479,8 @@ fn ring_ecdsa(
     private: &[u8],
     public_point: &[u8],
 ) -> Result<ring::signature::EcdsaKeyPair, CryptoError> {
-    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
-        alg,
-        private,
-        public_point,
-        &system_rng(),
-    )
-    .map_err(|_| bad_key("EC key rejected by ring"))
+    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(alg, private, public_point, &system_rng())
+        .map_err(|_| bad_key("EC key rejected by ring"))
 }
 
 pub(crate) fn system_rng() -> ring::rand::SystemRandom {
@@ -568,9 +490,7 @@ pub(crate) fn system_rng() -> ring::rand::SystemRandom {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::test_util::{
-        ec, ed25519, openssl, openssl_genpkey, openssl_rsa, rsa2048, to_hex, TempDir,
-    };
+    use crate::crypto::test_util::{ec, ed25519, openssl, openssl_genpkey, openssl_rsa, rsa2048, to_hex, TempDir};
 
     #[test]
     fn key_types_are_send_sync() {
@@ -585,30 +505,15 @@ mod tests {
         for n in [8u64, 16, 24, 32] {
             let k = SymmetricKey::generate(n).unwrap();
             assert_eq!(k.len() as u64, n);
-            assert_eq!(
-                SymmetricKey::from_bytes(k.as_bytes()).unwrap().as_bytes(),
-                k.as_bytes()
-            );
+            assert_eq!(SymmetricKey::from_bytes(k.as_bytes()).unwrap().as_bytes(), k.as_bytes());
         }
         for n in [0u64, 1, 7, 9, 15, 17, 23, 25, 31, 33, 64, u64::MAX] {
-            assert!(
-                matches!(SymmetricKey::generate(n), Err(CryptoError::InvalidKey(_))),
-                "{n}"
-            );
+            assert!(matches!(SymmetricKey::generate(n), Err(CryptoError::InvalidKey(_))), "{n}");
         }
         for n in [0usize, 7, 33] {
-            assert!(
-                matches!(
-                    SymmetricKey::from_bytes(&vec![1; n]),
-                    Err(CryptoError::InvalidKey(_))
-                ),
-                "{n}"
-            );
+            assert!(matches!(SymmetricKey::from_bytes(&vec![1; n]), Err(CryptoError::InvalidKey(_))), "{n}");
         }
-        assert_ne!(
-            SymmetricKey::generate(32).unwrap().as_bytes(),
-            SymmetricKey::generate(32).unwrap().as_bytes()
-        );
+        assert_ne!(SymmetricKey::generate(32).unwrap().as_bytes(), SymmetricKey::generate(32).unwrap().as_bytes());
     }
 
     #[test]
@@ -617,40 +522,23 @@ mod tests {
             assert_eq!(MacKey::generate(n).unwrap().len() as u64, n);
         }
         for n in [0u64, 15, 129, 1024, u64::MAX] {
-            assert!(
-                matches!(MacKey::generate(n), Err(CryptoError::InvalidKey(_))),
-                "{n}"
-            );
+            assert!(matches!(MacKey::generate(n), Err(CryptoError::InvalidKey(_))), "{n}");
         }
         assert_eq!(MacKey::from_bytes(&[1]).unwrap().len(), 1);
         assert_eq!(MacKey::from_bytes(&[1; 1024]).unwrap().len(), 1024);
-        assert!(matches!(
-            MacKey::from_bytes(&[]),
-            Err(CryptoError::InvalidKey(_))
-        ));
-        assert!(matches!(
-            MacKey::from_bytes(&[1; 1025]),
-            Err(CryptoError::InvalidKey(_))
-        ));
+        assert!(matches!(MacKey::from_bytes(&[]), Err(CryptoError::InvalidKey(_))));
+        assert!(matches!(MacKey::from_bytes(&[1; 1025]), Err(CryptoError::InvalidKey(_))));
     }
 
     #[test]
     fn debug_never_shows_key_bytes() {
         let secret = [0xa7u8; 32];
         let hexed = to_hex(&secret);
-        let decimal = format!("{:?}", &secret[..4])
-            .trim_end_matches(']')
-            .to_string();
+        let decimal = format!("{:?}", &secret[..4]).trim_end_matches(']').to_string();
         let s = format!("{:?}", SymmetricKey::from_bytes(&secret).unwrap());
         let m = format!("{:?}", MacKey::from_bytes(&secret).unwrap());
         for d in [&s, &m] {
-            assert!(
-                !d.contains(&hexed)
-                    && !d.contains("a7")
-                    && !d.contains("167")
-                    && !d.contains(&decimal),
-                "{d}"
-            );
+            assert!(!d.contains(&hexed) && !d.contains("a7") && !d.contains("167") && !d.contains(&decimal), "{d}");
             assert!(d.contains("32"), "{d}");
         }
         for k in [rsa2048(), ec(256), ed25519()] {
@@ -676,31 +564,13 @@ mod tests {
     fn asymmetric_generate_refuses_bad_sizes_quickly() {
         let t = std::time::Instant::now();
         for n in [0u64, 512, 1024, 2047, 2049, 8192, 16384, 1 << 20, u64::MAX] {
-            assert!(
-                matches!(
-                    AsymmetricKey::generate(KeySpec::Rsa, n),
-                    Err(CryptoError::InvalidKey(_))
-                ),
-                "{n}"
-            );
+            assert!(matches!(AsymmetricKey::generate(KeySpec::Rsa, n), Err(CryptoError::InvalidKey(_))), "{n}");
         }
         for n in [0u64, 192, 224, 255, 257, 512, u64::MAX] {
-            assert!(
-                matches!(
-                    AsymmetricKey::generate(KeySpec::Ec, n),
-                    Err(CryptoError::InvalidKey(_))
-                ),
-                "{n}"
-            );
+            assert!(matches!(AsymmetricKey::generate(KeySpec::Ec, n), Err(CryptoError::InvalidKey(_))), "{n}");
         }
         for n in [1u64, 255, 448, 512] {
-            assert!(
-                matches!(
-                    AsymmetricKey::generate(KeySpec::Ed25519, n),
-                    Err(CryptoError::InvalidKey(_))
-                ),
-                "{n}"
-            );
+            assert!(matches!(AsymmetricKey::generate(KeySpec::Ed25519, n), Err(CryptoError::InvalidKey(_))), "{n}");
         }
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
     }
@@ -723,10 +593,7 @@ mod tests {
         }
         assert!(AsymmetricKey::generate(KeySpec::Ed25519, 256).is_ok());
         // Generated keys have the ring fast path and AWS-LC's constant-time decryption.
-        assert!(matches!(
-            rsa2048().inner(),
-            KeyInner::Rsa(RsaKey { decrypting: Some(_), signing: Some(_), .. })
-        ));
+        assert!(matches!(rsa2048().inner(), KeyInner::Rsa(RsaKey { decrypting: Some(_), signing: Some(_), .. })));
         for bits in [3072, 4096] {
             assert!(matches!(openssl_rsa(bits).inner(), KeyInner::Rsa(RsaKey { decrypting: Some(_), .. })));
         }
@@ -738,12 +605,7 @@ mod tests {
         let dir = TempDir::new();
         for k in [rsa2048(), ec(256), ec(384), ec(521), ed25519()] {
             let p = dir.write("k.der", &k.to_pkcs8_der());
-            let spki = openssl(
-                &[
-                    "pkey", "-inform", "DER", "-in", &p, "-pubout", "-outform", "DER",
-                ],
-                b"",
-            );
+            let spki = openssl(&["pkey", "-inform", "DER", "-in", &p, "-pubout", "-outform", "DER"], b"");
             assert_eq!(spki, k.public_key_der(), "{k:?}");
         }
     }
@@ -752,26 +614,10 @@ mod tests {
     fn imports_openssl_genpkey_keys() {
         let dir = TempDir::new();
         let cases: [(&[&str], KeySpec, usize); 6] = [
-            (
-                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
-                KeySpec::Rsa,
-                2048,
-            ),
-            (
-                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
-                KeySpec::Ec,
-                256,
-            ),
-            (
-                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
-                KeySpec::Ec,
-                384,
-            ),
-            (
-                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"],
-                KeySpec::Ec,
-                521,
-            ),
+            (&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], KeySpec::Rsa, 2048),
+            (&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], KeySpec::Ec, 256),
+            (&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"], KeySpec::Ec, 384),
+            (&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"], KeySpec::Ec, 521),
             (&["-algorithm", "ED25519"], KeySpec::Ed25519, 256),
             (
                 &[
@@ -791,12 +637,7 @@ mod tests {
             let k = AsymmetricKey::from_pkcs8_der(&der).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert_eq!((k.spec(), k.size_bits()), (spec, bits), "{args:?}");
             let p = dir.write("k.der", &der);
-            let spki = openssl(
-                &[
-                    "pkey", "-inform", "DER", "-in", &p, "-pubout", "-outform", "DER",
-                ],
-                b"",
-            );
+            let spki = openssl(&["pkey", "-inform", "DER", "-in", &p, "-pubout", "-outform", "DER"], b"");
             assert_eq!(spki, k.public_key_der(), "{args:?}");
             if spec != KeySpec::Rsa {
                 // Same key material; OpenSSL's own PKCS#8 encoding is canonical for these.
@@ -812,10 +653,7 @@ mod tests {
     fn legacy_small_rsa_imports_without_ring() {
         let k = openssl_rsa(1024);
         assert_eq!(k.size_bits(), 1024);
-        assert!(matches!(
-            k.inner(),
-            KeyInner::Rsa(RsaKey { decrypting: None, signing: None, .. })
-        ));
+        assert!(matches!(k.inner(), KeyInner::Rsa(RsaKey { decrypting: None, signing: None, .. })));
     }
 
     #[test]
@@ -826,20 +664,12 @@ mod tests {
         assert_eq!(k.spec(), KeySpec::Ed25519);
         // Export is v1 (48 bytes) with the same seed.
         assert_eq!(k.to_pkcs8_der().len(), 48);
-        assert_eq!(
-            AsymmetricKey::from_pkcs8_der(&k.to_pkcs8_der())
-                .unwrap()
-                .public_key_der(),
-            k.public_key_der()
-        );
+        assert_eq!(AsymmetricKey::from_pkcs8_der(&k.to_pkcs8_der()).unwrap().public_key_der(), k.public_key_der());
         // v2 whose public key does not match the seed.
         let mut bad = v2.as_ref().to_vec();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(matches!(
-            AsymmetricKey::from_pkcs8_der(&bad),
-            Err(CryptoError::InvalidKey(_))
-        ));
+        assert!(matches!(AsymmetricKey::from_pkcs8_der(&bad), Err(CryptoError::InvalidKey(_))));
     }
 
     #[test]
@@ -849,12 +679,7 @@ mod tests {
             b"not der".to_vec(),
             openssl_genpkey(&["-algorithm", "X25519"]),
             openssl_genpkey(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-224"]),
-            openssl_genpkey(&[
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:secp256k1",
-            ]),
+            openssl_genpkey(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:secp256k1"]),
             openssl_genpkey(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:512"]),
         ];
         for der in &bad {
@@ -868,9 +693,7 @@ mod tests {
         longer.push(0);
         assert!(AsymmetricKey::from_pkcs8_der(&longer).is_err());
         // Messages never echo the key.
-        let e = AsymmetricKey::from_pkcs8_der(&bad[3])
-            .unwrap_err()
-            .to_string();
+        let e = AsymmetricKey::from_pkcs8_der(&bad[3]).unwrap_err().to_string();
         assert!(!e.contains(&to_hex(&bad[3][bad[3].len() - 8..])), "{e}");
     }
 }

@@ -15,9 +15,7 @@ fn ring_key(alg: &MacAlgorithm, key: &MacKey) -> ring::hmac::Key {
 
 /// Computes the full-length HMAC tag of `input`.
 pub fn create(alg: &MacAlgorithm, key: &MacKey, input: &[u8]) -> Vec<u8> {
-    ring::hmac::sign(&ring_key(alg, key), input)
-        .as_ref()
-        .to_vec()
+    ring::hmac::sign(&ring_key(alg, key), input).as_ref().to_vec()
 }
 
 /// Checks `tag` in constant time. Only the full-length tag is accepted: a
@@ -59,11 +57,7 @@ mod tests {
         // RFC 4231 test case 6: key longer than the block size.
         let big = mk(&[0xaa; 131]);
         assert_eq!(
-            create(
-                &MacAlgorithm::Sha256,
-                &big,
-                b"Test Using Larger Than Block-Size Key - Hash Key First"
-            ),
+            create(&MacAlgorithm::Sha256, &big, b"Test Using Larger Than Block-Size Key - Hash Key First"),
             hex("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
         );
     }
@@ -71,12 +65,7 @@ mod tests {
     #[test]
     fn verify_rejects_wrong_truncated_and_extended_tags() {
         let k = MacKey::generate(32).unwrap();
-        for alg in [
-            MacAlgorithm::Sha1,
-            MacAlgorithm::Sha256,
-            MacAlgorithm::Sha384,
-            MacAlgorithm::Sha512,
-        ] {
+        for alg in [MacAlgorithm::Sha1, MacAlgorithm::Sha256, MacAlgorithm::Sha384, MacAlgorithm::Sha512] {
             let tag = create(&alg, &k, b"msg");
             assert!(verify(&alg, &k, b"msg", &tag));
             assert!(!verify(&alg, &k, b"msg2", &tag));

@@ -61,9 +61,7 @@ pub(crate) fn quote(s: &str) -> String {
 pub(crate) fn random_bytes(len: usize) -> Result<Vec<u8>, CryptoError> {
     use rand_core::{OsRng, RngCore};
     let mut buf = vec![0u8; len];
-    OsRng
-        .try_fill_bytes(&mut buf)
-        .map_err(|_| CryptoError::InvalidInput("system random generator failed".into()))?;
+    OsRng.try_fill_bytes(&mut buf).map_err(|_| CryptoError::InvalidInput("system random generator failed".into()))?;
     Ok(buf)
 }
 
@@ -73,14 +71,8 @@ mod tests {
 
     #[test]
     fn display_messages() {
-        assert_eq!(
-            CryptoError::DecryptionFailed.to_string(),
-            "decryption failed"
-        );
-        assert_eq!(
-            CryptoError::InvalidInput("x".into()).to_string(),
-            "invalid input: x"
-        );
+        assert_eq!(CryptoError::DecryptionFailed.to_string(), "decryption failed");
+        assert_eq!(CryptoError::InvalidInput("x".into()).to_string(), "invalid input: x");
     }
 
     #[test]

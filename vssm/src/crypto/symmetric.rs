@@ -38,15 +38,15 @@ fn resolve(alg: &SymmetricAlgorithm, key: &SymmetricKey) -> Result<Concrete, Cry
         (BlockCipherKind::Aes, 32) => Ok(Concrete::Aes256),
         (BlockCipherKind::Des, 8) => Ok(Concrete::Des),
         (BlockCipherKind::TripleDes, 24) => Ok(Concrete::Tdes),
-        (BlockCipherKind::Aes, _) => Err(CryptoError::UnsupportedAlgorithm(format!(
-            "AES needs a 16, 24 or 32-byte key, this key has {n} bytes"
-        ))),
-        (BlockCipherKind::Des, _) => Err(CryptoError::UnsupportedAlgorithm(format!(
-            "DES needs an 8-byte key, this key has {n} bytes"
-        ))),
-        (BlockCipherKind::TripleDes, _) => Err(CryptoError::UnsupportedAlgorithm(format!(
-            "3DES needs a 24-byte key, this key has {n} bytes"
-        ))),
+        (BlockCipherKind::Aes, _) => {
+            Err(CryptoError::UnsupportedAlgorithm(format!("AES needs a 16, 24 or 32-byte key, this key has {n} bytes")))
+        }
+        (BlockCipherKind::Des, _) => {
+            Err(CryptoError::UnsupportedAlgorithm(format!("DES needs an 8-byte key, this key has {n} bytes")))
+        }
+        (BlockCipherKind::TripleDes, _) => {
+            Err(CryptoError::UnsupportedAlgorithm(format!("3DES needs a 24-byte key, this key has {n} bytes")))
+        }
     }
 }
 
@@ -99,10 +99,7 @@ pub fn encrypt_with_iv(
     let bs = alg.cipher().block_size();
     let want_iv = iv_len(alg);
     if iv.len() != want_iv {
-        return Err(CryptoError::InvalidInput(format!(
-            "iv must be {want_iv} bytes, got {}",
-            iv.len()
-        )));
+        return Err(CryptoError::InvalidInput(format!("iv must be {want_iv} bytes, got {}", iv.len())));
     }
     if matches!(alg.mode(), CipherMode::Ecb | CipherMode::Cbc)
         && alg.padding() == Padding::None
@@ -166,9 +163,7 @@ pub fn decrypt(
 
 fn check_aad(alg: &SymmetricAlgorithm, aad: &[u8]) -> Result<(), CryptoError> {
     if !aad.is_empty() && alg.mode() != CipherMode::Gcm {
-        return Err(CryptoError::InvalidInput(
-            "additional authenticated data is only allowed with GCM".into(),
-        ));
+        return Err(CryptoError::InvalidInput("additional authenticated data is only allowed with GCM".into()));
     }
     Ok(())
 }
@@ -190,12 +185,7 @@ where
     })
 }
 
-fn cbc_encrypt<C>(
-    key: &[u8],
-    iv: &[u8],
-    data: &[u8],
-    padding: Padding,
-) -> Result<Vec<u8>, CryptoError>
+fn cbc_encrypt<C>(key: &[u8], iv: &[u8], data: &[u8], padding: Padding) -> Result<Vec<u8>, CryptoError>
 where
     C: BlockCipher + BlockEncryptMut + KeyInit,
 {
@@ -232,9 +222,7 @@ fn block_decrypt(
     if !ct.len().is_multiple_of(bs) || (padding == Padding::Pkcs7 && ct.is_empty()) {
         return Err(CryptoError::DecryptionFailed);
     }
-    let raw = Zeroizing::new(
-        with_block_cipher!(c, raw_decrypt(key, iv, ct)).ok_or(CryptoError::DecryptionFailed)?,
-    );
+    let raw = Zeroizing::new(with_block_cipher!(c, raw_decrypt(key, iv, ct)).ok_or(CryptoError::DecryptionFailed)?);
     let len = match padding {
         Padding::None => raw.len(),
         Padding::Pkcs7 => pkcs7_unpadded_len(&raw, bs).ok_or(CryptoError::DecryptionFailed)?,
@@ -279,13 +267,7 @@ fn ctr_apply(c: Concrete, key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<(), (
 type Aes192Gcm = aes_gcm::AesGcm<aes::Aes192, U12>;
 
 /// Returns `ct || tag` (the caller prepends the nonce).
-fn gcm_seal(
-    c: Concrete,
-    key: &[u8],
-    nonce: &[u8],
-    pt: &[u8],
-    aad: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
+fn gcm_seal(c: Concrete, key: &[u8], nonce: &[u8], pt: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
     fn seal<A: Aead + AeadKeyInit + AeadCore<NonceSize = U12>>(
         key: &[u8],
         nonce: &[u8],
@@ -293,19 +275,16 @@ fn gcm_seal(
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
         let a = A::new_from_slice(key).map_err(|_| internal_key_error())?;
-        a.encrypt(
-            aes_gcm::Nonce::<U12>::from_slice(nonce),
-            Payload { msg: pt, aad },
-        )
-        .map_err(|_| CryptoError::InvalidInput("input too long for GCM".into()))
+        a.encrypt(aes_gcm::Nonce::<U12>::from_slice(nonce), Payload { msg: pt, aad })
+            .map_err(|_| CryptoError::InvalidInput("input too long for GCM".into()))
     }
     match c {
         Concrete::Aes128 => seal::<aes_gcm::Aes128Gcm>(key, nonce, pt, aad),
         Concrete::Aes192 => seal::<Aes192Gcm>(key, nonce, pt, aad),
         Concrete::Aes256 => seal::<aes_gcm::Aes256Gcm>(key, nonce, pt, aad),
-        Concrete::Des | Concrete::Tdes => Err(CryptoError::UnsupportedAlgorithm(
-            "GCM is only available with AES".into(),
-        )),
+        Concrete::Des | Concrete::Tdes => {
+            Err(CryptoError::UnsupportedAlgorithm("GCM is only available with AES".into()))
+        }
     }
 }
 
@@ -318,11 +297,8 @@ fn gcm_open(c: Concrete, key: &[u8], data: &[u8], aad: &[u8]) -> Result<Vec<u8>,
     ) -> Result<Vec<u8>, CryptoError> {
         let a = A::new_from_slice(key).map_err(|_| CryptoError::DecryptionFailed)?;
         let (nonce, rest) = data.split_at(GCM_NONCE_LEN);
-        a.decrypt(
-            aes_gcm::Nonce::<U12>::from_slice(nonce),
-            Payload { msg: rest, aad },
-        )
-        .map_err(|_| CryptoError::DecryptionFailed)
+        a.decrypt(aes_gcm::Nonce::<U12>::from_slice(nonce), Payload { msg: rest, aad })
+            .map_err(|_| CryptoError::DecryptionFailed)
     }
     if data.len() < GCM_NONCE_LEN + GCM_TAG_LEN {
         return Err(CryptoError::DecryptionFailed);
@@ -331,9 +307,9 @@ fn gcm_open(c: Concrete, key: &[u8], data: &[u8], aad: &[u8]) -> Result<Vec<u8>,
         Concrete::Aes128 => open::<aes_gcm::Aes128Gcm>(key, data, aad),
         Concrete::Aes192 => open::<Aes192Gcm>(key, data, aad),
         Concrete::Aes256 => open::<aes_gcm::Aes256Gcm>(key, data, aad),
-        Concrete::Des | Concrete::Tdes => Err(CryptoError::UnsupportedAlgorithm(
-            "GCM is only available with AES".into(),
-        )),
+        Concrete::Des | Concrete::Tdes => {
+            Err(CryptoError::UnsupportedAlgorithm("GCM is only available with AES".into()))
+        }
     }
 }
 
@@ -383,32 +359,21 @@ mod tests {
                 let aligned = len % bs == 0;
                 let r = encrypt(&a, &k, &pt, &[]);
                 if a.padding() == Padding::None && !a.mode().is_stream() && !aligned {
-                    assert!(
-                        matches!(r, Err(CryptoError::InvalidInput(_))),
-                        "{name} len {len}"
-                    );
+                    assert!(matches!(r, Err(CryptoError::InvalidInput(_))), "{name} len {len}");
                     continue;
                 }
                 let ct = r.unwrap_or_else(|e| panic!("{name}/{klen} len {len}: {e}"));
                 let want_len = match a.mode() {
                     CipherMode::Ecb | CipherMode::Cbc => {
                         let iv = if a.mode() == CipherMode::Cbc { bs } else { 0 };
-                        let body = if a.padding() == Padding::Pkcs7 {
-                            (len / bs + 1) * bs
-                        } else {
-                            len
-                        };
+                        let body = if a.padding() == Padding::Pkcs7 { (len / bs + 1) * bs } else { len };
                         iv + body
                     }
                     CipherMode::Ctr => bs + len,
                     CipherMode::Gcm => 12 + len + 16,
                 };
                 assert_eq!(ct.len(), want_len, "{name}/{klen} len {len}");
-                assert_eq!(
-                    decrypt(&a, &k, &ct, &[]).unwrap(),
-                    pt,
-                    "{name}/{klen} len {len}"
-                );
+                assert_eq!(decrypt(&a, &k, &ct, &[]).unwrap(), pt, "{name}/{klen} len {len}");
                 if a.mode() != CipherMode::Ecb && len > 0 {
                     // Fresh random iv/nonce each time.
                     assert_ne!(encrypt(&a, &k, &pt, &[]).unwrap(), ct, "{name}");
@@ -424,14 +389,8 @@ mod tests {
             let a = alg("AES/GCM/NoPadding");
             let ct = encrypt(&a, &k, b"secret", b"context").unwrap();
             assert_eq!(decrypt(&a, &k, &ct, b"context").unwrap(), b"secret");
-            assert_eq!(
-                decrypt(&a, &k, &ct, b"other"),
-                Err(CryptoError::DecryptionFailed)
-            );
-            assert_eq!(
-                decrypt(&a, &k, &ct, b""),
-                Err(CryptoError::DecryptionFailed)
-            );
+            assert_eq!(decrypt(&a, &k, &ct, b"other"), Err(CryptoError::DecryptionFailed));
+            assert_eq!(decrypt(&a, &k, &ct, b""), Err(CryptoError::DecryptionFailed));
         }
     }
 
@@ -440,28 +399,14 @@ mod tests {
         let k = SymmetricKey::generate(16).unwrap();
         for m in ["ECB", "CBC", "CTR"] {
             let a = alg(&format!("AES/{m}/PKCS5Padding"));
-            assert!(matches!(
-                encrypt(&a, &k, b"x", b"aad"),
-                Err(CryptoError::InvalidInput(_))
-            ));
-            assert!(matches!(
-                decrypt(&a, &k, &[0; 32], b"aad"),
-                Err(CryptoError::InvalidInput(_))
-            ));
+            assert!(matches!(encrypt(&a, &k, b"x", b"aad"), Err(CryptoError::InvalidInput(_))));
+            assert!(matches!(decrypt(&a, &k, &[0; 32], b"aad"), Err(CryptoError::InvalidInput(_))));
         }
     }
 
     #[test]
     fn key_must_fit_cipher() {
-        let cases = [
-            ("AES", 8),
-            ("DES", 16),
-            ("DES", 24),
-            ("3DES", 8),
-            ("3DES", 16),
-            ("3DES", 32),
-            ("DES", 32),
-        ];
+        let cases = [("AES", 8), ("DES", 16), ("DES", 24), ("3DES", 8), ("3DES", 16), ("3DES", 32), ("DES", 32)];
         for (c, l) in cases {
             let k = SymmetricKey::generate(l).unwrap();
             let a = alg(&format!("{c}/CBC/PKCS5Padding"));
@@ -470,10 +415,7 @@ mod tests {
                 matches!(e, CryptoError::UnsupportedAlgorithm(ref m) if m.contains(&l.to_string())),
                 "{c} {l}: {e}"
             );
-            assert!(matches!(
-                decrypt(&a, &k, &[0; 32], &[]),
-                Err(CryptoError::UnsupportedAlgorithm(_))
-            ));
+            assert!(matches!(decrypt(&a, &k, &[0; 32], &[]), Err(CryptoError::UnsupportedAlgorithm(_))));
         }
     }
 
@@ -495,10 +437,7 @@ mod tests {
         let a = alg(name);
         let mut wire = iv.clone();
         wire.extend_from_slice(&hex(ct));
-        assert_eq!(
-            encrypt_with_iv(&a, &key(SP_KEY), &iv, &hex(SP_PT), &[]).unwrap(),
-            wire
-        );
+        assert_eq!(encrypt_with_iv(&a, &key(SP_KEY), &iv, &hex(SP_PT), &[]).unwrap(), wire);
         assert_eq!(decrypt(&a, &key(SP_KEY), &wire, &[]).unwrap(), hex(SP_PT));
     }
 
@@ -527,10 +466,7 @@ mod tests {
         let k = key("00000000000000000000000000000000");
         let wire = hex("000000000000000000000000 0388dace60b6a392f328c2b971b2fe78 ab6e47d42cec13bdf53a67b21257bddf");
         assert_eq!(decrypt(&a, &k, &wire, &[]).unwrap(), vec![0u8; 16]);
-        assert_eq!(
-            encrypt_with_iv(&a, &k, &[0; 12], &[0; 16], &[]).unwrap(),
-            wire
-        );
+        assert_eq!(encrypt_with_iv(&a, &k, &[0; 12], &[0; 16], &[]).unwrap(), wire);
 
         let k = key("feffe9928665731c6d6a8f9467308308");
         let iv = "cafebabefacedbaddecaf888";
@@ -550,10 +486,7 @@ mod tests {
         let pt = b"Now is the time for all ";
         let ct = hex("3fa40e8a984d4815 6a271787ab8883f9 893d51ec4b563b53");
         assert_eq!(encrypt(&alg("DES/ECB/NoPadding"), &k, pt, &[]).unwrap(), ct);
-        assert_eq!(
-            decrypt(&alg("DES/ECB/NoPadding"), &k, &ct, &[]).unwrap(),
-            pt
-        );
+        assert_eq!(decrypt(&alg("DES/ECB/NoPadding"), &k, &ct, &[]).unwrap(), pt);
     }
 
     /// Our layout vs `openssl enc`, both directions, for each cipher family.
@@ -576,25 +509,11 @@ mod tests {
             let k = SymmetricKey::generate(klen as u64).unwrap();
             let bs = a.cipher().block_size();
             let legacy = ossl.starts_with("des-cbc");
-            let mut args = vec![
-                "enc".to_string(),
-                format!("-{ossl}"),
-                "-K".into(),
-                to_hex(k.as_bytes()),
-            ];
+            let mut args = vec!["enc".to_string(), format!("-{ossl}"), "-K".into(), to_hex(k.as_bytes())];
             if legacy {
-                args.extend([
-                    "-provider".into(),
-                    "legacy".into(),
-                    "-provider".into(),
-                    "default".into(),
-                ]);
+                args.extend(["-provider".into(), "legacy".into(), "-provider".into(), "default".into()]);
             }
-            let iv = if a.mode() == CipherMode::Ecb {
-                vec![]
-            } else {
-                crate::crypto::random_bytes(bs).unwrap()
-            };
+            let iv = if a.mode() == CipherMode::Ecb { vec![] } else { crate::crypto::random_bytes(bs).unwrap() };
             if !iv.is_empty() {
                 args.extend(["-iv".into(), to_hex(&iv)]);
             }
@@ -604,11 +523,7 @@ mod tests {
             wire.extend_from_slice(&openssl(&args_ref, &pt));
             assert_eq!(decrypt(&a, &k, &wire, &[]).unwrap(), pt, "{name} {ossl}");
             // us -> openssl (same iv, so same bytes)
-            assert_eq!(
-                encrypt_with_iv(&a, &k, &iv, &pt, &[]).unwrap(),
-                wire,
-                "{name} {ossl}"
-            );
+            assert_eq!(encrypt_with_iv(&a, &k, &iv, &pt, &[]).unwrap(), wire, "{name} {ossl}");
             let mut dec_args = args_ref.clone();
             dec_args.push("-d");
             assert_eq!(openssl(&dec_args, &wire[iv.len()..]), pt, "{name} {ossl}");
@@ -649,36 +564,20 @@ mod tests {
                 for i in 0..ct.len() {
                     let mut t = ct.clone();
                     t[i] ^= 0x01;
-                    assert_eq!(
-                        decrypt(&a, &k, &t, &[]),
-                        Err(CryptoError::DecryptionFailed),
-                        "{name} byte {i}"
-                    );
+                    assert_eq!(decrypt(&a, &k, &t, &[]), Err(CryptoError::DecryptionFailed), "{name} byte {i}");
                 }
             }
             if matches!(a.mode(), CipherMode::Ecb | CipherMode::Cbc) {
                 let mut odd = ct.clone();
                 odd.push(0);
-                assert_eq!(
-                    decrypt(&a, &k, &odd, &[]),
-                    Err(CryptoError::DecryptionFailed),
-                    "{name}"
-                );
+                assert_eq!(decrypt(&a, &k, &odd, &[]), Err(CryptoError::DecryptionFailed), "{name}");
             }
             if a.mode() != CipherMode::Ecb && a.mode() != CipherMode::Gcm {
-                assert_eq!(
-                    decrypt(&a, &k, &ct[..bs - 1], &[]),
-                    Err(CryptoError::DecryptionFailed),
-                    "{name}"
-                );
+                assert_eq!(decrypt(&a, &k, &ct[..bs - 1], &[]), Err(CryptoError::DecryptionFailed), "{name}");
             }
             if a.padding() == Padding::Pkcs7 {
                 let min = if a.mode() == CipherMode::Cbc { bs } else { 0 };
-                assert_eq!(
-                    decrypt(&a, &k, &ct[..min], &[]),
-                    Err(CryptoError::DecryptionFailed),
-                    "{name} empty"
-                );
+                assert_eq!(decrypt(&a, &k, &ct[..min], &[]), Err(CryptoError::DecryptionFailed), "{name} empty");
             }
         }
     }
@@ -697,17 +596,10 @@ mod tests {
         ];
         for (i, b) in bad_blocks.iter().enumerate().take(3) {
             let ct = encrypt(&raw, &k, b, &[]).unwrap();
-            assert_eq!(
-                decrypt(&padded, &k, &ct, &[]),
-                Err(CryptoError::DecryptionFailed),
-                "block {i}"
-            );
+            assert_eq!(decrypt(&padded, &k, &ct, &[]), Err(CryptoError::DecryptionFailed), "block {i}");
         }
         let ct = encrypt(&raw, &k, &bad_blocks[3], &[]).unwrap();
-        assert_eq!(
-            decrypt(&padded, &k, &ct, &[]).unwrap(),
-            &bad_blocks[3][..12]
-        );
+        assert_eq!(decrypt(&padded, &k, &ct, &[]).unwrap(), &bad_blocks[3][..12]);
         // A full block of padding is valid.
         let ct = encrypt(&raw, &k, &[16; 16], &[]).unwrap();
         assert_eq!(decrypt(&padded, &k, &ct, &[]).unwrap(), b"");
@@ -740,11 +632,7 @@ mod tests {
     #[test]
     fn nopadding_requires_alignment() {
         let k = SymmetricKey::generate(24).unwrap();
-        for s in [
-            "3DES/ECB/NoPadding",
-            "3DES/CBC/NoPadding",
-            "AES/CBC/NoPadding",
-        ] {
+        for s in ["3DES/ECB/NoPadding", "3DES/CBC/NoPadding", "AES/CBC/NoPadding"] {
             let e = encrypt(&alg(s), &k, &[0; 9], &[]).unwrap_err();
             assert!(matches!(e, CryptoError::InvalidInput(_)), "{s}");
         }

@@ -11,10 +11,7 @@ use super::keys::{AsymmetricKey, KeySpec};
 
 pub fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 pub fn to_hex(b: &[u8]) -> String {
@@ -24,11 +21,7 @@ pub fn to_hex(b: &[u8]) -> String {
 /// Runs `openssl` (must be installed: these tests are the cross-check).
 pub fn openssl(args: &[&str], stdin: &[u8]) -> Vec<u8> {
     let out = openssl_status(args, stdin);
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
@@ -104,8 +97,7 @@ pub fn openssl_rsa(bits: u32) -> &'static AsymmetricKey {
     };
     cell.get_or_init(|| {
         let opt = format!("rsa_keygen_bits:{bits}");
-        AsymmetricKey::from_pkcs8_der(&openssl_genpkey(&["-algorithm", "RSA", "-pkeyopt", &opt]))
-            .unwrap()
+        AsymmetricKey::from_pkcs8_der(&openssl_genpkey(&["-algorithm", "RSA", "-pkeyopt", &opt])).unwrap()
     })
 }
 

@@ -29,12 +29,13 @@ pub const BODY_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reads the body: more than `limit` bytes is refused with 413; when
 /// `budget` is given, the body's buffer is charged to it and a full budget
 /// is refused with 503. The charge lasts as long as the returned bytes.
-pub async fn read_body(request: Request<Incoming>, limit: usize, budget: Option<&'static Semaphore>) -> Result<Bytes, ApiError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+pub async fn read_body(
+    request: Request<Incoming>,
+    limit: usize,
+    budget: Option<&'static Semaphore>,
+) -> Result<Bytes, ApiError> {
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let mut body = request.into_body();
     if declared.is_some_and(|n| n > limit as u64) {
         drain(&mut body).await;
@@ -88,7 +89,9 @@ enum Refusal {
 impl Refusal {
     fn into_error(self, limit: usize) -> ApiError {
         match self {
-            Refusal::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes")),
+            Refusal::TooLarge => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes"))
+            }
             Refusal::BudgetExhausted => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server busy: too many request bytes in flight; retry later",

@@ -36,11 +36,7 @@ pub fn http_builder() -> auto::Builder<TokioExecutor> {
         .header_read_timeout(HEADER_TIMEOUT)
         .keep_alive(true)
         .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(128)
-        .max_header_list_size(32 * 1024);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(128).max_header_list_size(32 * 1024);
     // No server-side HTTP/2 pings: their traffic would count as activity
     // and keep idle connections open forever; the idle timeout closes
     // connections whose client has gone quiet.

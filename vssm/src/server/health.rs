@@ -46,7 +46,9 @@ fn cluster_status(node: &Node) -> Response<Full<Bytes>> {
         "vmRssKib": resident_kib(),
     });
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     response
 }
 

@@ -76,8 +76,7 @@ impl Servers {
 }
 
 fn std_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    listener::bind_reuseport(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+    listener::bind_reuseport(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
 async fn io_thread(
@@ -93,13 +92,20 @@ async fn io_thread(
         let node = Arc::clone(&node);
         let shutdown = shutdown.clone();
         let health_connections = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(accept_loop(health, shutdown.clone(), health_connections, MAX_HEALTH_CONNECTIONS, move |tcp, _peer| {
-            let node = Arc::clone(&node);
-            let shutdown = shutdown.clone();
-            async move {
-                connection::serve(tcp, move |request| health::handle(Arc::clone(&node), request), shutdown, None).await;
-            }
-        }));
+        tokio::spawn(accept_loop(
+            health,
+            shutdown.clone(),
+            health_connections,
+            MAX_HEALTH_CONNECTIONS,
+            move |tcp, _peer| {
+                let node = Arc::clone(&node);
+                let shutdown = shutdown.clone();
+                async move {
+                    connection::serve(tcp, move |request| health::handle(Arc::clone(&node), request), shutdown, None)
+                        .await;
+                }
+            },
+        ));
     }
     let accept_node = Arc::clone(&node);
     let accept_shutdown = shutdown.clone();
@@ -118,8 +124,13 @@ async fn io_thread(
 /// cluster's sync and join ports, the bootstrapper). `tls` is asked at each
 /// accept; None (not bootstrapped yet) closes the connection at once.
 /// Refused handshakes are reported to `on_refused` (for the audit log).
-pub async fn serve_tls_port<T, H, F, R>(listener: TcpListener, tls: T, handler: H, on_refused: R, shutdown: watch::Receiver<bool>)
-where
+pub async fn serve_tls_port<T, H, F, R>(
+    listener: TcpListener,
+    tls: T,
+    handler: H,
+    on_refused: R,
+    shutdown: watch::Receiver<bool>,
+) where
     T: Fn() -> Option<Arc<rustls::ServerConfig>> + Send + Sync + 'static,
     H: Fn(SocketAddr, hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
@@ -151,8 +162,7 @@ async fn accept_loop<S, F>(
     connections: Arc<AtomicUsize>,
     cap: usize,
     serve: S,
-)
-where
+) where
     S: Fn(tokio::net::TcpStream, SocketAddr) -> F,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -183,8 +193,14 @@ where
     }
 }
 
-async fn serve_api_connection(node: Arc<Node>, tcp: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
-    let refused = |reason: String| node.audit.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}"));
+async fn serve_api_connection(
+    node: Arc<Node>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    let refused =
+        |reason: String| node.audit.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}"));
     let Some(stream) = accept_tls(node.api_tls(), tcp, refused).await else { return };
     let certificates = stream.get_ref().1.peer_certificates();
     let client = ClientInfo {
@@ -194,8 +210,13 @@ async fn serve_api_connection(node: Arc<Node>, tcp: tokio::net::TcpStream, peer:
         close: Arc::new(tokio::sync::Notify::new()),
     };
     let close = Arc::clone(&client.close);
-    connection::serve(stream, move |request| api::handle(Arc::clone(&node), client.clone(), request), shutdown, Some(close))
-        .await;
+    connection::serve(
+        stream,
+        move |request| api::handle(Arc::clone(&node), client.clone(), request),
+        shutdown,
+        Some(close),
+    )
+    .await;
 }
 
 /// The TLS handshake on an accepted connection, within

@@ -11,10 +11,10 @@ use rustls::{CertificateError, OtherError};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::objects::{oid2sn, oid_registry};
 use x509_parser::oid_registry::{
-    Oid, OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_HASH_SHA256,
-    OID_NIST_HASH_SHA384, OID_NIST_HASH_SHA512, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_RSASSAPSS,
-    OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA,
-    OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ED25519,
+    Oid, OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_HASH_SHA256, OID_NIST_HASH_SHA384,
+    OID_NIST_HASH_SHA512, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_RSASSAPSS, OID_PKCS1_SHA256WITHRSA,
+    OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384,
+    OID_SIG_ED25519,
 };
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
@@ -89,14 +89,9 @@ pub(crate) fn public_key_info(spki: &SubjectPublicKeyInfo<'_>) -> Result<PublicK
             _ => return Err("malformed RSA public key".into()),
         };
         if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-            return Err(format!(
-                "RSA key size {bits} bits is not supported (must be {RSA_MIN_BITS}..{RSA_MAX_BITS})"
-            ));
+            return Err(format!("RSA key size {bits} bits is not supported (must be {RSA_MIN_BITS}..{RSA_MAX_BITS})"));
         }
-        Ok(PublicKeyInfo {
-            kind: KeyKind::Rsa,
-            key,
-        })
+        Ok(PublicKeyInfo { kind: KeyKind::Rsa, key })
     } else if alg.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
         let curve = match &alg.parameters {
             Some(any) if any.tag().0 == TAG_OID => any.data,
@@ -117,15 +112,9 @@ pub(crate) fn public_key_info(spki: &SubjectPublicKeyInfo<'_>) -> Result<PublicK
         if alg.parameters.is_some() || key.len() != 32 {
             return Err("malformed Ed25519 public key".into());
         }
-        Ok(PublicKeyInfo {
-            kind: KeyKind::Ed25519,
-            key,
-        })
+        Ok(PublicKeyInfo { kind: KeyKind::Ed25519, key })
     } else {
-        Err(format!(
-            "unsupported public key algorithm {}",
-            oid_name(&alg.algorithm)
-        ))
+        Err(format!("unsupported public key algorithm {}", oid_name(&alg.algorithm)))
     }
 }
 
@@ -171,9 +160,7 @@ pub(crate) enum CertSigAlg {
 
 /// Maps a certificate's signatureAlgorithm to the allow-list, refusing anything
 /// else (SHA-1, MD5, DSA, unusual PSS parameters, ...).
-pub(crate) fn cert_signature_algorithm(
-    alg: &AlgorithmIdentifier<'_>,
-) -> Result<CertSigAlg, String> {
+pub(crate) fn cert_signature_algorithm(alg: &AlgorithmIdentifier<'_>) -> Result<CertSigAlg, String> {
     let oid = &alg.algorithm;
     let refused = || format!("signature algorithm {} is not allowed", oid_name(oid));
     let pkcs1 = |h| {
@@ -187,10 +174,7 @@ pub(crate) fn cert_signature_algorithm(
         if alg.parameters.is_none() {
             Ok(a)
         } else {
-            Err(format!(
-                "unexpected parameters for signature algorithm {}",
-                oid_name(oid)
-            ))
+            Err(format!("unexpected parameters for signature algorithm {}", oid_name(oid)))
         }
     };
     if *oid == OID_PKCS1_SHA256WITHRSA {
@@ -219,16 +203,13 @@ fn pss_params(alg: &AlgorithmIdentifier<'_>) -> Result<Hash, String> {
     let any = alg.parameters.as_ref().ok_or_else(|| bad("missing"))?;
     let params = RsaSsaPssParams::try_from(any).map_err(|_| bad("malformed"))?;
     let hash_oid = params.hash_algorithm_oid();
-    let hash =
-        Hash::from_oid(hash_oid).ok_or_else(|| bad(&format!("hash {}", oid_name(hash_oid))))?;
+    let hash = Hash::from_oid(hash_oid).ok_or_else(|| bad(&format!("hash {}", oid_name(hash_oid))))?;
     if let Some(h) = params.hash_algorithm() {
         if !params_absent_or_null(h) {
             return Err(bad("hash parameters"));
         }
     }
-    let mgf = params
-        .mask_gen_algorithm()
-        .map_err(|_| bad("mask generation function"))?;
+    let mgf = params.mask_gen_algorithm().map_err(|_| bad("mask generation function"))?;
     if mgf.mgf.as_bytes() != OID_MGF1_BYTES || mgf.hash != *hash_oid {
         return Err(bad("mask generation function"));
     }
@@ -242,10 +223,7 @@ fn pss_params(alg: &AlgorithmIdentifier<'_>) -> Result<Hash, String> {
 }
 
 /// The ring algorithm verifying a certificate signature `alg` made with a key of kind `key`.
-fn ring_cert_algorithm(
-    alg: CertSigAlg,
-    key: KeyKind,
-) -> Option<&'static dyn VerificationAlgorithm> {
+fn ring_cert_algorithm(alg: CertSigAlg, key: KeyKind) -> Option<&'static dyn VerificationAlgorithm> {
     use CertSigAlg as A;
     use Hash as H;
     use KeyKind as K;
@@ -275,16 +253,11 @@ pub(crate) fn other_cert_error(msg: impl Into<String>) -> rustls::Error {
         }
     }
     impl std::error::Error for Msg {}
-    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(Msg(
-        msg.into()
-    )))))
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(Msg(msg.into())))))
 }
 
 /// Checks that `cert` was signed by the holder of `issuer` using an allowed algorithm.
-pub(crate) fn verify_cert_signature(
-    cert: &X509Certificate<'_>,
-    issuer: &PublicKeyInfo,
-) -> Result<(), rustls::Error> {
+pub(crate) fn verify_cert_signature(cert: &X509Certificate<'_>, issuer: &PublicKeyInfo) -> Result<(), rustls::Error> {
     let outer = &cert.signature_algorithm;
     let inner = &cert.tbs_certificate.signature;
     let same_params = match (&outer.parameters, &inner.parameters) {
@@ -293,9 +266,7 @@ pub(crate) fn verify_cert_signature(
         _ => false,
     };
     if outer.algorithm != inner.algorithm || !same_params {
-        return Err(other_cert_error(
-            "certificate signature algorithm fields disagree",
-        ));
+        return Err(other_cert_error("certificate signature algorithm fields disagree"));
     }
     let alg = cert_signature_algorithm(outer).map_err(other_cert_error)?;
     let ring_alg = ring_cert_algorithm(alg, issuer.kind).ok_or_else(|| {
@@ -305,9 +276,7 @@ pub(crate) fn verify_cert_signature(
         ))
     })?;
     if cert.signature_value.unused_bits != 0 {
-        return Err(rustls::Error::InvalidCertificate(
-            CertificateError::BadSignature,
-        ));
+        return Err(rustls::Error::InvalidCertificate(CertificateError::BadSignature));
     }
     UnparsedPublicKey::new(ring_alg, &issuer.key)
         .verify(cert.tbs_certificate.as_ref(), &cert.signature_value.data)

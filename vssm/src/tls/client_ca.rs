@@ -13,8 +13,7 @@ use x509_parser::oid_registry::{
 use x509_parser::x509::X509Version;
 
 use super::cert::{
-    oid_name, other_cert_error, parse_certificate, public_key_info, verify_cert_signature,
-    PublicKeyInfo,
+    oid_name, other_cert_error, parse_certificate, public_key_info, verify_cert_signature, PublicKeyInfo,
 };
 use super::handshake::handshake_signature_methods;
 use super::TlsError;
@@ -68,10 +67,7 @@ impl ClientCaVerifier {
     /// An expired CA is accepted here (handshakes will fail while it is expired).
     pub fn new(trust_store: &[CertificateDer<'static>]) -> Result<Arc<Self>, TlsError> {
         if trust_store.is_empty() {
-            return Err(TlsError::certificate(
-                "clientTrustStore",
-                "no CA certificate configured",
-            ));
+            return Err(TlsError::certificate("clientTrustStore", "no CA certificate configured"));
         }
         let mut cas = Vec::with_capacity(trust_store.len());
         let mut hints: Vec<DistinguishedName> = Vec::new();
@@ -79,8 +75,7 @@ impl ClientCaVerifier {
             let ctx = format!("clientTrustStore[{i}]");
             let ca = parse_certificate(der.as_ref()).map_err(|r| TlsError::certificate(&ctx, r))?;
             check_ca(&ca).map_err(|r| TlsError::certificate(&ctx, r))?;
-            let key = public_key_info(&ca.tbs_certificate.subject_pki)
-                .map_err(|r| TlsError::certificate(&ctx, r))?;
+            let key = public_key_info(&ca.tbs_certificate.subject_pki).map_err(|r| TlsError::certificate(&ctx, r))?;
             let subject = ca.tbs_certificate.subject.as_raw().to_vec();
             if !hints.iter().any(|h| h.as_ref() == subject.as_slice()) {
                 hints.push(DistinguishedName::from(subject.clone()));
@@ -105,8 +100,7 @@ fn check_ca(ca: &X509Certificate<'_>) -> Result<(), String> {
         X509Version::V3 => {}
         v => return Err(format!("unsupported X.509 version {}", v.0 + 1)),
     }
-    tbs.extensions_map()
-        .map_err(|_| "duplicate extensions".to_string())?;
+    tbs.extensions_map().map_err(|_| "duplicate extensions".to_string())?;
     check_critical(ca)?;
     match tbs.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => {}
@@ -114,9 +108,7 @@ fn check_ca(ca: &X509Certificate<'_>) -> Result<(), String> {
         Err(_) => return Err("malformed basicConstraints".into()),
     }
     match tbs.key_usage() {
-        Ok(Some(ku)) if !ku.value.key_cert_sign() => {
-            return Err("keyUsage does not allow keyCertSign".into())
-        }
+        Ok(Some(ku)) if !ku.value.key_cert_sign() => return Err("keyUsage does not allow keyCertSign".into()),
         Ok(_) => {}
         Err(_) => return Err("malformed keyUsage".into()),
     }
@@ -127,10 +119,7 @@ fn check_ca(ca: &X509Certificate<'_>) -> Result<(), String> {
         Ok(_) => {}
         Err(_) => return Err("malformed extendedKeyUsage".into()),
     }
-    if tbs
-        .iter_extensions()
-        .any(|e| e.oid == OID_X509_EXT_NAME_CONSTRAINTS)
-    {
+    if tbs.iter_extensions().any(|e| e.oid == OID_X509_EXT_NAME_CONSTRAINTS) {
         return Err("nameConstraints are not supported".into());
     }
     Ok(())
@@ -139,10 +128,7 @@ fn check_ca(ca: &X509Certificate<'_>) -> Result<(), String> {
 fn check_critical(cert: &X509Certificate<'_>) -> Result<(), String> {
     for ext in cert.tbs_certificate.iter_extensions() {
         if ext.critical && !HANDLED_CRITICAL.iter().any(|o| **o == ext.oid) {
-            return Err(format!(
-                "unsupported critical extension {}",
-                oid_name(&ext.oid)
-            ));
+            return Err(format!("unsupported critical extension {}", oid_name(&ext.oid)));
         }
     }
     Ok(())
@@ -153,47 +139,26 @@ fn check_leaf(leaf: &X509Certificate<'_>) -> Result<(), rustls::Error> {
     let tbs = &leaf.tbs_certificate;
     match tbs.version {
         X509Version::V1 if tbs.extensions().is_empty() => return Ok(()),
-        X509Version::V1 => {
-            return Err(other_cert_error(
-                "X.509 v1 client certificate with extensions",
-            ))
-        }
+        X509Version::V1 => return Err(other_cert_error("X.509 v1 client certificate with extensions")),
         X509Version::V3 => {}
-        v => {
-            return Err(other_cert_error(format!(
-                "unsupported X.509 version {}",
-                v.0 + 1
-            )))
-        }
+        v => return Err(other_cert_error(format!("unsupported X.509 version {}", v.0 + 1))),
     }
     let bad = || rustls::Error::InvalidCertificate(CertificateError::BadEncoding);
     tbs.extensions_map().map_err(|_| bad())?;
     if check_critical(leaf).is_err() {
-        return Err(rustls::Error::InvalidCertificate(
-            CertificateError::UnhandledCriticalExtension,
-        ));
+        return Err(rustls::Error::InvalidCertificate(CertificateError::UnhandledCriticalExtension));
     }
-    if tbs
-        .basic_constraints()
-        .map_err(|_| bad())?
-        .is_some_and(|bc| bc.value.ca)
-    {
-        return Err(other_cert_error(
-            "a CA certificate cannot be used as a client certificate",
-        ));
+    if tbs.basic_constraints().map_err(|_| bad())?.is_some_and(|bc| bc.value.ca) {
+        return Err(other_cert_error("a CA certificate cannot be used as a client certificate"));
     }
     if let Some(ku) = tbs.key_usage().map_err(|_| bad())? {
         if !ku.value.digital_signature() {
-            return Err(rustls::Error::InvalidCertificate(
-                CertificateError::InvalidPurpose,
-            ));
+            return Err(rustls::Error::InvalidCertificate(CertificateError::InvalidPurpose));
         }
     }
     if let Some(eku) = tbs.extended_key_usage().map_err(|_| bad())? {
         if !(eku.value.client_auth || eku.value.any) {
-            return Err(rustls::Error::InvalidCertificate(
-                CertificateError::InvalidPurpose,
-            ));
+            return Err(rustls::Error::InvalidCertificate(CertificateError::InvalidPurpose));
         }
     }
     Ok(())
@@ -207,9 +172,7 @@ const NOT_BEFORE_SKEW_SECONDS: i64 = 300;
 /// Checks `not_before - skew <= now <= not_after`.
 fn check_time(not_before: i64, not_after: i64, now: i64) -> Result<(), rustls::Error> {
     if now + NOT_BEFORE_SKEW_SECONDS < not_before {
-        Err(rustls::Error::InvalidCertificate(
-            CertificateError::NotValidYet,
-        ))
+        Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYet))
     } else if now > not_after {
         Err(rustls::Error::InvalidCertificate(CertificateError::Expired))
     } else {
@@ -248,13 +211,7 @@ impl ClientCertVerifier for ClientCaVerifier {
         for ca in self.cas.iter().filter(|ca| ca.subject.as_slice() == issuer) {
             let validity = leaf.validity();
             let result = verify_cert_signature(&leaf, &ca.key)
-                .and_then(|()| {
-                    check_time(
-                        validity.not_before.timestamp(),
-                        validity.not_after.timestamp(),
-                        now,
-                    )
-                })
+                .and_then(|()| check_time(validity.not_before.timestamp(), validity.not_after.timestamp(), now))
                 .and_then(|()| check_time(ca.not_before, ca.not_after, now));
             match result {
                 Ok(()) => return Ok(ClientCertVerified::assertion()),

@@ -15,8 +15,7 @@ use super::pinned::PinnedServerCert;
 use super::TlsError;
 
 /// TLS versions offered: 1.3 and 1.2.
-const VERSIONS: &[&rustls::SupportedProtocolVersion] =
-    &[&rustls::version::TLS13, &rustls::version::TLS12];
+const VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The ring provider, used explicitly so configs never depend on the process default.
 fn provider() -> Arc<CryptoProvider> {
@@ -34,22 +33,17 @@ fn certified_key(
     provider: &CryptoProvider,
     ctx: &str,
 ) -> Result<Arc<CertifiedKey>, TlsError> {
-    let leaf = chain
-        .first()
-        .ok_or_else(|| TlsError::certificate(ctx, "empty certificate chain"))?;
+    let leaf = chain.first().ok_or_else(|| TlsError::certificate(ctx, "empty certificate chain"))?;
     let parsed = parse_certificate(leaf.as_ref()).map_err(|r| TlsError::certificate(ctx, r))?;
     let signing_key = provider
         .key_provider
         .load_private_key(key)
         .map_err(|_| TlsError::private_key(ctx, "unsupported or malformed private key"))?;
-    let spki = signing_key.public_key().ok_or_else(|| {
-        TlsError::private_key(ctx, "cannot derive the public key of the private key")
-    })?;
+    let spki = signing_key
+        .public_key()
+        .ok_or_else(|| TlsError::private_key(ctx, "cannot derive the public key of the private key"))?;
     if spki.as_ref() != parsed.tbs_certificate.subject_pki.raw {
-        return Err(TlsError::private_key(
-            ctx,
-            "private key does not match the certificate",
-        ));
+        return Err(TlsError::private_key(ctx, "private key does not match the certificate"));
     }
     Ok(Arc::new(CertifiedKey::new(chain, signing_key)))
 }
@@ -65,11 +59,7 @@ impl ResolvesServerCert for FixedIdentity {
 }
 
 impl ResolvesClientCert for FixedIdentity {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[SignatureScheme],
-    ) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         Some(self.0.clone())
     }
 
@@ -120,8 +110,7 @@ pub(crate) fn pinned_client_config_with_versions(
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<Arc<ClientConfig>, TlsError> {
     const CTX: &str = "TLS client configuration";
-    parse_certificate(server_cert.as_ref())
-        .map_err(|r| TlsError::certificate("pinned server certificate", r))?;
+    parse_certificate(server_cert.as_ref()).map_err(|r| TlsError::certificate("pinned server certificate", r))?;
     let provider = provider();
     let identity = match client_identity {
         Some((chain, key)) => Some(FixedIdentity(certified_key(chain, key, &provider, CTX)?)),

@@ -43,31 +43,19 @@ pub enum TlsError {
 
 impl TlsError {
     pub(crate) fn certificate(context: impl Into<String>, reason: impl Into<String>) -> Self {
-        TlsError::Certificate {
-            context: context.into(),
-            reason: reason.into(),
-        }
+        TlsError::Certificate { context: context.into(), reason: reason.into() }
     }
 
     pub(crate) fn private_key(context: impl Into<String>, reason: impl Into<String>) -> Self {
-        TlsError::PrivateKey {
-            context: context.into(),
-            reason: reason.into(),
-        }
+        TlsError::PrivateKey { context: context.into(), reason: reason.into() }
     }
 
     pub(crate) fn config(context: impl Into<String>, source: rustls::Error) -> Self {
-        TlsError::Config {
-            context: context.into(),
-            source,
-        }
+        TlsError::Config { context: context.into(), source }
     }
 
     pub(crate) fn generate(context: impl Into<String>, reason: impl ToString) -> Self {
-        TlsError::Generate {
-            context: context.into(),
-            reason: reason.to_string(),
-        }
+        TlsError::Generate { context: context.into(), reason: reason.to_string() }
     }
 
     /// Replaces the context (the name of the offending input) of this error, e.g.
@@ -75,22 +63,10 @@ impl TlsError {
     pub fn with_context(self, new_context: impl Into<String>) -> Self {
         let new_context = new_context.into();
         match self {
-            TlsError::Certificate { reason, .. } => TlsError::Certificate {
-                context: new_context,
-                reason,
-            },
-            TlsError::PrivateKey { reason, .. } => TlsError::PrivateKey {
-                context: new_context,
-                reason,
-            },
-            TlsError::Config { source, .. } => TlsError::Config {
-                context: new_context,
-                source,
-            },
-            TlsError::Generate { reason, .. } => TlsError::Generate {
-                context: new_context,
-                reason,
-            },
+            TlsError::Certificate { reason, .. } => TlsError::Certificate { context: new_context, reason },
+            TlsError::PrivateKey { reason, .. } => TlsError::PrivateKey { context: new_context, reason },
+            TlsError::Config { source, .. } => TlsError::Config { context: new_context, source },
+            TlsError::Generate { reason, .. } => TlsError::Generate { context: new_context, reason },
         }
     }
 
@@ -108,8 +84,7 @@ impl TlsError {
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsError::Certificate { context, reason }
-            | TlsError::PrivateKey { context, reason } => {
+            TlsError::Certificate { context, reason } | TlsError::PrivateKey { context, reason } => {
                 write!(f, "{context}: {reason}")
             }
             TlsError::Config { context, source } => write!(f, "{context}: {source}"),

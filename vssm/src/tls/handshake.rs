@@ -29,11 +29,7 @@ pub(crate) const SUPPORTED_SCHEMES: &[SignatureScheme] = &[
 ///
 /// In TLS 1.3 the ECDSA schemes are bound to their curve and RSA-PKCS#1 is not
 /// allowed; in TLS 1.2 the ECDSA schemes only name the hash.
-fn ring_algorithm(
-    scheme: SignatureScheme,
-    key: KeyKind,
-    tls13: bool,
-) -> Option<&'static dyn VerificationAlgorithm> {
+fn ring_algorithm(scheme: SignatureScheme, key: KeyKind, tls13: bool) -> Option<&'static dyn VerificationAlgorithm> {
     use KeyKind as K;
     use SignatureScheme as S;
     Some(match (scheme, key) {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::time::ASN1Time;
@@ -35,17 +35,13 @@ fn new_key(ctx: &str) -> Result<KeyPair, TlsError> {
 /// Runtime-generated self-signed identity for the pre-bootstrap port 8080: ECDSA
 /// P-256 key, CN=`VSSM bootstrap`, SAN DNS:`VSSM`, valid for one year (from one
 /// day ago). Returns the certificate chain (one certificate) and the PKCS#8 key.
-pub fn bootstrap_identity(
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+pub fn bootstrap_identity() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     const CTX: &str = "bootstrap certificate";
     let key = new_key(CTX)?;
-    let mut p =
-        params("VSSM bootstrap", Some("VSSM"), 365).map_err(|e| TlsError::generate(CTX, e))?;
+    let mut p = params("VSSM bootstrap", Some("VSSM"), 365).map_err(|e| TlsError::generate(CTX, e))?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = p
-        .self_signed(&key)
-        .map_err(|e| TlsError::generate(CTX, e))?;
+    let cert = p.self_signed(&key).map_err(|e| TlsError::generate(CTX, e))?;
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     Ok((vec![cert.der().clone()], key_der))
 }
@@ -112,10 +108,7 @@ pub fn generate_dev_pki(rpc_key_pkcs8: &[u8]) -> Result<DevPki, TlsError> {
     let rpc_key = KeyPair::try_from(rpc_key_pkcs8).map_err(err)?;
     let mut p = params("VSSM", Some("VSSM"), 3650).map_err(err)?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     let rpc_cert = p.self_signed(&rpc_key).map_err(err)?;
 
     let ca_key = new_key(CTX)?;

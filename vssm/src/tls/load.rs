@@ -23,10 +23,7 @@ pub fn load_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, T
         vec![CertificateDer::from(bytes.to_vec())]
     };
     if certs.is_empty() {
-        return Err(TlsError::certificate(
-            CTX,
-            "no CERTIFICATE block found in PEM",
-        ));
+        return Err(TlsError::certificate(CTX, "no CERTIFICATE block found in PEM"));
     }
     for cert in &certs {
         parse_certificate(cert.as_ref()).map_err(|r| TlsError::certificate(CTX, r))?;
@@ -54,10 +51,7 @@ pub fn load_private_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError
     const CTX: &str = "private key";
     let key = if is_pem(bytes) {
         if bytes.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
-            return Err(TlsError::private_key(
-                CTX,
-                "encrypted private keys are not supported",
-            ));
+            return Err(TlsError::private_key(CTX, "encrypted private keys are not supported"));
         }
         PrivateKeyDer::from_pem_slice(bytes)
             .map_err(|e| TlsError::private_key(CTX, format!("no usable private key in PEM: {e}")))?

@@ -60,11 +60,7 @@ impl PinnedClientCert {
     /// Pins `cert` (DER).
     pub fn new(cert: CertificateDer<'static>) -> Arc<Self> {
         let hints = parse_certificate(cert.as_ref())
-            .map(|c| {
-                vec![DistinguishedName::from(
-                    c.tbs_certificate.issuer.as_raw().to_vec(),
-                )]
-            })
+            .map(|c| vec![DistinguishedName::from(c.tbs_certificate.issuer.as_raw().to_vec())])
             .unwrap_or_default();
         Arc::new(PinnedClientCert { cert, hints })
     }
@@ -97,16 +93,10 @@ impl ClientCertVerifier for PinnedClientCert {
 
 /// The pin itself, shared by both verifiers: `end_entity` must be byte-equal to
 /// `pinned`; `peer` ("server" or "client") names the side in the error.
-fn check_pinned(
-    pinned: &CertificateDer<'_>,
-    end_entity: &CertificateDer<'_>,
-    peer: &str,
-) -> Result<(), rustls::Error> {
+fn check_pinned(pinned: &CertificateDer<'_>, end_entity: &CertificateDer<'_>, peer: &str) -> Result<(), rustls::Error> {
     if end_entity.as_ref() == pinned.as_ref() {
         Ok(())
     } else {
-        Err(other_cert_error(format!(
-            "{peer} certificate is not the pinned RPC certificate"
-        )))
+        Err(other_cert_error(format!("{peer} certificate is not the pinned RPC certificate")))
     }
 }

@@ -29,15 +29,8 @@ pub fn peer_subject(certs: Option<&[CertificateDer<'_>]>) -> String {
 }
 
 fn format_name(name: &X509Name<'_>) -> String {
-    let rdns: Vec<String> = name
-        .iter_rdn()
-        .map(|rdn| {
-            rdn.iter()
-                .map(format_attribute)
-                .collect::<Vec<_>>()
-                .join("+")
-        })
-        .collect();
+    let rdns: Vec<String> =
+        name.iter_rdn().map(|rdn| rdn.iter().map(format_attribute).collect::<Vec<_>>().join("+")).collect();
     rdns.into_iter().rev().collect::<Vec<_>>().join(", ")
 }
 
@@ -74,10 +67,7 @@ fn format_attribute(attr: &AttributeTypeAndValue<'_>) -> String {
         20 => Some(data.iter().map(|&b| b as char).collect()),
         // BMPString: UTF-16BE
         30 if data.len() % 2 == 0 => {
-            let units: Vec<u16> = data
-                .chunks(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
+            let units: Vec<u16> = data.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
             String::from_utf16(&units).ok()
         }
         _ => None,

@@ -7,9 +7,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SignatureAlgorithm, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384,
-    PKCS_ED25519,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    SignatureAlgorithm, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ED25519,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
@@ -44,16 +43,8 @@ impl Drop for TempDir {
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("/usr/bin/openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("/usr/bin/openssl").args(args).current_dir(dir).output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -104,40 +95,16 @@ fn openssl_pki() -> &'static OpensslPki {
         openssl(d, &["genrsa", "-out", "ca.key", "2048"]);
         openssl(
             d,
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "ca.key",
-                "-subj",
-                "/CN=Test CA",
-                "-days",
-                "30",
-                "-out",
-                "ca.crt",
-            ],
+            &["req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=Test CA", "-days", "30", "-out", "ca.crt"],
         );
         openssl(d, &["genrsa", "-out", "client.key", "2048"]);
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "client.key",
-                "-subj",
-                "/O=Example/CN=alice",
-                "-out",
-                "client.csr",
-            ],
-        );
+        openssl(d, &["req", "-new", "-key", "client.key", "-subj", "/O=Example/CN=alice", "-out", "client.csr"]);
         sign("ca.crt", "ca.key", "client.crt", &[]);
         openssl(
             d,
             &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rpc.key", "-out",
-                "rpc.crt", "-subj", "/CN=VSSM", "-days", "30",
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rpc.key", "-out", "rpc.crt", "-subj",
+                "/CN=VSSM", "-days", "30",
             ],
         );
         // Variants.
@@ -146,72 +113,24 @@ fn openssl_pki() -> &'static OpensslPki {
             "ca.crt",
             "ca.key",
             "client-pss.crt",
-            &[
-                "-sha256",
-                "-sigopt",
-                "rsa_padding_mode:pss",
-                "-sigopt",
-                "rsa_pss_saltlen:digest",
-            ],
+            &["-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"],
         );
         openssl(d, &["genrsa", "-out", "other.key", "2048"]);
         openssl(
             d,
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "other.key",
-                "-subj",
-                "/CN=Other CA",
-                "-days",
-                "30",
-                "-out",
-                "other.crt",
-            ],
+            &["req", "-x509", "-new", "-key", "other.key", "-subj", "/CN=Other CA", "-days", "30", "-out", "other.crt"],
         );
         sign("other.crt", "other.key", "client-other.crt", &[]);
         // Same subject as the real CA, different key.
         openssl(
             d,
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "other.key",
-                "-subj",
-                "/CN=Test CA",
-                "-days",
-                "30",
-                "-out",
-                "fake.crt",
-            ],
+            &["req", "-x509", "-new", "-key", "other.key", "-subj", "/CN=Test CA", "-days", "30", "-out", "fake.crt"],
         );
         sign("fake.crt", "other.key", "client-forged.crt", &[]);
         // A v1 CA (self-signed without extensions).
         openssl(d, &["genrsa", "-out", "v1ca.key", "2048"]);
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "v1ca.key",
-                "-subj",
-                "/CN=V1 CA",
-                "-out",
-                "v1ca.csr",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "x509", "-req", "-in", "v1ca.csr", "-signkey", "v1ca.key", "-days", "30", "-out",
-                "v1ca.crt",
-            ],
-        );
+        openssl(d, &["req", "-new", "-key", "v1ca.key", "-subj", "/CN=V1 CA", "-out", "v1ca.csr"]);
+        openssl(d, &["x509", "-req", "-in", "v1ca.csr", "-signkey", "v1ca.key", "-days", "30", "-out", "v1ca.crt"]);
         sign("v1ca.crt", "v1ca.key", "client-v1ca.crt", &[]);
 
         let read = |f: &str| std::fs::read(d.join(f)).unwrap();
@@ -278,14 +197,10 @@ fn rcgen_leaf(
     let key = KeyPair::generate_for(alg).unwrap();
     let mut p = CertificateParams::default();
     p.distinguished_name = rcgen::DistinguishedName::new();
-    p.distinguished_name
-        .push(DnType::CommonName, "rcgen client");
+    p.distinguished_name.push(DnType::CommonName, "rcgen client");
     f(&mut p);
     let cert = p.signed_by(&key, &ca.0, &ca.1).unwrap();
-    (
-        cert.der().clone(),
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
+    (cert.der().clone(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
 }
 
 // ---------------------------------------------------------------- handshakes
@@ -322,20 +237,14 @@ impl Outcome {
     fn assert_ok(&self) -> &str {
         match (&self.server, &self.client) {
             (Ok((subject, _)), Ok(())) => subject,
-            _ => panic!(
-                "handshake failed: server={:?} client={:?}",
-                self.server, self.client
-            ),
+            _ => panic!("handshake failed: server={:?} client={:?}", self.server, self.client),
         }
     }
     /// Asserts that the server refused; returns the server's error message.
     fn assert_refused(&self) -> &str {
         match (&self.server, &self.client) {
             (Err(e), Err(_)) => e,
-            _ => panic!(
-                "handshake unexpectedly accepted: server={:?} client={:?}",
-                self.server, self.client
-            ),
+            _ => panic!("handshake unexpectedly accepted: server={:?} client={:?}", self.server, self.client),
         }
     }
 }
@@ -343,10 +252,7 @@ impl Outcome {
 async fn handshake(server: Arc<ServerConfig>, client: Arc<ClientConfig>) -> Outcome {
     let (c_io, s_io) = tokio::io::duplex(64 * 1024);
     let server_side = async move {
-        let mut tls = TlsAcceptor::from(server)
-            .accept(s_io)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut tls = TlsAcceptor::from(server).accept(s_io).await.map_err(|e| e.to_string())?;
         let mut buf = [0u8; 5];
         tls.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
         assert_eq!(&buf, b"hello");
@@ -360,10 +266,7 @@ async fn handshake(server: Arc<ServerConfig>, client: Arc<ClientConfig>) -> Outc
     };
     let client_side = async move {
         let name = ServerName::try_from("VSSM").unwrap();
-        let mut tls = TlsConnector::from(client)
-            .connect(name, c_io)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut tls = TlsConnector::from(client).connect(name, c_io).await.map_err(|e| e.to_string())?;
         tls.write_all(b"hello").await.map_err(|e| e.to_string())?;
         tls.flush().await.map_err(|e| e.to_string())?;
         let mut buf = [0u8; 5];
@@ -371,11 +274,10 @@ async fn handshake(server: Arc<ServerConfig>, client: Arc<ClientConfig>) -> Outc
         assert_eq!(&buf, b"world");
         Ok::<_, String>(())
     };
-    let (server, client) = tokio::time::timeout(Duration::from_secs(30), async {
-        tokio::join!(server_side, client_side)
-    })
-    .await
-    .expect("handshake timed out");
+    let (server, client) =
+        tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(server_side, client_side) })
+            .await
+            .expect("handshake timed out");
     Outcome { server, client }
 }
 
@@ -389,22 +291,10 @@ async fn refused(server: Arc<ServerConfig>, client: Arc<ClientConfig>) -> String
 #[test]
 fn readme_recipe_produces_v1_client_and_sanless_rpc_cert() {
     let pki = openssl_pki();
-    assert!(
-        pki.client_text.contains("Version: 1 (0x0)"),
-        "{}",
-        pki.client_text
-    );
+    assert!(pki.client_text.contains("Version: 1 (0x0)"), "{}", pki.client_text);
     assert!(!pki.client_text.contains("X509v3"), "{}", pki.client_text);
-    assert!(
-        !pki.rpc_text.contains("Subject Alternative Name"),
-        "{}",
-        pki.rpc_text
-    );
-    assert!(
-        pki.sha1_text.contains("sha1WithRSAEncryption"),
-        "{}",
-        pki.sha1_text
-    );
+    assert!(!pki.rpc_text.contains("Subject Alternative Name"), "{}", pki.rpc_text);
+    assert!(pki.sha1_text.contains("sha1WithRSAEncryption"), "{}", pki.sha1_text);
     assert!(pki.pss_text.contains("rsassaPss"), "{}", pki.pss_text);
 }
 
@@ -421,11 +311,7 @@ async fn readme_v1_client_cert_accepted_tls13_and_tls12() {
 async fn second_trust_store_entry_and_v1_ca_work() {
     let pki = openssl_pki();
     let cas = [pki.ca.clone(), pki.v1_ca.clone()];
-    let client = client_config(
-        &pki.rpc_cert,
-        Some((pki.v1_ca_client_cert.clone(), pki.client_key())),
-        Ver::Any,
-    );
+    let client = client_config(&pki.rpc_cert, Some((pki.v1_ca_client_cert.clone(), pki.client_key())), Ver::Any);
     handshake(pki.api_server(&cas), client).await.assert_ok();
 }
 
@@ -452,10 +338,7 @@ async fn sha1_signed_leaf_refused() {
     let pki = openssl_pki();
     let out = pki.api_handshake(&pki.sha1_cert, Ver::Any).await;
     let err = out.assert_refused();
-    assert!(
-        err.contains("sha1WithRSAEncryption") && err.contains("not allowed"),
-        "{err}"
-    );
+    assert!(err.contains("sha1WithRSAEncryption") && err.contains("not allowed"), "{err}");
 }
 
 #[tokio::test]
@@ -477,11 +360,8 @@ async fn intermediates_sent_by_client_are_ignored() {
     // Client sends [leaf signed by Other CA, Test CA]: must still be refused.
     let pki = openssl_pki();
     let chain = vec![pki.other_ca_client_cert.clone(), pki.ca.clone()];
-    let client =
-        pinned_client_config(pki.rpc_cert.clone(), Some((chain, pki.client_key()))).unwrap();
-    handshake(pki.api_server(std::slice::from_ref(&pki.ca)), client)
-        .await
-        .assert_refused();
+    let client = pinned_client_config(pki.rpc_cert.clone(), Some((chain, pki.client_key()))).unwrap();
+    handshake(pki.api_server(std::slice::from_ref(&pki.ca)), client).await.assert_refused();
 }
 
 // ---------------------------------------------------------------- rcgen cases
@@ -521,17 +401,9 @@ async fn expired_ca_refused() {
 #[tokio::test]
 async fn ecdsa_and_ed25519_client_keys_accepted() {
     let pki = openssl_pki();
-    for ca_alg in [
-        &PKCS_ECDSA_P256_SHA256,
-        &PKCS_ECDSA_P384_SHA384,
-        &PKCS_ED25519,
-    ] {
+    for ca_alg in [&PKCS_ECDSA_P256_SHA256, &PKCS_ECDSA_P384_SHA384, &PKCS_ED25519] {
         let ca = rcgen_ca(ca_alg, "rcgen CA");
-        for leaf_alg in [
-            &PKCS_ECDSA_P256_SHA256,
-            &PKCS_ECDSA_P384_SHA384,
-            &PKCS_ED25519,
-        ] {
+        for leaf_alg in [&PKCS_ECDSA_P256_SHA256, &PKCS_ECDSA_P384_SHA384, &PKCS_ED25519] {
             for ver in [Ver::Tls12, Ver::Tls13] {
                 let (cert, key) = rcgen_leaf(&ca, leaf_alg, |p| {
                     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -551,10 +423,7 @@ async fn wrong_key_usage_or_ca_leaf_refused() {
     let ca = rcgen_ca(&PKCS_ECDSA_P256_SHA256, "rcgen CA");
     type Customise = fn(&mut CertificateParams);
     let cases: [(Customise, &str); 3] = [
-        (
-            |p| p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth],
-            "InvalidPurpose",
-        ),
+        (|p| p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth], "InvalidPurpose"),
         (
             |p| {
                 // (rcgen only writes extensions if e.g. an EKU is present)
@@ -563,10 +432,7 @@ async fn wrong_key_usage_or_ca_leaf_refused() {
             },
             "InvalidPurpose",
         ),
-        (
-            |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained),
-            "CA certificate cannot be used",
-        ),
+        (|p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained), "CA certificate cannot be used"),
     ];
     for (customise, want) in cases {
         let (cert, key) = rcgen_leaf(&ca, &PKCS_ECDSA_P256_SHA256, customise);
@@ -581,20 +447,12 @@ fn verifier_construction_errors_name_the_entry() {
     let pki = openssl_pki();
     let garbage = CertificateDer::from(b"not a cert".to_vec());
     let err = ClientCaVerifier::new(&[pki.ca.clone(), garbage]).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "clientTrustStore[1]: not a valid X.509 certificate"
-    );
+    assert_eq!(err.to_string(), "clientTrustStore[1]: not a valid X.509 certificate");
 
     let ca = rcgen_ca(&PKCS_ECDSA_P256_SHA256, "rcgen CA");
-    let (leaf, _) = rcgen_leaf(&ca, &PKCS_ECDSA_P256_SHA256, |p| {
-        p.is_ca = IsCa::ExplicitNoCa
-    });
+    let (leaf, _) = rcgen_leaf(&ca, &PKCS_ECDSA_P256_SHA256, |p| p.is_ca = IsCa::ExplicitNoCa);
     let err = ClientCaVerifier::new(&[leaf]).unwrap_err().to_string();
-    assert!(
-        err.starts_with("clientTrustStore[0]: not a CA certificate"),
-        "{err}"
-    );
+    assert!(err.starts_with("clientTrustStore[0]: not a CA certificate"), "{err}");
 
     assert!(ClientCaVerifier::new(&[]).is_err());
 
@@ -604,10 +462,7 @@ fn verifier_construction_errors_name_the_entry() {
         .iter()
         .map(|dn| {
             let (_, name) =
-                <x509_parser::x509::X509Name as x509_parser::prelude::FromDer<_>>::from_der(
-                    dn.as_ref(),
-                )
-                .unwrap();
+                <x509_parser::x509::X509Name as x509_parser::prelude::FromDer<_>>::from_der(dn.as_ref()).unwrap();
             name.to_string()
         })
         .collect();
@@ -631,15 +486,8 @@ async fn pinned_client_config_accepts_only_the_pinned_cert() {
     let pki = openssl_pki();
     let server = server_config(vec![pki.rpc_cert.clone()], pki.rpc_key(), None).unwrap();
     // The RPC certificate has CN=VSSM and no SAN: accepted by pinning.
-    handshake(server.clone(), client_config(&pki.rpc_cert, None, Ver::Any))
-        .await
-        .assert_ok();
-    handshake(
-        server.clone(),
-        client_config(&pki.rpc_cert, None, Ver::Tls12),
-    )
-    .await
-    .assert_ok();
+    handshake(server.clone(), client_config(&pki.rpc_cert, None, Ver::Any)).await.assert_ok();
+    handshake(server.clone(), client_config(&pki.rpc_cert, None, Ver::Tls12)).await.assert_ok();
     // Pinned to another certificate: the client refuses.
     let dev = dev_pki();
     let out = handshake(server, client_config(&dev.rpc_cert_der, None, Ver::Any)).await;
@@ -653,21 +501,11 @@ async fn pinned_client_cert_on_sync_port() {
     let verifier: Arc<dyn ClientCertVerifier> = PinnedClientCert::new(pki.rpc_cert.clone());
     let server = server_config(vec![pki.rpc_cert.clone()], pki.rpc_key(), Some(verifier)).unwrap();
     for ver in [Ver::Tls12, Ver::Tls13] {
-        let ok = client_config(
-            &pki.rpc_cert,
-            Some((pki.rpc_cert.clone(), pki.rpc_key())),
-            ver,
-        );
+        let ok = client_config(&pki.rpc_cert, Some((pki.rpc_cert.clone(), pki.rpc_key())), ver);
         assert_eq!(handshake(server.clone(), ok).await.assert_ok(), "CN=VSSM");
-        let other = client_config(
-            &pki.rpc_cert,
-            Some((pki.client_cert.clone(), pki.client_key())),
-            ver,
-        );
+        let other = client_config(&pki.rpc_cert, Some((pki.client_cert.clone(), pki.client_key())), ver);
         handshake(server.clone(), other).await.assert_refused();
-        handshake(server.clone(), client_config(&pki.rpc_cert, None, ver))
-            .await
-            .assert_refused();
+        handshake(server.clone(), client_config(&pki.rpc_cert, None, ver)).await.assert_refused();
     }
 }
 
@@ -686,20 +524,13 @@ async fn dev_pki_end_to_end_with_alpn() {
     let server = server_config(vec![rpc_cert], rpc_key, Some(verifier)).unwrap();
     let client_cert = load_certificate(dev.client_cert_pem.as_bytes()).unwrap();
     let client_key = load_private_key(dev.client_key_pem.as_bytes()).unwrap();
-    let mut client = pinned_client_config(
-        dev.rpc_cert_der.clone(),
-        Some((vec![client_cert], client_key)),
-    )
-    .unwrap();
+    let mut client = pinned_client_config(dev.rpc_cert_der.clone(), Some((vec![client_cert], client_key))).unwrap();
     Arc::make_mut(&mut client).alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let out = handshake(server, client).await;
     assert_eq!(out.assert_ok(), "CN=vssm-dev-client");
     assert_eq!(out.server.as_ref().unwrap().1.as_deref(), Some(&b"h2"[..]));
     // DER key field matches the PEM one.
-    assert_eq!(
-        dev.rpc_key(),
-        load_private_key(&dev.rpc_key_pkcs8_der).unwrap()
-    );
+    assert_eq!(dev.rpc_key(), load_private_key(&dev.rpc_key_pkcs8_der).unwrap());
     assert!(format!("{dev:?}").starts_with("DevPki"));
 }
 
@@ -707,14 +538,9 @@ async fn dev_pki_end_to_end_with_alpn() {
 async fn bootstrap_identity_serves_without_client_auth() {
     let (chain, key) = bootstrap_identity().unwrap();
     let parsed = super::cert::parse_certificate(chain[0].as_ref()).unwrap();
-    assert_eq!(
-        parsed.tbs_certificate.subject.to_string(),
-        "CN=VSSM bootstrap"
-    );
+    assert_eq!(parsed.tbs_certificate.subject.to_string(), "CN=VSSM bootstrap");
     let server = server_config(chain.clone(), key, None).unwrap();
-    handshake(server, client_config(&chain[0], None, Ver::Any))
-        .await
-        .assert_ok();
+    handshake(server, client_config(&chain[0], None, Ver::Any)).await.assert_ok();
 }
 
 // ---------------------------------------------------------------- loading and subjects
@@ -728,49 +554,28 @@ fn load_certificate_and_key_formats() {
     assert_eq!(load_certificates(two.as_bytes()).unwrap().len(), 2);
     let err = load_certificate(two.as_bytes()).unwrap_err().to_string();
     assert!(err.contains("exactly one"), "{err}");
-    let err = load_certificate(b"garbage")
-        .unwrap_err()
-        .with_context("rpcCertificate")
-        .to_string();
+    let err = load_certificate(b"garbage").unwrap_err().with_context("rpcCertificate").to_string();
     assert_eq!(err, "rpcCertificate: not a valid X.509 certificate");
-    assert!(
-        load_certificate(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-            .is_err()
-    );
+    assert!(load_certificate(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
 
     let dev = dev_pki();
-    assert!(matches!(
-        load_private_key(&dev.client_key_pkcs8_der).unwrap(),
-        PrivateKeyDer::Pkcs8(_)
-    ));
+    assert!(matches!(load_private_key(&dev.client_key_pkcs8_der).unwrap(), PrivateKeyDer::Pkcs8(_)));
     assert!(load_private_key(b"garbage").is_err());
     assert!(load_private_key(pki.rpc_text.as_bytes()).is_err());
-    let err = load_private_key(
-        b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
-    )
-    .unwrap_err()
-    .to_string();
+    let err = load_private_key(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("encrypted"), "{err}");
     // Key/certificate mismatch is reported by server_config.
     let err = server_config(vec![pki.rpc_cert.clone()], pki.client_key(), None).unwrap_err();
-    assert!(
-        err.to_string().starts_with("TLS server configuration:"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("TLS server configuration:"), "{err}");
 }
 
 fn der_to_pem(der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
-    )
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
 
 #[test]
@@ -781,19 +586,11 @@ fn peer_subject_formatting() {
     let mut p = CertificateParams::default();
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(DnType::CountryName, "DE");
-    p.distinguished_name
-        .push(DnType::OrganizationName, "Example, Inc.");
-    p.distinguished_name
-        .push(DnType::CommonName, "eve\nCN=admin");
+    p.distinguished_name.push(DnType::OrganizationName, "Example, Inc.");
+    p.distinguished_name.push(DnType::CommonName, "eve\nCN=admin");
     let cert = p.self_signed(&key).unwrap();
-    assert_eq!(
-        peer_subject(Some(&[cert.der().clone()])),
-        "CN=eve\\0ACN\\=admin, O=Example\\, Inc., C=DE"
-    );
-    assert_eq!(
-        peer_subject(Some(&[CertificateDer::from(vec![1, 2, 3])])),
-        "<unparsable certificate>"
-    );
+    assert_eq!(peer_subject(Some(&[cert.der().clone()])), "CN=eve\\0ACN\\=admin, O=Example\\, Inc., C=DE");
+    assert_eq!(peer_subject(Some(&[CertificateDer::from(vec![1, 2, 3])])), "<unparsable certificate>");
 }
 
 // ---------------------------------------------------------------- handshake signatures
@@ -804,9 +601,7 @@ fn mismatched_identity(
     key: &PrivateKeyDer<'static>,
 ) -> Arc<super::config::FixedIdentity> {
     let signer = rustls::crypto::ring::sign::any_supported_type(key).unwrap();
-    Arc::new(super::config::FixedIdentity(Arc::new(
-        rustls::sign::CertifiedKey::new(vec![cert.clone()], signer),
-    )))
+    Arc::new(super::config::FixedIdentity(Arc::new(rustls::sign::CertifiedKey::new(vec![cert.clone()], signer))))
 }
 
 #[tokio::test]
@@ -825,10 +620,7 @@ async fn handshake_signature_by_wrong_key_refused() {
                 .with_custom_certificate_verifier(PinnedServerCert::new(pki.rpc_cert.clone()))
                 .with_client_cert_resolver(mismatched_identity(&pki.client_cert, &key));
             let err = refused(pki.api_server(std::slice::from_ref(&pki.ca)), Arc::new(client)).await;
-            assert!(
-                err.contains("BadSignature") || err.contains("does not match"),
-                "{err}"
-            );
+            assert!(err.contains("BadSignature") || err.contains("does not match"), "{err}");
         }
     }
     // Server presents the pinned RPC certificate but signs with another key.
@@ -838,11 +630,7 @@ async fn handshake_signature_by_wrong_key_refused() {
             .unwrap()
             .with_no_client_auth()
             .with_cert_resolver(mismatched_identity(&pki.rpc_cert, &pki.client_key()));
-        let out = handshake(
-            Arc::new(server),
-            client_config(&pki.rpc_cert, None, Ver::Any),
-        )
-        .await;
+        let out = handshake(Arc::new(server), client_config(&pki.rpc_cert, None, Ver::Any)).await;
         let err = out.client.unwrap_err();
         assert!(err.contains("BadSignature"), "{err}");
     }

@@ -94,8 +94,7 @@ impl fmt::Debug for SecretBytes {
 
 impl<'de> Deserialize<'de> for SecretBytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Base64Visitor)
-            .map(|v| SecretBytes(Zeroizing::new(v)))
+        d.deserialize_any(Base64Visitor).map(|v| SecretBytes(Zeroizing::new(v)))
     }
 }
 
@@ -118,8 +117,7 @@ impl fmt::Debug for SecretString {
 
 impl<'de> Deserialize<'de> for SecretString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Option::<String>::deserialize(d)
-            .map(|s| SecretString(Zeroizing::new(s.unwrap_or_default())))
+        Option::<String>::deserialize(d).map(|s| SecretString(Zeroizing::new(s.unwrap_or_default())))
     }
 }
 
@@ -148,9 +146,7 @@ impl<'de> Visitor<'de> for Int64Visitor {
         }
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-        v.trim()
-            .parse::<i64>()
-            .map_err(|_| E::custom("expected an integer in the string"))
+        v.trim().parse::<i64>().map_err(|_| E::custom("expected an integer in the string"))
     }
     fn visit_unit<E: de::Error>(self) -> Result<i64, E> {
         Ok(0)

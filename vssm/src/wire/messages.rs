@@ -307,11 +307,7 @@ mod tests {
     #[test]
     fn list_keys_response_uses_proto3_json() {
         let mut r = ListKeysResponse::default();
-        r.symmetric_key.push(SymmetricKeyInfo {
-            name: "a".into(),
-            created_at: Int64(5),
-            key_length: Int64(32),
-        });
+        r.symmetric_key.push(SymmetricKeyInfo { name: "a".into(), created_at: Int64(5), key_length: Int64(32) });
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(
             json,

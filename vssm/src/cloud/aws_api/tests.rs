@@ -297,7 +297,8 @@ fn parse_form(body: &[u8]) -> Vec<(String, String)> {
 
 /// Recomputes the SigV4 signature of a received request like AWS would.
 fn verify(req: &TestRequest, service: &str) -> Result<Vec<String>, String> {
-    let auth = parse_authorization(req.header("authorization").ok_or("no authorization")?).ok_or("bad authorization")?;
+    let auth =
+        parse_authorization(req.header("authorization").ok_or("no authorization")?).ok_or("bad authorization")?;
     let secret = match auth.access_key_id.as_str() {
         NODE_AKID => NODE_SECRET,
         JOINER_AKID => JOINER_SECRET,
@@ -323,7 +324,8 @@ fn verify(req: &TestRequest, service: &str) -> Result<Vec<String>, String> {
         None => (req.uri.as_str(), None),
     };
     let (signed, sig) =
-        compute_signature(secret, date, REGION, service, &req.method, path, query, &pairs, &hex_sha256(&req.body)).map_err(|e| e.to_string())?;
+        compute_signature(secret, date, REGION, service, &req.method, path, query, &pairs, &hex_sha256(&req.body))
+            .map_err(|e| e.to_string())?;
     if signed != auth.signed_headers.join(";") || sig != auth.signature {
         return Err("signature mismatch".into());
     }
@@ -344,12 +346,21 @@ async fn fake_aws(log: Arc<Mutex<Log>>) -> TestServer {
             "GetCallerIdentity" => "sts",
             _ => return error_response(400, "InvalidAction", "Could not find operation"),
         };
-        if req.method != "POST" || req.uri != "/" || !req.header("content-type").unwrap_or("").starts_with("application/x-www-form-urlencoded") {
+        if req.method != "POST"
+            || req.uri != "/"
+            || !req.header("content-type").unwrap_or("").starts_with("application/x-www-form-urlencoded")
+        {
             return error_response(400, "MalformedQueryString", "bad request shape");
         }
         let signed = match verify(req, service) {
             Ok(s) => s,
-            Err(e) => return error_response(403, "SignatureDoesNotMatch", &format!("The request signature we calculated does not match ({e})")),
+            Err(e) => {
+                return error_response(
+                    403,
+                    "SignatureDoesNotMatch",
+                    &format!("The request signature we calculated does not match ({e})"),
+                )
+            }
         };
         let mut lg = log.lock().unwrap();
         if lg.fail_next > 0 {
@@ -407,7 +418,8 @@ fn node_creds(secret: &str) -> AwsCredentials {
 
 fn client(server: &TestServer, secret: &str) -> AwsApiClient {
     let cfg = AwsApiConfig { timeout: Duration::from_secs(5), attempts: 3, initial_backoff: Duration::from_millis(10) };
-    AwsApiClient::new(HttpClient::new(), REGION, endpoints(server), CredentialSource::Static(node_creds(secret)), cfg).unwrap()
+    AwsApiClient::new(HttpClient::new(), REGION, endpoints(server), CredentialSource::Static(node_creds(secret)), cfg)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -416,10 +428,15 @@ async fn asg_group_instances_signed_and_paginated() {
     let server = fake_aws(log.clone()).await;
     let c = client(&server, NODE_SECRET);
     let instances = c.describe_auto_scaling_instances_of_group("my-asg").await.unwrap();
-    let ids: Vec<(&str, &str)> = instances.iter().map(|i| (i.instance_id.as_str(), i.lifecycle_state.as_str())).collect();
+    let ids: Vec<(&str, &str)> =
+        instances.iter().map(|i| (i.instance_id.as_str(), i.lifecycle_state.as_str())).collect();
     assert_eq!(
         ids,
-        [("i-0123456789abcdef0", "InService"), ("i-0fedcba9876543210", "Pending:Wait"), ("i-0aaaabbbbccccdddd", "Terminating:Wait")]
+        [
+            ("i-0123456789abcdef0", "InService"),
+            ("i-0fedcba9876543210", "Pending:Wait"),
+            ("i-0aaaabbbbccccdddd", "Terminating:Wait")
+        ]
     );
     assert_eq!(instances[0].availability_zone, "us-east-1a");
     let members: Vec<&str> = instances.iter().filter(|i| i.is_member()).map(|i| i.instance_id.as_str()).collect();
@@ -602,8 +619,14 @@ async fn credentials_from_imds_are_used_and_cached() {
     let log = Arc::new(Mutex::new(Log::default()));
     let server = fake_aws(log.clone()).await;
     let imds = Arc::new(ImdsClient::new(&imds_server.base_url().to_string()).unwrap());
-    let c = AwsApiClient::new(HttpClient::new(), REGION, endpoints(&server), CredentialSource::Imds(imds), AwsApiConfig::default())
-        .unwrap();
+    let c = AwsApiClient::new(
+        HttpClient::new(),
+        REGION,
+        endpoints(&server),
+        CredentialSource::Imds(imds),
+        AwsApiConfig::default(),
+    )
+    .unwrap();
     assert!(c.find_group_of_instance(JOINER_INSTANCE).await.unwrap().is_some());
     assert!(c.find_group_of_instance(JOINER_INSTANCE).await.unwrap().is_some());
     assert_eq!(*imds_hits.lock().unwrap(), 1);
@@ -614,7 +637,9 @@ fn member_states_and_arns() {
     for s in ["Pending", "Pending:Wait", "Pending:Proceed", "InService"] {
         assert!(is_member_state(s), "{s}");
     }
-    for s in ["Quarantined", "Terminating", "Terminating:Wait", "Detached", "Standby", "inservice", "Warmed:Running", ""] {
+    for s in
+        ["Quarantined", "Terminating", "Terminating:Wait", "Detached", "Standby", "inservice", "Warmed:Running", ""]
+    {
         assert!(!is_member_state(s), "{s}");
     }
     assert_eq!(
@@ -638,7 +663,9 @@ fn member_states_and_arns() {
         assert_eq!(assumed_role_session_name(bad), None, "{bad}");
     }
     assert!(valid_instance_id("i-01234567") && valid_instance_id("i-0123456789abcdef0"));
-    assert!(!valid_instance_id("i-0123456789ABCDEF0") && !valid_instance_id("i-012") && !valid_instance_id("x-01234567"));
+    assert!(
+        !valid_instance_id("i-0123456789ABCDEF0") && !valid_instance_id("i-012") && !valid_instance_id("x-01234567")
+    );
     let ep = AwsEndpoints::for_region("eu-central-1").unwrap();
     assert_eq!(ep.autoscaling.to_string(), "https://autoscaling.eu-central-1.amazonaws.com/");
     assert_eq!(ep.ec2.to_string(), "https://ec2.eu-central-1.amazonaws.com/");

@@ -39,11 +39,7 @@ pub(crate) fn check(
             let [value] = values.as_slice() else {
                 return Err(IdentityError::BadContentTypeAttribute);
             };
-            if value
-                .primitive(TAG_OID, "contentType value is not an OID")
-                .ok()
-                != Some(oids::DATA)
-            {
+            if value.primitive(TAG_OID, "contentType value is not an OID").ok() != Some(oids::DATA) {
                 return Err(IdentityError::BadContentTypeAttribute);
             }
             content_type_ok = true;
@@ -75,13 +71,9 @@ pub(crate) fn check(
 }
 
 /// RFC 6211: the protected algorithms must be the ones actually used.
-fn check_algorithm_protection(
-    value: &Tlv<'_>,
-    signature_algorithm: &[u8],
-) -> Result<(), IdentityError> {
+fn check_algorithm_protection(value: &Tlv<'_>, signature_algorithm: &[u8]) -> Result<(), IdentityError> {
     let mismatch = IdentityError::AlgorithmProtectionMismatch;
-    let parts =
-        value.universal_children(TAG_SEQUENCE, "CMSAlgorithmProtection is not a SEQUENCE")?;
+    let parts = value.universal_children(TAG_SEQUENCE, "CMSAlgorithmProtection is not a SEQUENCE")?;
     let (digest, rest) = parts.split_first().ok_or(mismatch.clone())?;
     let digest_oid = digest
         .universal_children(TAG_SEQUENCE, "CMSAlgorithmProtection digest is malformed")?

@@ -60,9 +60,7 @@ fn parse_at_depth(input: &[u8], depth: usize) -> BerResult<(Tlv<'_>, &[u8])> {
     if depth > MAX_DEPTH {
         return Err(BerError("nesting too deep"));
     }
-    let (&first, mut rest) = input
-        .split_first()
-        .ok_or(BerError("unexpected end of input"))?;
+    let (&first, mut rest) = input.split_first().ok_or(BerError("unexpected end of input"))?;
     let class = match first >> 6 {
         0 => Class::Universal,
         1 => Class::Application,
@@ -106,14 +104,7 @@ fn parse_at_depth(input: &[u8], depth: usize) -> BerResult<(Tlv<'_>, &[u8])> {
         loop {
             if cursor.len() >= 2 && cursor[0] == 0 && cursor[1] == 0 {
                 let content_len = start.len() - cursor.len();
-                let tlv = Tlv {
-                    class,
-                    constructed,
-                    number,
-                    tag_bytes,
-                    content: &start[..content_len],
-                    depth,
-                };
+                let tlv = Tlv { class, constructed, number, tag_bytes, content: &start[..content_len], depth };
                 return Ok((tlv, &cursor[2..]));
             }
             if cursor.is_empty() {
@@ -147,14 +138,7 @@ fn parse_at_depth(input: &[u8], depth: usize) -> BerResult<(Tlv<'_>, &[u8])> {
         return Err(BerError("length exceeds input"));
     }
     let (content, rest) = rest.split_at(len);
-    let tlv = Tlv {
-        class,
-        constructed,
-        number,
-        tag_bytes,
-        content,
-        depth,
-    };
+    let tlv = Tlv { class, constructed, number, tag_bytes, content, depth };
     Ok((tlv, rest))
 }
 
@@ -185,11 +169,7 @@ impl<'a> Tlv<'a> {
     }
 
     /// Children of a constructed universal element with the given tag.
-    pub(crate) fn universal_children(
-        &self,
-        number: u32,
-        what: &'static str,
-    ) -> BerResult<Vec<Tlv<'a>>> {
+    pub(crate) fn universal_children(&self, number: u32, what: &'static str) -> BerResult<Vec<Tlv<'a>>> {
         if !self.is_universal(number) || !self.constructed {
             return Err(BerError(what));
         }
@@ -267,8 +247,7 @@ mod tests {
     fn definite_and_indefinite_agree() {
         // SEQUENCE { INTEGER 1, OCTET STRING (constructed, indefinite) "ab" "c" }
         let ber = [
-            0x30, 0x80, 0x02, 0x01, 0x01, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c',
-            0x00, 0x00, 0x00, 0x00,
+            0x30, 0x80, 0x02, 0x01, 0x01, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0x00, 0x00, 0x00, 0x00,
         ];
         let tlv = parse_complete(&ber).unwrap();
         assert!(tlv.is_universal(TAG_SEQUENCE));
@@ -277,10 +256,7 @@ mod tests {
         assert_eq!(kids[0].primitive(TAG_INTEGER, "int").unwrap(), &[1]);
         assert_eq!(&*kids[1].octet_string().unwrap(), b"abc");
         let der = tlv.to_definite().unwrap();
-        assert_eq!(
-            der,
-            [0x30, 0x0c, 0x02, 0x01, 0x01, 0x24, 0x07, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c']
-        );
+        assert_eq!(der, [0x30, 0x0c, 0x02, 0x01, 0x01, 0x24, 0x07, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c']);
         // Re-encoding DER is the identity.
         assert_eq!(parse_complete(&der).unwrap().to_definite().unwrap(), der);
     }
@@ -323,10 +299,7 @@ mod tests {
         for _ in 0..(MAX_DEPTH + 5) {
             deep.extend_from_slice(&[0x00, 0x00]);
         }
-        assert_eq!(
-            parse_complete(&deep).unwrap_err(),
-            BerError("nesting too deep")
-        );
+        assert_eq!(parse_complete(&deep).unwrap_err(), BerError("nesting too deep"));
     }
 
     fn walk(t: &Tlv<'_>) {

@@ -48,8 +48,7 @@ impl IdentityDocument {
     /// Parses the exact document bytes. This does not authenticate anything:
     /// use [`verify_identity`](super::verify_identity).
     pub fn parse(document: &[u8]) -> Result<Self, IdentityError> {
-        let raw: Raw = serde_json::from_slice(document)
-            .map_err(|e| IdentityError::MalformedDocument(e.to_string()))?;
+        let raw: Raw = serde_json::from_slice(document).map_err(|e| IdentityError::MalformedDocument(e.to_string()))?;
         let required = [
             ("accountId", &raw.account_id),
             ("region", &raw.region),
@@ -59,14 +58,13 @@ impl IdentityDocument {
         ];
         for (name, value) in required {
             if value.is_empty() || value.trim() != value || value.chars().any(char::is_control) {
-                return Err(IdentityError::MalformedDocument(format!(
-                    "field {name} is empty or not a clean string"
-                )));
+                return Err(IdentityError::MalformedDocument(format!("field {name} is empty or not a clean string")));
             }
         }
-        let private_ip = raw.private_ip.parse::<IpAddr>().map_err(|_| {
-            IdentityError::MalformedDocument("field privateIp is not an IP address".into())
-        })?;
+        let private_ip = raw
+            .private_ip
+            .parse::<IpAddr>()
+            .map_err(|_| IdentityError::MalformedDocument("field privateIp is not an IP address".into()))?;
         Ok(Self {
             account_id: raw.account_id,
             region: raw.region,
@@ -91,7 +89,8 @@ mod tests {
         let d = IdentityDocument::parse(MIN.as_bytes()).unwrap();
         assert_eq!(d.pending_time, None);
         assert_eq!(d.architecture, None);
-        let with_extra = MIN.replace("}", r#","kernelId":null,"billingProducts":["x"],"pendingTime":null,"architecture":"arm64"}"#);
+        let with_extra =
+            MIN.replace("}", r#","kernelId":null,"billingProducts":["x"],"pendingTime":null,"architecture":"arm64"}"#);
         let d = IdentityDocument::parse(with_extra.as_bytes()).unwrap();
         assert_eq!(d.architecture.as_deref(), Some("arm64"));
     }
@@ -109,10 +108,7 @@ mod tests {
             "not json".to_string(),
         ] {
             let err = IdentityDocument::parse(bad.as_bytes()).unwrap_err();
-            assert!(
-                matches!(err, IdentityError::MalformedDocument(_)),
-                "{bad}: {err}"
-            );
+            assert!(matches!(err, IdentityError::MalformedDocument(_)), "{bad}: {err}");
         }
     }
 }

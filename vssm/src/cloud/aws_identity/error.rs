@@ -55,14 +55,11 @@ impl fmt::Display for IdentityError {
                 write!(f, "unsupported signature algorithm {oid} (only RSA PKCS#1 v1.5 with SHA-256 is accepted)")
             }
             Self::SignerCount(n) => write!(f, "expected exactly one signer, found {n}"),
-            Self::UnsupportedSignerIdentifier => {
-                f.write_str("signer is not identified by issuer and serial number")
-            }
+            Self::UnsupportedSignerIdentifier => f.write_str("signer is not identified by issuer and serial number"),
             Self::NoCertificatePinned { region } => write!(f, "no certificate pinned for region {region}"),
-            Self::SignerNotPinned { region } => write!(
-                f,
-                "signer (issuer and serial) does not match the certificate pinned for region {region}"
-            ),
+            Self::SignerNotPinned { region } => {
+                write!(f, "signer (issuer and serial) does not match the certificate pinned for region {region}")
+            }
             Self::ContentMismatch => f.write_str("document is not the signed content"),
             Self::UnexpectedContentType => f.write_str("encapsulated content type is not id-data"),
             Self::MissingSignedAttributes => f.write_str("signed attributes are missing"),

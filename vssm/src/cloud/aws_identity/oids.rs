@@ -13,11 +13,9 @@ pub(crate) const SHA256_WITH_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 
 /// id-contentType attribute, 1.2.840.113549.1.9.3.
 pub(crate) const ATTR_CONTENT_TYPE: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03];
 /// id-messageDigest attribute, 1.2.840.113549.1.9.4.
-pub(crate) const ATTR_MESSAGE_DIGEST: &[u8] =
-    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04];
+pub(crate) const ATTR_MESSAGE_DIGEST: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04];
 /// id-aa-CMSAlgorithmProtection attribute, 1.2.840.113549.1.9.52 (RFC 6211).
-pub(crate) const ATTR_ALGORITHM_PROTECTION: &[u8] =
-    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x34];
+pub(crate) const ATTR_ALGORITHM_PROTECTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x34];
 
 /// Dotted form of an OID's content octets, for error messages.
 pub(crate) fn dotted(oid: &[u8]) -> String {
@@ -48,10 +46,7 @@ pub(crate) fn dotted(oid: &[u8]) -> String {
     if arcs.is_empty() || oid.last().is_some_and(|b| b & 0x80 != 0) {
         return "(invalid OID)".into();
     }
-    arcs.iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
+    arcs.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
 }
 
 #[cfg(test)]
@@ -59,14 +54,8 @@ mod tests {
     #[test]
     fn dotted_names() {
         assert_eq!(super::dotted(super::SHA256), "2.16.840.1.101.3.4.2.1");
-        assert_eq!(
-            super::dotted(super::ATTR_ALGORITHM_PROTECTION),
-            "1.2.840.113549.1.9.52"
-        );
-        assert_eq!(
-            super::dotted(&[0x2b, 0x0e, 0x03, 0x02, 0x1a]),
-            "1.3.14.3.2.26"
-        );
+        assert_eq!(super::dotted(super::ATTR_ALGORITHM_PROTECTION), "1.2.840.113549.1.9.52");
+        assert_eq!(super::dotted(&[0x2b, 0x0e, 0x03, 0x02, 0x1a]), "1.3.14.3.2.26");
         assert_eq!(super::dotted(&[0x86]), "(invalid OID)");
     }
 }

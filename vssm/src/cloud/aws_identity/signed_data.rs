@@ -5,9 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::ber::{
-    self, Tlv, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_SET,
-};
+use super::ber::{self, Tlv, TAG_INTEGER, TAG_NULL, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_SET};
 use super::oids;
 use super::IdentityError;
 
@@ -57,10 +55,7 @@ fn algorithm<'a>(t: &Tlv<'a>, what: &'static str) -> Result<Algorithm<'a>, Ident
         None => true,
         Some(p) => p.is_universal(TAG_NULL) && !p.constructed && p.content.is_empty(),
     };
-    Ok(Algorithm {
-        oid,
-        params_absent_or_null,
-    })
+    Ok(Algorithm { oid, params_absent_or_null })
 }
 
 /// Reads a ContentInfo holding SignedData from BER or DER bytes.
@@ -76,18 +71,14 @@ pub(crate) fn parse(pkcs7: &[u8]) -> Result<SignedData<'_>, IdentityError> {
     if !explicit.is_context(0) {
         return Err(malformed("ContentInfo content is not [0]"));
     }
-    let [sd]: [Tlv<'_>; 1] = explicit
-        .children()?
-        .try_into()
-        .map_err(|_| malformed("ContentInfo [0] must hold one element"))?;
+    let [sd]: [Tlv<'_>; 1] =
+        explicit.children()?.try_into().map_err(|_| malformed("ContentInfo [0] must hold one element"))?;
     let fields = sd.universal_children(TAG_SEQUENCE, "SignedData is not a SEQUENCE")?;
     let mut it = fields.iter();
     let mut next = |what: &'static str| it.next().ok_or_else(|| malformed(what));
 
-    next("SignedData version missing")?
-        .primitive(TAG_INTEGER, "SignedData version is not an INTEGER")?;
-    next("digestAlgorithms missing")?
-        .universal_children(TAG_SET, "digestAlgorithms is not a SET")?;
+    next("SignedData version missing")?.primitive(TAG_INTEGER, "SignedData version is not an INTEGER")?;
+    next("digestAlgorithms missing")?.universal_children(TAG_SET, "digestAlgorithms is not a SET")?;
     let encap = next("encapContentInfo missing")?;
     let (content_type, content) = encapsulated_content(encap)?;
 
@@ -106,11 +97,7 @@ pub(crate) fn parse(pkcs7: &[u8]) -> Result<SignedData<'_>, IdentityError> {
     let [signer] = signer_infos.as_slice() else {
         return Err(IdentityError::SignerCount(signer_infos.len()));
     };
-    Ok(SignedData {
-        content_type,
-        content,
-        signer: signer_info(signer)?,
-    })
+    Ok(SignedData { content_type, content, signer: signer_info(signer)? })
 }
 
 /// eContentType and the (joined) eContent, if attached.
@@ -147,27 +134,21 @@ fn signer_info<'a>(t: &Tlv<'a>) -> Result<SignerInfo<'a>, IdentityError> {
     let fields = t.universal_children(TAG_SEQUENCE, "SignerInfo is not a SEQUENCE")?;
     let mut it = fields.iter();
     let mut next = |what: &'static str| it.next().ok_or_else(|| malformed(what));
-    next("SignerInfo version missing")?
-        .primitive(TAG_INTEGER, "SignerInfo version is not an INTEGER")?;
+    next("SignerInfo version missing")?.primitive(TAG_INTEGER, "SignerInfo version is not an INTEGER")?;
     let sid = next("SignerInfo sid missing")?;
     if sid.is_context(0) {
         return Err(IdentityError::UnsupportedSignerIdentifier);
     }
     let ias = sid.universal_children(TAG_SEQUENCE, "IssuerAndSerialNumber is not a SEQUENCE")?;
     let [issuer, serial] = ias.as_slice() else {
-        return Err(malformed(
-            "IssuerAndSerialNumber must have issuer and serial",
-        ));
+        return Err(malformed("IssuerAndSerialNumber must have issuer and serial"));
     };
     if !issuer.is_universal(TAG_SEQUENCE) || !issuer.constructed {
         return Err(malformed("issuer is not a Name"));
     }
     let issuer_der = issuer.to_definite()?;
     let serial = serial.primitive(TAG_INTEGER, "serialNumber is not an INTEGER")?;
-    let digest_algorithm = algorithm(
-        next("digestAlgorithm missing")?,
-        "digestAlgorithm is malformed",
-    )?;
+    let digest_algorithm = algorithm(next("digestAlgorithm missing")?, "digestAlgorithm is malformed")?;
 
     let mut el = next("signatureAlgorithm missing")?;
     let mut signed_attrs = None;
@@ -192,12 +173,5 @@ fn signer_info<'a>(t: &Tlv<'a>) -> Result<SignerInfo<'a>, IdentityError> {
     if it.next().is_some() {
         return Err(malformed("unexpected element after unsignedAttrs"));
     }
-    Ok(SignerInfo {
-        issuer_der,
-        serial,
-        digest_algorithm,
-        signed_attrs,
-        signature_algorithm,
-        signature,
-    })
+    Ok(SignerInfo { issuer_der, serial, digest_algorithm, signed_attrs, signature_algorithm, signature })
 }

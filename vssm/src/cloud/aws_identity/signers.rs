@@ -45,12 +45,9 @@ impl Pinned {
 
     /// RSA PKCS#1 v1.5 SHA-256 verification of `message` with this key.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        ring::signature::UnparsedPublicKey::new(
-            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-            &self.rsa_public_key,
-        )
-        .verify(message, signature)
-        .is_ok()
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &self.rsa_public_key)
+            .verify(message, signature)
+            .is_ok()
     }
 }
 
@@ -65,9 +62,7 @@ impl TrustedSigners {
         let mut signers = Self::empty();
         for (region, pem, _) in AWS_RSA2048_CERTS {
             // Compiled-in data, checked by the `published_certificates_are_valid` test.
-            signers
-                .add_pem(Some(region), pem.as_bytes())
-                .expect("compiled-in AWS certificate is valid");
+            signers.add_pem(Some(region), pem.as_bytes()).expect("compiled-in AWS certificate is valid");
         }
         signers
     }
@@ -103,54 +98,35 @@ impl TrustedSigners {
         let (_, pem) = x509_parser::pem::parse_x509_pem(pem)
             .map_err(|e| IdentityError::InvalidCertificate(format!("bad PEM: {e}")))?;
         if pem.label != "CERTIFICATE" {
-            return Err(IdentityError::InvalidCertificate(format!(
-                "PEM label is {}",
-                pem.label
-            )));
+            return Err(IdentityError::InvalidCertificate(format!("PEM label is {}", pem.label)));
         }
         self.add(region, &pem.contents)
     }
 
     /// Builder form of [`TrustedSigners::add`], e.g.
     /// `TrustedSigners::aws_published().with_test_ca(None, &der)?`.
-    pub fn with_test_ca(
-        mut self,
-        region: Option<&str>,
-        cert_der: &[u8],
-    ) -> Result<Self, IdentityError> {
+    pub fn with_test_ca(mut self, region: Option<&str>, cert_der: &[u8]) -> Result<Self, IdentityError> {
         self.add(region, cert_der)?;
         Ok(self)
     }
 
     /// Regions with a region-specific certificate, sorted (for logs and diagnostics).
     pub fn regions(&self) -> Vec<&str> {
-        let mut r: Vec<&str> = self
-            .pinned
-            .iter()
-            .filter_map(|p| p.region.as_deref())
-            .collect();
+        let mut r: Vec<&str> = self.pinned.iter().filter_map(|p| p.region.as_deref()).collect();
         r.sort_unstable();
         r.dedup();
         r
     }
 
     /// Certificates usable for `region`: its own plus the any-region ones.
-    pub(crate) fn for_region<'s>(
-        &'s self,
-        region: &'s str,
-    ) -> impl Iterator<Item = &'s Pinned> + 's {
-        self.pinned
-            .iter()
-            .filter(move |p| p.region.as_deref().is_none_or(|r| r == region))
+    pub(crate) fn for_region<'s>(&'s self, region: &'s str) -> impl Iterator<Item = &'s Pinned> + 's {
+        self.pinned.iter().filter(move |p| p.region.as_deref().is_none_or(|r| r == region))
     }
 }
 
 impl fmt::Debug for TrustedSigners {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let any = self.pinned.iter().filter(|p| p.region.is_none()).count();
-        f.debug_struct("TrustedSigners")
-            .field("regions", &self.regions())
-            .field("any_region", &any)
-            .finish()
+        f.debug_struct("TrustedSigners").field("regions", &self.regions()).field("any_region", &any).finish()
     }
 }

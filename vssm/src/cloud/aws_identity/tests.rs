@@ -9,10 +9,7 @@ use super::ber::{self, Tlv};
 use super::published::AWS_RSA2048_CERTS;
 use super::{verify_identity, IdentityError, TrustedSigners};
 
-const AWS_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/aws-iid/"
-);
+const AWS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/aws-iid/");
 
 fn shared(name: &str) -> Vec<u8> {
     let path = format!("{AWS_DIR}{name}");
@@ -20,10 +17,7 @@ fn shared(name: &str) -> Vec<u8> {
 }
 
 fn genuine() -> (Vec<u8>, Vec<u8>) {
-    (
-        shared("genuine-ap-southeast-2.document.json"),
-        shared("genuine-ap-southeast-2.rsa2048.der"),
-    )
+    (shared("genuine-ap-southeast-2.document.json"), shared("genuine-ap-southeast-2.rsa2048.der"))
 }
 
 fn pem_der(pem: &[u8]) -> Vec<u8> {
@@ -62,19 +56,13 @@ fn to_indefinite(t: &Tlv<'_>) -> Vec<u8> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("needle present")
+    haystack.windows(needle.len()).position(|w| w == needle).expect("needle present")
 }
 
 #[test]
 fn genuine_blob_verifies_against_pinned_region() {
     let (doc, p7) = genuine();
-    for signers in [
-        pinned(Some("ap-southeast-2"), &ap_southeast_2_der()),
-        TrustedSigners::aws_published(),
-    ] {
+    for signers in [pinned(Some("ap-southeast-2"), &ap_southeast_2_der()), TrustedSigners::aws_published()] {
         let id = verify_identity(&doc, &p7, &signers).unwrap();
         assert_eq!(id.account_id, "189292791360");
         assert_eq!(id.region, "ap-southeast-2");
@@ -102,30 +90,16 @@ fn genuine_blob_verifies_when_fully_indefinite_or_definite() {
 fn forged_blob_is_refused_as_unpinned_signer() {
     let doc = shared("forged.document.json");
     let p7 = shared("forged-embedded-lookalike-cert.p7.der");
-    for signers in [
-        TrustedSigners::aws_published(),
-        pinned(None, &ap_southeast_2_der()),
-    ] {
+    for signers in [TrustedSigners::aws_published(), pinned(None, &ap_southeast_2_der())] {
         let err = verify_identity(&doc, &p7, &signers).unwrap_err();
-        assert_eq!(
-            err,
-            IdentityError::SignerNotPinned {
-                region: "ap-southeast-2".into()
-            },
-            "{err}"
-        );
+        assert_eq!(err, IdentityError::SignerNotPinned { region: "ap-southeast-2".into() }, "{err}");
     }
     // It is well-formed and correctly signed by its embedded key: only pinning
     // rejects it. Trusting that embedded certificate (which a node never does)
     // makes it verify, proving the refusal above is the trust decision.
     let outer = ber::parse_complete(&p7).unwrap();
     let signed_data = outer.children().unwrap()[1].children().unwrap()[0];
-    let certs = signed_data
-        .children()
-        .unwrap()
-        .into_iter()
-        .find(|c| c.is_context(0))
-        .unwrap();
+    let certs = signed_data.children().unwrap().into_iter().find(|c| c.is_context(0)).unwrap();
     let embedded = certs.children().unwrap()[0].to_definite().unwrap();
     verify_identity(&doc, &p7, &pinned(Some("ap-southeast-2"), &embedded)).unwrap();
 }
@@ -148,12 +122,7 @@ fn splice(t: &Tlv<'_>, from: &[u8], to: &[u8]) -> Vec<u8> {
     if !t.constructed {
         return der;
     }
-    let body: Vec<u8> = t
-        .children()
-        .unwrap()
-        .iter()
-        .flat_map(|c| splice(c, from, to))
-        .collect();
+    let body: Vec<u8> = t.children().unwrap().iter().flat_map(|c| splice(c, from, to)).collect();
     let mut out = t.tag_bytes.to_vec();
     ber::push_length(&mut out, body.len());
     out.extend(body);
@@ -201,10 +170,7 @@ fn tampered_signed_attributes_or_signature_fail() {
     let mut t = p7.clone();
     let at = find(&p7, b"260216003828Z") + 11;
     t[at] = b'9';
-    assert_eq!(
-        verify_identity(&doc, &t, &signers).unwrap_err(),
-        IdentityError::SignatureInvalid
-    );
+    assert_eq!(verify_identity(&doc, &t, &signers).unwrap_err(), IdentityError::SignatureInvalid);
     // One bit of the RSA signature value.
     let mut t = p7.clone();
     let at = p7.len() - 20;
@@ -217,34 +183,16 @@ fn tampered_signed_attributes_or_signature_fail() {
 #[test]
 fn certificate_pinned_for_another_region_is_not_used() {
     let (doc, p7) = genuine();
-    let err =
-        verify_identity(&doc, &p7, &pinned(Some("us-east-1"), &ap_southeast_2_der())).unwrap_err();
-    assert_eq!(
-        err,
-        IdentityError::NoCertificatePinned {
-            region: "ap-southeast-2".into()
-        }
-    );
-    assert_eq!(
-        err.to_string(),
-        "no certificate pinned for region ap-southeast-2"
-    );
+    let err = verify_identity(&doc, &p7, &pinned(Some("us-east-1"), &ap_southeast_2_der())).unwrap_err();
+    assert_eq!(err, IdentityError::NoCertificatePinned { region: "ap-southeast-2".into() });
+    assert_eq!(err.to_string(), "no certificate pinned for region ap-southeast-2");
     let err = verify_identity(&doc, &p7, &TrustedSigners::empty()).unwrap_err();
     assert!(matches!(err, IdentityError::NoCertificatePinned { .. }));
     // Another region's AWS certificate pinned for ap-southeast-2: wrong signer.
-    let us_east_1 = AWS_RSA2048_CERTS
-        .iter()
-        .find(|(r, ..)| *r == "us-east-1")
-        .unwrap()
-        .1;
+    let us_east_1 = AWS_RSA2048_CERTS.iter().find(|(r, ..)| *r == "us-east-1").unwrap().1;
     let signers = pinned(Some("ap-southeast-2"), &pem_der(us_east_1.as_bytes()));
     let err = verify_identity(&doc, &p7, &signers).unwrap_err();
-    assert_eq!(
-        err,
-        IdentityError::SignerNotPinned {
-            region: "ap-southeast-2".into()
-        }
-    );
+    assert_eq!(err, IdentityError::SignerNotPinned { region: "ap-southeast-2".into() });
 }
 
 #[test]
@@ -253,18 +201,12 @@ fn truncated_blobs_fail_as_malformed() {
     let signers = TrustedSigners::aws_published();
     for len in 0..p7.len() {
         let err = verify_identity(&doc, &p7[..len], &signers).unwrap_err();
-        assert!(
-            matches!(err, IdentityError::MalformedPkcs7(_)),
-            "len {len}: {err}"
-        );
+        assert!(matches!(err, IdentityError::MalformedPkcs7(_)), "len {len}: {err}");
         assert!(err.to_string().starts_with("malformed PKCS#7"));
     }
     let mut extra = p7.clone();
     extra.push(0);
-    assert!(matches!(
-        verify_identity(&doc, &extra, &signers),
-        Err(IdentityError::MalformedPkcs7(_))
-    ));
+    assert!(matches!(verify_identity(&doc, &extra, &signers), Err(IdentityError::MalformedPkcs7(_))));
 }
 
 #[test]
@@ -278,9 +220,7 @@ fn malformed_document_is_refused() {
 
 #[test]
 fn test_ca_flow_der_and_ber() {
-    let signers = TrustedSigners::aws_published()
-        .with_test_ca(None, TEST_CA_DER)
-        .unwrap();
+    let signers = TrustedSigners::aws_published().with_test_ca(None, TEST_CA_DER).unwrap();
     for p7 in [TEST_P7_DER, TEST_P7_BER] {
         let id = verify_identity(TEST_DOC, p7, &signers).unwrap();
         assert_eq!(id.region, "us-east-1");
@@ -299,35 +239,17 @@ fn test_ca_flow_der_and_ber() {
 fn test_ca_blob_fails_with_aws_published_only() {
     let signers = TrustedSigners::aws_published();
     let err = verify_identity(TEST_DOC, TEST_P7_DER, &signers).unwrap_err();
-    assert_eq!(
-        err,
-        IdentityError::SignerNotPinned {
-            region: "us-east-1".into()
-        }
-    );
+    assert_eq!(err, IdentityError::SignerNotPinned { region: "us-east-1".into() });
     // Test CA pinned for a different region only.
-    let err = verify_identity(
-        TEST_DOC,
-        TEST_P7_DER,
-        &pinned(Some("eu-west-1"), TEST_CA_DER),
-    )
-    .unwrap_err();
-    assert_eq!(
-        err,
-        IdentityError::NoCertificatePinned {
-            region: "us-east-1".into()
-        }
-    );
+    let err = verify_identity(TEST_DOC, TEST_P7_DER, &pinned(Some("eu-west-1"), TEST_CA_DER)).unwrap_err();
+    assert_eq!(err, IdentityError::NoCertificatePinned { region: "us-east-1".into() });
 }
 
 #[test]
 fn sha1_and_missing_signed_attributes_are_refused() {
     let signers = pinned(None, TEST_CA_DER);
     let err = verify_identity(TEST_DOC, TEST_P7_SHA1, &signers).unwrap_err();
-    assert_eq!(
-        err,
-        IdentityError::UnsupportedDigest("1.3.14.3.2.26".into())
-    );
+    assert_eq!(err, IdentityError::UnsupportedDigest("1.3.14.3.2.26".into()));
     let err = verify_identity(TEST_DOC, TEST_P7_NOATTR, &signers).unwrap_err();
     assert_eq!(err, IdentityError::MissingSignedAttributes);
 }
@@ -363,20 +285,11 @@ fn published_certificates_are_valid() {
 #[test]
 fn add_rejects_unusable_certificates() {
     let mut s = TrustedSigners::empty();
-    assert!(matches!(
-        s.add(None, b"junk"),
-        Err(IdentityError::InvalidCertificate(_))
-    ));
-    assert!(matches!(
-        s.add(Some(""), TEST_CA_DER),
-        Err(IdentityError::InvalidCertificate(_))
-    ));
+    assert!(matches!(s.add(None, b"junk"), Err(IdentityError::InvalidCertificate(_))));
+    assert!(matches!(s.add(Some(""), TEST_CA_DER), Err(IdentityError::InvalidCertificate(_))));
     let mut with_trailer = TEST_CA_DER.to_vec();
     with_trailer.push(0);
-    assert!(matches!(
-        s.add(None, &with_trailer),
-        Err(IdentityError::InvalidCertificate(_))
-    ));
+    assert!(matches!(s.add(None, &with_trailer), Err(IdentityError::InvalidCertificate(_))));
     assert!(s.regions().is_empty());
 }
 

@@ -37,33 +37,20 @@ pub fn verify_identity(
         return Err(IdentityError::UnsupportedDigest(oids::dotted(digest.oid)));
     }
     let sig_alg = &signer.signature_algorithm;
-    if !(sig_alg.oid == oids::SHA256_WITH_RSA || sig_alg.oid == oids::RSA_ENCRYPTION)
-        || !sig_alg.params_absent_or_null
+    if !(sig_alg.oid == oids::SHA256_WITH_RSA || sig_alg.oid == oids::RSA_ENCRYPTION) || !sig_alg.params_absent_or_null
     {
-        return Err(IdentityError::UnsupportedSignatureAlgorithm(oids::dotted(
-            sig_alg.oid,
-        )));
+        return Err(IdentityError::UnsupportedSignatureAlgorithm(oids::dotted(sig_alg.oid)));
     }
 
     let candidates: Vec<_> = signers.for_region(&doc.region).collect();
     if candidates.is_empty() {
-        return Err(IdentityError::NoCertificatePinned {
-            region: doc.region.clone(),
-        });
+        return Err(IdentityError::NoCertificatePinned { region: doc.region.clone() });
     }
-    let Some(pinned) = candidates
-        .into_iter()
-        .find(|p| p.identifies(&signer.issuer_der, signer.serial))
-    else {
-        return Err(IdentityError::SignerNotPinned {
-            region: doc.region.clone(),
-        });
+    let Some(pinned) = candidates.into_iter().find(|p| p.identifies(&signer.issuer_der, signer.serial)) else {
+        return Err(IdentityError::SignerNotPinned { region: doc.region.clone() });
     };
 
-    let attrs = signer
-        .signed_attrs
-        .as_ref()
-        .ok_or(IdentityError::MissingSignedAttributes)?;
+    let attrs = signer.signed_attrs.as_ref().ok_or(IdentityError::MissingSignedAttributes)?;
     let document_sha256 = ring::digest::digest(&ring::digest::SHA256, document);
     let signed_bytes = attributes::check(attrs, document_sha256.as_ref(), sig_alg.oid)?;
     if !pinned.verify(&signed_bytes, &signer.signature) {

@@ -38,7 +38,8 @@ impl Attestation {
     pub async fn discover(node: &Node, settings: &ClusterConfig) -> Option<Attestation> {
         let mode = settings.attestation?;
         let imds = Arc::new(ImdsClient::new(&settings.imds_endpoint).map_err(|e| eprintln!("vssm: IMDS: {e}")).ok()?);
-        let signers = trusted_signers(&settings.attestation_ca_certificates).map_err(|e| eprintln!("vssm: {e}")).ok()?;
+        let signers =
+            trusted_signers(&settings.attestation_ca_certificates).map_err(|e| eprintln!("vssm: {e}")).ok()?;
         let (own, document, signature) = match own_identity(&imds, &signers).await {
             Ok(identity) => identity,
             Err(e) => {
@@ -50,7 +51,10 @@ impl Attestation {
             "identity",
             "-",
             Outcome::Ok,
-            &format!("instance {} image {} account {} region {}", own.instance_id, own.image_id, own.account_id, own.region),
+            &format!(
+                "instance {} image {} account {} region {}",
+                own.instance_id, own.image_id, own.account_id, own.region
+            ),
         );
         let source = node.config.bind_address;
         let (aws, sts) = match (
@@ -101,7 +105,10 @@ pub fn trusted_signers(extra_der: &[Vec<u8>]) -> Result<TrustedSigners, String> 
     Ok(signers)
 }
 
-async fn own_identity(imds: &ImdsClient, signers: &TrustedSigners) -> Result<(IdentityDocument, Vec<u8>, Vec<u8>), String> {
+async fn own_identity(
+    imds: &ImdsClient,
+    signers: &TrustedSigners,
+) -> Result<(IdentityDocument, Vec<u8>, Vec<u8>), String> {
     let document = imds.identity_document().await.map_err(|e| e.to_string())?;
     let signature = imds.identity_signature_rsa2048().await.map_err(|e| e.to_string())?;
     let doc = verify_identity(&document, &signature, signers).map_err(|e| e.to_string())?;
@@ -110,7 +117,12 @@ async fn own_identity(imds: &ImdsClient, signers: &TrustedSigners) -> Result<(Id
 
 /// Tries the bootstrappers and each discovered peer until one grants the
 /// RPC key; bootstraps the node with it.
-pub async fn join_any_peer(node: &Node, attestation: &Attestation, discovery: &Discovery, bootstrappers: &[IpAddr]) -> Result<(), String> {
+pub async fn join_any_peer(
+    node: &Node,
+    attestation: &Attestation,
+    discovery: &Discovery,
+    bootstrappers: &[IpAddr],
+) -> Result<(), String> {
     let mut candidates: Vec<IpAddr> = bootstrappers.to_vec();
     candidates.extend(discovery.peers().await?.into_iter().map(|p| p.ip));
     if candidates.is_empty() {
@@ -158,6 +170,13 @@ async fn join_peer(
     };
     let answer: JoinResponse = client.post_json(addr, JOIN_PATH, &request).await.map_err(|e| e.0)?;
     let aad = ring::digest::digest(&ring::digest::SHA256, document);
-    let rpc_key = open_from(private, &public, &answer.ephemeral_public_key.0, &challenge.challenge.0, aad.as_ref(), &answer.encrypted_rpc_key.0)?;
+    let rpc_key = open_from(
+        private,
+        &public,
+        &answer.ephemeral_public_key.0,
+        &challenge.challenge.0,
+        aad.as_ref(),
+        &answer.encrypted_rpc_key.0,
+    )?;
     node.bootstrap(&rpc_key).map_err(|e| e.to_string())
 }

@@ -50,13 +50,16 @@ impl JoinPolicy {
         if let Some(discovery) = &self.membership {
             match discovery.is_member(&doc.instance_id, doc.private_ip).await {
                 Ok(true) => {}
-                Ok(false) => return Err(format!("instance {} is not a Pending/InService member of the group", doc.instance_id)),
+                Ok(false) => {
+                    return Err(format!("instance {} is not a Pending/InService member of the group", doc.instance_id))
+                }
                 Err(e) => return Err(format!("membership check failed: {e}")),
             }
         }
         if let Some(sts) = &self.sts {
             let signed = request.sts_request.as_ref().ok_or("strong attestation needs stsRequest")?;
-            sts.verify_instance(signed, &bound_headers(&request.challenge.0, &request.ephemeral_public_key.0), &doc).await?;
+            sts.verify_instance(signed, &bound_headers(&request.challenge.0, &request.ephemeral_public_key.0), &doc)
+                .await?;
         }
         Ok(doc)
     }

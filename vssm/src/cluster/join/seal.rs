@@ -13,14 +13,20 @@ const KDF_INFO: &[u8] = b"vssm join v1";
 
 /// A fresh X25519 key pair for one join attempt.
 pub fn ephemeral_key() -> Result<(EphemeralPrivateKey, Vec<u8>), String> {
-    let private = EphemeralPrivateKey::generate(&X25519, &SystemRandom::new()).map_err(|_| "no randomness".to_string())?;
+    let private =
+        EphemeralPrivateKey::generate(&X25519, &SystemRandom::new()).map_err(|_| "no randomness".to_string())?;
     let public = private.compute_public_key().map_err(|_| "X25519 failed".to_string())?.as_ref().to_vec();
     Ok((private, public))
 }
 
 /// The AES-256-GCM key both sides derive from the X25519 secret, bound to
 /// the challenge and both public keys.
-fn derive_key(shared: &[u8], challenge: &[u8], requester_public: &[u8], server_public: &[u8]) -> Result<LessSafeKey, String> {
+fn derive_key(
+    shared: &[u8],
+    challenge: &[u8],
+    requester_public: &[u8],
+    server_public: &[u8],
+) -> Result<LessSafeKey, String> {
     let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, challenge);
     let info = [KDF_INFO, requester_public, server_public];
     let prk = salt.extract(shared);
@@ -29,12 +35,18 @@ fn derive_key(shared: &[u8], challenge: &[u8], requester_public: &[u8], server_p
 }
 
 /// Encrypts `secret` to `requester_public`: returns (server public key, nonce||ct||tag).
-pub fn seal_to(requester_public: &[u8], challenge: &[u8], aad: &[u8], secret: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+pub fn seal_to(
+    requester_public: &[u8],
+    challenge: &[u8],
+    aad: &[u8],
+    secret: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), String> {
     let rng = SystemRandom::new();
     let (private, public) = ephemeral_key()?;
     let peer = UnparsedPublicKey::new(&X25519, requester_public);
-    let key = agreement::agree_ephemeral(private, &peer, |shared| derive_key(shared, challenge, requester_public, &public))
-        .map_err(|_| "invalid ephemeral public key".to_string())??;
+    let key =
+        agreement::agree_ephemeral(private, &peer, |shared| derive_key(shared, challenge, requester_public, &public))
+            .map_err(|_| "invalid ephemeral public key".to_string())??;
     let mut nonce = [0u8; 12];
     rng.fill(&mut nonce).map_err(|_| "no randomness".to_string())?;
     let mut sealed = secret.to_vec();
@@ -58,8 +70,10 @@ pub fn open_from(
         return Err("encrypted RPC key is too short".into());
     }
     let peer = UnparsedPublicKey::new(&X25519, server_public);
-    let key = agreement::agree_ephemeral(private, &peer, |shared| derive_key(shared, challenge, requester_public, server_public))
-        .map_err(|_| "invalid peer ephemeral key".to_string())??;
+    let key = agreement::agree_ephemeral(private, &peer, |shared| {
+        derive_key(shared, challenge, requester_public, server_public)
+    })
+    .map_err(|_| "invalid peer ephemeral key".to_string())??;
     let nonce = Nonce::try_assume_unique_for_key(&sealed[..12]).map_err(|_| "bad nonce".to_string())?;
     let mut buffer = Zeroizing::new(sealed[12..].to_vec());
     let plain_len = key

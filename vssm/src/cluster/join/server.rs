@@ -47,7 +47,13 @@ impl JoinServer {
         }
     }
 
-    async fn route(&self, rpc_key: Option<&AsymmetricKey>, audit: &AuditLog, peer: SocketAddr, request: Request<Incoming>) -> ApiResult {
+    async fn route(
+        &self,
+        rpc_key: Option<&AsymmetricKey>,
+        audit: &AuditLog,
+        peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> ApiResult {
         if request.method() != Method::POST {
             return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
         }
@@ -74,16 +80,23 @@ impl JoinServer {
                     ApiError::new(StatusCode::FORBIDDEN, format!("join refused: {reason}"))
                 })?;
                 let aad = ring::digest::digest(&ring::digest::SHA256, &request.document.0);
-                let (public, sealed) =
-                    seal_to(&request.ephemeral_public_key.0, &request.challenge.0, aad.as_ref(), &rpc_key.to_pkcs8_der())
-                        .map_err(ApiError::bad_request)?;
+                let (public, sealed) = seal_to(
+                    &request.ephemeral_public_key.0,
+                    &request.challenge.0,
+                    aad.as_ref(),
+                    &rpc_key.to_pkcs8_der(),
+                )
+                .map_err(ApiError::bad_request)?;
                 audit.record(
                     "join",
                     &peer.ip().to_string(),
                     Outcome::Ok,
                     &format!("granted to instance {} (image {})", doc.instance_id, doc.image_id),
                 );
-                json_response(&JoinResponse { ephemeral_public_key: WireBytes(public), encrypted_rpc_key: WireBytes(sealed) })
+                json_response(&JoinResponse {
+                    ephemeral_public_key: WireBytes(public),
+                    encrypted_rpc_key: WireBytes(sealed),
+                })
             }
             _ => Err(ApiError::not_found("unknown join endpoint")),
         }

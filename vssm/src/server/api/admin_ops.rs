@@ -9,9 +9,9 @@ use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType};
 use crate::node::{BootstrapError, Node};
 use crate::wire::{
-    AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupResponse, GenerateKeyRequest, Int64,
-    InjectKeyRequest, ListKeysRequest, ListKeysResponse, LogsResponse, PasswordOnlyRequest, RestoreBackupRequest,
-    RestoreBackupResponse, SymmetricKeyInfo,
+    AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupResponse, GenerateKeyRequest,
+    InjectKeyRequest, Int64, ListKeysRequest, ListKeysResponse, LogsResponse, PasswordOnlyRequest,
+    RestoreBackupRequest, RestoreBackupResponse, SymmetricKeyInfo,
 };
 use hyper::StatusCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -120,7 +120,10 @@ async fn generate_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mu
         KeyType::Mac => KeyMaterial::Mac(MacKey::generate(size)?),
         KeyType::Asymmetric => {
             let spec = KeySpec::parse(&request.key_spec).map_err(|_| {
-                ApiError::bad_request(format!("keySpec must be RSA or EC, not {:?}", super::printable(&request.key_spec)))
+                ApiError::bad_request(format!(
+                    "keySpec must be RSA or EC, not {:?}",
+                    super::printable(&request.key_spec)
+                ))
             })?;
             // RSA generation takes up to seconds: never on an I/O thread.
             let key = tokio::task::spawn_blocking(move || AsymmetricKey::generate(spec, size))

@@ -34,9 +34,9 @@ fn lookup(node: &Node, key_type: KeyType, name: &str) -> Result<Arc<KeyRecord>, 
     if name.is_empty() {
         return Err(ApiError::bad_request("keyName is required"));
     }
-    node.keystore.get(key_type, name).ok_or_else(|| {
-        ApiError::not_found(format!("no {} key named {:?}", key_type.as_str(), super::printable(name)))
-    })
+    node.keystore
+        .get(key_type, name)
+        .ok_or_else(|| ApiError::not_found(format!("no {} key named {:?}", key_type.as_str(), super::printable(name))))
 }
 
 fn output(bytes: Vec<u8>) -> ApiResult {

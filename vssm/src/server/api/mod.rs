@@ -4,9 +4,9 @@
 mod admin_ops;
 mod crypto_ops;
 
+use super::body::{read_body, CLIENT_BODY_BUDGET};
 use crate::crypto::CryptoError;
 use crate::node::Node;
-use super::body::{read_body, CLIENT_BODY_BUDGET};
 use crate::wire::ErrorResponse;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -136,7 +136,9 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
             text
         } else {
             match inner.classify() {
-                serde_json::error::Category::Data => format!("invalid value for field `{path}` (wrong type or encoding)"),
+                serde_json::error::Category::Data => {
+                    format!("invalid value for field `{path}` (wrong type or encoding)")
+                }
                 _ => format!("malformed JSON (line {}, column {})", inner.line(), inner.column()),
             }
         };
@@ -148,7 +150,8 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 
 /// A 200 response with a JSON body.
 pub(crate) fn json_response<T: Serialize>(value: &T) -> ApiResult {
-    let body = serde_json::to_vec(value).map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the response"))?;
+    let body = serde_json::to_vec(value)
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the response"))?;
     Ok(with_json(Response::new(Full::new(Bytes::from(body)))))
 }
 
@@ -161,9 +164,7 @@ pub fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
 }
 
 fn with_json(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     response
 }
 
