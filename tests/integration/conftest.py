@@ -50,8 +50,8 @@ except ImportError:  # pragma: no cover
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SHARED = Path(os.environ.get("VSSM_SHARED", REPO.parent / "shared"))
-WYCHEPROOF = SHARED / "testdata" / "wycheproof"
+TESTDATA = REPO / "testdata"
+WYCHEPROOF = TESTDATA / "wycheproof"
 VSSM_BIN = Path(os.environ.get("VSSM_BIN", REPO / "target" / "release" / "vssm"))
 
 API_PORT, HEALTH_PORT = 8080, 8081

@@ -22,10 +22,10 @@ from cluster_harness import (MEASUREMENTS, ClusterNode, FakeAws, JoinClient, all
                              aws_document, join_request, key_names,
                              lookalike_pkcs7, new_ephemeral, open_granted_key,
                              sigv4_sts_request, strong_bound_headers, wait_until)
-from conftest import SHARED, b64d, b64e, make_backup, sym_decrypt, sym_encrypt, uniq
+from conftest import TESTDATA, b64d, b64e, make_backup, sym_decrypt, sym_encrypt, uniq
 
 ATTACKER_IP = "127.0.0.150"
-FORGED_DIR = SHARED / "testdata" / "aws-iid"
+FORGED_DIR = TESTDATA / "aws-iid"
 GCM = "AES/GCM/NoPadding"
 
 

@@ -16,7 +16,7 @@ from conftest import WYCHEPROOF, b64d, b64e, uniq
 def _load(name):
     path = WYCHEPROOF / name
     if not path.is_file():
-        pytest.fail(f"missing test vectors {path} (set VSSM_SHARED to the shared directory)")
+        pytest.fail(f"missing test vectors {path} (testdata/ of the repository)")
     return json.loads(path.read_text())
 
 

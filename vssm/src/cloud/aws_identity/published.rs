@@ -9,7 +9,7 @@
 //! verifies, and the first 8 bytes of its DER SHA-256 are recorded in the table.
 //!
 //! Sources:
-//! - ap-southeast-2: shared/testdata/aws-iid (verifies a real ap-southeast-2 rsa2048 blob).
+//! - ap-southeast-2: testdata/aws-iid (verifies a real ap-southeast-2 rsa2048 blob).
 //! - the first nine regions (ap-northeast-1, ap-southeast-1/2, eu-central-1, eu-west-1,
 //!   sa-east-1, us-east-1, us-west-1/2): a public Go source file (package `awsprov`, map
 //!   `awsCerts`, "rsa2048" IMDS verifier) found through the code search index; us-east-1

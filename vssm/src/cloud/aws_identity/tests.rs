@@ -9,7 +9,7 @@ use super::ber::{self, Tlv};
 use super::published::AWS_RSA2048_CERTS;
 use super::{verify_identity, IdentityError, TrustedSigners};
 
-const AWS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/aws-iid/");
+const AWS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/aws-iid/");
 
 fn shared(name: &str) -> Vec<u8> {
     let path = format!("{AWS_DIR}{name}");
