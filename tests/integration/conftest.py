@@ -543,7 +543,8 @@ def sym_encrypt(algorithm: str, key: bytes, pt: bytes, iv: bytes | None = None,
                 aad: bytes | None = None) -> bytes:
     cipher, mode, pad = algorithm.split("/")
     bs = BLOCK[cipher]
-    if mode in ("ECB", "CBC") and pad != "NoPadding":
+    # The first VSSM pads before every mode, CTR and GCM included.
+    if pad != "NoPadding":
         pt = pkcs7_pad(pt, bs)
     if mode == "ECB":
         return ecb_raw(cipher, key, pt)
@@ -569,9 +570,9 @@ def sym_decrypt(algorithm: str, key: bytes, ct: bytes, aad: bytes | None = None)
         d = Cipher(_alg(cipher, key), modes.CBC(ct[:bs])).decryptor()
         pt = d.update(ct[bs:]) + d.finalize()
     elif mode == "CTR":
-        return ctr_xor(cipher, key, ct[:bs], ct[bs:])
+        pt = ctr_xor(cipher, key, ct[:bs], ct[bs:])
     elif mode == "GCM":
-        return AESGCM(key).decrypt(ct[:12], ct[12:], aad)
+        pt = AESGCM(key).decrypt(ct[:12], ct[12:], aad)
     else:
         raise ValueError(mode)
     return pkcs7_unpad(pt, bs) if pad != "NoPadding" else pt

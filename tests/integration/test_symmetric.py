@@ -43,28 +43,53 @@ def test_symmetric_both_directions(api, sym_keys, cipher, size, mode, pad):
     name, key = sym_keys[(cipher, size)]
     alg = f"{cipher}/{mode}/{pad}"
     bs = BLOCK[cipher]
-    strict = mode in ("ECB", "CBC") or pad == "NoPadding"
     for pt in _plaintexts(cipher, mode, pad):
-        # server -> local
+        # server -> independent implementation
         ct = api.out("symmetric/encrypt", keyName=name, algorithm=alg, input=pt)
-        if strict:
-            assert sym_decrypt(alg, key, ct) == pt, f"{alg}: server ciphertext does not decrypt locally"
-            body_len = len(pkcs7_pad(pt, bs)) if (mode in ("ECB", "CBC") and pad != "NoPadding") else len(pt)
-            prefix = {"ECB": 0, "CBC": bs, "CTR": bs, "GCM": 12}[mode]
-            tag = 16 if mode == "GCM" else 0
-            assert len(ct) == prefix + body_len + tag, f"{alg}: unexpected ciphertext layout/length"
-        else:
-            # CTR/GCM with a PKCS padding name: the layout must be the documented one;
-            # whether the plaintext was padded first is not fixed by the contract.
-            local = sym_decrypt(alg.replace(pad, "NoPadding"), key, ct)
-            assert local in (pt, pkcs7_pad(pt, bs)), f"{alg}: server ciphertext does not decrypt locally"
+        assert sym_decrypt(alg, key, ct) == pt, f"{alg}: server ciphertext does not decrypt locally"
+        # PKCS5/PKCS7 pad before every mode (the first VSSM's rule), also CTR and GCM.
+        body_len = len(pkcs7_pad(pt, bs)) if pad != "NoPadding" else len(pt)
+        prefix = {"ECB": 0, "CBC": bs, "CTR": bs, "GCM": 12}[mode]
+        tag = 16 if mode == "GCM" else 0
+        assert len(ct) == prefix + body_len + tag, f"{alg}: unexpected ciphertext layout/length"
+        if pad != "NoPadding":
+            raw = sym_decrypt(alg.replace(pad, "NoPadding"), key, ct)
+            assert raw == pkcs7_pad(pt, bs), f"{alg}: the plaintext was not padded before the mode"
         # server round trip
         assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=ct) == pt
-        # local -> server
-        if strict:
-            local_ct = sym_encrypt(alg, key, pt)
-            assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=local_ct) == pt, \
-                f"{alg}: local ciphertext does not decrypt on the server"
+        # independent implementation -> server (a migrating client's ciphertext)
+        local_ct = sym_encrypt(alg, key, pt)
+        assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=local_ct) == pt, \
+            f"{alg}: local ciphertext does not decrypt on the server"
+
+
+@pytest.mark.parametrize("alg", ["AES/CTR/PKCS5Padding", "AES/GCM/PKCS7Padding", "DES/CTR/PKCS5Padding"])
+def test_stream_and_aead_unpad_failure_is_the_generic_error(api, sym_keys, alg):
+    """A CTR/GCM plaintext without valid padding is refused with the same 400
+    as a tag failure, never returned with its tail."""
+    cipher = alg.split("/")[0]
+    name, key = sym_keys[(cipher, KEY_SIZES[cipher][-1])]
+    bs = BLOCK[cipher]
+    unpadded = alg.replace(alg.split("/")[2], "NoPadding")
+    bad_inputs = [
+        sym_encrypt(unpadded, key, b"x" * bs + b"\x00"),  # wrong length after the mode
+        sym_encrypt(unpadded, key, b"y" * (bs - 1) + b"\x00"),  # pad byte 0
+        sym_encrypt(unpadded, key, b"z" * (bs - 3) + b"\x01\x02\x03"),  # inconsistent pad bytes
+        sym_encrypt(unpadded, key, b""),  # empty after the mode
+    ]
+    good = sym_encrypt(alg, key, b"hello")
+    errors = set()
+    for ct in bad_inputs:
+        r = api.op("symmetric/decrypt", keyName=name, algorithm=alg, input=ct)
+        assert r.status == 400, f"{alg}: bad padding gave {r.status}"
+        errors.add(r.error())
+    if alg.split("/")[1] == "GCM":
+        tampered = good[:-1] + bytes([good[-1] ^ 1])
+        r = api.op("symmetric/decrypt", keyName=name, algorithm=alg, input=tampered)
+        assert r.status == 400
+        errors.add(r.error())
+    assert len(errors) == 1, f"{alg}: unpadding failures are distinguishable: {errors}"
+    assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=good) == b"hello"
 
 
 @pytest.mark.parametrize("alg", ["AES/CBC/PKCS5Padding", "AES/CTR/NoPadding", "AES/GCM/NoPadding",

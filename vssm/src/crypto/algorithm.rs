@@ -89,7 +89,9 @@ pub enum CipherMode {
 }
 
 impl CipherMode {
-    /// True for modes that need no padding (CTR, GCM).
+    /// True for modes that take input of any length (CTR, GCM). They still
+    /// pad when the algorithm names a padding: the first VSSM pads before
+    /// every mode.
     pub fn is_stream(self) -> bool {
         matches!(self, CipherMode::Ctr | CipherMode::Gcm)
     }
@@ -115,8 +117,8 @@ pub struct SymmetricAlgorithm {
 impl SymmetricAlgorithm {
     /// Parses e.g. "AES/CBC/PKCS5Padding", "3DES/ECB/NoPadding", "AES/GCM/NoPadding".
     ///
-    /// For CTR and GCM the padding token must still be a known one but is
-    /// ignored: [`padding`](Self::padding) reports [`Padding::None`].
+    /// The padding applies in every mode, CTR and GCM included (the first
+    /// VSSM pads the plaintext before the mode whatever the mode is).
     pub fn parse(s: &str) -> Result<Self, CryptoError> {
         let unknown = || {
             CryptoError::UnsupportedAlgorithm(format!(
@@ -157,8 +159,6 @@ impl SymmetricAlgorithm {
         if mode == CipherMode::Gcm && cipher != BlockCipherKind::Aes {
             return Err(CryptoError::UnsupportedAlgorithm("GCM is only available with AES".into()));
         }
-        // Stream modes never pad (parse accepts a padding token for compatibility).
-        let padding = if mode.is_stream() { Padding::None } else { padding };
         Ok(SymmetricAlgorithm { cipher, mode, padding })
     }
 
@@ -172,7 +172,7 @@ impl SymmetricAlgorithm {
         self.mode
     }
 
-    /// The effective padding (always `None` for CTR and GCM).
+    /// The padding, applied before the mode and removed after it.
     pub fn padding(&self) -> Padding {
         self.padding
     }
@@ -320,8 +320,7 @@ mod tests {
                         continue;
                     }
                     let a = r.unwrap_or_else(|e| panic!("{s}: {e}"));
-                    let want =
-                        if m == "CTR" || m == "GCM" || p == "NoPadding" { Padding::None } else { Padding::Pkcs7 };
+                    let want = if p == "NoPadding" { Padding::None } else { Padding::Pkcs7 };
                     assert_eq!(a.padding(), want, "{s}");
                 }
             }
@@ -331,7 +330,7 @@ mod tests {
         let a = SymmetricAlgorithm::parse("DESede/ECB/NoPadding").unwrap();
         assert_eq!((a.cipher(), a.mode(), a.padding()), (BlockCipherKind::TripleDes, CipherMode::Ecb, Padding::None));
         let a = SymmetricAlgorithm::parse("AES/CTR/PKCS5Padding").unwrap();
-        assert_eq!(a.padding(), Padding::None);
+        assert_eq!(a.padding(), Padding::Pkcs7);
         assert_eq!(SymmetricAlgorithm::parse("aes/cbc/pkcs5padding").unwrap().mode(), CipherMode::Cbc);
     }
 

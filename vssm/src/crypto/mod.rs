@@ -30,6 +30,10 @@ pub enum CryptoError {
     DecryptionFailed,
     /// Key bytes could not be used (malformed, unsupported type or size).
     InvalidKey(String),
+    /// A fault of this node, not of the request (random generator failure,
+    /// a library refusing a key it accepted before). The text is for the
+    /// log; clients get a generic message.
+    Internal(&'static str),
 }
 
 impl fmt::Display for CryptoError {
@@ -39,6 +43,7 @@ impl fmt::Display for CryptoError {
             CryptoError::InvalidInput(m) => write!(f, "invalid input: {m}"),
             CryptoError::DecryptionFailed => f.write_str("decryption failed"),
             CryptoError::InvalidKey(m) => write!(f, "invalid key: {m}"),
+            CryptoError::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
 }
@@ -61,7 +66,7 @@ pub(crate) fn quote(s: &str) -> String {
 pub(crate) fn random_bytes(len: usize) -> Result<Vec<u8>, CryptoError> {
     use rand_core::{OsRng, RngCore};
     let mut buf = vec![0u8; len];
-    OsRng.try_fill_bytes(&mut buf).map_err(|_| CryptoError::InvalidInput("system random generator failed".into()))?;
+    OsRng.try_fill_bytes(&mut buf).map_err(|_| CryptoError::Internal("system random generator failed"))?;
     Ok(buf)
 }
 

@@ -114,12 +114,13 @@ pub fn encrypt_with_iv(
     let body = match alg.mode() {
         CipherMode::Ecb => with_block_cipher!(c, ecb_encrypt(k, plaintext, alg.padding()))?,
         CipherMode::Cbc => with_block_cipher!(c, cbc_encrypt(k, iv, plaintext, alg.padding()))?,
+        // The first VSSM pads before every mode, stream and AEAD included.
         CipherMode::Ctr => {
-            let mut buf = plaintext.to_vec();
+            let mut buf = padded(plaintext, bs, alg.padding());
             ctr_apply(c, k, iv, &mut buf).map_err(|_| internal_key_error())?;
-            buf
+            std::mem::take(&mut *buf)
         }
-        CipherMode::Gcm => gcm_seal(c, k, iv, plaintext, aad)?,
+        CipherMode::Gcm => gcm_seal(c, k, iv, &padded(plaintext, bs, alg.padding()), aad)?,
     };
     let mut out = Vec::with_capacity(iv.len() + body.len());
     out.extend_from_slice(iv);
@@ -155,10 +156,40 @@ pub fn decrypt(
             let (iv, ct) = ciphertext.split_at(bs);
             let mut buf = ct.to_vec();
             ctr_apply(c, k, iv, &mut buf).map_err(|_| CryptoError::DecryptionFailed)?;
-            Ok(buf)
+            unpad(buf, bs, alg.padding())
         }
-        CipherMode::Gcm => gcm_open(c, k, ciphertext, aad),
+        CipherMode::Gcm => unpad(gcm_open(c, k, ciphertext, aad)?, bs, alg.padding()),
     }
+}
+
+/// `data` with PKCS#7 padding to a multiple of `bs` appended (a copy that
+/// is wiped when dropped), or a plain copy with [`Padding::None`].
+fn padded(data: &[u8], bs: usize, padding: Padding) -> Zeroizing<Vec<u8>> {
+    let pad = match padding {
+        Padding::None => 0,
+        Padding::Pkcs7 => bs - data.len() % bs,
+    };
+    let mut out = Zeroizing::new(Vec::with_capacity(data.len() + pad));
+    out.extend_from_slice(data);
+    // bs <= 16, so the pad length fits a byte.
+    out.resize(data.len() + pad, pad as u8);
+    out
+}
+
+/// Removes the PKCS#7 padding of a decrypted stream or AEAD plaintext. Any
+/// failure is the one generic [`CryptoError::DecryptionFailed`]; a rejected
+/// plaintext is wiped.
+fn unpad(buf: Vec<u8>, bs: usize, padding: Padding) -> Result<Vec<u8>, CryptoError> {
+    let mut buf = Zeroizing::new(buf);
+    if padding == Padding::None {
+        return Ok(std::mem::take(&mut *buf));
+    }
+    if buf.is_empty() || !buf.len().is_multiple_of(bs) {
+        return Err(CryptoError::DecryptionFailed);
+    }
+    let len = pkcs7_unpadded_len(&buf, bs).ok_or(CryptoError::DecryptionFailed)?;
+    buf.truncate(len);
+    Ok(std::mem::take(&mut *buf))
 }
 
 fn check_aad(alg: &SymmetricAlgorithm, aad: &[u8]) -> Result<(), CryptoError> {
@@ -363,14 +394,14 @@ mod tests {
                     continue;
                 }
                 let ct = r.unwrap_or_else(|e| panic!("{name}/{klen} len {len}: {e}"));
+                let padded_len = if a.padding() == Padding::Pkcs7 { (len / bs + 1) * bs } else { len };
                 let want_len = match a.mode() {
                     CipherMode::Ecb | CipherMode::Cbc => {
                         let iv = if a.mode() == CipherMode::Cbc { bs } else { 0 };
-                        let body = if a.padding() == Padding::Pkcs7 { (len / bs + 1) * bs } else { len };
-                        iv + body
+                        iv + padded_len
                     }
-                    CipherMode::Ctr => bs + len,
-                    CipherMode::Gcm => 12 + len + 16,
+                    CipherMode::Ctr => bs + padded_len,
+                    CipherMode::Gcm => 12 + padded_len + 16,
                 };
                 assert_eq!(ct.len(), want_len, "{name}/{klen} len {len}");
                 assert_eq!(decrypt(&a, &k, &ct, &[]).unwrap(), pt, "{name}/{klen} len {len}");

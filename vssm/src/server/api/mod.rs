@@ -59,8 +59,12 @@ impl ApiError {
 
 impl From<CryptoError> for ApiError {
     fn from(e: CryptoError) -> Self {
-        // Display of DecryptionFailed is one generic message for every cause.
-        ApiError::bad_request(e.to_string())
+        match e {
+            // A fault of this node: 500, and no detail for the client.
+            CryptoError::Internal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            // Display of DecryptionFailed is one generic message for every cause.
+            _ => ApiError::bad_request(e.to_string()),
+        }
     }
 }
 
