@@ -1,13 +1,13 @@
 //! In-process, single-thread rate of the bare primitives the server uses
-//! (ring; AWS-LC for RSA): the ceiling a server on one core could
-//! reach without TLS, HTTP, JSON and base64.
+//! (AWS-LC for ECDSA, RSA and HMAC; RustCrypto for AES-GCM): the ceiling a
+//! server on one core could reach without TLS, HTTP, JSON and base64.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair};
-use ring::{aead, hmac};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, EcdsaKeyPair};
 
 use crate::ops::input;
 
@@ -33,25 +33,23 @@ pub fn measure(duration: Duration, mut f: impl FnMut()) -> f64 {
     }
 }
 
-/// AES-256-GCM seal of `len` bytes, fresh (counter) nonce, no AAD.
+/// AES-256-GCM seal of `len` bytes, fresh (counter) nonce, no AAD
+/// (RustCrypto `aes-gcm`, as in the server).
 pub fn aes_256_gcm_seal(len: usize) -> Box<dyn FnMut()> {
-    let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &[0x42; 32]).unwrap();
-    let key = aead::LessSafeKey::new(unbound);
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let key = aes_gcm::Aes256Gcm::new_from_slice(&[0x42; 32]).unwrap();
     let plaintext = input(len);
-    let mut buf = Vec::with_capacity(len + aead::AES_256_GCM.tag_len());
     let mut counter = 0u64;
     Box::new(move || {
         counter += 1;
         let mut nonce = [0u8; 12];
         nonce[4..].copy_from_slice(&counter.to_be_bytes());
-        buf.clear();
-        buf.extend_from_slice(&plaintext);
-        key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::empty(), &mut buf).unwrap();
-        black_box(&buf);
+        let sealed = key.encrypt(aes_gcm::Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &[] }).unwrap();
+        black_box(sealed);
     })
 }
 
-/// HMAC-SHA256 over `len` bytes with a 32-byte key.
+/// HMAC-SHA256 over `len` bytes with a 32-byte key (AWS-LC, as in the server).
 pub fn hmac_sha256(len: usize) -> Box<dyn FnMut()> {
     let key = hmac::Key::new(hmac::HMAC_SHA256, &[0x42; 32]);
     let msg = input(len);
@@ -60,12 +58,11 @@ pub fn hmac_sha256(len: usize) -> Box<dyn FnMut()> {
     })
 }
 
-/// ECDSA P-256 / SHA-256 signature (ASN.1 DER) of `len` bytes.
+/// ECDSA P-256 / SHA-256 signature (ASN.1 DER) of `len` bytes (AWS-LC, as
+/// in the server).
 pub fn ecdsa_p256_sign(len: usize) -> Box<dyn FnMut()> {
     let rng = SystemRandom::new();
-    let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-    let key = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+    let key = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
     let msg = input(len);
     Box::new(move || {
         black_box(key.sign(&rng, &msg).unwrap());

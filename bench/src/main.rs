@@ -1,6 +1,6 @@
 //! `vssm-bench`: closed-loop load benchmark of the VSSM mutual-TLS JSON API,
-//! compared with the bare single-core rate of the same primitives (ring;
-//! AWS-LC for RSA, as in the server).
+//! compared with the bare single-core rate of the same primitives (in the
+//! libraries the server uses: AWS-LC, RustCrypto for AES).
 //!
 //! Flow: measure the bare primitives, create the benchmark keys through the
 //! admin API, then for each op open N keep-alive connections and drive them

@@ -38,7 +38,7 @@ pub struct Op {
     pub encrypt_first: Option<(&'static str, &'static str)>,
     /// Key used by the op.
     pub key: KeySpec,
-    /// Builds the equivalent bare ring primitive, fed `input_len` bytes per call.
+    /// Builds the equivalent bare primitive (the server's library), fed `input_len` bytes per call.
     pub bare: fn(usize) -> Box<dyn FnMut()>,
 }
 

@@ -76,6 +76,9 @@ pub type ChangeHook = Box<dyn Fn(Vec<Arc<KeyRecord>>) + Send + Sync>;
 impl Node {
     /// A node in the bootstrapping state.
     pub fn new(config: Config) -> Result<Arc<Node>, String> {
+        // Known-answer tests before any key is touched; a failure leaves the
+        // node up but refusing crypto (503), so its health check says why.
+        crate::crypto::selftest::run_and_report();
         let (chain, key) = tls::bootstrap_identity().map_err(|e| e.to_string())?;
         let bootstrap_key_pin = tls::public_key_pin(&chain[0]).map_err(|e| e.to_string())?;
         let bootstrap_tls = tls::server_config(chain, key, None).map_err(|e| e.to_string())?;

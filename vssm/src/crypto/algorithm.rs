@@ -7,9 +7,13 @@ use super::{quote, CryptoError};
 /// Hash function used by a signature, OAEP or HMAC algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HashAlg {
+    /// SHA-1 (legacy signatures and HMAC only).
     Sha1,
+    /// SHA-256.
     Sha256,
+    /// SHA-384.
     Sha384,
+    /// SHA-512.
     Sha512,
 }
 
@@ -48,13 +52,18 @@ impl HashAlg {
 
     /// Hashes `data` with this function.
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        let alg = match self {
-            HashAlg::Sha1 => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
-            HashAlg::Sha256 => &ring::digest::SHA256,
-            HashAlg::Sha384 => &ring::digest::SHA384,
-            HashAlg::Sha512 => &ring::digest::SHA512,
-        };
-        ring::digest::digest(alg, data).as_ref().to_vec()
+        aws_lc_rs::digest::digest(self.aws_lc(), data).as_ref().to_vec()
+    }
+
+    /// The same hash in AWS-LC.
+    pub(crate) fn aws_lc(self) -> &'static aws_lc_rs::digest::Algorithm {
+        use aws_lc_rs::digest as d;
+        match self {
+            HashAlg::Sha1 => &d::SHA1_FOR_LEGACY_USE_ONLY,
+            HashAlg::Sha256 => &d::SHA256,
+            HashAlg::Sha384 => &d::SHA384,
+            HashAlg::Sha512 => &d::SHA512,
+        }
     }
 }
 
@@ -82,9 +91,13 @@ impl BlockCipherKind {
 /// Mode of operation of a symmetric algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CipherMode {
+    /// Electronic codebook (no iv).
     Ecb,
+    /// Cipher block chaining, one-block iv.
     Cbc,
+    /// Counter mode, the whole block a big-endian counter.
     Ctr,
+    /// Galois/counter mode (AES only), 12-byte nonce, 16-byte tag.
     Gcm,
 }
 
@@ -261,9 +274,13 @@ impl SignatureAlgorithm {
 /// HMAC algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MacAlgorithm {
+    /// HMAC-SHA-1.
     Sha1,
+    /// HMAC-SHA-256.
     Sha256,
+    /// HMAC-SHA-384.
     Sha384,
+    /// HMAC-SHA-512.
     Sha512,
 }
 

@@ -1,18 +1,10 @@
-//! RSA encryption and RSA / ECDSA / Ed25519 signatures.
-//!
-//! Hot paths go to key objects precomputed in [`AsymmetricKey`]: *ring* for
-//! ECDSA (common curve/hash pairs) and Ed25519; AWS-LC for RSA private-key
-//! operations (signing, also of caller-supplied digests, and decryption),
-//! constant-time like ring and about twice as fast for RSA here. The rest (RSA encryption, SHA-1 RSA signatures, RSA keys under 2048 bits,
-//! P-521, unusual curve/hash pairs) uses the RustCrypto crates.
-
-use ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
-use rand_core::OsRng;
-use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign, Pss};
+//! The asymmetric operations of the API: each checks that the algorithm fits
+//! the key and the digest length, then dispatches once to the module of the
+//! key's type ([`super::rsa`], [`super::ec`], [`super::ed25519`]).
 
 use super::algorithm::{AsymmetricEncryption, HashAlg, SignatureAlgorithm};
-use super::keys::{system_rng, AsymmetricKey, EcKey, KeyInner, RsaKey};
+use super::keys::{AsymmetricKey, KeyInner};
+use super::rsa::Scheme;
 use super::CryptoError;
 
 /// Data to sign or verify.
@@ -24,131 +16,25 @@ pub enum Message<'a> {
     Hashed(&'a [u8]),
 }
 
-fn rsa_key<'k>(key: &'k AsymmetricKey, what: &str) -> Result<&'k RsaKey, CryptoError> {
-    match key.inner() {
-        KeyInner::Rsa(k) => Ok(k),
-        _ => Err(CryptoError::UnsupportedAlgorithm(format!(
-            "{what} needs an RSA key, this key is {}",
-            key.spec().as_str()
-        ))),
-    }
+fn not_rsa(key: &AsymmetricKey, what: &str) -> CryptoError {
+    CryptoError::UnsupportedAlgorithm(format!("{what} needs an RSA key, this key is {}", key.spec().as_str()))
 }
 
 /// Encrypts with the RSA public key. Too long a plaintext is `InvalidInput`.
 pub fn encrypt(alg: &AsymmetricEncryption, key: &AsymmetricKey, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let k = rsa_key(key, "RSA encryption")?;
-    let size = k.public().size();
-    let overhead = match alg {
-        AsymmetricEncryption::RsaPkcs1v15 => 11,
-        AsymmetricEncryption::RsaOaep(h) => 2 * h.output_len() + 2,
-    };
-    let max = size.saturating_sub(overhead);
-    if plaintext.len() > max {
-        return Err(CryptoError::InvalidInput(format!(
-            "plaintext too long for this key and padding: at most {max} bytes, got {}",
-            plaintext.len()
-        )));
+    match key.inner() {
+        KeyInner::Rsa(k) => k.encrypt(alg, plaintext),
+        _ => Err(not_rsa(key, "RSA encryption")),
     }
-    let r = match alg {
-        AsymmetricEncryption::RsaPkcs1v15 => k.public().encrypt(&mut OsRng, Pkcs1v15Encrypt, plaintext),
-        AsymmetricEncryption::RsaOaep(h) => k.public().encrypt(&mut OsRng, oaep(*h), plaintext),
-    };
-    r.map_err(|_| CryptoError::InvalidInput("plaintext cannot be encrypted with this key and padding".into()))
 }
 
-/// Decrypts with the RSA private key: constant-time in AWS-LC (blinded
-/// there too), or for keys under 2048 bits blinded in the `rsa` crate.
-/// Every failure is `DecryptionFailed`.
+/// Decrypts with the RSA private key (constant-time in AWS-LC; blinded in
+/// the `rsa` crate for legacy keys under 2048 bits). Every failure is
+/// `DecryptionFailed`.
 pub fn decrypt(alg: &AsymmetricEncryption, key: &AsymmetricKey, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let k = rsa_key(key, "RSA decryption")?;
-    // RFC 8017 7.1.2/7.2.2: the ciphertext is exactly k bytes. The rsa crate
-    // would accept a shorter integer encoding; do not.
-    if ciphertext.len() != k.public().size() {
-        return Err(CryptoError::DecryptionFailed);
-    }
-    if let Some(decrypting) = &k.decrypting {
-        return decrypt_constant_time(alg, decrypting, ciphertext);
-    }
-    let r = match alg {
-        AsymmetricEncryption::RsaPkcs1v15 => k.private.decrypt_blinded(&mut OsRng, Pkcs1v15Encrypt, ciphertext),
-        AsymmetricEncryption::RsaOaep(h) => k.private.decrypt_blinded(&mut OsRng, oaep(*h), ciphertext),
-    };
-    r.map_err(|_| CryptoError::DecryptionFailed)
-}
-
-fn decrypt_constant_time(
-    alg: &AsymmetricEncryption,
-    key: &aws_lc_rs::rsa::PrivateDecryptingKey,
-    ciphertext: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
-    use aws_lc_rs::rsa::{OaepPrivateDecryptingKey, Pkcs1PrivateDecryptingKey};
-    let mut plaintext = vec![0u8; key.key_size_bytes()];
-    // The wrappers share the key (a reference count), they do not copy it.
-    let len = match alg {
-        AsymmetricEncryption::RsaPkcs1v15 => Pkcs1PrivateDecryptingKey::new(key.clone())
-            .and_then(|k| k.decrypt(ciphertext, &mut plaintext).map(|p| p.len())),
-        AsymmetricEncryption::RsaOaep(h) => OaepPrivateDecryptingKey::new(key.clone())
-            .and_then(|k| k.decrypt(aws_lc_oaep(*h), ciphertext, &mut plaintext, None).map(|p| p.len())),
-    }
-    .map_err(|_| CryptoError::DecryptionFailed)?;
-    plaintext.truncate(len);
-    Ok(plaintext)
-}
-
-fn aws_lc_oaep(h: HashAlg) -> &'static aws_lc_rs::rsa::OaepAlgorithm {
-    use aws_lc_rs::rsa::{OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384, OAEP_SHA512_MGF1SHA512};
-    match h {
-        HashAlg::Sha1 => &OAEP_SHA1_MGF1SHA1,
-        HashAlg::Sha256 => &OAEP_SHA256_MGF1SHA256,
-        HashAlg::Sha384 => &OAEP_SHA384_MGF1SHA384,
-        HashAlg::Sha512 => &OAEP_SHA512_MGF1SHA512,
-    }
-}
-
-fn oaep(h: HashAlg) -> Oaep {
-    match h {
-        HashAlg::Sha1 => Oaep::new::<sha1::Sha1>(),
-        HashAlg::Sha256 => Oaep::new::<sha2::Sha256>(),
-        HashAlg::Sha384 => Oaep::new::<sha2::Sha384>(),
-        HashAlg::Sha512 => Oaep::new::<sha2::Sha512>(),
-    }
-}
-
-fn pkcs1_scheme(h: HashAlg) -> Pkcs1v15Sign {
-    match h {
-        HashAlg::Sha1 => Pkcs1v15Sign::new::<sha1::Sha1>(),
-        HashAlg::Sha256 => Pkcs1v15Sign::new::<sha2::Sha256>(),
-        HashAlg::Sha384 => Pkcs1v15Sign::new::<sha2::Sha384>(),
-        HashAlg::Sha512 => Pkcs1v15Sign::new::<sha2::Sha512>(),
-    }
-}
-
-/// PSS with salt length = hash length; blinded when signing.
-fn pss_scheme(h: HashAlg, blinded: bool) -> Pss {
-    match (h, blinded) {
-        (HashAlg::Sha1, true) => Pss::new_blinded::<sha1::Sha1>(),
-        (HashAlg::Sha1, false) => Pss::new::<sha1::Sha1>(),
-        (HashAlg::Sha256, true) => Pss::new_blinded::<sha2::Sha256>(),
-        (HashAlg::Sha256, false) => Pss::new::<sha2::Sha256>(),
-        (HashAlg::Sha384, true) => Pss::new_blinded::<sha2::Sha384>(),
-        (HashAlg::Sha384, false) => Pss::new::<sha2::Sha384>(),
-        (HashAlg::Sha512, true) => Pss::new_blinded::<sha2::Sha512>(),
-        (HashAlg::Sha512, false) => Pss::new::<sha2::Sha512>(),
-    }
-}
-
-/// Checks that the algorithm fits the key type.
-fn check_fit(alg: &SignatureAlgorithm, key: &AsymmetricKey) -> Result<(), CryptoError> {
-    let ok = matches!(
-        (alg, key.inner()),
-        (SignatureAlgorithm::RsaPkcs1v15(_) | SignatureAlgorithm::RsaPss(_), KeyInner::Rsa(_))
-            | (SignatureAlgorithm::Ecdsa(_), KeyInner::Ec(_))
-            | (SignatureAlgorithm::Ed25519, KeyInner::Ed25519(_))
-    );
-    if ok {
-        Ok(())
-    } else {
-        Err(CryptoError::UnsupportedAlgorithm(format!("{} does not fit a {} key", alg_name(alg), key.spec().as_str())))
+    match key.inner() {
+        KeyInner::Rsa(k) => k.decrypt(alg, ciphertext),
+        _ => Err(not_rsa(key, "RSA decryption")),
     }
 }
 
@@ -161,17 +47,20 @@ fn alg_name(alg: &SignatureAlgorithm) -> String {
     }
 }
 
-/// Returns the digest to sign/verify: computed for `Input`, length-checked for `Hashed`.
-fn digest_of(alg: &SignatureAlgorithm, h: HashAlg, msg: Message<'_>) -> Result<Vec<u8>, CryptoError> {
+fn mismatch(alg: &SignatureAlgorithm, key: &AsymmetricKey) -> CryptoError {
+    CryptoError::UnsupportedAlgorithm(format!("{} does not fit a {} key", alg_name(alg), key.spec().as_str()))
+}
+
+/// Checks the length of a caller-supplied digest against the hash.
+fn check_digest(alg: &SignatureAlgorithm, h: HashAlg, msg: Message<'_>) -> Result<(), CryptoError> {
     match msg {
-        Message::Input(m) => Ok(h.digest(m)),
-        Message::Hashed(d) if d.len() == h.output_len() => Ok(d.to_vec()),
-        Message::Hashed(d) => Err(CryptoError::InvalidInput(format!(
+        Message::Hashed(d) if d.len() != h.output_len() => Err(CryptoError::InvalidInput(format!(
             "hashed input for {} must be {} bytes, got {}",
             alg_name(alg),
             h.output_len(),
             d.len()
         ))),
+        _ => Ok(()),
     }
 }
 
@@ -179,127 +68,27 @@ fn no_prehash_ed25519() -> CryptoError {
     CryptoError::InvalidInput("Ed25519 signs the message itself; a pre-computed hash is not supported".into())
 }
 
-/// Left-pads a digest shorter than the curve order to the field length, which
-/// is how ECDSA reads short digests (bits2int); RustCrypto otherwise refuses
-/// digests under half the field size (SHA-1 with P-384/P-521).
-fn ec_prehash(digest: Vec<u8>, field_len: usize) -> Vec<u8> {
-    if digest.len() >= field_len {
-        return digest;
-    }
-    let mut out = vec![0u8; field_len - digest.len()];
-    out.extend_from_slice(&digest);
-    out
-}
-
 /// Signs `msg`. RSA signatures are PKCS#1 v1.5 or PSS, ECDSA signatures ASN.1 DER,
 /// Ed25519 signatures 64 bytes.
 pub fn sign(alg: &SignatureAlgorithm, key: &AsymmetricKey, msg: Message<'_>) -> Result<Vec<u8>, CryptoError> {
-    check_fit(alg, key)?;
-    let failed = || CryptoError::InvalidKey("signing failed".into());
     match (alg, key.inner()) {
-        (SignatureAlgorithm::RsaPkcs1v15(h) | SignatureAlgorithm::RsaPss(h), KeyInner::Rsa(k)) => {
-            let pss = matches!(alg, SignatureAlgorithm::RsaPss(_));
-            // AWS-LC: constant-time, and about twice ring's RSA rate here.
-            if let (Some(kp), Some((enc, hash))) = (&k.signing, aws_lc_rsa_signing(*h, pss)) {
-                let mut sig = vec![0u8; kp.public_modulus_len()];
-                let signed = match msg {
-                    Message::Input(m) => kp.sign(enc, &aws_lc_rs::rand::SystemRandom::new(), m, &mut sig),
-                    Message::Hashed(_) => {
-                        let digest = digest_of(alg, *h, msg)?;
-                        let digest =
-                            aws_lc_rs::digest::Digest::import_less_safe(&digest, hash).map_err(|_| failed())?;
-                        kp.sign_digest(enc, &digest, &mut sig)
-                    }
-                };
-                signed.map_err(|_| failed())?;
-                return Ok(sig);
-            }
-            let digest = digest_of(alg, *h, msg)?;
-            // SHA-1 and keys under 2048 bits: the rsa crate, blinded.
-            let r = if pss {
-                k.private.sign_with_rng(&mut OsRng, pss_scheme(*h, true), &digest)
-            } else {
-                k.private.sign_with_rng(&mut OsRng, pkcs1_scheme(*h), &digest)
-            };
-            // The only way this fails for a valid key: padding larger than the
-            // modulus (e.g. SHA-512 PSS on a legacy 1024-bit key).
-            r.map_err(|_| {
-                CryptoError::UnsupportedAlgorithm(format!(
-                    "{} does not fit a {}-bit RSA key",
-                    alg_name(alg),
-                    key.size_bits()
-                ))
-            })
+        (SignatureAlgorithm::RsaPkcs1v15(h), KeyInner::Rsa(k)) => {
+            check_digest(alg, *h, msg)?;
+            k.sign(Scheme::Pkcs1, *h, msg, key.pkcs8_der())
+        }
+        (SignatureAlgorithm::RsaPss(h), KeyInner::Rsa(k)) => {
+            check_digest(alg, *h, msg)?;
+            k.sign(Scheme::Pss, *h, msg, key.pkcs8_der())
         }
         (SignatureAlgorithm::Ecdsa(h), KeyInner::Ec(k)) => {
-            // Fast path: ring for its native curve/hash pairs.
-            if let Message::Input(m) = msg {
-                let ring_kp = match (k, h) {
-                    (EcKey::P256 { ring, .. }, HashAlg::Sha256) | (EcKey::P384 { ring, .. }, HashAlg::Sha384) => {
-                        Some(ring)
-                    }
-                    _ => None,
-                };
-                if let Some(kp) = ring_kp {
-                    let sig = kp.sign(&system_rng(), m).map_err(|_| failed())?;
-                    return Ok(sig.as_ref().to_vec());
-                }
-            }
-            let prehash = ec_prehash(digest_of(alg, *h, msg)?, k.curve().field_len());
-            let der = match k {
-                EcKey::P256 { signing, .. } => {
-                    let s: p256::ecdsa::Signature = signing.sign_prehash(&prehash).map_err(|_| failed())?;
-                    s.to_der().as_bytes().to_vec()
-                }
-                EcKey::P384 { signing, .. } => {
-                    let s: p384::ecdsa::Signature = signing.sign_prehash(&prehash).map_err(|_| failed())?;
-                    s.to_der().as_bytes().to_vec()
-                }
-                EcKey::P521 { signing, .. } => {
-                    let s: p521::ecdsa::Signature = signing.sign_prehash(&prehash).map_err(|_| failed())?;
-                    s.to_der().as_bytes().to_vec()
-                }
-            };
-            Ok(der)
+            check_digest(alg, *h, msg)?;
+            k.sign(*h, msg)
         }
         (SignatureAlgorithm::Ed25519, KeyInner::Ed25519(k)) => match msg {
-            Message::Input(m) => Ok(k.ring.sign(m).as_ref().to_vec()),
+            Message::Input(m) => Ok(k.sign(m)),
             Message::Hashed(_) => Err(no_prehash_ed25519()),
         },
-        _ => Err(CryptoError::UnsupportedAlgorithm(format!("{} does not fit this key", alg_name(alg)))),
-    }
-}
-
-/// AWS-LC's encoding and digest for RSA signing with `h` (none for SHA-1,
-/// which AWS-LC only verifies). PSS uses a salt as long as the hash, as
-/// everywhere else here.
-fn aws_lc_rsa_signing(
-    h: HashAlg,
-    pss: bool,
-) -> Option<(&'static dyn aws_lc_rs::signature::RsaEncoding, &'static aws_lc_rs::digest::Algorithm)> {
-    use aws_lc_rs::{digest as d, signature as s};
-    Some(match (h, pss) {
-        (HashAlg::Sha256, false) => (&s::RSA_PKCS1_SHA256, &d::SHA256),
-        (HashAlg::Sha384, false) => (&s::RSA_PKCS1_SHA384, &d::SHA384),
-        (HashAlg::Sha512, false) => (&s::RSA_PKCS1_SHA512, &d::SHA512),
-        (HashAlg::Sha256, true) => (&s::RSA_PSS_SHA256, &d::SHA256),
-        (HashAlg::Sha384, true) => (&s::RSA_PSS_SHA384, &d::SHA384),
-        (HashAlg::Sha512, true) => (&s::RSA_PSS_SHA512, &d::SHA512),
-        (HashAlg::Sha1, _) => return None,
-    })
-}
-
-fn ring_rsa_verification(h: HashAlg, pss: bool) -> &'static ring::signature::RsaParameters {
-    use ring::signature as s;
-    match (h, pss) {
-        (HashAlg::Sha1, false) => &s::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-        (HashAlg::Sha256, false) => &s::RSA_PKCS1_2048_8192_SHA256,
-        (HashAlg::Sha384, false) => &s::RSA_PKCS1_2048_8192_SHA384,
-        (HashAlg::Sha512, false) => &s::RSA_PKCS1_2048_8192_SHA512,
-        // SHA1withRSA/PSS is refused by the parser; keep a total mapping anyway.
-        (HashAlg::Sha1 | HashAlg::Sha256, true) => &s::RSA_PSS_2048_8192_SHA256,
-        (HashAlg::Sha384, true) => &s::RSA_PSS_2048_8192_SHA384,
-        (HashAlg::Sha512, true) => &s::RSA_PSS_2048_8192_SHA512,
+        _ => Err(mismatch(alg, key)),
     }
 }
 
@@ -311,49 +100,24 @@ pub fn verify(
     msg: Message<'_>,
     signature: &[u8],
 ) -> Result<bool, CryptoError> {
-    use ring::signature::{UnparsedPublicKey, ED25519};
-    check_fit(alg, key)?;
     match (alg, key.inner()) {
-        (SignatureAlgorithm::RsaPkcs1v15(h) | SignatureAlgorithm::RsaPss(h), KeyInner::Rsa(k)) => {
-            let pss = matches!(alg, SignatureAlgorithm::RsaPss(_));
-            // ring verifies with 2048..=8192-bit keys: exactly those AWS-LC
-            // loaded for signing (both also cap the exponent at 33 bits).
-            if let (Message::Input(m), true, false) = (msg, k.signing.is_some(), pss && *h == HashAlg::Sha1) {
-                let pk = UnparsedPublicKey::new(ring_rsa_verification(*h, pss), &k.ring_public);
-                return Ok(pk.verify(m, signature).is_ok());
-            }
-            let digest = digest_of(alg, *h, msg)?;
-            let r = if pss {
-                k.public().verify(pss_scheme(*h, false), &digest, signature)
-            } else {
-                k.public().verify(pkcs1_scheme(*h), &digest, signature)
-            };
-            Ok(r.is_ok())
+        (SignatureAlgorithm::RsaPkcs1v15(h), KeyInner::Rsa(k)) => {
+            check_digest(alg, *h, msg)?;
+            k.verify(Scheme::Pkcs1, *h, msg, signature)
+        }
+        (SignatureAlgorithm::RsaPss(h), KeyInner::Rsa(k)) => {
+            check_digest(alg, *h, msg)?;
+            k.verify(Scheme::Pss, *h, msg, signature)
         }
         (SignatureAlgorithm::Ecdsa(h), KeyInner::Ec(k)) => {
-            let prehash = ec_prehash(digest_of(alg, *h, msg)?, k.curve().field_len());
-            let ok = match k {
-                EcKey::P256 { signing, .. } => p256::ecdsa::Signature::from_der(signature)
-                    .map(|s| signing.verifying_key().verify_prehash(&prehash, &s).is_ok())
-                    .unwrap_or(false),
-                EcKey::P384 { signing, .. } => p384::ecdsa::Signature::from_der(signature)
-                    .map(|s| signing.verifying_key().verify_prehash(&prehash, &s).is_ok())
-                    .unwrap_or(false),
-                EcKey::P521 { verifying, .. } => p521::ecdsa::Signature::from_der(signature)
-                    .map(|s| verifying.verify_prehash(&prehash, &s).is_ok())
-                    .unwrap_or(false),
-            };
-            Ok(ok)
+            check_digest(alg, *h, msg)?;
+            Ok(k.verify(*h, msg, signature))
         }
         (SignatureAlgorithm::Ed25519, KeyInner::Ed25519(k)) => match msg {
-            Message::Input(m) => {
-                use ring::signature::KeyPair;
-                let pk = UnparsedPublicKey::new(&ED25519, k.ring.public_key().as_ref());
-                Ok(pk.verify(m, signature).is_ok())
-            }
+            Message::Input(m) => Ok(k.verify(m, signature)),
             Message::Hashed(_) => Err(no_prehash_ed25519()),
         },
-        _ => Err(CryptoError::UnsupportedAlgorithm(format!("{} does not fit this key", alg_name(alg)))),
+        _ => Err(mismatch(alg, key)),
     }
 }
 
@@ -536,9 +300,9 @@ mod tests {
         assert_eq!(theirs, s, "Ed25519 is deterministic");
     }
 
-    /// ECDSA made by RustCrypto verified by ring, and ring's by RustCrypto.
+    /// ECDSA made by AWS-LC (both paths) verified by an independent library, ring.
     #[test]
-    fn cross_check_ecdsa_between_libraries() {
+    fn cross_check_ecdsa_with_ring() {
         use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1};
         let msg = b"cross";
         for (k, name, ring_alg) in [
@@ -547,18 +311,22 @@ mod tests {
         ] {
             let a = sig(name);
             let KeyInner::Ec(e) = k.inner() else { unreachable!() };
-            let point = match e {
-                EcKey::P256 { ring, .. } | EcKey::P384 { ring, .. } => {
-                    use ring::signature::KeyPair;
-                    ring.public_key().as_ref().to_vec()
-                }
-                EcKey::P521 { .. } => unreachable!(),
+            let point = e.public_point();
+            let hashed = sign(&a, k, Message::Hashed(&a.hash().unwrap().digest(msg))).unwrap();
+            assert!(UnparsedPublicKey::new(ring_alg, &point).verify(msg, &hashed).is_ok(), "{name}");
+            let direct = sign(&a, k, Message::Input(msg)).unwrap();
+            assert!(UnparsedPublicKey::new(ring_alg, &point).verify(msg, &direct).is_ok(), "{name}");
+            // And ring's signature verifies here, on the digest path too.
+            let rng = ring::rand::SystemRandom::new();
+            let signing_alg = if name.starts_with("SHA256") {
+                &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING
+            } else {
+                &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING
             };
-            let rc = sign(&a, k, Message::Hashed(&a.hash().unwrap().digest(msg))).unwrap();
-            assert!(UnparsedPublicKey::new(ring_alg, &point).verify(msg, &rc).is_ok(), "{name}");
-            // Our verify is RustCrypto; ring made this one.
-            let rg = sign(&a, k, Message::Input(msg)).unwrap();
-            assert!(verify(&a, k, Message::Hashed(&a.hash().unwrap().digest(msg)), &rg).unwrap(), "{name}");
+            let rk = ring::signature::EcdsaKeyPair::from_pkcs8(signing_alg, &k.to_pkcs8_der(), &rng).unwrap();
+            let theirs = rk.sign(&rng, msg).unwrap();
+            assert!(verify(&a, k, Message::Input(msg), theirs.as_ref()).unwrap(), "{name}");
+            assert!(verify(&a, k, Message::Hashed(&a.hash().unwrap().digest(msg)), theirs.as_ref()).unwrap(), "{name}");
         }
     }
 

@@ -1,19 +1,21 @@
 //! Key material. Every secret byte lives in zeroize-on-drop storage, `Debug`
 //! shows only type and size, and nothing implements `Display`.
 //!
-//! Asymmetric keys precompute their *ring* (EC, Ed25519) and AWS-LC (RSA)
-//! key objects once, at import or generation, because building them (RSA
-//! CRT checks, EC point validation) costs far more than one signature.
+//! An asymmetric key is parsed once, at import or generation, into the key
+//! object of the module owning its type ([`super::rsa`], [`super::ec`],
+//! [`super::ed25519`]), because building it (RSA CRT checks, EC point
+//! validation) costs far more than one signature.
 
 use std::fmt;
 
 use pkcs8::der::asn1::OctetStringRef;
 use pkcs8::der::Decode;
-use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, ObjectIdentifier, PrivateKeyInfo};
-use rand_core::OsRng;
-use rsa::traits::PublicKeyParts;
+use pkcs8::{ObjectIdentifier, PrivateKeyInfo};
 use zeroize::Zeroizing;
 
+use super::ec::EcKey;
+use super::ed25519::Ed25519Key;
+use super::rsa::RsaKey;
 use super::{random_bytes, CryptoError};
 
 /// `as_bytes`, `len`, `is_empty` and the size-only `Debug` of the two
@@ -114,8 +116,11 @@ key_bytes_accessors!(MacKey);
 /// Type of an asymmetric key, as named in the API (`keySpec`, backup `keyType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeySpec {
+    /// RSA, 1024 to 8192 bits (generated: 2048, 3072, 4096).
     Rsa,
+    /// ECDSA on P-256, P-384 or P-521.
     Ec,
+    /// Ed25519 (RFC 8032).
     Ed25519,
 }
 
@@ -149,8 +154,11 @@ impl KeySpec {
 /// NIST curve of an EC key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Curve {
+    /// NIST P-256 (secp256r1).
     P256,
+    /// NIST P-384 (secp384r1).
     P384,
+    /// NIST P-521 (secp521r1).
     P521,
 }
 
@@ -172,78 +180,15 @@ const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3
 const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
-/// DER prefixes of the fixed-size Ed25519 encodings (RFC 8410).
-const ED25519_PKCS8_V1_PREFIX: [u8; 16] =
-    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
-
 /// RSA sizes accepted by [`AsymmetricKey::generate`].
-pub const RSA_GENERATE_BITS: [u64; 3] = [2048, 3072, 4096];
+pub const RSA_GENERATE_BITS: [u64; 3] = super::rsa::GENERATE_BITS;
 /// Smallest RSA modulus accepted on import. Lower than the generation floor
 /// because the first VSSM generated any size and its backups must restore.
-pub const RSA_IMPORT_MIN_BITS: usize = 1024;
+pub const RSA_IMPORT_MIN_BITS: usize = super::rsa::IMPORT_MIN_BITS;
 /// Largest RSA modulus accepted on import (bounds the cost of every operation).
-pub const RSA_IMPORT_MAX_BITS: usize = 8192;
+pub const RSA_IMPORT_MAX_BITS: usize = super::rsa::IMPORT_MAX_BITS;
 
-/// RSA private key: in the `rsa` crate (encoding, legacy sizes) and, from
-/// 2048 bits, in AWS-LC for the private-key operations.
-pub(crate) struct RsaKey {
-    pub(crate) private: rsa::RsaPrivateKey,
-    /// The same key in AWS-LC, whose RSA decryption is constant-time (the
-    /// `rsa` crate's is not: RUSTSEC-2023-0071, "Marvin"). `None` below
-    /// 2048 bits, which AWS-LC refuses; such legacy keys decrypt with the
-    /// `rsa` crate.
-    pub(crate) decrypting: Option<aws_lc_rs::rsa::PrivateDecryptingKey>,
-    /// The same key for AWS-LC's constant-time signing (about twice as fast
-    /// as *ring*'s, and it also signs caller-supplied digests); `None` below
-    /// 2048 bits.
-    pub(crate) signing: Option<aws_lc_rs::signature::RsaKeyPair>,
-    /// PKCS#1 RSAPublicKey DER, the form *ring* verifies with.
-    pub(crate) ring_public: Vec<u8>,
-}
-
-impl RsaKey {
-    /// The public half (held inside the private key).
-    pub(crate) fn public(&self) -> &rsa::RsaPublicKey {
-        self.private.as_ref()
-    }
-}
-
-/// EC private key plus the precomputed *ring* signer where *ring* has the curve.
-pub(crate) enum EcKey {
-    P256 {
-        signing: p256::ecdsa::SigningKey,
-        ring: ring::signature::EcdsaKeyPair,
-    },
-    P384 {
-        signing: p384::ecdsa::SigningKey,
-        ring: ring::signature::EcdsaKeyPair,
-    },
-    /// ring has no P-521; the verifying key is cached because deriving it costs a scalar multiplication.
-    P521 {
-        signing: p521::ecdsa::SigningKey,
-        verifying: p521::ecdsa::VerifyingKey,
-    },
-}
-
-impl EcKey {
-    pub(crate) fn curve(&self) -> Curve {
-        match self {
-            EcKey::P256 { .. } => Curve::P256,
-            EcKey::P384 { .. } => Curve::P384,
-            EcKey::P521 { .. } => Curve::P521,
-        }
-    }
-}
-
-/// Ed25519 key pair.
-pub(crate) struct Ed25519Key {
-    pub(crate) ring: ring::signature::Ed25519KeyPair,
-}
-
-// Every AsymmetricKey already has its own heap allocation (see
-// keystore::KeyMaterial), so the RSA variant's size costs little.
-#[allow(clippy::large_enum_variant)]
+/// The key of one type, in the module that owns the type.
 pub(crate) enum KeyInner {
     Rsa(RsaKey),
     Ec(EcKey),
@@ -269,24 +214,23 @@ impl AsymmetricKey {
     /// EC (id-ecPublicKey with named curve P-256, P-384 or P-521) or Ed25519
     /// (PKCS#8 v1 or v2).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, CryptoError> {
+        // Parsed here only to pick the type; it borrows `der`, copying nothing.
         let info = PrivateKeyInfo::try_from(der).map_err(|_| bad_key("not a PKCS#8 DER private key"))?;
         let oid = info.algorithm.oid;
         if oid == OID_RSA {
-            let private = rsa::RsaPrivateKey::from_pkcs8_der(der)
-                .map_err(|_| bad_key("malformed or inconsistent RSA private key"))?;
-            Self::from_rsa(private, false)
+            Ok(Self::from_rsa(RsaKey::from_pkcs8(der)?))
         } else if oid == OID_EC {
             let curve = info.algorithm.parameters_oid().map_err(|_| bad_key("EC key without a named curve"))?;
-            let malformed = |_| bad_key("malformed EC private key");
-            if curve == OID_P256 {
-                Self::from_p256(p256::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
+            let curve = if curve == OID_P256 {
+                Curve::P256
             } else if curve == OID_P384 {
-                Self::from_p384(p384::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
+                Curve::P384
             } else if curve == OID_P521 {
-                Self::from_p521(p521::SecretKey::from_pkcs8_der(der).map_err(malformed)?)
+                Curve::P521
             } else {
-                Err(bad_key("unsupported EC curve (P-256, P-384 and P-521 are supported)"))
-            }
+                return Err(bad_key("unsupported EC curve (P-256, P-384 and P-521 are supported)"));
+            };
+            Ok(Self::from_ec(curve, EcKey::from_pkcs8(curve, der)?))
         } else if oid == OID_ED25519 {
             if info.algorithm.parameters.is_some() {
                 return Err(bad_key("Ed25519 algorithm identifier must not have parameters"));
@@ -294,17 +238,7 @@ impl AsymmetricKey {
             // privateKey is an OCTET STRING wrapping the 32-byte seed (RFC 8410).
             let seed =
                 OctetStringRef::from_der(info.private_key).map_err(|_| bad_key("malformed Ed25519 private key"))?;
-            let seed: &[u8] = seed.as_bytes();
-            if seed.len() != 32 {
-                return Err(bad_key("Ed25519 seed must be 32 bytes"));
-            }
-            let pair = match info.public_key {
-                // v2 carries the public key: make sure it matches the seed.
-                Some(pk) => ring::signature::Ed25519KeyPair::from_seed_and_public_key(seed, pk),
-                None => ring::signature::Ed25519KeyPair::from_seed_unchecked(seed),
-            }
-            .map_err(|_| bad_key("Ed25519 public key does not match the private key"))?;
-            Ok(Self::from_ed25519(seed, pair))
+            Ok(Self::from_ed25519(Ed25519Key::from_seed(seed.as_bytes(), info.public_key)?))
         } else {
             Err(bad_key("unsupported key algorithm (RSA, EC and Ed25519 are supported)"))
         }
@@ -312,98 +246,58 @@ impl AsymmetricKey {
 
     /// Generates a key: RSA 2048/3072/4096 bits, EC 256/384/521 (curve size),
     /// Ed25519 with size 0 or 256. Other sizes are refused before any work.
+    /// Every new key passes a pairwise consistency test (sign and verify,
+    /// and for RSA encrypt and decrypt) before it is returned; a failure is
+    /// [`CryptoError::Internal`].
     pub fn generate(spec: KeySpec, size: u64) -> Result<Self, CryptoError> {
-        match spec {
+        let key = match spec {
             KeySpec::Rsa => {
                 if !RSA_GENERATE_BITS.contains(&size) {
                     return Err(CryptoError::InvalidKey(format!(
                         "RSA key size must be 2048, 3072 or 4096 bits, got {size}"
                     )));
                 }
-                let private = rsa::RsaPrivateKey::new(&mut OsRng, size as usize)
-                    .map_err(|_| bad_key("RSA key generation failed"))?;
-                Self::from_rsa(private, true)
+                Self::from_rsa(RsaKey::generate(size)?)
             }
-            KeySpec::Ec => match size {
-                256 => Self::from_p256(p256::SecretKey::random(&mut OsRng)),
-                384 => Self::from_p384(p384::SecretKey::random(&mut OsRng)),
-                521 => Self::from_p521(p521::SecretKey::random(&mut OsRng)),
-                _ => Err(CryptoError::InvalidKey(format!(
-                    "EC key size must be 256, 384 or 521 (P-224 is not supported), got {size}"
-                ))),
-            },
+            KeySpec::Ec => {
+                let curve = match size {
+                    256 => Curve::P256,
+                    384 => Curve::P384,
+                    521 => Curve::P521,
+                    _ => {
+                        return Err(CryptoError::InvalidKey(format!(
+                            "EC key size must be 256, 384 or 521 (P-224 is not supported), got {size}"
+                        )))
+                    }
+                };
+                Self::from_ec(curve, EcKey::generate(curve)?)
+            }
             KeySpec::Ed25519 => {
                 if size != 0 && size != 256 {
                     return Err(CryptoError::InvalidKey(format!("Ed25519 key size must be 0 or 256, got {size}")));
                 }
-                let seed = Zeroizing::new(random_bytes(32)?);
-                let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-                    .map_err(|_| bad_key("Ed25519 key generation failed"))?;
-                Ok(Self::from_ed25519(&seed, pair))
+                Self::from_ed25519(Ed25519Key::generate()?)
             }
-        }
+        };
+        super::selftest::pairwise_consistency(&key)?;
+        Ok(key)
     }
 
-    fn from_rsa(private: rsa::RsaPrivateKey, generated: bool) -> Result<Self, CryptoError> {
-        let bits = private.n().bits();
-        if !(RSA_IMPORT_MIN_BITS..=RSA_IMPORT_MAX_BITS).contains(&bits) {
-            return Err(CryptoError::InvalidKey(format!(
-                "RSA key size must be {RSA_IMPORT_MIN_BITS} to {RSA_IMPORT_MAX_BITS} bits, got {bits}"
-            )));
-        }
-        let pkcs8 = private.to_pkcs8_der().map_err(|_| bad_key("RSA key cannot be encoded"))?;
-        let pkcs8 = Zeroizing::new(pkcs8.as_bytes().to_vec());
-        let decrypting = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&pkcs8).ok();
-        let signing = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&pkcs8).ok();
-        if generated && !(decrypting.is_some() && signing.is_some()) {
-            // Our own keys must always get the fast, constant-time paths.
-            return Err(bad_key("generated RSA key rejected by AWS-LC"));
-        }
-        let public: &rsa::RsaPublicKey = private.as_ref();
-        let spki = public.to_public_key_der().map_err(|_| bad_key("RSA public key cannot be encoded"))?.into_vec();
-        let ring_public = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_der(public)
-            .map_err(|_| bad_key("RSA public key cannot be encoded"))?
-            .into_vec();
-        Ok(AsymmetricKey {
-            inner: KeyInner::Rsa(RsaKey { private, decrypting, signing, ring_public }),
-            pkcs8,
-            spki,
-            size_bits: bits,
-        })
+    fn from_rsa(l: super::rsa::Loaded) -> Self {
+        AsymmetricKey { inner: KeyInner::Rsa(l.key), pkcs8: l.pkcs8, spki: l.spki, size_bits: l.bits }
     }
 
-    fn from_p256(secret: p256::SecretKey) -> Result<Self, CryptoError> {
-        let (pkcs8, spki, point) = ec_encodings(&secret)?;
-        let signing = p256::ecdsa::SigningKey::from(&secret);
-        let ring =
-            ring_ecdsa(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &Zeroizing::new(secret.to_bytes()), &point)?;
-        Ok(AsymmetricKey { inner: KeyInner::Ec(EcKey::P256 { signing, ring }), pkcs8, spki, size_bits: 256 })
+    fn from_ec(curve: Curve, l: super::ec::Loaded) -> Self {
+        let size_bits = match curve {
+            Curve::P256 => 256,
+            Curve::P384 => 384,
+            Curve::P521 => 521,
+        };
+        AsymmetricKey { inner: KeyInner::Ec(l.key), pkcs8: l.pkcs8, spki: l.spki, size_bits }
     }
 
-    fn from_p384(secret: p384::SecretKey) -> Result<Self, CryptoError> {
-        let (pkcs8, spki, point) = ec_encodings(&secret)?;
-        let signing = p384::ecdsa::SigningKey::from(&secret);
-        let ring =
-            ring_ecdsa(&ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING, &Zeroizing::new(secret.to_bytes()), &point)?;
-        Ok(AsymmetricKey { inner: KeyInner::Ec(EcKey::P384 { signing, ring }), pkcs8, spki, size_bits: 384 })
-    }
-
-    fn from_p521(secret: p521::SecretKey) -> Result<Self, CryptoError> {
-        let (pkcs8, spki, _) = ec_encodings(&secret)?;
-        let signing = p521::ecdsa::SigningKey::from_bytes(&Zeroizing::new(secret.to_bytes()))
-            .map_err(|_| bad_key("malformed P-521 private key"))?;
-        let verifying = p521::ecdsa::VerifyingKey::from(&signing);
-        Ok(AsymmetricKey { inner: KeyInner::Ec(EcKey::P521 { signing, verifying }), pkcs8, spki, size_bits: 521 })
-    }
-
-    fn from_ed25519(seed: &[u8], ring: ring::signature::Ed25519KeyPair) -> Self {
-        use ring::signature::KeyPair;
-        let mut pkcs8 = Zeroizing::new(Vec::with_capacity(48));
-        pkcs8.extend_from_slice(&ED25519_PKCS8_V1_PREFIX);
-        pkcs8.extend_from_slice(seed);
-        let mut spki = ED25519_SPKI_PREFIX.to_vec();
-        spki.extend_from_slice(ring.public_key().as_ref());
-        AsymmetricKey { inner: KeyInner::Ed25519(Ed25519Key { ring }), pkcs8, spki, size_bits: 256 }
+    fn from_ed25519(l: super::ed25519::Loaded) -> Self {
+        AsymmetricKey { inner: KeyInner::Ed25519(l.key), pkcs8: l.pkcs8, spki: l.spki, size_bits: 256 }
     }
 
     /// PKCS#8 DER of the private key (v1; for Ed25519 the RFC 8410 form
@@ -453,38 +347,6 @@ impl fmt::Debug for AsymmetricKey {
             .field("size_bits", &self.size_bits)
             .finish_non_exhaustive()
     }
-}
-
-/// An EC key's encodings: PKCS#8 (secret), SPKI, uncompressed public point.
-type EcEncodings = (Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>);
-
-/// PKCS#8, SPKI and uncompressed public point of a RustCrypto EC secret key.
-fn ec_encodings<C>(secret: &p256::elliptic_curve::SecretKey<C>) -> Result<EcEncodings, CryptoError>
-where
-    C: p256::elliptic_curve::CurveArithmetic + pkcs8::AssociatedOid,
-    p256::elliptic_curve::AffinePoint<C>:
-        p256::elliptic_curve::sec1::FromEncodedPoint<C> + p256::elliptic_curve::sec1::ToEncodedPoint<C>,
-    p256::elliptic_curve::FieldBytesSize<C>: p256::elliptic_curve::sec1::ModulusSize,
-{
-    use p256::elliptic_curve::sec1::ToEncodedPoint;
-    let pkcs8 = secret.to_pkcs8_der().map_err(|_| bad_key("EC key cannot be encoded"))?;
-    let public = secret.public_key();
-    let spki = public.to_public_key_der().map_err(|_| bad_key("EC public key cannot be encoded"))?.into_vec();
-    let point = public.to_encoded_point(false).as_bytes().to_vec();
-    Ok((Zeroizing::new(pkcs8.as_bytes().to_vec()), spki, point))
-}
-
-fn ring_ecdsa(
-    alg: &'static ring::signature::EcdsaSigningAlgorithm,
-    private: &[u8],
-    public_point: &[u8],
-) -> Result<ring::signature::EcdsaKeyPair, CryptoError> {
-    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(alg, private, public_point, &system_rng())
-        .map_err(|_| bad_key("EC key rejected by ring"))
-}
-
-pub(crate) fn system_rng() -> ring::rand::SystemRandom {
-    ring::rand::SystemRandom::new()
 }
 
 #[cfg(test)]
@@ -592,10 +454,9 @@ mod tests {
             assert_eq!((again.spec(), again.size_bits()), (spec, bits));
         }
         assert!(AsymmetricKey::generate(KeySpec::Ed25519, 256).is_ok());
-        // Generated keys have the ring fast path and AWS-LC's constant-time decryption.
-        assert!(matches!(rsa2048().inner(), KeyInner::Rsa(RsaKey { decrypting: Some(_), signing: Some(_), .. })));
-        for bits in [3072, 4096] {
-            assert!(matches!(openssl_rsa(bits).inner(), KeyInner::Rsa(RsaKey { decrypting: Some(_), .. })));
+        // Generated and imported keys from 2048 bits live in AWS-LC (constant-time).
+        for k in [rsa2048(), openssl_rsa(3072), openssl_rsa(4096)] {
+            assert!(matches!(k.inner(), KeyInner::Rsa(RsaKey::AwsLc(_))), "{k:?}");
         }
     }
 
@@ -650,10 +511,10 @@ mod tests {
     }
 
     #[test]
-    fn legacy_small_rsa_imports_without_ring() {
+    fn legacy_small_rsa_imports_into_the_rsa_crate() {
         let k = openssl_rsa(1024);
         assert_eq!(k.size_bits(), 1024);
-        assert!(matches!(k.inner(), KeyInner::Rsa(RsaKey { decrypting: None, signing: None, .. })));
+        assert!(matches!(k.inner(), KeyInner::Rsa(RsaKey::Legacy(_))));
     }
 
     #[test]

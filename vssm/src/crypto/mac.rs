@@ -1,27 +1,33 @@
-//! HMAC create/verify (ring::hmac).
+//! HMAC create/verify (AWS-LC).
+//!
+//! The HMAC key object (the padded key's inner and outer hash states, as
+//! good as the key) lives only for one request; AWS-LC wipes it when it is
+//! dropped (`HMAC_CTX_cleanup` is `OPENSSL_cleanse`, crypto/fipsmodule/hmac/hmac.c).
+
+use aws_lc_rs::hmac;
 
 use super::algorithm::MacAlgorithm;
 use super::keys::MacKey;
 
-fn ring_key(alg: &MacAlgorithm, key: &MacKey) -> ring::hmac::Key {
+fn aws_lc_key(alg: &MacAlgorithm, key: &MacKey) -> hmac::Key {
     let a = match alg {
-        MacAlgorithm::Sha1 => ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-        MacAlgorithm::Sha256 => ring::hmac::HMAC_SHA256,
-        MacAlgorithm::Sha384 => ring::hmac::HMAC_SHA384,
-        MacAlgorithm::Sha512 => ring::hmac::HMAC_SHA512,
+        MacAlgorithm::Sha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        MacAlgorithm::Sha256 => hmac::HMAC_SHA256,
+        MacAlgorithm::Sha384 => hmac::HMAC_SHA384,
+        MacAlgorithm::Sha512 => hmac::HMAC_SHA512,
     };
-    ring::hmac::Key::new(a, key.as_bytes())
+    hmac::Key::new(a, key.as_bytes())
 }
 
 /// Computes the full-length HMAC tag of `input`.
 pub fn create(alg: &MacAlgorithm, key: &MacKey, input: &[u8]) -> Vec<u8> {
-    ring::hmac::sign(&ring_key(alg, key), input).as_ref().to_vec()
+    hmac::sign(&aws_lc_key(alg, key), input).as_ref().to_vec()
 }
 
 /// Checks `tag` in constant time. Only the full-length tag is accepted: a
 /// truncated tag would let a client weaken the check at will.
 pub fn verify(alg: &MacAlgorithm, key: &MacKey, input: &[u8], tag: &[u8]) -> bool {
-    ring::hmac::verify(&ring_key(alg, key), input, tag).is_ok()
+    hmac::verify(&aws_lc_key(alg, key), input, tag).is_ok()
 }
 
 #[cfg(test)]

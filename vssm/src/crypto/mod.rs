@@ -3,11 +3,44 @@
 //!
 //! Everything here is synchronous and free of I/O so that the HTTP layer can
 //! call it from any thread; all key types are `Send + Sync`.
+//!
+//! One module per key type owns parsing, generation and the operations of
+//! that type: [`rsa`], [`ec`], [`ed25519`], [`symmetric`], [`mac`].
+//! [`keys::AsymmetricKey`] holds the key of one type and [`asymmetric`]
+//! dispatches to it once. [`selftest`] runs the start-up known-answer tests
+//! and the pairwise test of every generated key.
+//!
+//! Which library does what, and why:
+//!
+//! | Algorithms | Library | Why |
+//! |---|---|---|
+//! | RSA 2048-8192 bits: generation, PKCS#1 v1.5 / OAEP encryption and decryption, PKCS#1 v1.5 / PSS signing (SHA-2, message or digest) and verification (SHA-1 too) | AWS-LC (`aws-lc-rs`) | constant-time and blinded; twice *ring*'s signing rate here |
+//! | RSA 1024-2047 bits (legacy backups of the first VSSM), all operations; SHA1withRSA signing with any key | RustCrypto `rsa` (blinded) | aws-lc-rs refuses private keys under 2048 bits and has no SHA-1 signing encoding |
+//! | ECDSA P-256, P-384, P-521: generation, signing (any SHA hash, message or digest), verification | AWS-LC | nonces from AWS-LC's seeded DRBG instead of a `getrandom` system call per signature (*ring*): about twice the signing rate |
+//! | Ed25519 | AWS-LC | one library for all asymmetric keys; key objects wiped when freed |
+//! | HMAC-SHA-1/256/384/512, SHA digests | AWS-LC | key state wiped when freed (*ring*'s HMAC key is not) |
+//! | AES ECB/CBC/CTR/GCM, DES, 3DES | RustCrypto `aes`, `des`, `ecb`, `cbc`, `ctr`, `aes-gcm` (`zeroize` features) | aws-lc-rs has no DES/3DES, no unpadded CBC and no AES-192-GCM; one library for the whole family keeps the exact wire behaviour |
+//!
+//! Zeroization: every copy of a secret is wiped when dropped. Rust-side
+//! buffers are `Zeroizing` (PKCS#8 DER, seeds, plaintexts); aws-lc-rs
+//! wipes its own DER buffers (`Buffer`, `Document`: `zeroize` on drop); the
+//! RustCrypto key types wipe themselves (`rsa::RsaPrivateKey`, and `aes`,
+//! `des`, `aes-gcm` with their `zeroize` features). AWS-LC's key objects
+//! (`EVP_PKEY` holding `RSA`, `EC_KEY` or the Ed25519 key) are freed with
+//! `RSA_free`/`BN_free`, `EC_KEY_free`/`ec_wrapped_scalar_free` and
+//! `ed25519_free`, all of which release memory through `OPENSSL_free`,
+//! which wipes every allocation with `OPENSSL_cleanse` before `free`
+//! (aws-lc `crypto/mem.c`, `OPENSSL_free`; VSSM installs no custom
+//! allocator hooks, which would bypass it).
 
 pub mod algorithm;
 pub mod asymmetric;
+pub mod ec;
+pub mod ed25519;
 pub mod keys;
 pub mod mac;
+pub mod rsa;
+pub mod selftest;
 pub mod symmetric;
 
 #[cfg(test)]

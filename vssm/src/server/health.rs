@@ -7,7 +7,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
 
-/// `GET /REST/v1/healthcheck`: 503 `bootstrapping`, (in a cluster) 503
+/// `GET /REST/v1/healthcheck`: 503 `crypto self-test failed: …` when the
+/// start-up self-tests failed, 503 `bootstrapping`, (in a cluster) 503
 /// `synchronizing` until the first sync with the peers, then 200 `running`.
 /// `GET /REST/v1/cluster/status`: JSON counters of the cluster layer (no secrets).
 pub async fn handle(node: Arc<Node>, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -18,6 +19,8 @@ pub async fn handle(node: Arc<Node>, request: Request<Incoming>) -> Response<Ful
         (StatusCode::NOT_FOUND, "not found")
     } else if request.method() != Method::GET && request.method() != Method::HEAD {
         (StatusCode::METHOD_NOT_ALLOWED, "use GET")
+    } else if let Err(why) = crate::crypto::selftest::check() {
+        (StatusCode::SERVICE_UNAVAILABLE, why)
     } else if node.is_serving() {
         (StatusCode::OK, "running")
     } else if node.is_ready() {

@@ -98,6 +98,9 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     if !is_post {
         return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
     }
+    if let Err(why) = crate::crypto::selftest::check() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why));
+    }
     if endpoint == "admin/bootstrap" {
         return admin_ops::bootstrap(node, client, &body);
     }
