@@ -91,6 +91,10 @@ class AccelChoice:
     cpu_args: tuple[str, ...]
     reason: str
 
+    def label(self) -> str:
+        """E.g. `kvm -cpu host`, `tcg`."""
+        return " ".join((self.accel, *self.cpu_args))
+
 
 def probe_boot(qemu: str, accel_args: list[str], kernel: Path, initrd: Path, timeout: float) -> tuple[bool, str]:
     """Boots `kernel` + `initrd` once and waits up to `timeout` s for PROBE_LINE
@@ -168,7 +172,7 @@ def accel_choice() -> AccelChoice:
     global _ACCEL
     if _ACCEL is None:
         _ACCEL = choose_accel()
-        log(f"accelerator: {_ACCEL.accel} {' '.join(_ACCEL.cpu_args)} ({_ACCEL.reason})".replace("  ", " "))
+        log(f"accelerator: {_ACCEL.label()} ({_ACCEL.reason})")
     return _ACCEL
 
 
@@ -325,6 +329,10 @@ class Cluster:
         self.config: dict | None = None
         self._down = False
 
+    def accel_label(self) -> str:
+        """The accelerator, its CPU arguments and why, e.g. `tcg (KVM probe ...)`."""
+        return f"{' '.join((self.accel or '?', *self.cpu_args))} ({self.accel_reason})"
+
     # -- lifecycle --------------------------------------------------------
     def start(self):
         for f in ("vmlinuz", "initramfs.cpio.gz"):
@@ -336,8 +344,7 @@ class Cluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.aws_dir.mkdir(parents=True, exist_ok=True)
         atexit.register(self.down)
-        log(f"cluster in {self.dir}: accel {self.accel} {' '.join(self.cpu_args)} ({self.accel_reason}),"
-            f" segment mcast={self.mcast}")
+        log(f"cluster in {self.dir}: accel {self.accel_label()}, segment mcast={self.mcast}")
         self._start_fake_aws()
         self._start_dhcp()
         self.pki = self.ct.Pki(self.dir / "pki")

@@ -143,12 +143,14 @@ def test_probed_once_per_run(fake, monkeypatch, tmp_path):
     fake.modes(kvm_host="boot")
     monkeypatch.setattr(launch, "_ACCEL", None)
     monkeypatch.setattr(launch, "choose_accel", lambda: fake.choose())
+    monkeypatch.setattr(launch, "log", lambda msg: None)  # no fake "accelerator:" line in the e2e log
     first = launch.accel_choice()
     assert all(launch.accel_choice() is first for _ in range(3)) and launch.kvm_works()
-    assert first.accel == "kvm"
+    assert first.accel == "kvm" and first.label() == "kvm -cpu host"
     assert len(fake.calls()) == 1
     # An explicit accelerator needs no probe.
-    assert launch.Cluster(tmp_path / "x", accel="tcg").cpu_args == ()
+    explicit = launch.Cluster(tmp_path / "x", accel="tcg")
+    assert explicit.cpu_args == () and explicit.accel_label() == "tcg (set by the caller)"
 
 
 def test_vm_command_carries_the_chosen_cpu(tmp_path):

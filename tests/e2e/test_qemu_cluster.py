@@ -96,8 +96,8 @@ def test_cluster_lifecycle(cluster: launch.Cluster, numbers: Numbers, record_pro
     c = cluster
     t_start = time.monotonic()
     # Which accelerator and why, in the log (-s), the -rA report and junit-xml.
-    print(f"\nACCELERATOR {c.accel} {' '.join(c.cpu_args)} ({c.accel_reason})", flush=True)
-    record_property("accel", f"{c.accel} {' '.join(c.cpu_args)}".strip())
+    print(f"\nACCELERATOR {c.accel_label()}", flush=True)
+    record_property("accel", " ".join((c.accel, *c.cpu_args)))
     record_property("accel_reason", c.accel_reason)
     numbers["accel"] = c.accel
     numbers["accel_cpu_args"] = " ".join(c.cpu_args)
