@@ -7,6 +7,8 @@
 //! [`audit`], [`tls`], [`server`] (the ports), [`node`] (lifecycle),
 //! [`config`], [`hardening`], [`dev`] (the newcomer's single node).
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod audit;
 pub mod cloud;

@@ -1,6 +1,8 @@
 //! The `vssm` command: serve a node, run a dev node, hash a password, run
 //! the bootstrapper, call a node's API.
 
+#![forbid(unsafe_code)]
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -176,8 +178,8 @@ fn appliance() -> ! {
     vssm_init::spawn_lease_keeper(&info);
     vssm_init::configure_other_interfaces(&info.interface);
     if let Err(e) = vssm_init::watch_power_button(|| {
-        // SAFETY: sending a signal to this process.
-        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        // The same graceful stop as `kill -TERM 1`; sending to itself cannot fail.
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
     }) {
         eprintln!("vssm: power button not watched: {e}");
     }
