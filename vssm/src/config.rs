@@ -205,8 +205,8 @@ impl Config {
         deserializer.end().map_err(|e| fail("", format!("invalid JSON: {e}")))?;
 
         let rpc_text = raw.rpc_certificate.ok_or_else(|| fail("rpcCertificate", "missing".into()))?;
-        let rpc_certificate = parse_certificate(&rpc_text).map_err(|m| fail("rpcCertificate", m))?;
-        let rpc_public_key_spki = spki_of(&rpc_certificate).map_err(|m| fail("rpcCertificate", m))?;
+        let rpc_certificate = parse_certificate(&rpc_text).map_err(|m| fail("rpcCertificate", m.to_string()))?;
+        let rpc_public_key_spki = spki_of(&rpc_certificate).map_err(|m| fail("rpcCertificate", m.to_string()))?;
 
         let trust_texts = raw.client_trust_store.ok_or_else(|| fail("clientTrustStore", "missing".into()))?;
         if trust_texts.is_empty() {
@@ -214,7 +214,7 @@ impl Config {
         }
         let mut client_trust_store = Vec::with_capacity(trust_texts.len());
         for (i, text) in trust_texts.iter().enumerate() {
-            let cert = parse_certificate(text).map_err(|m| fail(&format!("clientTrustStore[{i}]"), m))?;
+            let cert = parse_certificate(text).map_err(|m| fail(&format!("clientTrustStore[{i}]"), m.to_string()))?;
             client_trust_store.push(cert);
         }
 
@@ -223,7 +223,7 @@ impl Config {
         crate::tls::ClientCaVerifier::new(&client_trust_store).map_err(|e| fail("clientTrustStore", e.to_string()))?;
 
         let password_text = raw.root_password.ok_or_else(|| fail("rootPassword", "missing".into()))?;
-        let root_password = PasswordHash::parse(&password_text).map_err(|m| fail("rootPassword", m))?;
+        let root_password = PasswordHash::parse(&password_text).map_err(|m| fail("rootPassword", m.to_string()))?;
 
         let bind_address = match raw.bind_address {
             None => IpAddr::from([0, 0, 0, 0]),
@@ -316,7 +316,8 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
     }
     let mut attestation_ca_certificates = Vec::new();
     for (i, text) in raw.attestation_ca_certificates.unwrap_or_default().iter().enumerate() {
-        let cert = parse_certificate(text).map_err(|m| fail(&format!("cluster.attestationCaCertificates[{i}]"), m))?;
+        let cert = parse_certificate(text)
+            .map_err(|m| fail(&format!("cluster.attestationCaCertificates[{i}]"), m.to_string()))?;
         attestation_ca_certificates.push(cert.as_ref().to_vec());
     }
     let seconds = raw.sync_interval_seconds.unwrap_or(10.0);
@@ -342,17 +343,27 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
     })
 }
 
+/// Why a configured certificate is not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// The text is not base64.
+    #[error("not base64")]
+    NotBase64,
+    /// The bytes are not a DER X.509 certificate.
+    #[error("not a DER X.509 certificate")]
+    NotX509,
+}
+
 /// Decodes a base64 DER certificate and checks that it parses as X.509.
-fn parse_certificate(text: &str) -> Result<CertificateDer<'static>, String> {
-    let der = decode_base64(text.trim()).map_err(|_| "not base64".to_string())?;
-    x509_parser::parse_x509_certificate(&der).map_err(|_| "not a DER X.509 certificate".to_string())?;
+fn parse_certificate(text: &str) -> Result<CertificateDer<'static>, CertificateError> {
+    let der = decode_base64(text.trim()).map_err(|_| CertificateError::NotBase64)?;
+    x509_parser::parse_x509_certificate(&der).map_err(|_| CertificateError::NotX509)?;
     Ok(CertificateDer::from(der))
 }
 
 /// The DER SubjectPublicKeyInfo of a certificate.
-pub fn spki_of(cert: &CertificateDer<'_>) -> Result<Vec<u8>, String> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| "not a DER X.509 certificate".to_string())?;
+pub fn spki_of(cert: &CertificateDer<'_>) -> Result<Vec<u8>, CertificateError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| CertificateError::NotX509)?;
     Ok(parsed.tbs_certificate.subject_pki.raw.to_vec())
 }
 

@@ -97,17 +97,37 @@ impl fmt::Debug for KeyMaterial {
 
 /// Key names: 1 to 256 bytes, no control characters and no `~` (which
 /// marks the alias of a conflict version); they appear in logs and listings.
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("keyName is required".into());
+        return Err(NameError::Empty);
     }
     if name.len() > 256 {
-        return Err("keyName is longer than 256 bytes".into());
+        return Err(NameError::TooLong);
     }
     if name.chars().any(|c| c.is_control() || c == '~') {
-        return Err("keyName contains control characters or '~'".into());
+        return Err(NameError::Forbidden);
     }
     Ok(())
+}
+
+/// Why a key name is not acceptable (the name itself is not repeated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// No name given.
+    #[error("keyName is required")]
+    Empty,
+    /// Over 256 bytes.
+    #[error("keyName is longer than 256 bytes")]
+    TooLong,
+    /// A control character or the alias marker `~`.
+    #[error("keyName contains control characters or '~'")]
+    Forbidden,
+}
+
+impl crate::error::Classify for NameError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadRequest
+    }
 }
 
 /// Fingerprint of key material: HMAC-SHA256 under a key derived from the

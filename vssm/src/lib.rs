@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod dev;
+pub mod error;
 pub mod hardening;
 pub mod keystore;
 pub mod node;

@@ -298,7 +298,7 @@ fn bootstrapper(flags: &Flags) -> Result<(), String> {
         let serving = tokio::spawn(bootstrapper.serve(shutdown));
         wait_for_signal().await;
         let _ = stop.send(true);
-        serving.await.map_err(|e| e.to_string())?
+        serving.await.map_err(|e| e.to_string())?.map_err(String::from)
     })
 }
 
