@@ -18,9 +18,13 @@ const MAX_CONFIG_BYTES: usize = 4 << 20;
 /// The ports a node listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
+    /// Client API (8080).
     pub api: u16,
+    /// Health check (8081).
     pub health: u16,
+    /// Node-to-node sync (8082).
     pub sync: u16,
+    /// Attested join (8083).
     pub join: u16,
 }
 
@@ -43,6 +47,7 @@ pub struct Config {
     pub root_password: PasswordHash,
     /// Address all listeners bind to.
     pub bind_address: IpAddr,
+    /// The ports to listen on.
     pub ports: Ports,
     /// Cluster settings; None for a standalone node.
     pub cluster: Option<ClusterConfig>,
@@ -70,19 +75,24 @@ pub enum AttestationMode {
 /// Overrides of AWS API endpoints (for tests and the qemu harness).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsEndpoints {
+    /// Auto Scaling endpoint URL.
     pub autoscaling: Option<String>,
+    /// EC2 endpoint URL.
     pub ec2: Option<String>,
+    /// STS endpoint URL.
     pub sts: Option<String>,
 }
 
 /// The `cluster` section of config.json.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
+    /// How peers are found.
     pub discovery: DiscoveryConfig,
     /// Attestation of joining nodes; None disables join (manual bootstrap only).
     pub attestation: Option<AttestationMode>,
     /// IMDS base URL (default http://169.254.169.254).
     pub imds_endpoint: String,
+    /// Overrides of the AWS API endpoints.
     pub aws_endpoints: AwsEndpoints,
     /// Images other than this node's own that may join (rolling upgrades).
     pub trusted_image_ids: Vec<String>,
@@ -126,8 +136,11 @@ struct RawAwsEndpoints {
 /// A config error: which file, which field, what is wrong.
 #[derive(Debug)]
 pub struct ConfigError {
+    /// The file (or "user-data") the config came from.
     pub source: String,
+    /// The offending field; empty for the whole file.
     pub field: String,
+    /// What is wrong.
     pub message: String,
 }
 

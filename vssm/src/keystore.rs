@@ -12,8 +12,11 @@ use std::sync::{Arc, Mutex};
 /// The three key namespaces of the API; a name is unique within its type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyType {
+    /// AES, DES and 3DES keys.
     Symmetric,
+    /// RSA, EC and Ed25519 key pairs.
     Asymmetric,
+    /// HMAC keys.
     Mac,
 }
 
@@ -49,8 +52,11 @@ impl KeyType {
 /// Asymmetric keys are boxed: they are ~30× larger than the others, and an
 /// inventory of small keys should not pay for them in every record.
 pub enum KeyMaterial {
+    /// A symmetric key.
     Symmetric(SymmetricKey),
+    /// A private key with its public key.
     Asymmetric(Box<AsymmetricKey>),
+    /// An HMAC key.
     Mac(MacKey),
 }
 
@@ -139,9 +145,11 @@ pub type Fingerprint = [u8; 32];
 /// A named key with its creation time.
 #[derive(Debug)]
 pub struct KeyRecord {
+    /// The name clients use (unique per type).
     pub name: String,
     /// Milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// The key itself.
     pub material: KeyMaterial,
     /// Set by the keystore when the record is stored.
     pub fingerprint: Fingerprint,

@@ -49,9 +49,13 @@ impl Classify for BootstrapError {
 
 /// Everything a running node shares between its I/O threads.
 pub struct Node {
+    /// The validated configuration.
     pub config: Config,
+    /// The keys.
     pub keystore: Keystore,
+    /// The audit log.
     pub audit: AuditLog,
+    /// The admin password guard.
     pub admin: AdminGuard,
     /// TLS for the API port: self-signed before bootstrap, mutual TLS with
     /// the RPC certificate after.

@@ -16,12 +16,19 @@ use std::sync::Arc;
 
 /// What the bootstrapper serves and whom it trusts.
 pub struct BootstrapperOptions {
+    /// AMI ids allowed to receive the key.
     pub trusted_images: Vec<String>,
+    /// The RPC private key, PEM or DER.
     pub private_key_pem_or_der: zeroize::Zeroizing<Vec<u8>>,
+    /// The RPC certificate (the join port presents it).
     pub certificate: CertificateDer<'static>,
+    /// Address to listen on.
     pub bind: IpAddr,
+    /// Port to listen on.
     pub port: u16,
+    /// Required AWS account of joining instances.
     pub account: Option<String>,
+    /// Required region of joining instances; None accepts any.
     pub region: Option<String>,
     /// Extra identity-signing certificates (DER), e.g. the fake AWS's CA in tests.
     pub attestation_cas: Vec<Vec<u8>>,

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 /// A peer as discovery reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
+    /// Its private address.
     pub ip: IpAddr,
     /// The EC2 instance id, when discovery knows it.
     pub instance_id: Option<String>,

@@ -138,7 +138,9 @@ fn lookup<'a>(snapshot: &'a Inventory, entry: &ManifestEntry) -> Option<&'a Arc<
 /// What one anti-entropy round did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RoundReport {
+    /// Records fetched from the peer.
     pub fetched: usize,
+    /// Records pushed to the peer.
     pub pushed: usize,
 }
 
