@@ -50,7 +50,7 @@ pub fn bootstrap_identity() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyD
 /// the pin format of curl's `--pinnedpubkey`.
 pub fn public_key_pin(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
     use base64::Engine;
-    let spki = crate::config::spki_of(cert).map_err(|e| TlsError::certificate("certificate", e.to_string()))?;
+    let spki = crate::config::spki_of(cert).map_err(|e| TlsError::certificate("certificate", e))?;
     let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
     Ok(format!("sha256//{}", base64::engine::general_purpose::STANDARD.encode(digest)))
 }
