@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod dev;
+pub mod error;
 pub mod hardening;
 pub mod keystore;
 pub mod node;

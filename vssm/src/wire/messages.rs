@@ -7,16 +7,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SymmetricRequest {
-    /// The data to process.
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
     /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
-    /// Algorithm name (see API.md).
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
-    /// GCM additional authenticated data (an addition; empty = none).
+    /// Additional authenticated data (GCM only; an addition to the first VSSM).
     #[serde(default)]
     pub aad: Bytes,
 }
@@ -25,13 +25,13 @@ pub struct SymmetricRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyedInputRequest {
-    /// The data to encrypt, decrypt or MAC.
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
     /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
-    /// Algorithm name (see API.md).
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
 }
@@ -40,16 +40,16 @@ pub struct KeyedInputRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignRequest {
-    /// The data to process.
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
-    /// A digest the caller computed, used when `input` is empty.
+    /// The caller's digest, instead of `input`.
     #[serde(default)]
     pub hashed: Bytes,
     /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
-    /// Algorithm name (see API.md).
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
 }
@@ -58,10 +58,10 @@ pub struct SignRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// The data to process.
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
-    /// A digest the caller computed, used when `input` is empty.
+    /// The caller's digest, instead of `input`.
     #[serde(default)]
     pub hashed: Bytes,
     /// The signature to check.
@@ -70,7 +70,7 @@ pub struct VerifyRequest {
     /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
-    /// Algorithm name (see API.md).
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
 }
@@ -79,16 +79,16 @@ pub struct VerifyRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HmacVerifyRequest {
-    /// The data to process.
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
-    /// The MAC to check (compared in constant time).
+    /// The MAC to check.
     #[serde(default)]
     pub hmac: Bytes,
     /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
-    /// Algorithm name (see API.md).
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
 }
@@ -96,7 +96,7 @@ pub struct HmacVerifyRequest {
 /// Response of every operation that produces bytes.
 #[derive(Debug, Serialize)]
 pub struct OutputResponse {
-    /// The result bytes.
+    /// The result bytes (base64).
     pub output: Bytes,
 }
 
@@ -111,16 +111,16 @@ pub struct ValidResponse {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenerateKeyRequest {
-    /// The admin password, checked against `rootPassword`.
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
     /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
-    /// `SYMMETRIC`, `ASYMMETRIC` or `MAC`.
+    /// SYMMETRIC, ASYMMETRIC or MAC.
     #[serde(default, alias = "key_type")]
     pub key_type: String,
-    /// `RSA`, `EC` or `ED25519` (asymmetric keys only).
+    /// RSA or EC (asymmetric keys).
     #[serde(default, alias = "key_spec")]
     pub key_spec: String,
     /// Bytes for SYMMETRIC and MAC keys, bits for RSA, the curve size for EC.
@@ -132,16 +132,16 @@ pub struct GenerateKeyRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InjectKeyRequest {
-    /// The admin password, checked against `rootPassword`.
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
     /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
-    /// `SYMMETRIC`, `ASYMMETRIC` or `MAC`.
+    /// SYMMETRIC, ASYMMETRIC or MAC.
     #[serde(default, alias = "key_type")]
     pub key_type: String,
-    /// The key: raw bytes, or PKCS#8 DER for ASYMMETRIC.
+    /// The key: raw bytes, or PKCS#8 DER for asymmetric keys.
     #[serde(default)]
     pub key: SecretBytes,
 }
@@ -150,7 +150,7 @@ pub struct InjectKeyRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordOnlyRequest {
-    /// The admin password, checked against `rootPassword`.
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
 }
@@ -159,7 +159,7 @@ pub struct PasswordOnlyRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreBackupRequest {
-    /// The admin password, checked against `rootPassword`.
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
     /// The backup to restore.
@@ -171,13 +171,13 @@ pub struct RestoreBackupRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListKeysRequest {
-    /// The admin password, checked against `rootPassword`.
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
-    /// Only this key (empty = all keys).
+    /// Only the key of this name.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
-    /// Type of `key_name`; required with it.
+    /// Only keys of this type (required with `keyName`).
     #[serde(default, alias = "key_type")]
     pub key_type: String,
 }
@@ -186,7 +186,7 @@ pub struct ListKeysRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BootstrapRequest {
-    /// PKCS#8 DER of the RPC certificate's private key.
+    /// PKCS#8 DER private key of the RPC certificate.
     #[serde(default, alias = "rpc_private_key")]
     pub rpc_private_key: SecretBytes,
 }
@@ -195,16 +195,16 @@ pub struct BootstrapRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupBlob {
-    /// The backup data key, wrapped with RSA-OAEP/SHA-256 under the RPC public key.
+    /// The AES-256 data key wrapped with RSA-OAEP/SHA-256 under the RPC key.
     #[serde(default, alias = "encryption_key")]
     pub encryption_key: Bytes,
-    /// Backup format version (1).
+    /// Format version (1).
     #[serde(default)]
     pub version: Int64Number,
-    /// When the backup was made (ms since the epoch).
+    /// When the backup was made, in ms since the Unix epoch.
     #[serde(default)]
     pub timestamp: Int64,
-    /// `nonce(12) || AES-256-GCM(inventory JSON)` under the data key.
+    /// The JSON inventory under AES-256-GCM with the data key.
     #[serde(default, alias = "encrypted_state")]
     pub encrypted_state: Bytes,
 }
@@ -228,7 +228,7 @@ impl<'de> Deserialize<'de> for Int64Number {
 /// admin/generatebackup response.
 #[derive(Debug, Serialize)]
 pub struct GenerateBackupResponse {
-    /// The backup to restore.
+    /// The encrypted backup.
     pub backup: BackupBlob,
 }
 
@@ -237,7 +237,7 @@ pub struct GenerateBackupResponse {
 /// the same name.
 #[derive(Debug, Serialize)]
 pub struct RestoreBackupResponse {
-    /// Names kept as they were because the backup holds different material under them.
+    /// Names of the keys kept because the backup holds other material under them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
 }
@@ -260,7 +260,7 @@ pub struct ListKeysResponse {
 pub struct SymmetricKeyInfo {
     /// Key name.
     pub name: String,
-    /// Creation time (ms since the epoch).
+    /// Creation time in ms since the Unix epoch.
     pub created_at: Int64,
     /// Key length in bytes.
     pub key_length: Int64,
@@ -275,9 +275,9 @@ pub type MacKeyInfo = SymmetricKeyInfo;
 pub struct AsymmetricKeyInfo {
     /// Key name.
     pub name: String,
-    /// Creation time (ms since the epoch).
+    /// Creation time in ms since the Unix epoch.
     pub created_at: Int64,
-    /// `RSA`, `EC` or `ED25519` (asymmetric keys only).
+    /// RSA, EC or ED25519.
     pub key_spec: String,
     /// DER SubjectPublicKeyInfo.
     pub public_key: Bytes,
@@ -286,7 +286,7 @@ pub struct AsymmetricKeyInfo {
 /// admin/getlogs response.
 #[derive(Debug, Serialize)]
 pub struct LogsResponse {
-    /// Audit log lines, oldest first.
+    /// Audit entries, oldest first.
     pub log: Vec<String>,
 }
 
@@ -297,7 +297,7 @@ pub struct EmptyResponse {}
 /// The error body of every non-200 response.
 #[derive(Debug, Serialize)]
 pub struct ErrorResponse<'a> {
-    /// What went wrong; never key material or plaintext.
+    /// What went wrong; never secrets, "internal error" for faults of the node.
     pub error: &'a str,
 }
 
@@ -324,7 +324,7 @@ pub struct BackupRawKey {
     /// Key name.
     #[serde(default)]
     pub name: String,
-    /// Creation time (ms since the epoch).
+    /// Creation time in ms since the Unix epoch.
     #[serde(default, alias = "created_at")]
     pub created_at: Int64,
     /// The raw key bytes.
@@ -339,10 +339,10 @@ pub struct BackupAsymmetricKey {
     /// Key name.
     #[serde(default)]
     pub name: String,
-    /// Creation time (ms since the epoch).
+    /// Creation time in ms since the Unix epoch.
     #[serde(default, alias = "created_at")]
     pub created_at: Int64,
-    /// `RSA`, `EC` or `ED25519`.
+    /// RSA, EC or ED25519.
     #[serde(default, alias = "key_type")]
     pub key_type: String,
     /// PKCS#8 DER private key.
