@@ -18,11 +18,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import padding as apad
 
-from cluster_harness import (MEASUREMENTS, ClusterNode, FakeAws, JoinClient, all_converged,
-                             aws_document, join_request, key_names,
-                             lookalike_pkcs7, new_ephemeral, open_granted_key,
-                             sigv4_sts_request, strong_bound_headers, wait_until)
-from conftest import TESTDATA, b64d, b64e, make_backup, sym_decrypt, sym_encrypt, uniq
+from vssmtest.backup import make_backup
+from vssmtest.cluster import (MEASUREMENTS, ClusterNode, FakeAws, JoinClient, all_converged,
+                              aws_document, join_request, key_names, lookalike_pkcs7, new_ephemeral,
+                              open_granted_key, sigv4_sts_request, strong_bound_headers, wait_until)
+from vssmtest.crypto_ref import sym_decrypt, sym_encrypt
+from vssmtest.util import TESTDATA, b64d, b64e, uniq
 
 ATTACKER_IP = "127.0.0.150"
 FORGED_DIR = TESTDATA / "aws-iid"
