@@ -1,7 +1,9 @@
-"""Self-checks of the harness: PKI recipe, local references, and the survival
-check of the shared node (the only test here that starts a server)."""
+"""Self-checks of the harness: PKI recipe, local references (no server), the
+survival check of the shared node and the taken-address guard (servers on
+127.0.0.22)."""
 import os
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -66,3 +68,11 @@ def test_survival_check_passes_a_healthy_node_and_reports_panics_and_death(make_
     node.kill()
     problems = node.survival_problems()
     assert len(problems) == 1 and "died" in problems[0], problems
+
+
+def test_a_node_on_an_address_already_served_is_refused(make_node):
+    """vssm binds with SO_REUSEPORT: without this check a second node (or
+    another run's) on the same address would silently share its connections."""
+    make_node(IP_SELFTEST).start()
+    with pytest.raises(pytest.fail.Exception, match="already served by another process"):
+        make_node(IP_SELFTEST).start()

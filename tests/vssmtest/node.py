@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from vssmtest.client import ApiClient, Resp
 from vssmtest.crypto_ref import scrypt_mcf
 from vssmtest.pki import Pki
-from vssmtest.util import ADMIN_PASSWORD, HEALTH_PORT, VSSM_BIN, b64e
+from vssmtest.util import ADMIN_PASSWORD, API_PORT, HEALTH_PORT, VSSM_BIN, b64e
 
 # One loopback address per node so tests never clash with each other or with
 # a developer's `vssm dev` node.
@@ -54,6 +55,20 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 5):
             proc.wait(timeout=timeout)
 
 
+def address_taken(ip: str, ports=(API_PORT, HEALTH_PORT)) -> int | None:
+    """The first of `ports` on `ip` that already accepts connections, else None.
+    vssm listens with SO_REUSEPORT, so a second node on a taken address starts
+    fine and the kernel splits connections between the two: a stray node, or a
+    concurrent test run on the same machine, would make tests fail at random."""
+    for port in ports:
+        try:
+            socket.create_connection((ip, port), timeout=0.5).close()
+            return port
+        except OSError:
+            pass
+    return None
+
+
 def require_binary(binary: Path | None = None):
     """Fails the test (not skip: a missing binary is a broken setup) unless
     `binary` (default VSSM_BIN) is an executable file."""
@@ -89,6 +104,10 @@ class Node:
     def start(self, args=None, wait=True):
         require_binary(self.binary)
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        taken = address_taken(self.ip)
+        if taken is not None:
+            pytest.fail(f"{self.ip}:{taken} is already served by another process (a stray node, or "
+                        f"another test run on this machine); vssm's SO_REUSEPORT would share it")
         self._logf = open(self.log_path, "ab")
         self._logf.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
         self._logf.flush()
