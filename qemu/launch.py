@@ -31,7 +31,6 @@ import argparse
 import atexit
 import base64
 import http.client
-import importlib.util
 import json
 import os
 import random
@@ -58,16 +57,13 @@ SCRYPT_LOG_N = 10
 
 
 def _load_conftest():
-    """tests/integration/conftest.py (Pki, ApiClient) under a private name, so
-    it never clashes with a pytest-registered `conftest`."""
-    name = "vssm_integration_conftest"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "integration" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """The test harness package tests/vssmtest (Pki, ApiClient, scrypt_mcf,
+    terminate), importable here without pytest's `pythonpath`."""
+    tests = str(REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import vssmtest
+    return vssmtest
 
 
 def log(msg: str):

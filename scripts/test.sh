@@ -14,14 +14,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi
 if ! python3 -c 'import pytest, cryptography, requests' 2>/dev/null; then
-  python3 -m pip install -q -r tests/integration/requirements.txt
+  python3 -m pip install -q -r tests/requirements.txt
 fi
 
 # One build profile for everything: dependencies are optimized even in the
 # dev profile (Cargo.toml), so the debug binary is fast enough for tests.
 cargo build --workspace --all-targets
 cargo test --workspace -- --quiet
-VSSM_BIN="$PWD/target/debug/vssm" python3 -m pytest -q -p no:cacheprovider tests/integration "$@"
+VSSM_BIN="$PWD/target/debug/vssm" python3 -m pytest -q -p no:cacheprovider tests/integration qemu/fake_aws "$@"
 
 # The appliance: static musl build, image, packer validate, qemu cluster e2e.
 scripts/e2e.sh

@@ -7,8 +7,11 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from conftest import (IP_CONFIG_ERR, IP_DEV, IP_PASSWORD, IP_PLAIN, VSSM_BIN, ApiClient, b64e,
-                      health, require_binary, scrypt_mcf, scrypt_mcf_verify, terminate)
+from vssmtest.client import ApiClient
+from vssmtest.crypto_ref import scrypt_mcf, scrypt_mcf_verify
+from vssmtest.node import (IP_CONFIG_ERR, IP_DEV, IP_PASSWORD, IP_PLAIN, health, require_binary,
+                           terminate)
+from vssmtest.util import VSSM_BIN, b64e
 
 
 def _hash_password(password_input: str, *args, timeout=60):
