@@ -97,11 +97,9 @@ def test_invalid_config_stops_startup(pki, tmp_path, label, mutate, field):
     assert field in out + err, f"{label}: message does not name {field}: {err!r}"
 
 
-def test_plain_vssm_reads_cwd_config(pki, tmp_path):
-    require_binary()
-    (tmp_path / "config.json").write_text(json.dumps(pki.config(IP_PLAIN, scrypt_mcf("x"))))
-    proc = subprocess.Popen([str(VSSM_BIN)], cwd=tmp_path, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _assert_serves_bootstrapping(proc):
+    """`proc` (a `vssm` serving on IP_PLAIN) answers health with 503
+    bootstrapping within 20 s; stops it either way."""
     try:
         deadline = time.time() + 20
         h = None
@@ -113,6 +111,14 @@ def test_plain_vssm_reads_cwd_config(pki, tmp_path):
         assert h == (503, "bootstrapping"), f"health={h}, rc={proc.poll()}"
     finally:
         terminate(proc)
+
+
+def test_plain_vssm_reads_cwd_config(pki, tmp_path):
+    require_binary()
+    (tmp_path / "config.json").write_text(json.dumps(pki.config(IP_PLAIN, scrypt_mcf("x"))))
+    proc = subprocess.Popen([str(VSSM_BIN)], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _assert_serves_bootstrapping(proc)
 
 
 def _printed_curl_command(output: str):
@@ -245,14 +251,4 @@ def test_top_level_flags_still_serve(pki, tmp_path):
     path.write_text(json.dumps(cfg))
     proc = subprocess.Popen([str(VSSM_BIN), "--config", str(path), "--bind", IP_PLAIN], cwd=tmp_path,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 20
-        h = None
-        while time.time() < deadline and proc.poll() is None:
-            h = health(IP_PLAIN)
-            if h:
-                break
-            time.sleep(0.05)
-        assert h == (503, "bootstrapping"), f"health={h}, rc={proc.poll()}"
-    finally:
-        terminate(proc)
+    _assert_serves_bootstrapping(proc)
