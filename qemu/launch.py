@@ -2,8 +2,9 @@
 """Boots a local VSSM cluster from the appliance image under qemu.
 
 Each VM: the Debian cloud kernel + build/image/initramfs.cpio.gz (vssm as
-/init), or the UKI under OVMF; KVM when it works, else TCG; 256 MiB; serial
-console to DIR/vm-N.log; two NICs:
+/init), or the UKI under OVMF; KVM when a probe boot of the image's kernel
+reaches /init under it, else TCG (probed once per run; VSSM_QEMU_ACCEL=kvm|tcg
+overrides, see choose_accel); 256 MiB; serial console to DIR/vm-N.log; two NICs:
 
   1. user-mode (slirp) on 169.254.0.0/16: DHCP from slirp (router 169.254.0.2
      = the host's 127.0.0.1), the VM's own fake IMDS at 169.254.169.254:80
@@ -30,7 +31,6 @@ import argparse
 import atexit
 import base64
 import http.client
-import importlib.util
 import json
 import os
 import random
@@ -39,7 +39,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,57 +57,124 @@ SCRYPT_LOG_N = 10
 
 
 def _load_conftest():
-    """tests/integration/conftest.py (Pki, ApiClient) under a private name, so
-    it never clashes with a pytest-registered `conftest`."""
-    name = "vssm_integration_conftest"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "integration" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """The test harness package tests/vssmtest (Pki, ApiClient, scrypt_mcf,
+    terminate), importable here without pytest's `pythonpath`."""
+    tests = str(REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import vssmtest
+    return vssmtest
 
 
 def log(msg: str):
     print(f"{time.strftime('%H:%M:%S')} launch: {msg}", file=sys.stderr, flush=True)
 
 
-_KVM: bool | None = None
+# The kernel logs this line just before it executes the initramfs' /init: the
+# vCPU has run the whole kernel boot (decompression, timers, initramfs unpack).
+PROBE_LINE = "Run /init as init process"
+PROBE_TIMEOUT = float(os.environ.get("VSSM_QEMU_PROBE_TIMEOUT", "10"))
+# Tried in order under KVM: the host CPU model (fastest), then qemu's default
+# model (some nested hosts refuse -cpu host's MSRs but run the default).
+KVM_CPUS: tuple[tuple[str, ...], ...] = (("-cpu", "host"), ())
+
+
+@dataclass(frozen=True)
+class AccelChoice:
+    """The accelerator for every VM of this run, the qemu CPU arguments that
+    go with it, and why it was chosen (printed in the e2e report)."""
+    accel: str
+    cpu_args: tuple[str, ...]
+    reason: str
+
+    def label(self) -> str:
+        """E.g. `kvm -cpu host`, `tcg`."""
+        return " ".join((self.accel, *self.cpu_args))
+
+
+def probe_boot(qemu: str, accel_args: list[str], kernel: Path, initrd: Path, timeout: float) -> tuple[bool, str]:
+    """Boots `kernel` + `initrd` once and waits up to `timeout` s for PROBE_LINE
+    on the serial console; the VM is killed either way. Returns (seen, detail)."""
+    with tempfile.TemporaryDirectory(prefix="vssm-accel-") as tmp:
+        serial, out = Path(tmp) / "serial.log", Path(tmp) / "qemu.log"
+        cmd = [qemu, *accel_args, "-m", "256", "-smp", "1", "-nodefaults", "-display", "none", "-no-reboot",
+               "-serial", f"file:{serial}", "-kernel", str(kernel), "-initrd", str(initrd),
+               "-append", "console=ttyS0 panic=-1"]
+        t0 = time.monotonic()
+        try:
+            with open(out, "wb") as o:
+                p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        except OSError as e:
+            return False, f"cannot run {qemu}: {e.strerror}"
+        try:
+            while True:
+                elapsed = time.monotonic() - t0
+                text = serial.read_text(errors="replace") if serial.exists() else ""
+                if PROBE_LINE in text:
+                    return True, f"kernel reached /init in {elapsed:.1f}s"
+                if p.poll() is not None:
+                    tail = out.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+                    return False, f"qemu exited with {p.returncode} after {elapsed:.1f}s ({tail[0][:160]})"
+                if elapsed > timeout:
+                    state = "nothing" if not text else f"{len(text)} bytes but not {PROBE_LINE!r}"
+                    return False, f"serial console showed {state} within {timeout:g}s"
+                time.sleep(0.1)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def choose_accel(qemu: str = QEMU, kernel: Path | None = None, initrd: Path | None = None,
+                 kvm_device: str = "/dev/kvm", timeout: float = PROBE_TIMEOUT,
+                 env: dict | None = None) -> AccelChoice:
+    """KVM if a real Linux boot of the image gets to /init under it, else TCG.
+
+    /dev/kvm can open, and even run a tiny firmware, on hosts whose vCPUs
+    cannot run Linux (nested virtualisation: qemu aborts setting MSRs with
+    `-cpu host`, or the guest hangs with an empty console). So the probe
+    boots the image's own kernel and initramfs, once per CPU model in
+    KVM_CPUS. VSSM_QEMU_ACCEL=kvm|tcg skips the probe."""
+    env = os.environ if env is None else env
+    kernel = kernel or IMAGE / "vmlinuz"
+    initrd = initrd or IMAGE / "initramfs.cpio.gz"
+    forced = env.get("VSSM_QEMU_ACCEL", "")
+    if forced:
+        if forced not in ("kvm", "tcg"):
+            raise ValueError(f"VSSM_QEMU_ACCEL={forced!r}: want kvm or tcg")
+        return AccelChoice(forced, KVM_CPUS[0] if forced == "kvm" else (), f"VSSM_QEMU_ACCEL={forced}")
+    try:
+        os.close(os.open(kvm_device, os.O_RDWR | os.O_CLOEXEC))
+    except OSError as e:
+        return AccelChoice("tcg", (), f"{kvm_device}: {e.strerror}")
+    failures = []
+    for cpu in KVM_CPUS:
+        ok, detail = probe_boot(qemu, ["-accel", "kvm", *cpu], kernel, initrd, timeout)
+        label = " ".join(cpu) or "default CPU"
+        if ok:
+            return AccelChoice("kvm", cpu, f"KVM probe ({label}): {detail}" +
+                               "".join(f"; {f}" for f in failures))
+        failures.append(f"KVM probe ({label}): {detail}")
+    return AccelChoice("tcg", (), "; ".join(failures))
+
+
+_ACCEL: AccelChoice | None = None
+
+
+def accel_choice() -> AccelChoice:
+    """choose_accel() for the image, probed once per process and then reused
+    by every cluster and VM."""
+    global _ACCEL
+    if _ACCEL is None:
+        _ACCEL = choose_accel()
+        log(f"accelerator: {_ACCEL.label()} ({_ACCEL.reason})")
+    return _ACCEL
 
 
 def kvm_works() -> bool:
-    """True if qemu can really run a guest with KVM here. /dev/kvm may exist and
-    even create VMs while vCPUs fail (nested hosts: qemu aborts setting MSRs with
-    `-cpu host`, or hangs with the default CPU), so boot a 7-byte firmware that
-    writes to isa-debug-exit with `-accel kvm -cpu host` and check the exit code."""
-    global _KVM
-    if os.environ.get("VSSM_QEMU_ACCEL"):
-        return os.environ["VSSM_QEMU_ACCEL"] == "kvm"
-    if _KVM is not None:
-        return _KVM
-    _KVM = False
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-        os.close(fd)
-    except OSError:
-        return False
-    import tempfile
-    blob = bytearray(65536)
-    code = bytes([0xB0, 0x31, 0xE6, 0xF4, 0xF4, 0xEB, 0xFE])  # mov al,0x31; out 0xf4,al; hlt; jmp $
-    blob[0xFFF0:0xFFF0 + len(code)] = code
-    with tempfile.NamedTemporaryFile(suffix=".bin") as f:
-        f.write(blob)
-        f.flush()
-        try:
-            r = subprocess.run([QEMU, "-accel", "kvm", "-cpu", "host", "-m", "16", "-nodefaults",
-                                "-display", "none", "-bios", f.name,
-                                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
-                               stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-            _KVM = r.returncode == 99
-        except (OSError, subprocess.TimeoutExpired):
-            _KVM = False
-    return _KVM
+    """True if VMs of this run use KVM (see accel_choice)."""
+    return accel_choice().accel == "kvm"
 
 
 def free_port() -> int:
@@ -181,8 +250,7 @@ class Vm:
                "-netdev", user, "-device", "virtio-net-pci,netdev=u,romfile=",
                "-netdev", f"socket,id=c,mcast={c.mcast},localaddr=127.0.0.1",
                "-device", f"virtio-net-pci,netdev=c,mac={self.mac},romfile="]
-        if c.accel == "kvm":
-            cmd += ["-cpu", "host"]
+        cmd += list(c.cpu_args)
         if self.uki:
             # UEFI: OVMF boots EFI/BOOT/BOOTX64.EFI (the UKI) from the ESP of the
             # real disk image (snapshot=on: never written), or from a vvfat ESP
@@ -242,7 +310,10 @@ class Cluster:
         self.tag = random.randrange(1, 0xFFFF)
         self.mcast = mcast or f"230.0.{random.randrange(1, 255)}.{random.randrange(1, 255)}:{random.randrange(20000, 60000)}"
         self.memory = memory
-        self.accel = accel or ("kvm" if kvm_works() else "tcg")
+        # Explicit accel: no probe (KVM then with -cpu host); else start() asks accel_choice().
+        self.accel = accel
+        self.cpu_args: tuple[str, ...] = KVM_CPUS[0] if accel == "kvm" else ()
+        self.accel_reason = "set by the caller" if accel else None
         self.sync_interval = sync_interval
         self.attestation = attestation
         self.vms: dict[int, Vm] = {}
@@ -254,15 +325,22 @@ class Cluster:
         self.config: dict | None = None
         self._down = False
 
+    def accel_label(self) -> str:
+        """The accelerator, its CPU arguments and why, e.g. `tcg (KVM probe ...)`."""
+        return f"{' '.join((self.accel or '?', *self.cpu_args))} ({self.accel_reason})"
+
     # -- lifecycle --------------------------------------------------------
     def start(self):
         for f in ("vmlinuz", "initramfs.cpio.gz"):
             if not (IMAGE / f).is_file():
                 raise RuntimeError(f"{IMAGE / f} missing: run scripts/build-image.sh")
+        if self.accel is None:
+            choice = accel_choice()
+            self.accel, self.cpu_args, self.accel_reason = choice.accel, choice.cpu_args, choice.reason
         self.dir.mkdir(parents=True, exist_ok=True)
         self.aws_dir.mkdir(parents=True, exist_ok=True)
         atexit.register(self.down)
-        log(f"cluster in {self.dir}: accel {self.accel}, segment mcast={self.mcast}")
+        log(f"cluster in {self.dir}: accel {self.accel_label()}, segment mcast={self.mcast}")
         self._start_fake_aws()
         self._start_dhcp()
         self.pki = self.ct.Pki(self.dir / "pki")
@@ -430,7 +508,8 @@ class Cluster:
     def save(self):
         if self._down:
             return
-        j = {"dir": str(self.dir), "mcast": self.mcast, "accel": self.accel, "tag": self.tag,
+        j = {"dir": str(self.dir), "mcast": self.mcast, "accel": self.accel, "cpuArgs": list(self.cpu_args),
+             "accelReason": self.accel_reason, "tag": self.tag,
              "fakeAws": {"pid": self.procs["fake_aws"].pid, "controlPort": self.control_port,
                          "apiPort": self.aws_api_port},
              "dhcp": {"pid": self.procs["dhcp"].pid},

@@ -13,13 +13,13 @@
 # Re-running reuses what is unchanged: cargo is incremental, the kernel .debs
 # are kept in build/image/kernel/, and the initramfs/UKI are only reassembled
 # when an input hash changes. Env: VSSM_REFRESH_KERNEL=1 re-downloads the kernel;
-# VSSM_CMDLINE overrides the UKI command line.
+# VSSM_CMDLINE overrides the UKI command line; CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 OUT=$REPO/build/image
 TARGET=x86_64-unknown-linux-musl
-BIN=$REPO/target/$TARGET/release/vssm
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/release/vssm
 STUB=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
 CMDLINE=${VSSM_CMDLINE:-console=ttyS0 panic=-1 quiet}
 mkdir -p "$OUT"

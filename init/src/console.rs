@@ -2,8 +2,11 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
+
+use nix::fcntl::{fcntl, FcntlArg};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
 
 /// Candidate console devices, in order of preference.
 pub const CONSOLES: &[&str] = &["/dev/console", "/dev/ttyS0"];
@@ -17,12 +20,16 @@ pub fn attach() -> io::Result<&'static str> {
         match OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOCTTY).open(path) {
             Ok(f) => {
                 let fd = f.as_raw_fd();
-                let stdin_open = unsafe { libc::fcntl(0, libc::F_GETFD) } != -1;
-                let targets: &[i32] = if stdin_open { &[1, 2] } else { &[0, 1, 2] };
-                for &t in targets {
-                    if fd != t && unsafe { libc::dup2(fd, t) } == -1 {
-                        return Err(io::Error::last_os_error());
-                    }
+                // F_GETFD fails with EBADF when nothing is open on fd 0.
+                let stdin_open = fcntl(io::stdin().as_fd(), FcntlArg::F_GETFD).is_ok();
+                if !stdin_open && fd != 0 {
+                    dup2_stdin(&f)?;
+                }
+                if fd != 1 {
+                    dup2_stdout(&f)?;
+                }
+                if fd != 2 {
+                    dup2_stderr(&f)?;
                 }
                 if fd <= 2 {
                     // The file landed on a standard descriptor: keep it open.

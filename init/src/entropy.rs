@@ -15,7 +15,8 @@ pub const WARN_EVERY: Duration = Duration::from_secs(5);
 /// symbol referred to only weakly resolves to address 0 (seen as PID 1: a
 /// jump to 0 in the first thread that called it).
 fn getrandom(buf: &mut [u8], flags: libc::c_uint) -> isize {
-    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    // SAFETY: getrandom(2) writes at most `buf.len()` bytes at `buf`, which is
+    // a live, exclusively borrowed buffer of that length; it keeps no pointer.
     unsafe { libc::syscall(libc::SYS_getrandom, buf.as_mut_ptr(), buf.len(), flags) as isize }
 }
 

@@ -2,8 +2,8 @@
 //! `waitpid` them.
 //!
 //! [`start`] blocks `SIGCHLD` in the calling thread (threads created later
-//! inherit the mask) and starts a thread that waits for it with
-//! `sigtimedwait` and then reaps with `waitpid(-1, WNOHANG)` until nothing is
+//! inherit the mask) and starts a thread that waits for it on a `signalfd`
+//! and then reaps with `waitpid(-1, WNOHANG)` until nothing is
 //! left. It also reaps every few seconds in case a `SIGCHLD` went to a thread
 //! created before the mask was set.
 //!
@@ -15,8 +15,12 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::os::fd::AsFd;
+
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -38,8 +42,8 @@ pub fn reap_all() -> usize {
     }
 }
 
-/// Blocks `SIGCHLD` and starts the reaper thread (once; later calls do
-/// nothing).
+/// Blocks `SIGCHLD`, opens a `signalfd` for it and starts the reaper thread
+/// (once; later calls do nothing).
 pub fn start() -> io::Result<()> {
     if STARTED.swap(true, Ordering::SeqCst) {
         return Ok(());
@@ -47,18 +51,15 @@ pub fn start() -> io::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(io::Error::from)?;
-    std::thread::Builder::new().name("reaper".into()).spawn(move || {
-        let mut raw: libc::sigset_t = unsafe { std::mem::zeroed() };
-        unsafe {
-            libc::sigemptyset(&mut raw);
-            libc::sigaddset(&mut raw, libc::SIGCHLD);
-        }
-        let ts = libc::timespec { tv_sec: POLL.as_secs() as _, tv_nsec: 0 };
-        loop {
-            // Returns on SIGCHLD, on timeout (EAGAIN) or EINTR: reap anyway.
-            unsafe { libc::sigtimedwait(&raw, std::ptr::null_mut(), &ts) };
-            reap_all();
-        }
+    // Non-blocking: the thread drains every queued SIGCHLD after each poll.
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(io::Error::from)?;
+    let timeout = PollTimeout::try_from(POLL).unwrap_or(PollTimeout::MAX);
+    std::thread::Builder::new().name("reaper".into()).spawn(move || loop {
+        // Returns on SIGCHLD, on timeout or EINTR: reap in every case.
+        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, timeout);
+        while let Ok(Some(_)) = sfd.read_signal() {}
+        reap_all();
     })?;
     Ok(())
 }
@@ -69,21 +70,19 @@ mod tests {
 
     #[test]
     fn reaps_children() {
-        // Fork a child that exits at once; reap_all collects it.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => unsafe { libc::_exit(0) },
-            nix::unistd::ForkResult::Parent { child } => {
-                let mut got = 0;
-                for _ in 0..200 {
-                    got += reap_all();
-                    if got > 0 {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                assert!(got >= 1);
-                assert_eq!(waitpid(child, Some(WaitPidFlag::WNOHANG)), Err(Errno::ECHILD));
+        // A child that exits at once, never waited for by std: reap_all collects it.
+        let child = std::process::Command::new("true").spawn().expect("spawn true");
+        let pid = Pid::from_raw(child.id() as i32);
+        drop(child);
+        let mut got = 0;
+        for _ in 0..200 {
+            got += reap_all();
+            if got > 0 {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        assert!(got >= 1);
+        assert_eq!(waitpid(pid, Some(WaitPidFlag::WNOHANG)), Err(Errno::ECHILD));
     }
 }

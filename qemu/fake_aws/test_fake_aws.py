@@ -427,3 +427,14 @@ def test_control_errors(fake, inst):
     assert ctl(fake["ctl"], "DELETE", "/instances/i-0000000000000000f")[0] == 404
     st, lst = ctl(fake["ctl"], "GET", "/instances")
     assert st == 200 and [i["instanceId"] for i in lst["instances"]] == [inst["instanceId"]]
+
+
+def test_imds_stdio_path_loads_no_third_party_module():
+    """qemu starts one --imds-stdio process per guest connection: the package
+    and the IMDS code must not pull in `cryptography` (slow to import)."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import fake_aws.server, fake_aws.imds; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cryptography', 'cffi')))")
+    p = subprocess.run([sys.executable, "-c", code, os.path.dirname(HERE)], capture_output=True,
+                       text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"

@@ -92,10 +92,16 @@ def cluster():
     print(f"\ncluster logs (serial consoles, fake AWS, DHCP) in {d}", file=sys.stderr)
 
 
-def test_cluster_lifecycle(cluster: launch.Cluster, numbers: Numbers):
+def test_cluster_lifecycle(cluster: launch.Cluster, numbers: Numbers, record_property):
     c = cluster
     t_start = time.monotonic()
+    # Which accelerator and why, in the log (-s), the -rA report and junit-xml.
+    print(f"\nACCELERATOR {c.accel_label()}", flush=True)
+    record_property("accel", " ".join((c.accel, *c.cpu_args)))
+    record_property("accel_reason", c.accel_reason)
     numbers["accel"] = c.accel
+    numbers["accel_cpu_args"] = " ".join(c.cpu_args)
+    numbers["accel_reason"] = c.accel_reason
     image = launch.IMAGE
     numbers["initramfs_bytes"] = (image / "initramfs.cpio.gz").stat().st_size
     numbers["uki_bytes"] = (image / "vssm.efi").stat().st_size

@@ -7,7 +7,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric import padding as apad
 
-from conftest import b64d, b64e, pkcs8, uniq
+from vssmtest.crypto_ref import pkcs8
+from vssmtest.util import b64d, b64e, uniq
 
 GOOD_SIZES = [("SYMMETRIC", None, s) for s in (8, 16, 24, 32)] + \
              [("MAC", None, s) for s in (16, 17, 32, 64, 100, 128)] + \

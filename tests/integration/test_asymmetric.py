@@ -7,7 +7,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric import padding as apad
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from conftest import HASHES, b64d, digest, oaep, pkcs8, uniq
+from vssmtest.crypto_ref import HASHES, digest, oaep, pkcs8
+from vssmtest.util import b64d, uniq
 
 ENC_ALGS = ["RSA", "RSA-OAEP/SHA1", "RSA-OAEP/SHA256", "RSA-OAEP/SHA384", "RSA-OAEP/SHA512"]
 RSA_SIGS = ["SHA1withRSA", "SHA256withRSA", "SHA384withRSA", "SHA512withRSA"]

@@ -9,8 +9,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric import padding as apad
 
-from conftest import (IP_RESTART, b64d, b64e, health, make_backup, open_backup, pkcs8,
-                      sym_decrypt, uniq)
+from vssmtest.backup import make_backup, open_backup
+from vssmtest.crypto_ref import pkcs8, sym_decrypt
+from vssmtest.node import IP_RESTART, health
+from vssmtest.util import b64d, b64e, uniq
 
 
 def _sections(inv):

@@ -9,8 +9,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import (IP_BOOTSTRAP, IP_EC_RPC, ApiClient, b64e, health, pkcs8,
-                      tls_context, try_request)
+from vssmtest.client import ApiClient, tls_context, try_request
+from vssmtest.crypto_ref import pkcs8
+from vssmtest.node import IP_BOOTSTRAP, IP_EC_RPC, health
+from vssmtest.util import b64e
 
 CRYPTO_PATHS = ["/REST/v1/symmetric/encrypt", "/REST/v1/asymmetric/sign",
                 "/REST/v1/hmac/create", "/REST/v1/admin/listkeys",

@@ -7,8 +7,8 @@ Addresses: bootstrapper 127.0.0.140, nodes 127.0.0.141-142.
 import subprocess
 import time
 
-from cluster_harness import CLUSTER_BIN, ClusterNode, FakeAws, wait_until
-from conftest import terminate
+from vssmtest.cluster import CLUSTER_BIN, ClusterNode, FakeAws, wait_until
+from vssmtest.node import terminate
 
 BOOTSTRAPPER_IP = "127.0.0.140"
 IMAGE = "ami-0123456789abcdef0"

@@ -7,8 +7,11 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from conftest import (IP_CONFIG_ERR, IP_DEV, IP_PASSWORD, IP_PLAIN, VSSM_BIN, ApiClient, b64e,
-                      health, require_binary, scrypt_mcf, scrypt_mcf_verify, terminate)
+from vssmtest.client import ApiClient
+from vssmtest.crypto_ref import scrypt_mcf, scrypt_mcf_verify
+from vssmtest.node import (IP_CONFIG_ERR, IP_DEV, IP_PASSWORD, IP_PLAIN, health, require_binary,
+                           terminate)
+from vssmtest.util import VSSM_BIN, b64e
 
 
 def _hash_password(password_input: str, *args, timeout=60):
@@ -94,11 +97,9 @@ def test_invalid_config_stops_startup(pki, tmp_path, label, mutate, field):
     assert field in out + err, f"{label}: message does not name {field}: {err!r}"
 
 
-def test_plain_vssm_reads_cwd_config(pki, tmp_path):
-    require_binary()
-    (tmp_path / "config.json").write_text(json.dumps(pki.config(IP_PLAIN, scrypt_mcf("x"))))
-    proc = subprocess.Popen([str(VSSM_BIN)], cwd=tmp_path, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _assert_serves_bootstrapping(proc):
+    """`proc` (a `vssm` serving on IP_PLAIN) answers health with 503
+    bootstrapping within 20 s; stops it either way."""
     try:
         deadline = time.time() + 20
         h = None
@@ -110,6 +111,14 @@ def test_plain_vssm_reads_cwd_config(pki, tmp_path):
         assert h == (503, "bootstrapping"), f"health={h}, rc={proc.poll()}"
     finally:
         terminate(proc)
+
+
+def test_plain_vssm_reads_cwd_config(pki, tmp_path):
+    require_binary()
+    (tmp_path / "config.json").write_text(json.dumps(pki.config(IP_PLAIN, scrypt_mcf("x"))))
+    proc = subprocess.Popen([str(VSSM_BIN)], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _assert_serves_bootstrapping(proc)
 
 
 def _printed_curl_command(output: str):
@@ -173,3 +182,73 @@ def test_dev_mode(tmp_path):
     finally:
         terminate(proc)
         log.close()
+
+
+def _vssm(*args, timeout=30):
+    require_binary()
+    return subprocess.run([str(VSSM_BIN), *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("command", ["serve", "dev", "hash-password", "bootstrapper", "call"])
+def test_help_lists_every_command_and_its_flags(command):
+    res = _vssm("--help")
+    assert res.returncode == 0, res.stderr
+    assert command in res.stdout and "Usage: vssm" in res.stdout, res.stdout
+    sub = _vssm(command, "--help")
+    assert sub.returncode == 0, sub.stderr
+    assert f"Usage: vssm {command}" in sub.stdout, sub.stdout
+    flags = {"serve": ["--config", "--bind"], "dev": ["--dir", "--bind"], "hash-password": ["--log-n"],
+             "bootstrapper": ["--trusted-image", "--account", "--private-key", "--certificate", "--bind",
+                              "--port", "--region", "--attestation-ca"],
+             "call": ["--node", "--dir", "--server-cert", "--cert", "--key", "--password-file", "ENDPOINT"]}
+    for flag in flags[command]:
+        assert flag in sub.stdout, f"{command} --help does not mention {flag}: {sub.stdout}"
+    assert _vssm("help", command).stdout == sub.stdout
+
+
+def test_version():
+    res = _vssm("--version")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("vssm ") and res.stdout.strip().split()[1][0].isdigit(), res.stdout
+
+
+@pytest.mark.parametrize("args,mentions", [
+    (["frobnicate"], "frobnicate"),
+    (["--frobnicate"], "--frobnicate"),
+    (["serve", "--bind", "not-an-ip"], "--bind"),
+    (["dev", "--bind"], "--bind"),
+    (["hash-password", "--log-n", "many"], "--log-n"),
+    (["hash-password", "--log-n", "10", "--log-n", "11"], "--log-n"),
+    (["bootstrapper", "--trusted-image", "ami-1", "--private-key", "k"], "--account"),
+    (["bootstrapper", "--trusted-image", "ami-1", "--account", "1", "--private-key", "k", "--port", "x"],
+     "--port"),
+    (["call"], "ENDPOINT"),
+    (["call", "admin/listkeys", "{}", "extra"], "extra"),
+    (["--config", "x.json", "dev"], "dev"),
+])
+def test_usage_errors_exit_2_with_a_hint(args, mentions):
+    res = _vssm(*args)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert res.stdout == ""
+    assert mentions in res.stderr and "--help" in res.stderr, res.stderr
+
+
+def test_runtime_errors_exit_1_and_name_the_cause(tmp_path):
+    res = _vssm("--config", str(tmp_path / "missing.json"))
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert "missing.json" in res.stderr, res.stderr
+    res = _vssm("call", "--node", "127.0.0.1:1", "symmetric/encrypt", "not json")
+    assert res.returncode == 1 and "not JSON" in res.stderr, res.stderr
+
+
+def test_top_level_flags_still_serve(pki, tmp_path):
+    """`vssm --config FILE --bind IP` (no command) serves, as `vssm serve` does."""
+    require_binary()
+    cfg = pki.config(IP_PLAIN, scrypt_mcf("x"))
+    cfg["bindAddress"] = "127.0.0.1"
+    path = tmp_path / "elsewhere.json"
+    path.write_text(json.dumps(cfg))
+    proc = subprocess.Popen([str(VSSM_BIN), "--config", str(path), "--bind", IP_PLAIN], cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _assert_serves_bootstrapping(proc)

@@ -3,9 +3,9 @@ AWS Auto Scaling group, sync, partitions, conflicts, restore, strong
 attestation, and the measurements (join time, 10,000-key convergence,
 steady-state anti-entropy bytes).
 
-Addresses: AWS cluster 127.0.0.101-109 (+ .150 as an attacker), static pair
-127.0.0.111-112, strong cluster 127.0.0.121-123, measurement cluster
-127.0.0.131-135.
+Addresses: AWS cluster 127.0.0.101-109 (+ .150 as an attacker), replacement
+cluster 127.0.0.161-164, static pair 127.0.0.111-112, strong cluster
+127.0.0.121-123, measurement cluster 127.0.0.131-135.
 """
 import hashlib
 import hmac
@@ -18,11 +18,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import padding as apad
 
-from cluster_harness import (MEASUREMENTS, ClusterNode, FakeAws, JoinClient, all_converged,
-                             aws_document, join_request, key_names,
-                             lookalike_pkcs7, new_ephemeral, open_granted_key,
-                             sigv4_sts_request, strong_bound_headers, wait_until)
-from conftest import TESTDATA, b64d, b64e, make_backup, sym_decrypt, sym_encrypt, uniq
+from vssmtest.backup import make_backup
+from vssmtest.cluster import (MEASUREMENTS, ClusterNode, FakeAws, JoinClient, all_converged,
+                              aws_document, join_request, key_names, lookalike_pkcs7, new_ephemeral,
+                              open_granted_key, sigv4_sts_request, strong_bound_headers, wait_until)
+from vssmtest.crypto_ref import sym_decrypt, sym_encrypt
+from vssmtest.util import TESTDATA, b64d, b64e, uniq
 
 ATTACKER_IP = "127.0.0.150"
 FORGED_DIR = TESTDATA / "aws-iid"
@@ -41,7 +42,6 @@ class AwsCluster:
         self.fake = FakeAws(root / "fake-aws").start()
         self.nodes: dict[int, ClusterNode] = {}
         self.instances: dict[int, dict] = {}
-        self.saved: dict = {}  # data handed from one test to the next
 
     def ip(self, n: int) -> str:
         return f"127.0.0.{self.base + n}"
@@ -137,10 +137,9 @@ def print_measurements(request):
 # The AWS-discovered cluster: join, replacement, refusals, partition, restore
 # --------------------------------------------------------------------------
 
-@pytest.fixture(scope="class")
-def aws(pki, tmp_path_factory):
+def three_node_aws_cluster(pki, root, base_ip):
     """Node 1 bootstrapped by hand, nodes 2 and 3 started (joining by attestation)."""
-    c = AwsCluster(pki, tmp_path_factory.mktemp("aws-cluster"), base_ip=100)
+    c = AwsCluster(pki, root, base_ip=base_ip)
     try:
         c.bootstrap_by_hand(1)
         c.add(2)
@@ -148,6 +147,19 @@ def aws(pki, tmp_path_factory):
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="class")
+def aws(pki, tmp_path_factory):
+    """The cluster of TestAwsCluster; its tests leave nodes 1-3 running, so
+    they pass in any order."""
+    yield from three_node_aws_cluster(pki, tmp_path_factory.mktemp("aws-cluster"), 100)
+
+
+@pytest.fixture(scope="class")
+def aws_replace(pki, tmp_path_factory):
+    """A cluster of its own for the test that kills node 1 (which others need)."""
+    yield from three_node_aws_cluster(pki, tmp_path_factory.mktemp("aws-replace"), 160)
 
 
 class TestAwsCluster:
@@ -189,46 +201,6 @@ class TestAwsCluster:
                    5, desc=f"{rsa} on node 3")
         sig3 = c3.out("asymmetric/sign", keyName=rsa, algorithm="SHA256withRSA", input=msg)
         pub.verify(sig3, msg, apad.PKCS1v15(), hashes.SHA256())
-        aws.saved.update(aes=aes, pt=pt, ct=ct, rsa=rsa, rsa_pub=pub_der)
-
-    def test_node1_killed_node4_joins_and_holds_every_key(self, aws):
-        n1, n2, n3 = (aws.nodes[i] for i in (1, 2, 3))
-        for n in (n1, n2, n3):
-            n.wait_ready(10)
-        if "aes" not in aws.saved:  # run alone: make the old data here
-            c2 = n2.client()
-            aes, pt = uniq("aes"), os.urandom(50)
-            assert c2.generate(aes, "SYMMETRIC", "32").status == 200
-            ct = c2.out("symmetric/encrypt", keyName=aes, algorithm=GCM, input=pt)
-            rsa = uniq("rsa")
-            assert c2.generate(rsa, "ASYMMETRIC", "2048", "RSA").status == 200
-            pub = b64d(c2.listkeys(keyName=rsa, keyType="ASYMMETRIC")["asymmetricKey"][0]["publicKey"])
-            aws.saved.update(aes=aes, pt=pt, ct=ct, rsa=rsa, rsa_pub=pub)
-        c1 = n1.client()
-        mac, data = uniq("mac-on-1"), b"made on node 1 just before it dies"
-        assert c1.generate(mac, "MAC", "32").status == 200
-        tag = c1.out("hmac/create", keyName=mac, algorithm="SHA256", input=data)
-        wait_converged([n1, n2, n3], 10)
-        before = key_names(c1.listkeys())
-        assert mac in [n for n, _ in before["macKey"]]
-
-        n1.sigkill()
-        aws.fake.delete_instance(aws.iid(1))  # the ASG replaces it
-        n4 = aws.add(4)
-        t4 = n4.wait_ready(15)
-        MEASUREMENTS.record("join_seconds_replacement_node4", round(t4, 3))
-        assert grant_lines([n2, n3], aws.iid(4)), "no audited grant for node 4"
-
-        c4 = n4.client()
-        wait_until(lambda: key_names(c4.listkeys()) == before, 10,
-                   desc="node 4 lists every key of the dead node 1")
-        assert key_names(n2.client().listkeys()) == before == key_names(n3.client().listkeys())
-        s = aws.saved
-        assert decrypt_ok(c4, s["aes"], s["ct"], s["pt"]), "old ciphertext does not decrypt on node 4"
-        assert c4.op_ok("hmac/verify", keyName=mac, algorithm="SHA256", input=data,
-                        hmac=tag) == {"valid": True}
-        pub = b64d(c4.listkeys(keyName=s["rsa"], keyType="ASYMMETRIC")["asymmetricKey"][0]["publicKey"])
-        assert pub == s["rsa_pub"]
 
     # ---- refusals (peer: node 2; the "victim" identity: instance 3) ----
 
@@ -401,6 +373,46 @@ class TestAwsCluster:
                        for e in c.listkeys().get(s, [])}
             assert created[names["r-aes"]] == str(now - 5000), "createdAt of the backup is kept"
         wait_converged(live, 10)
+
+
+class TestAwsClusterReplacement:
+    def test_node1_killed_node4_joins_and_holds_every_key(self, aws_replace):
+        aws = aws_replace
+        n1, n2, n3 = (aws.nodes[i] for i in (1, 2, 3))
+        for n in (n1, n2, n3):
+            n.wait_ready(10)
+        # Old data, made on node 2 before node 1 dies.
+        c2 = n2.client()
+        aes, pt = uniq("aes"), os.urandom(50)
+        assert c2.generate(aes, "SYMMETRIC", "32").status == 200
+        ct = c2.out("symmetric/encrypt", keyName=aes, algorithm=GCM, input=pt)
+        rsa = uniq("rsa")
+        assert c2.generate(rsa, "ASYMMETRIC", "2048", "RSA").status == 200
+        rsa_pub = b64d(c2.listkeys(keyName=rsa, keyType="ASYMMETRIC")["asymmetricKey"][0]["publicKey"])
+        c1 = n1.client()
+        mac, data = uniq("mac-on-1"), b"made on node 1 just before it dies"
+        assert c1.generate(mac, "MAC", "32").status == 200
+        tag = c1.out("hmac/create", keyName=mac, algorithm="SHA256", input=data)
+        wait_converged([n1, n2, n3], 10)
+        before = key_names(c1.listkeys())
+        assert mac in [n for n, _ in before["macKey"]]
+
+        n1.sigkill()
+        aws.fake.delete_instance(aws.iid(1))  # the ASG replaces it
+        n4 = aws.add(4)
+        t4 = n4.wait_ready(15)
+        MEASUREMENTS.record("join_seconds_replacement_node4", round(t4, 3))
+        assert grant_lines([n2, n3], aws.iid(4)), "no audited grant for node 4"
+
+        c4 = n4.client()
+        wait_until(lambda: key_names(c4.listkeys()) == before, 10,
+                   desc="node 4 lists every key of the dead node 1")
+        assert key_names(n2.client().listkeys()) == before == key_names(n3.client().listkeys())
+        assert decrypt_ok(c4, aes, ct, pt), "old ciphertext does not decrypt on node 4"
+        assert c4.op_ok("hmac/verify", keyName=mac, algorithm="SHA256", input=data,
+                        hmac=tag) == {"valid": True}
+        pub = b64d(c4.listkeys(keyName=rsa, keyType="ASYMMETRIC")["asymmetricKey"][0]["publicKey"])
+        assert pub == rsa_pub
 
 
 # --------------------------------------------------------------------------

@@ -1,13 +1,16 @@
-"""Self-checks of the harness (no server needed): PKI recipe and local references."""
+"""Self-checks of the harness: PKI recipe, local references (no server), the
+survival check of the shared node and the taken-address guard (servers on
+127.0.0.22)."""
 import os
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.x509.oid import NameOID
 
-from conftest import (make_backup, open_backup, scrypt_mcf, scrypt_mcf_verify, sym_decrypt,
-                      sym_encrypt)
+from vssmtest.backup import make_backup, open_backup
+from vssmtest.crypto_ref import scrypt_mcf, scrypt_mcf_verify, sym_decrypt, sym_encrypt
 
 
 def test_client_cert_is_x509_v1_without_extensions(pki):
@@ -49,3 +52,27 @@ def test_local_scrypt_mcf():
     v = scrypt_mcf_verify(mcf, "pw")
     assert v["ok"] and v["log_n"] == 10 and v["r"] == 8 and v["p"] == 1
     assert not scrypt_mcf_verify(mcf, "pW")["ok"]
+
+
+IP_SELFTEST = "127.0.0.22"
+
+
+def test_survival_check_passes_a_healthy_node_and_reports_panics_and_death(make_node):
+    """The session-end check of the shared main node (conftest.main_node) can fail."""
+    node = make_node(IP_SELFTEST).start_bootstrapped()
+    assert node.survival_problems() == []
+    with node.log_path.open("a") as f:
+        f.write("thread 'worker' panicked at src/x.rs:1:1:\nboom\n")
+    problems = node.survival_problems()
+    assert len(problems) == 1 and "panicked" in problems[0], problems
+    node.kill()
+    problems = node.survival_problems()
+    assert len(problems) == 1 and "died" in problems[0], problems
+
+
+def test_a_node_on_an_address_already_served_is_refused(make_node):
+    """vssm binds with SO_REUSEPORT: without this check a second node (or
+    another run's) on the same address would silently share its connections."""
+    make_node(IP_SELFTEST).start()
+    with pytest.raises(pytest.fail.Exception, match="already served by another process"):
+        make_node(IP_SELFTEST).start()

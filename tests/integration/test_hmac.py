@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import uniq
+from vssmtest.util import uniq
 
 ALGS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA384": hashlib.sha384,
         "SHA512": hashlib.sha512}

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import b64d, b64e, sym_encrypt, uniq
+from vssmtest.crypto_ref import sym_encrypt
+from vssmtest.util import b64d, b64e, uniq
 
 MiB = 1024 * 1024
 

@@ -5,7 +5,7 @@ is abandoned with 408, giving its share back."""
 import socket
 import time
 
-from conftest import uniq
+from vssmtest.util import uniq
 
 IP_LIMITS = "127.0.0.20"
 MiB = 1024 * 1024

@@ -12,7 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from conftest import ADMIN_PASSWORD, IP_MAIN, VSSM_BIN, b64d, b64e, require_binary, uniq
+from vssmtest.node import IP_MAIN, require_binary
+from vssmtest.util import ADMIN_PASSWORD, VSSM_BIN, b64d, b64e, uniq
 
 IP_PIN = "127.0.0.21"
 

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from conftest import BLOCK, pkcs7_pad, sym_decrypt, sym_encrypt, uniq
+from vssmtest.crypto_ref import BLOCK, pkcs7_pad, sym_decrypt, sym_encrypt
+from vssmtest.util import uniq
 
 KEY_SIZES = {"AES": [16, 24, 32], "DES": [8], "3DES": [24]}
 PADDINGS = ["NoPadding", "PKCS5Padding", "PKCS7Padding"]

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import WYCHEPROOF, b64d, b64e, uniq
+from vssmtest.util import WYCHEPROOF, b64d, b64e, uniq
 
 
 def _load(name):

@@ -13,8 +13,11 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 /// Outcome of an audited action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The action succeeded.
     Ok,
+    /// Access was denied (rate-limited in the log).
     Refused,
+    /// The action failed.
     Failed,
 }
 

@@ -18,9 +18,13 @@ const MAX_CONFIG_BYTES: usize = 4 << 20;
 /// The ports a node listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
+    /// Client API (8080).
     pub api: u16,
+    /// Health check (8081).
     pub health: u16,
+    /// Node-to-node sync (8082).
     pub sync: u16,
+    /// Attested join (8083).
     pub join: u16,
 }
 
@@ -43,6 +47,7 @@ pub struct Config {
     pub root_password: PasswordHash,
     /// Address all listeners bind to.
     pub bind_address: IpAddr,
+    /// The ports to listen on.
     pub ports: Ports,
     /// Cluster settings; None for a standalone node.
     pub cluster: Option<ClusterConfig>,
@@ -70,19 +75,24 @@ pub enum AttestationMode {
 /// Overrides of AWS API endpoints (for tests and the qemu harness).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AwsEndpoints {
+    /// Auto Scaling endpoint URL.
     pub autoscaling: Option<String>,
+    /// EC2 endpoint URL.
     pub ec2: Option<String>,
+    /// STS endpoint URL.
     pub sts: Option<String>,
 }
 
 /// The `cluster` section of config.json.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
+    /// How peers are found.
     pub discovery: DiscoveryConfig,
     /// Attestation of joining nodes; None disables join (manual bootstrap only).
     pub attestation: Option<AttestationMode>,
     /// IMDS base URL (default http://169.254.169.254).
     pub imds_endpoint: String,
+    /// Overrides of the AWS API endpoints.
     pub aws_endpoints: AwsEndpoints,
     /// Images other than this node's own that may join (rolling upgrades).
     pub trusted_image_ids: Vec<String>,
@@ -126,8 +136,11 @@ struct RawAwsEndpoints {
 /// A config error: which file, which field, what is wrong.
 #[derive(Debug)]
 pub struct ConfigError {
+    /// The file (or "user-data") the config came from.
     pub source: String,
+    /// The offending field; empty for the whole file.
     pub field: String,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -205,8 +218,8 @@ impl Config {
         deserializer.end().map_err(|e| fail("", format!("invalid JSON: {e}")))?;
 
         let rpc_text = raw.rpc_certificate.ok_or_else(|| fail("rpcCertificate", "missing".into()))?;
-        let rpc_certificate = parse_certificate(&rpc_text).map_err(|m| fail("rpcCertificate", m))?;
-        let rpc_public_key_spki = spki_of(&rpc_certificate).map_err(|m| fail("rpcCertificate", m))?;
+        let rpc_certificate = parse_certificate(&rpc_text).map_err(|m| fail("rpcCertificate", m.to_string()))?;
+        let rpc_public_key_spki = spki_of(&rpc_certificate).map_err(|m| fail("rpcCertificate", m.to_string()))?;
 
         let trust_texts = raw.client_trust_store.ok_or_else(|| fail("clientTrustStore", "missing".into()))?;
         if trust_texts.is_empty() {
@@ -214,7 +227,7 @@ impl Config {
         }
         let mut client_trust_store = Vec::with_capacity(trust_texts.len());
         for (i, text) in trust_texts.iter().enumerate() {
-            let cert = parse_certificate(text).map_err(|m| fail(&format!("clientTrustStore[{i}]"), m))?;
+            let cert = parse_certificate(text).map_err(|m| fail(&format!("clientTrustStore[{i}]"), m.to_string()))?;
             client_trust_store.push(cert);
         }
 
@@ -223,7 +236,7 @@ impl Config {
         crate::tls::ClientCaVerifier::new(&client_trust_store).map_err(|e| fail("clientTrustStore", e.to_string()))?;
 
         let password_text = raw.root_password.ok_or_else(|| fail("rootPassword", "missing".into()))?;
-        let root_password = PasswordHash::parse(&password_text).map_err(|m| fail("rootPassword", m))?;
+        let root_password = PasswordHash::parse(&password_text).map_err(|m| fail("rootPassword", m.to_string()))?;
 
         let bind_address = match raw.bind_address {
             None => IpAddr::from([0, 0, 0, 0]),
@@ -316,7 +329,8 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
     }
     let mut attestation_ca_certificates = Vec::new();
     for (i, text) in raw.attestation_ca_certificates.unwrap_or_default().iter().enumerate() {
-        let cert = parse_certificate(text).map_err(|m| fail(&format!("cluster.attestationCaCertificates[{i}]"), m))?;
+        let cert = parse_certificate(text)
+            .map_err(|m| fail(&format!("cluster.attestationCaCertificates[{i}]"), m.to_string()))?;
         attestation_ca_certificates.push(cert.as_ref().to_vec());
     }
     let seconds = raw.sync_interval_seconds.unwrap_or(10.0);
@@ -342,17 +356,27 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
     })
 }
 
+/// Why a configured certificate is not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// The text is not base64.
+    #[error("not base64")]
+    NotBase64,
+    /// The bytes are not a DER X.509 certificate.
+    #[error("not a DER X.509 certificate")]
+    NotX509,
+}
+
 /// Decodes a base64 DER certificate and checks that it parses as X.509.
-fn parse_certificate(text: &str) -> Result<CertificateDer<'static>, String> {
-    let der = decode_base64(text.trim()).map_err(|_| "not base64".to_string())?;
-    x509_parser::parse_x509_certificate(&der).map_err(|_| "not a DER X.509 certificate".to_string())?;
+fn parse_certificate(text: &str) -> Result<CertificateDer<'static>, CertificateError> {
+    let der = decode_base64(text.trim()).map_err(|_| CertificateError::NotBase64)?;
+    x509_parser::parse_x509_certificate(&der).map_err(|_| CertificateError::NotX509)?;
     Ok(CertificateDer::from(der))
 }
 
 /// The DER SubjectPublicKeyInfo of a certificate.
-pub fn spki_of(cert: &CertificateDer<'_>) -> Result<Vec<u8>, String> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| "not a DER X.509 certificate".to_string())?;
+pub fn spki_of(cert: &CertificateDer<'_>) -> Result<Vec<u8>, CertificateError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| CertificateError::NotX509)?;
     Ok(parsed.tbs_certificate.subject_pki.raw.to_vec())
 }
 

@@ -2,28 +2,47 @@
 //! ptrace by other users, memory locked so keys are not swapped out.
 //! Each step warns instead of failing where the OS does not allow it.
 
+use nix::sys::mman::{mlockall, MlockAllFlags};
+use nix::sys::prctl::set_dumpable;
+use nix::sys::resource::{setrlimit, Resource};
+
+/// `MCL_ONFAULT` (Linux 4.4+): nix 0.32 has no named flag for it.
+const MCL_ONFAULT: MlockAllFlags = MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT);
+
 /// Applies every protection this OS allows; returns warnings for the rest.
 pub fn harden_process() -> Vec<String> {
-    let mut warnings = Vec::new();
-    // SAFETY: plain syscalls on this process with valid arguments.
-    unsafe {
-        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::setrlimit(libc::RLIMIT_CORE, &no_core) != 0 {
-            warnings.push(format!("cannot disable core dumps: {}", std::io::Error::last_os_error()));
-        }
-        // Not dumpable: no core dump even if the limit is raised, and no
-        // ptrace or /proc/PID/mem access by other non-root processes.
-        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
-            warnings.push(format!("cannot mark the process undumpable: {}", std::io::Error::last_os_error()));
-        }
-        // MCL_ONFAULT locks pages as they are touched, so resident memory
-        // does not grow to every mapping's full size (thread stacks etc.).
-        if libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) != 0 {
-            warnings.push(format!(
-                "cannot lock memory (keys could be swapped out; raise RLIMIT_MEMLOCK or run with CAP_IPC_LOCK): {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+    [no_core_dumps(), lock_memory()].into_iter().filter_map(Result::err).collect()
+}
+
+/// Core size limit 0 and not dumpable: no core dump even if the limit is
+/// raised again, and no ptrace or /proc/PID/mem access by other non-root
+/// processes.
+fn no_core_dumps() -> Result<(), String> {
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(|e| format!("cannot disable core dumps: {e}"))?;
+    set_dumpable(false).map_err(|e| format!("cannot mark the process undumpable: {e}"))
+}
+
+/// Locks current and future pages. MCL_ONFAULT locks pages as they are
+/// touched, so resident memory does not grow to every mapping's full size
+/// (thread stacks etc.).
+fn lock_memory() -> Result<(), String> {
+    mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE | MCL_ONFAULT).map_err(|e| {
+        format!("cannot lock memory (keys could be swapped out; raise RLIMIT_MEMLOCK or run with CAP_IPC_LOCK): {e}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::prctl::get_dumpable;
+    use nix::sys::resource::getrlimit;
+
+    #[test]
+    fn core_dumps_off() {
+        // Not lock_memory: mlockall(MCL_FUTURE) would pin every other test's memory.
+        no_core_dumps().unwrap();
+        assert_eq!(getrlimit(Resource::RLIMIT_CORE).unwrap(), (0, 0));
+        assert!(!get_dumpable().unwrap());
+        assert_eq!(MCL_ONFAULT.bits(), 4);
     }
-    warnings
 }

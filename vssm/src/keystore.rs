@@ -12,8 +12,11 @@ use std::sync::{Arc, Mutex};
 /// The three key namespaces of the API; a name is unique within its type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyType {
+    /// AES, DES and 3DES keys.
     Symmetric,
+    /// RSA, EC and Ed25519 key pairs.
     Asymmetric,
+    /// HMAC keys.
     Mac,
 }
 
@@ -49,8 +52,11 @@ impl KeyType {
 /// Asymmetric keys are boxed: they are ~30× larger than the others, and an
 /// inventory of small keys should not pay for them in every record.
 pub enum KeyMaterial {
+    /// A symmetric key.
     Symmetric(SymmetricKey),
+    /// A private key with its public key.
     Asymmetric(Box<AsymmetricKey>),
+    /// An HMAC key.
     Mac(MacKey),
 }
 
@@ -97,17 +103,37 @@ impl fmt::Debug for KeyMaterial {
 
 /// Key names: 1 to 256 bytes, no control characters and no `~` (which
 /// marks the alias of a conflict version); they appear in logs and listings.
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn validate_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("keyName is required".into());
+        return Err(NameError::Empty);
     }
     if name.len() > 256 {
-        return Err("keyName is longer than 256 bytes".into());
+        return Err(NameError::TooLong);
     }
     if name.chars().any(|c| c.is_control() || c == '~') {
-        return Err("keyName contains control characters or '~'".into());
+        return Err(NameError::Forbidden);
     }
     Ok(())
+}
+
+/// Why a key name is not acceptable (the name itself is not repeated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// No name given.
+    #[error("keyName is required")]
+    Empty,
+    /// Over 256 bytes.
+    #[error("keyName is longer than 256 bytes")]
+    TooLong,
+    /// A control character or the alias marker `~`.
+    #[error("keyName contains control characters or '~'")]
+    Forbidden,
+}
+
+impl crate::error::Classify for NameError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadRequest
+    }
 }
 
 /// Fingerprint of key material: HMAC-SHA256 under a key derived from the
@@ -119,9 +145,11 @@ pub type Fingerprint = [u8; 32];
 /// A named key with its creation time.
 #[derive(Debug)]
 pub struct KeyRecord {
+    /// The name clients use (unique per type).
     pub name: String,
     /// Milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// The key itself.
     pub material: KeyMaterial,
     /// Set by the keystore when the record is stored.
     pub fingerprint: Fingerprint,

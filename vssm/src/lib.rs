@@ -7,6 +7,8 @@
 //! [`audit`], [`tls`], [`server`] (the ports), [`node`] (lifecycle),
 //! [`config`], [`hardening`], [`dev`] (the newcomer's single node).
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod audit;
 pub mod cloud;
@@ -14,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod dev;
+pub mod error;
 pub mod hardening;
 pub mod keystore;
 pub mod node;

@@ -1,99 +1,217 @@
 //! The `vssm` command: serve a node, run a dev node, hash a password, run
 //! the bootstrapper, call a node's API.
 
+#![forbid(unsafe_code)]
+
+use clap::{Args, Parser, Subcommand};
+use std::error::Error;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use vssm::admin::password::{PasswordHash, DEFAULT_LOG_N};
-use vssm::config::Config;
+use vssm::config::{Config, ConfigError};
 use vssm::node::Node;
 use vssm::server::Servers;
 use zeroize::Zeroizing;
 
-const USAGE: &str = "usage:
-  vssm [serve] [--config FILE] [--bind IP]   serve a node (config: ./config.json, else /etc/vssm/config.json)
-  vssm dev [--dir DIR] [--bind IP]           a single bootstrapped node with generated certificates (default ./vssm-dev, 127.0.0.1)
-  vssm hash-password [--log-n N]             print the scrypt hash for rootPassword (password from a prompt or stdin)
-  vssm bootstrapper --trusted-image AMI[,AMI…] --account ID --private-key FILE [--certificate FILE] [--bind IP]
-                    [--port 8083] [--region NAME] [--attestation-ca FILE]
-                                             hand the RPC key to attested instances of the trusted images
-                                             (certificate: --certificate, else rpcCertificate of the default config)
-  vssm call [--node HOST[:PORT]] [--dir DIR | --server-cert FILE --cert FILE --key FILE] [--password-file FILE]
-            ENDPOINT [JSON|-]                one API call over mutual TLS, the answer on stdout (e.g. admin/listkeys,
-                                             symmetric/encrypt '{\"keyName\":…}'); the node must present the RPC
-                                             certificate; admin calls take the password from --password-file,
-                                             VSSM_ADMIN_PASSWORD or DIR/admin-password; JSON: {} by default, - for stdin";
+/// Virtual software security module: non-exportable keys behind a mutual-TLS JSON API.
+///
+/// Without a command, `vssm` serves a node (as `vssm serve`).
+#[derive(Parser, Debug)]
+#[command(name = "vssm", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// `vssm --config FILE --bind IP` (no command) serves, as before there were commands.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve a node (the default command).
+    Serve(ServeArgs),
+    /// Run a single bootstrapped node with generated certificates, for trying VSSM out.
+    Dev(DevArgs),
+    /// Print the scrypt hash for rootPassword (password from a prompt, else the first line of stdin).
+    HashPassword(HashPasswordArgs),
+    /// Hand the RPC key to attested instances of the trusted images.
+    Bootstrapper(BootstrapperArgs),
+    /// Make one API call over mutual TLS and print the answer on stdout.
+    ///
+    /// The node must present the RPC certificate given (pinned). Admin calls take the admin password
+    /// from --password-file, else VSSM_ADMIN_PASSWORD, else DIR/admin-password; never from the
+    /// command line.
+    #[command(after_help = "Examples:\n  vssm call --dir vssm-dev admin/listkeys\n  \
+                            vssm call --dir vssm-dev symmetric/encrypt \\\n    \
+                            '{\"keyName\":\"k\",\"algorithm\":\"AES/GCM/NoPadding\",\"input\":\"aGk=\"}'\n  \
+                            vssm call --node 10.0.0.5 --server-cert rpc.crt --cert c.crt --key c.key \\\n    \
+                            --password-file pw admin/listkeys")]
+    Call(CallArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// The node's config [default: ./config.json, else /etc/vssm/config.json].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen on this address instead of the config's bindAddress.
+    #[arg(long, value_name = "IP")]
+    bind: Option<IpAddr>,
+}
+
+#[derive(Args, Debug)]
+struct DevArgs {
+    /// Data folder for certificates, keys, admin-password and config.json (created on first use).
+    #[arg(long, value_name = "DIR", default_value = "vssm-dev")]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    bind: IpAddr,
+}
+
+#[derive(Args, Debug)]
+struct HashPasswordArgs {
+    /// scrypt cost: N = 2^LOG_N (r = 8, p = 1).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LOG_N)]
+    log_n: u8,
+}
+
+#[derive(Args, Debug)]
+struct BootstrapperArgs {
+    /// AMI ids whose instances may receive the RPC key (comma-separated or repeated).
+    #[arg(long, value_name = "AMI[,AMI…]", value_delimiter = ',', required = true)]
+    trusted_image: Vec<String>,
+    /// The AWS account of the cluster (without it any account able to launch the image would get the key).
+    #[arg(long, value_name = "ID")]
+    account: String,
+    /// The RPC private key (PEM or DER).
+    #[arg(long, value_name = "FILE")]
+    private_key: PathBuf,
+    /// The RPC certificate [default: rpcCertificate of the default config].
+    #[arg(long, value_name = "FILE")]
+    certificate: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8083)]
+    port: u16,
+    /// Only instances in this AWS region [default: any region].
+    #[arg(long, value_name = "NAME")]
+    region: Option<String>,
+    /// Extra certificate trusted to sign instance identity documents (PEM or DER; for tests).
+    #[arg(long, value_name = "FILE")]
+    attestation_ca: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct CallArgs {
+    /// The node: HOST or HOST:PORT (port 8080 by default).
+    #[arg(long, value_name = "HOST[:PORT]", default_value = "127.0.0.1")]
+    node: String,
+    /// A `vssm dev` folder: default for the certificates, key and admin password.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The node's RPC certificate, pinned [default: DIR/rpc.crt].
+    #[arg(long, value_name = "FILE")]
+    server_cert: Option<PathBuf>,
+    /// Client certificate [default: DIR/client.crt].
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// Client private key [default: DIR/client.key].
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// File whose first line is the admin password.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Endpoint below /REST/v1/, e.g. admin/listkeys or symmetric/encrypt.
+    endpoint: String,
+    /// The JSON request, `-` to read it from stdin.
+    #[arg(default_value = "{}")]
+    json: String,
+}
+
+/// Why a command failed after its arguments were accepted.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// The config could not be found, read or validated.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The `vssm dev` folder could not be prepared.
+    #[error(transparent)]
+    Dev(#[from] vssm::dev::DevError),
+    /// `vssm call` failed.
+    #[error(transparent)]
+    Call(#[from] vssm::operator::CallError),
+    /// A file named by a flag could not be read.
+    #[error("{flag} {}: {source}", path.display())]
+    Read { flag: &'static str, path: PathBuf, source: std::io::Error },
+    /// A certificate named by a flag is unusable.
+    #[error("{flag}: {source}")]
+    Certificate { flag: &'static str, source: vssm::tls::TlsError },
+    /// The terminal or stdin could not be read.
+    #[error("{what}: {source}")]
+    Io { what: &'static str, source: std::io::Error },
+    /// The two passwords typed differ.
+    #[error("the passwords differ")]
+    PasswordsDiffer,
+    /// The password is empty.
+    #[error("the password is empty")]
+    EmptyPassword,
+    /// A step failed: starting, bootstrapping, serving, hashing.
+    #[error("{what}: {source}")]
+    Failed { what: &'static str, source: Box<dyn Error + Send + Sync> },
+}
+
+/// Wraps any error (typed or a message) with what was being done.
+fn failed<E: Into<Box<dyn Error + Send + Sync>>>(what: &'static str) -> impl FnOnce(E) -> CliError {
+    move |e| CliError::Failed { what, source: e.into() }
+}
 
 fn main() -> ExitCode {
+    // As process 1 the kernel's command line is no user's: never parse it.
     if vssm_init::is_pid1() {
         appliance();
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (command, rest) = match args.first().map(String::as_str) {
-        None => ("serve", &args[..]),
-        Some(first) if first.starts_with('-') => ("serve", &args[..]),
-        Some(first) => (first, &args[1..]),
-    };
-    let result = match command {
-        "serve" => parse_flags(rest, &["--config", "--bind"]).and_then(|f| serve(f.get("--config"), f.get("--bind"))),
-        "dev" => parse_flags(rest, &["--dir", "--bind"]).and_then(|f| dev(f.get("--dir"), f.get("--bind"))),
-        "hash-password" => parse_flags(rest, &["--log-n"]).and_then(|f| hash_password(f.get("--log-n"))),
-        "bootstrapper" => parse_flags(
-            rest,
-            &[
-                "--trusted-image",
-                "--private-key",
-                "--certificate",
-                "--bind",
-                "--port",
-                "--account",
-                "--region",
-                "--attestation-ca",
-            ],
-        )
-        .and_then(|f| bootstrapper(&f)),
-        "call" => call(rest),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+    // Usage errors exit with 2 and a hint; --help and --version with 0.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Dev(args)) => dev(args),
+        Some(Command::HashPassword(args)) => hash_password(args.log_n),
+        Some(Command::Bootstrapper(args)) => bootstrapper(args),
+        Some(Command::Call(args)) => call(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("vssm: {message}");
-            ExitCode::from(2)
+        Err(e) => {
+            eprintln!("vssm: {e}");
+            ExitCode::FAILURE
         }
     }
 }
 
-/// `vssm call`: flags, then the endpoint and the optional JSON.
-fn call(args: &[String]) -> Result<(), String> {
-    const FLAGS: [&str; 6] = ["--node", "--dir", "--server-cert", "--cert", "--key", "--password-file"];
-    let first_positional =
-        args.iter().enumerate().step_by(2).find(|(_, a)| !a.starts_with("--")).map_or(args.len(), |(i, _)| i);
-    let flags = parse_flags(&args[..first_positional], &FLAGS)?;
-    let (endpoint, body) = match &args[first_positional..] {
-        [endpoint] => (endpoint.clone(), "{}".to_string()),
-        [endpoint, body] if body == "-" => {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| format!("stdin: {e}"))?;
-            (endpoint.clone(), text)
-        }
-        [endpoint, body] => (endpoint.clone(), body.clone()),
-        _ => return Err(format!("call needs an ENDPOINT and at most one JSON argument\n{USAGE}")),
+/// `vssm call`: one request, the pretty-printed answer on stdout.
+fn call(args: CallArgs) -> Result<(), CliError> {
+    let body = if args.json == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|source| CliError::Io { what: "stdin", source })?;
+        text
+    } else {
+        args.json
     };
-    let path = |name: &str| flags.get(name).map(PathBuf::from);
     let options = vssm::operator::CallOptions {
-        node: flags.get("--node").unwrap_or("127.0.0.1").to_string(),
-        dir: path("--dir"),
-        server_cert: path("--server-cert"),
-        cert: path("--cert"),
-        key: path("--key"),
-        password_file: path("--password-file"),
-        endpoint,
+        node: args.node,
+        dir: args.dir,
+        server_cert: args.server_cert,
+        cert: args.cert,
+        key: args.key,
+        password_file: args.password_file,
+        endpoint: args.endpoint,
         body,
     };
     let answer = vssm::operator::call(&options, std::env::var(vssm::operator::PASSWORD_ENV).ok())?;
@@ -101,53 +219,23 @@ fn call(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `--name value` pairs, each allowed name at most once.
-struct Flags(Vec<(String, String)>);
-
-impl Flags {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-}
-
-fn parse_flags(args: &[String], allowed: &[&str]) -> Result<Flags, String> {
-    let mut flags = Vec::new();
-    let mut iter = args.iter();
-    while let Some(name) = iter.next() {
-        if !allowed.contains(&name.as_str()) {
-            return Err(format!("unknown argument {name:?}\n{USAGE}"));
-        }
-        let value = iter.next().ok_or_else(|| format!("{name} needs a value"))?;
-        if flags.iter().any(|(n, _)| n == name) {
-            return Err(format!("{name} given twice"));
-        }
-        flags.push((name.clone(), value.clone()));
-    }
-    Ok(Flags(flags))
-}
-
-fn parse_ip(text: Option<&str>) -> Result<Option<IpAddr>, String> {
-    text.map(|t| t.parse().map_err(|_| format!("--bind: not an IP address: {t:?}"))).transpose()
-}
-
-fn serve(config_path: Option<&str>, bind: Option<&str>) -> Result<(), String> {
-    let bind = parse_ip(bind)?;
-    let path = match config_path {
-        Some(p) => PathBuf::from(p),
-        None => Config::find_default().map_err(|e| e.to_string())?,
+fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let path = match args.config {
+        Some(p) => p,
+        None => Config::find_default()?,
     };
-    let mut config = Config::load(&path).map_err(|e| e.to_string())?;
-    if let Some(ip) = bind {
+    let mut config = Config::load(&path)?;
+    if let Some(ip) = args.bind {
         config.bind_address = ip;
     }
     run_node(config)
 }
 
 /// Runs a node from `config` until SIGTERM or SIGINT.
-fn run_node(config: Config) -> Result<(), String> {
+fn run_node(config: Config) -> Result<(), CliError> {
     prepare_process();
-    let node = Node::new(config).map_err(|e| format!("cannot start: {e}"))?;
-    let servers = Servers::start(Arc::clone(&node)).map_err(|e| e.to_string())?;
+    let node = Node::new(config).map_err(failed("cannot start"))?;
+    let servers = Servers::start(Arc::clone(&node)).map_err(failed("cannot listen"))?;
     let _cluster = vssm::cluster::start(Arc::clone(&node));
     let c = &node.config;
     eprintln!(
@@ -176,30 +264,33 @@ fn appliance() -> ! {
     vssm_init::spawn_lease_keeper(&info);
     vssm_init::configure_other_interfaces(&info.interface);
     if let Err(e) = vssm_init::watch_power_button(|| {
-        // SAFETY: sending a signal to this process.
-        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        // The same graceful stop as `kill -TERM 1`; sending to itself cannot fail.
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
     }) {
         eprintln!("vssm: power button not watched: {e}");
     }
     let result = config_from_user_data().and_then(run_node);
     match result {
         Ok(()) => vssm_init::power_off("stopped"),
-        Err(e) => vssm_init::power_off(&e),
+        Err(e) => vssm_init::power_off(&e.to_string()),
     }
 }
 
 /// The config from IMDS user-data, waiting (bounded) for IMDS to answer.
-fn config_from_user_data() -> Result<Config, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+fn config_from_user_data() -> Result<Config, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io { what: "runtime", source })?;
     runtime.block_on(async {
         let imds =
-            vssm::cloud::imds::ImdsClient::new(vssm::cloud::imds::DEFAULT_IMDS_URL).map_err(|e| e.to_string())?;
+            vssm::cloud::imds::ImdsClient::new(vssm::cloud::imds::DEFAULT_IMDS_URL).map_err(failed("IMDS client"))?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
             match imds.user_data().await {
-                Ok(Some(bytes)) => return Config::parse(&bytes, "user-data").map_err(|e| e.to_string()),
-                Ok(None) => return Err("the instance has no user-data: put config.json there".into()),
-                Err(e) if std::time::Instant::now() > deadline => return Err(format!("IMDS user-data: {e}")),
+                Ok(Some(bytes)) => return Ok(Config::parse(&bytes, "user-data")?),
+                Ok(None) => return Err(failed("user-data")("the instance has no user-data: put config.json there")),
+                Err(e) if std::time::Instant::now() > deadline => return Err(failed("IMDS user-data")(e)),
                 Err(e) => {
                     eprintln!("vssm: IMDS user-data: {e}; retrying");
                     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -209,14 +300,13 @@ fn config_from_user_data() -> Result<Config, String> {
     })
 }
 
-fn dev(dir: Option<&str>, bind: Option<&str>) -> Result<(), String> {
-    let bind = parse_ip(bind)?.unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let setup = vssm::dev::prepare(&PathBuf::from(dir.unwrap_or("vssm-dev")), bind)?;
+fn dev(args: DevArgs) -> Result<(), CliError> {
+    let setup = vssm::dev::prepare(&args.dir, args.bind)?;
     prepare_process();
-    let node = Node::new(setup.config.clone()).map_err(|e| format!("cannot start: {e}"))?;
-    node.bootstrap(&setup.rpc_key_pkcs8).map_err(|e| format!("cannot bootstrap the dev node: {e}"))?;
+    let node = Node::new(setup.config.clone()).map_err(failed("cannot start"))?;
+    node.bootstrap(&setup.rpc_key_pkcs8).map_err(|e| failed("cannot bootstrap the dev node")(e.to_string()))?;
     node.audit.record("bootstrap", "vssm dev", vssm::audit::Outcome::Ok, "with the dev RPC key");
-    let servers = Servers::start(Arc::clone(&node)).map_err(|e| e.to_string())?;
+    let servers = Servers::start(Arc::clone(&node)).map_err(failed("cannot listen"))?;
     println!(
         "VSSM dev node running: API on {}:{} (mTLS, server name VSSM), health on http://{}:{}/REST/v1/healthcheck\n\
          Data folder: {} (certificates, keys, admin-password, config.json)\n\nTry:\n{}\n\n         or with the operator client:\n{}\n",
@@ -234,87 +324,77 @@ fn dev(dir: Option<&str>, bind: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-fn hash_password(log_n: Option<&str>) -> Result<(), String> {
-    let log_n = match log_n {
-        None => DEFAULT_LOG_N,
-        Some(t) => t.parse().map_err(|_| format!("--log-n: not a number: {t:?}"))?,
-    };
+fn hash_password(log_n: u8) -> Result<(), CliError> {
     let password = read_password()?;
     if password.is_empty() {
-        return Err("the password is empty".into());
+        return Err(CliError::EmptyPassword);
     }
-    println!("{}", PasswordHash::create(password.as_bytes(), log_n)?);
+    println!("{}", PasswordHash::create(password.as_bytes(), log_n).map_err(failed("cannot hash"))?);
     Ok(())
 }
 
-fn bootstrapper(flags: &Flags) -> Result<(), String> {
+/// Reads a file named by `flag`.
+fn read_flag_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| CliError::Read { flag, path: path.to_path_buf(), source })
+}
+
+/// Reads a certificate file named by `flag`.
+fn load_flag_certificate(
+    flag: &'static str,
+    path: &Path,
+) -> Result<rustls_pki_types::CertificateDer<'static>, CliError> {
+    vssm::tls::load_certificate(&read_flag_file(flag, path)?).map_err(|source| CliError::Certificate { flag, source })
+}
+
+fn bootstrapper(args: BootstrapperArgs) -> Result<(), CliError> {
     use vssm::cluster::bootstrapper::{Bootstrapper, BootstrapperOptions};
-    let read = |flag: &str, path: &str| std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"));
-    let key_path = flags.get("--private-key").ok_or("--private-key is required")?;
-    let certificate = match flags.get("--certificate") {
-        Some(path) => {
-            vssm::tls::load_certificate(&read("--certificate", path)?).map_err(|e| format!("--certificate: {e}"))?
-        }
-        None => {
-            Config::load(&Config::find_default().map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?
-                .rpc_certificate
-        }
+    let certificate = match &args.certificate {
+        Some(path) => load_flag_certificate("--certificate", path)?,
+        None => Config::load(&Config::find_default()?)?.rpc_certificate,
     };
-    let attestation_cas = match flags.get("--attestation-ca") {
-        Some(path) => vec![vssm::tls::load_certificate(&read("--attestation-ca", path)?)
-            .map_err(|e| format!("--attestation-ca: {e}"))?
-            .to_vec()],
+    let attestation_cas = match &args.attestation_ca {
+        Some(path) => vec![load_flag_certificate("--attestation-ca", path)?.to_vec()],
         None => Vec::new(),
     };
-    let port = match flags.get("--port") {
-        None => 8083,
-        Some(p) => p.parse().map_err(|_| format!("--port: not a port: {p:?}"))?,
-    };
     let options = BootstrapperOptions {
-        trusted_images: flags
-            .get("--trusted-image")
-            .unwrap_or_default()
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-        private_key_pem_or_der: Zeroizing::new(read("--private-key", key_path)?),
+        trusted_images: args.trusted_image.into_iter().filter(|s| !s.is_empty()).collect(),
+        private_key_pem_or_der: Zeroizing::new(read_flag_file("--private-key", &args.private_key)?),
         certificate,
-        bind: parse_ip(flags.get("--bind"))?.unwrap_or(IpAddr::from([0, 0, 0, 0])),
-        port,
-        // Without it any account able to launch the image would get the key.
-        account: Some(
-            flags.get("--account").ok_or("--account is required (the AWS account of the cluster)")?.to_string(),
-        ),
-        region: flags.get("--region").map(String::from),
+        bind: args.bind,
+        port: args.port,
+        account: Some(args.account),
+        region: args.region,
         attestation_cas,
     };
     prepare_process();
-    let bootstrapper = Bootstrapper::new(options)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let bootstrapper = Bootstrapper::new(options).map_err(failed("bootstrapper"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io { what: "runtime", source })?;
     runtime.block_on(async {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let serving = tokio::spawn(bootstrapper.serve(shutdown));
         wait_for_signal().await;
         let _ = stop.send(true);
-        serving.await.map_err(|e| e.to_string())?
+        serving.await.map_err(failed("bootstrapper"))?.map_err(failed("bootstrapper"))
     })
 }
 
 /// From a no-echo prompt (asked twice) on a terminal, else the first line of stdin.
-fn read_password() -> Result<Zeroizing<String>, String> {
+fn read_password() -> Result<Zeroizing<String>, CliError> {
     use std::io::IsTerminal;
+    let terminal = |source| CliError::Io { what: "terminal", source };
     if std::io::stdin().is_terminal() {
-        let first = Zeroizing::new(rpassword::prompt_password("Admin password: ").map_err(|e| e.to_string())?);
-        let second = Zeroizing::new(rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?);
+        let first = Zeroizing::new(rpassword::prompt_password("Admin password: ").map_err(terminal)?);
+        let second = Zeroizing::new(rpassword::prompt_password("Again: ").map_err(terminal)?);
         if first != second {
-            return Err("the passwords differ".into());
+            return Err(CliError::PasswordsDiffer);
         }
         Ok(first)
     } else {
         let mut line = Zeroizing::new(String::new());
-        std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+        std::io::stdin().read_line(&mut line).map_err(|source| CliError::Io { what: "stdin", source })?;
         Ok(Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string()))
     }
 }

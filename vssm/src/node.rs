@@ -6,10 +6,10 @@ use crate::audit::{AuditLog, DEFAULT_CAPACITY};
 use crate::cluster::ClusterStats;
 use crate::config::Config;
 use crate::crypto::keys::AsymmetricKey;
+use crate::error::{Classify, ErrorKind};
 use crate::keystore::{KeyRecord, Keystore};
 use crate::tls;
 use arc_swap::ArcSwap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -17,30 +17,45 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const MAX_KEY_DER_BYTES: usize = 8 * 1024;
 
 /// Why a bootstrap was refused.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     /// The node has its RPC key already.
+    #[error("node is already bootstrapped")]
     AlreadyBootstrapped,
-    /// The key is not PKCS#8, or not the key of the RPC certificate.
-    InvalidKey(String),
-    /// The TLS configuration could not be built with this key.
-    Tls(String),
+    /// The key is larger than any supported private key.
+    #[error("rpcPrivateKey is larger than {MAX_KEY_DER_BYTES} bytes")]
+    KeyTooLarge,
+    /// The key is not a supported PKCS#8 private key.
+    #[error("rpcPrivateKey is not a supported PKCS#8 private key")]
+    NotPkcs8,
+    /// The key is not the key of the RPC certificate.
+    #[error("rpcPrivateKey does not match the public key of rpcCertificate")]
+    WrongKey,
+    /// The TLS configuration could not be built with this key (a fault of
+    /// this node: the key matched the certificate).
+    #[error("cannot build the TLS configuration: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
-impl fmt::Display for BootstrapError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+impl Classify for BootstrapError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            BootstrapError::AlreadyBootstrapped => f.write_str("node is already bootstrapped"),
-            BootstrapError::InvalidKey(m) | BootstrapError::Tls(m) => f.write_str(m),
+            BootstrapError::AlreadyBootstrapped => ErrorKind::Conflict,
+            BootstrapError::KeyTooLarge | BootstrapError::NotPkcs8 | BootstrapError::WrongKey => ErrorKind::BadRequest,
+            BootstrapError::Tls(_) => ErrorKind::Internal,
         }
     }
 }
 
 /// Everything a running node shares between its I/O threads.
 pub struct Node {
+    /// The validated configuration.
     pub config: Config,
+    /// The keys.
     pub keystore: Keystore,
+    /// The audit log.
     pub audit: AuditLog,
+    /// The admin password guard.
     pub admin: AdminGuard,
     /// TLS for the API port: self-signed before bootstrap, mutual TLS with
     /// the RPC certificate after.
@@ -75,13 +90,13 @@ pub type ChangeHook = Box<dyn Fn(Vec<Arc<KeyRecord>>) + Send + Sync>;
 
 impl Node {
     /// A node in the bootstrapping state.
-    pub fn new(config: Config) -> Result<Arc<Node>, String> {
+    pub fn new(config: Config) -> Result<Arc<Node>, tls::TlsError> {
         // Known-answer tests before any key is touched; a failure leaves the
         // node up but refusing crypto (503), so its health check says why.
         crate::crypto::selftest::run_and_report();
-        let (chain, key) = tls::bootstrap_identity().map_err(|e| e.to_string())?;
-        let bootstrap_key_pin = tls::public_key_pin(&chain[0]).map_err(|e| e.to_string())?;
-        let bootstrap_tls = tls::server_config(chain, key, None).map_err(|e| e.to_string())?;
+        let (chain, key) = tls::bootstrap_identity()?;
+        let bootstrap_key_pin = tls::public_key_pin(&chain[0])?;
+        let bootstrap_tls = tls::server_config(chain, key, None)?;
         let admin = AdminGuard::new(config.root_password.clone());
         Ok(Arc::new(Node {
             config,
@@ -163,32 +178,25 @@ impl Node {
         // parsing (an RSA-8192 PKCS#8 key is under 5 KiB), and parse
         // outside the lock so a slow parse blocks nobody else.
         if pkcs8_der.len() > MAX_KEY_DER_BYTES {
-            return Err(BootstrapError::InvalidKey(format!("rpcPrivateKey is larger than {MAX_KEY_DER_BYTES} bytes")));
+            return Err(BootstrapError::KeyTooLarge);
         }
-        let key = AsymmetricKey::from_pkcs8_der(pkcs8_der)
-            .map_err(|_| BootstrapError::InvalidKey("rpcPrivateKey is not a supported PKCS#8 private key".into()))?;
+        let key = AsymmetricKey::from_pkcs8_der(pkcs8_der).map_err(|_| BootstrapError::NotPkcs8)?;
         let _guard = self.bootstrap_lock.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_ready() {
             return Err(BootstrapError::AlreadyBootstrapped);
         }
         if key.public_key_der() != self.config.rpc_public_key_spki {
-            return Err(BootstrapError::InvalidKey(
-                "rpcPrivateKey does not match the public key of rpcCertificate".into(),
-            ));
+            return Err(BootstrapError::WrongKey);
         }
-        let verifier = tls::ClientCaVerifier::new(&self.config.client_trust_store)
-            .map_err(|e| BootstrapError::Tls(e.to_string()))?;
+        let verifier = tls::ClientCaVerifier::new(&self.config.client_trust_store)?;
         let tls_key = key.to_rustls_key();
         let chain = vec![self.config.rpc_certificate.clone()];
-        let tls_error = |e: tls::TlsError| BootstrapError::Tls(e.to_string());
-        let api_tls = tls::server_config(chain.clone(), tls_key.clone_key(), Some(verifier)).map_err(tls_error)?;
+        let api_tls = tls::server_config(chain.clone(), tls_key.clone_key(), Some(verifier))?;
         let pinned_peer = tls::PinnedClientCert::new(self.config.rpc_certificate.clone());
         let cluster_tls = ClusterTls {
-            sync_server: tls::server_config(chain.clone(), tls_key.clone_key(), Some(pinned_peer))
-                .map_err(tls_error)?,
-            join_server: tls::server_config(chain.clone(), tls_key.clone_key(), None).map_err(tls_error)?,
-            peer_client: tls::pinned_client_config(self.config.rpc_certificate.clone(), Some((chain, tls_key)))
-                .map_err(tls_error)?,
+            sync_server: tls::server_config(chain.clone(), tls_key.clone_key(), Some(pinned_peer))?,
+            join_server: tls::server_config(chain.clone(), tls_key.clone_key(), None)?,
+            peer_client: tls::pinned_client_config(self.config.rpc_certificate.clone(), Some((chain, tls_key)))?,
         };
         let _ = self.cluster_tls.set(cluster_tls);
         self.keystore.set_fingerprint_secret(key.pkcs8_der());

@@ -15,6 +15,64 @@ pub const PASSWORD_ENV: &str = "VSSM_ADMIN_PASSWORD";
 /// Longest wait for the answer (RSA-4096 generation and large restores take a while).
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Why `vssm call` made no call or got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The endpoint has characters other than letters, digits and `/`.
+    #[error("not an endpoint: {0:?} (e.g. symmetric/encrypt, admin/listkeys)")]
+    Endpoint(String),
+    /// The request body is not JSON.
+    #[error("the request is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The request body is JSON but not an object.
+    #[error("the request must be a JSON object")]
+    NotAnObject,
+    /// A file is neither given nor found through `--dir`.
+    #[error("{0} is needed (or --dir with a `vssm dev` folder)")]
+    MissingFile(&'static str),
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A certificate or key file is unusable, or the TLS client cannot be built.
+    #[error("{what}: {source}")]
+    Tls {
+        /// The file (or `TLS client`).
+        what: String,
+        /// Why.
+        #[source]
+        source: crate::tls::TlsError,
+    },
+    /// The admin password file is not UTF-8.
+    #[error("{}: not UTF-8", .0.display())]
+    PasswordNotText(PathBuf),
+    /// An admin call without any source for the admin password.
+    #[error("admin calls need the admin password: --password-file FILE or {PASSWORD_ENV}")]
+    NoPassword,
+    /// The admin password found is empty.
+    #[error("the admin password is empty")]
+    EmptyPassword,
+    /// `--node` does not resolve to an address.
+    #[error("--node {node}: {reason}")]
+    Node {
+        /// As given.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// The client runtime could not start.
+    #[error("cannot start the client: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The node refused the call, answered an error status or could not be reached.
+    #[error("{0}")]
+    Peer(crate::cluster::peer_client::PeerError),
+}
+
 /// What `vssm call` needs.
 #[derive(Debug, Default)]
 pub struct CallOptions {
@@ -24,8 +82,9 @@ pub struct CallOptions {
     pub dir: Option<PathBuf>,
     /// The node's RPC certificate (PEM or DER), pinned.
     pub server_cert: Option<PathBuf>,
-    /// Client certificate and key (PEM or DER).
+    /// Client certificate (PEM or DER).
     pub cert: Option<PathBuf>,
+    /// Client private key (PEM or DER).
     pub key: Option<PathBuf>,
     /// File holding the admin password (first line).
     pub password_file: Option<PathBuf>,
@@ -37,15 +96,14 @@ pub struct CallOptions {
 
 /// Makes the call and returns the answer, pretty-printed. An error status
 /// is an error naming the status and the node's message.
-pub fn call(options: &CallOptions, password_from_env: Option<String>) -> Result<String, String> {
+pub fn call(options: &CallOptions, password_from_env: Option<String>) -> Result<String, CallError> {
     let endpoint = options.endpoint.trim_start_matches('/').trim_start_matches("REST/v1/");
     if endpoint.is_empty() || !endpoint.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'/') {
-        return Err(format!("not an endpoint: {:?} (e.g. symmetric/encrypt, admin/listkeys)", options.endpoint));
+        return Err(CallError::Endpoint(options.endpoint.clone()));
     }
-    let mut body: serde_json::Value =
-        serde_json::from_str(&options.body).map_err(|e| format!("the request is not JSON: {e}"))?;
+    let mut body: serde_json::Value = serde_json::from_str(&options.body).map_err(CallError::NotJson)?;
     let Some(fields) = body.as_object_mut() else {
-        return Err("the request must be a JSON object".into());
+        return Err(CallError::NotAnObject);
     };
     if endpoint.starts_with("admin/") && endpoint != "admin/bootstrap" && !fields.contains_key("adminPassword") {
         let password = admin_password(options, password_from_env)?;
@@ -53,44 +111,52 @@ pub fn call(options: &CallOptions, password_from_env: Option<String>) -> Result<
     }
     let tls = client_tls(options)?;
     let address = resolve(&options.node)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the client: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CallError::Runtime)?;
     let answer: serde_json::Value = runtime
         .block_on(async {
             let client = PeerClient::new(tls, std::net::Ipv4Addr::UNSPECIFIED.into(), CALL_TIMEOUT);
             client.post_json(address, &format!("/REST/v1/{endpoint}"), &body).await
         })
-        .map_err(|e| e.to_string())?;
-    serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())
+        .map_err(CallError::Peer)?;
+    // A `Value` always serializes.
+    Ok(serde_json::to_string_pretty(&answer).unwrap_or_default())
 }
 
-fn file_or_dir(given: &Option<PathBuf>, dir: &Option<PathBuf>, name: &str, flag: &str) -> Result<PathBuf, String> {
+fn file_or_dir(
+    given: &Option<PathBuf>,
+    dir: &Option<PathBuf>,
+    name: &str,
+    flag: &'static str,
+) -> Result<PathBuf, CallError> {
     match (given, dir) {
         (Some(path), _) => Ok(path.clone()),
         (None, Some(dir)) => Ok(dir.join(name)),
-        (None, None) => Err(format!("{flag} is needed (or --dir with a `vssm dev` folder)")),
+        (None, None) => Err(CallError::MissingFile(flag)),
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+fn read(path: &Path) -> Result<Vec<u8>, CallError> {
+    std::fs::read(path).map_err(|source| CallError::Read { path: path.to_path_buf(), source })
 }
 
-fn client_tls(options: &CallOptions) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+/// Names the file a TLS loading error came from.
+fn tls_error(path: &Path) -> impl FnOnce(crate::tls::TlsError) -> CallError + '_ {
+    move |source| CallError::Tls { what: path.display().to_string(), source }
+}
+
+fn client_tls(options: &CallOptions) -> Result<std::sync::Arc<rustls::ClientConfig>, CallError> {
     let server = file_or_dir(&options.server_cert, &options.dir, "rpc.crt", "--server-cert")?;
     let cert = file_or_dir(&options.cert, &options.dir, "client.crt", "--cert")?;
     let key = file_or_dir(&options.key, &options.dir, "client.key", "--key")?;
-    let server_cert =
-        crate::tls::load_certificate(&read(&server)?).map_err(|e| format!("{}: {e}", server.display()))?;
-    let chain = crate::tls::load_certificates(&read(&cert)?).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let server_cert = crate::tls::load_certificate(&read(&server)?).map_err(tls_error(&server))?;
+    let chain = crate::tls::load_certificates(&read(&cert)?).map_err(tls_error(&cert))?;
     let key_bytes = Zeroizing::new(read(&key)?);
-    let private_key = crate::tls::load_private_key(&key_bytes).map_err(|e| format!("{}: {e}", key.display()))?;
-    crate::tls::pinned_client_config(server_cert, Some((chain, private_key))).map_err(|e| e.to_string())
+    let private_key = crate::tls::load_private_key(&key_bytes).map_err(tls_error(&key))?;
+    crate::tls::pinned_client_config(server_cert, Some((chain, private_key)))
+        .map_err(|source| CallError::Tls { what: "TLS client".into(), source })
 }
 
-fn admin_password(options: &CallOptions, from_env: Option<String>) -> Result<Zeroizing<String>, String> {
+fn admin_password(options: &CallOptions, from_env: Option<String>) -> Result<Zeroizing<String>, CallError> {
     let file = options.password_file.clone().or_else(|| {
         // The environment comes before a dev folder's file, after an explicit file.
         if from_env.is_some() {
@@ -101,22 +167,19 @@ fn admin_password(options: &CallOptions, from_env: Option<String>) -> Result<Zer
     });
     let password = match (file, from_env) {
         (Some(path), _) => {
-            let text =
-                Zeroizing::new(String::from_utf8(read(&path)?).map_err(|_| format!("{}: not UTF-8", path.display()))?);
+            let text = Zeroizing::new(String::from_utf8(read(&path)?).map_err(|_| CallError::PasswordNotText(path))?);
             Zeroizing::new(text.lines().next().unwrap_or_default().to_string())
         }
         (None, Some(env)) => Zeroizing::new(env),
-        (None, None) => {
-            return Err(format!("admin calls need the admin password: --password-file FILE or {PASSWORD_ENV}"))
-        }
+        (None, None) => return Err(CallError::NoPassword),
     };
     if password.is_empty() {
-        return Err("the admin password is empty".into());
+        return Err(CallError::EmptyPassword);
     }
     Ok(password)
 }
 
-fn resolve(node: &str) -> Result<SocketAddr, String> {
+fn resolve(node: &str) -> Result<SocketAddr, CallError> {
     let with_port = if node.parse::<std::net::Ipv6Addr>().is_ok() {
         format!("[{node}]:8080")
     } else if node.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
@@ -124,11 +187,8 @@ fn resolve(node: &str) -> Result<SocketAddr, String> {
     } else {
         format!("{node}:8080")
     };
-    with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("--node {node}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("--node {node}: no address"))
+    let failed = |reason: String| CallError::Node { node: node.to_string(), reason };
+    with_port.to_socket_addrs().map_err(|e| failed(e.to_string()))?.next().ok_or_else(|| failed("no address".into()))
 }
 
 #[cfg(test)]
@@ -148,16 +208,16 @@ mod tests {
         let mut o =
             CallOptions { node: "127.0.0.1:1".into(), endpoint: "symmetric/encrypt".into(), ..Default::default() };
         o.body = "not json".into();
-        assert!(call(&o, None).unwrap_err().contains("not JSON"));
+        assert!(matches!(call(&o, None), Err(CallError::NotJson(_))));
         o.body = "[1]".into();
-        assert!(call(&o, None).unwrap_err().contains("JSON object"));
+        assert!(matches!(call(&o, None), Err(CallError::NotAnObject)));
         o.body = "{}".into();
         o.endpoint = "../etc".into();
-        assert!(call(&o, None).unwrap_err().contains("not an endpoint"));
+        assert!(call(&o, None).unwrap_err().to_string().contains("not an endpoint"));
         o.endpoint = "admin/listkeys".into();
-        assert!(call(&o, None).unwrap_err().contains("admin password"));
+        assert!(call(&o, None).unwrap_err().to_string().contains("admin password"));
         o.endpoint = "symmetric/encrypt".into();
-        assert!(call(&o, None).unwrap_err().contains("--server-cert"));
+        assert!(matches!(call(&o, None), Err(CallError::MissingFile("--server-cert"))));
     }
 
     #[test]

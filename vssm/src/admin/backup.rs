@@ -4,7 +4,8 @@
 
 use crate::crypto::algorithm::{AsymmetricEncryption, HashAlg, SymmetricAlgorithm};
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
-use crate::crypto::{asymmetric, symmetric};
+use crate::crypto::{asymmetric, quote, symmetric};
+use crate::error::{Classify, ErrorKind};
 use crate::keystore::{validate_name, Inventory, KeyMaterial, KeyRecord};
 use crate::wire::{
     BackupAsymmetricKey, BackupBlob, BackupInventory, BackupRawKey, Bytes, Int64, Int64Number, SecretBytes,
@@ -17,18 +18,26 @@ pub const BACKUP_VERSION: i64 = 1;
 const GCM: &str = "AES/GCM/NoPadding";
 
 /// Why a backup could not be made or opened. Messages name keys, never bytes.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BackupError {
-    /// The backup is not version 1, cannot be decrypted, or its content is invalid.
+    /// The backup is not version 1, cannot be decrypted, or its content is
+    /// invalid; the text says where (list and index), never key bytes.
+    #[error("{0}")]
     Invalid(String),
-    /// The node cannot make backups (e.g. its RPC key is not RSA).
-    Unavailable(String),
+    /// The node cannot make backups: its RPC key is not RSA.
+    #[error("backups need an RSA RPC certificate (the data key is wrapped with RSA-OAEP)")]
+    NeedsRsa,
+    /// A fault of this node while making a backup.
+    #[error("cannot make a backup: {0}")]
+    Internal(&'static str),
 }
 
-impl fmt::Display for BackupError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+impl Classify for BackupError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            BackupError::Invalid(m) | BackupError::Unavailable(m) => f.write_str(m),
+            BackupError::Invalid(_) => ErrorKind::BadRequest,
+            BackupError::NeedsRsa => ErrorKind::ServiceUnavailable,
+            BackupError::Internal(_) => ErrorKind::Internal,
         }
     }
 }
@@ -65,17 +74,15 @@ fn json_in_one_buffer<T: serde::Serialize>(value: &T) -> serde_json::Result<Zero
 /// Encrypts the whole inventory for `rpc_key`'s public key.
 pub fn create(inventory: &Inventory, rpc_key: &AsymmetricKey, timestamp_ms: i64) -> Result<BackupBlob, BackupError> {
     if rpc_key.spec() != KeySpec::Rsa {
-        return Err(BackupError::Unavailable(
-            "backups need an RSA RPC certificate (the data key is wrapped with RSA-OAEP)".into(),
-        ));
+        return Err(BackupError::NeedsRsa);
     }
     let state = json_in_one_buffer(&records_to_wire(inventory.records()))
-        .map_err(|_| BackupError::Unavailable("cannot serialize the inventory".into()))?;
-    let data_key = SymmetricKey::generate(32).map_err(|e| BackupError::Unavailable(e.to_string()))?;
-    let encrypted_state =
-        symmetric::encrypt(&gcm(), &data_key, &state, &[]).map_err(|e| BackupError::Unavailable(e.to_string()))?;
+        .map_err(|_| BackupError::Internal("cannot serialize the inventory"))?;
+    let data_key = SymmetricKey::generate(32).map_err(|_| BackupError::Internal("cannot generate the data key"))?;
+    let encrypted_state = symmetric::encrypt(&gcm(), &data_key, &state, &[])
+        .map_err(|_| BackupError::Internal("cannot encrypt the inventory"))?;
     let encryption_key = asymmetric::encrypt(&oaep_sha256(), rpc_key, data_key.as_bytes())
-        .map_err(|e| BackupError::Unavailable(e.to_string()))?;
+        .map_err(|_| BackupError::Internal("cannot wrap the data key"))?;
     Ok(BackupBlob {
         encryption_key: Bytes(encryption_key),
         version: Int64Number(BACKUP_VERSION),
@@ -137,26 +144,31 @@ pub fn records_to_wire<'a>(records: impl IntoIterator<Item = &'a std::sync::Arc<
 
 /// Validates every key of a wire inventory; all or nothing.
 pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, BackupError> {
-    let invalid = |list: &str, i: usize, why: String| BackupError::Invalid(format!("backup {list}[{i}]: {why}"));
+    let invalid =
+        |list: &str, i: usize, why: &dyn fmt::Display| BackupError::Invalid(format!("backup {list}[{i}]: {why}"));
     let mut records = Vec::new();
     for (i, k) in inventory.symmetric_key.iter().enumerate() {
-        validate_name(&k.name).map_err(|w| invalid("symmetricKey", i, w))?;
-        let key = SymmetricKey::from_bytes(&k.key.0).map_err(|e| invalid("symmetricKey", i, e.to_string()))?;
+        validate_name(&k.name).map_err(|w| invalid("symmetricKey", i, &w))?;
+        let key = SymmetricKey::from_bytes(&k.key.0).map_err(|e| invalid("symmetricKey", i, &e))?;
         records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Symmetric(key)));
     }
     for (i, k) in inventory.mac_key.iter().enumerate() {
-        validate_name(&k.name).map_err(|w| invalid("macKey", i, w))?;
-        let key = MacKey::from_bytes(&k.key.0).map_err(|e| invalid("macKey", i, e.to_string()))?;
+        validate_name(&k.name).map_err(|w| invalid("macKey", i, &w))?;
+        let key = MacKey::from_bytes(&k.key.0).map_err(|e| invalid("macKey", i, &e))?;
         records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Mac(key)));
     }
     for (i, k) in inventory.asymmetric_key.iter().enumerate() {
-        validate_name(&k.name).map_err(|w| invalid("asymmetricKey", i, w))?;
+        validate_name(&k.name).map_err(|w| invalid("asymmetricKey", i, &w))?;
         if k.key.0.len() > crate::node::MAX_KEY_DER_BYTES {
-            return Err(invalid("asymmetricKey", i, "key is too large".into()));
+            return Err(invalid("asymmetricKey", i, &"key is too large"));
         }
-        let key = AsymmetricKey::from_pkcs8_der(&k.key.0).map_err(|e| invalid("asymmetricKey", i, e.to_string()))?;
+        let key = AsymmetricKey::from_pkcs8_der(&k.key.0).map_err(|e| invalid("asymmetricKey", i, &e))?;
         if !k.key_type.is_empty() && KeySpec::parse(&k.key_type).ok() != Some(key.spec()) {
-            return Err(invalid("asymmetricKey", i, format!("keyType {:?} does not match the key", k.key_type)));
+            return Err(invalid(
+                "asymmetricKey",
+                i,
+                &format_args!("keyType {} does not match the key", quote(&k.key_type)),
+            ));
         }
         records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Asymmetric(Box::new(key))));
     }

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod password;
 pub mod throttle;
 
+use crate::error::{Classify, ErrorKind};
 use password::PasswordHash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,12 +13,23 @@ use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 /// Why an admin request was refused.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdminRefusal {
     /// Too many recent failures from this subject; retry after the duration.
+    #[error("too many failed admin attempts; retry in {} s", .0.as_secs() + 1)]
     Throttled(Duration),
     /// The password is wrong (this failure may have started a lockout).
+    #[error("wrong admin password")]
     WrongPassword,
+}
+
+impl Classify for AdminRefusal {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AdminRefusal::Throttled(_) => ErrorKind::TooManyRequests,
+            AdminRefusal::WrongPassword => ErrorKind::Unauthorized,
+        }
+    }
 }
 
 /// Checks admin passwords. scrypt runs on the blocking pool, one check at a

@@ -14,6 +14,52 @@ const MAX_MEMORY_BYTES: u64 = 1 << 30;
 /// Default cost for new hashes: N = 32768, r = 8, p = 1 (32 MiB, as the first VSSM).
 pub const DEFAULT_LOG_N: u8 = 15;
 
+/// Why a password hash cannot be parsed or made. Never holds the password
+/// or the hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    /// Not `$s0$PARAMS$SALT$HASH`.
+    #[error("expected the scrypt form $s0$PARAMS$SALT$HASH")]
+    Form,
+    /// PARAMS is not hexadecimal.
+    #[error("PARAMS is not hexadecimal")]
+    ParamsNotHex,
+    /// Parameters out of the supported range.
+    #[error("unsupported scrypt parameters N=2^{log_n}, r={r}, p={p}")]
+    Unsupported {
+        /// log2(N).
+        log_n: u8,
+        /// Block size.
+        r: u32,
+        /// Parallelism.
+        p: u32,
+    },
+    /// Parameters that would cost too much memory or time per check.
+    #[error("scrypt parameters need too much memory or time")]
+    TooCostly,
+    /// SALT is not base64.
+    #[error("SALT is not base64")]
+    SaltNotBase64,
+    /// HASH is not base64.
+    #[error("HASH is not base64")]
+    HashNotBase64,
+    /// Empty SALT or a HASH length out of 16..=64.
+    #[error("SALT is empty or HASH has an unusual length")]
+    Lengths,
+    /// The scrypt library refused the parameters.
+    #[error("invalid scrypt parameters")]
+    InvalidParams,
+    /// A cost for a new hash out of range.
+    #[error("log-n must be between 1 and {MAX_LOG_N}")]
+    LogN,
+    /// The system random generator failed.
+    #[error("no randomness available")]
+    NoRandomness,
+    /// scrypt failed while hashing.
+    #[error("scrypt failed")]
+    Scrypt,
+}
+
 /// A parsed scrypt password hash.
 #[derive(Clone)]
 pub struct PasswordHash {
@@ -33,42 +79,41 @@ impl fmt::Debug for PasswordHash {
 
 impl PasswordHash {
     /// Parses `$s0$PARAMS$SALT$HASH`; the error says which part is wrong.
-    pub fn parse(mcf: &str) -> Result<Self, String> {
+    pub fn parse(mcf: &str) -> Result<Self, PasswordError> {
         let parts: Vec<&str> = mcf.split('$').collect();
         if parts.len() != 5 || !parts[0].is_empty() || parts[1] != "s0" {
-            return Err("expected the scrypt form $s0$PARAMS$SALT$HASH".into());
+            return Err(PasswordError::Form);
         }
-        let packed = u64::from_str_radix(parts[2], 16).map_err(|_| "PARAMS is not hexadecimal".to_string())?;
+        let packed = u64::from_str_radix(parts[2], 16).map_err(|_| PasswordError::ParamsNotHex)?;
         let log_n = ((packed >> 16) & 0xffff) as u8;
         let r = ((packed >> 8) & 0xff) as u32;
         let p = (packed & 0xff) as u32;
         if packed >> 32 != 0 || log_n == 0 || log_n > MAX_LOG_N || r == 0 || p == 0 {
-            return Err(format!("unsupported scrypt parameters N=2^{log_n}, r={r}, p={p}"));
+            return Err(PasswordError::Unsupported { log_n, r, p });
         }
         if 128 * (r as u64) * (1u64 << log_n) > MAX_MEMORY_BYTES || p > 16 {
-            return Err("scrypt parameters need too much memory or time".into());
+            return Err(PasswordError::TooCostly);
         }
-        let salt = STANDARD.decode(parts[3]).map_err(|_| "SALT is not base64".to_string())?;
-        let hash = STANDARD.decode(parts[4]).map_err(|_| "HASH is not base64".to_string())?;
+        let salt = STANDARD.decode(parts[3]).map_err(|_| PasswordError::SaltNotBase64)?;
+        let hash = STANDARD.decode(parts[4]).map_err(|_| PasswordError::HashNotBase64)?;
         if salt.is_empty() || !(16..=64).contains(&hash.len()) {
-            return Err("SALT is empty or HASH has an unusual length".into());
+            return Err(PasswordError::Lengths);
         }
-        let params =
-            scrypt::Params::new(log_n, r, p, hash.len()).map_err(|_| "invalid scrypt parameters".to_string())?;
+        let params = scrypt::Params::new(log_n, r, p, hash.len()).map_err(|_| PasswordError::InvalidParams)?;
         Ok(PasswordHash { params, log_n, r, p, salt, hash })
     }
 
     /// Hashes `password` with a fresh random salt into the MCF string.
-    pub fn create(password: &[u8], log_n: u8) -> Result<String, String> {
+    pub fn create(password: &[u8], log_n: u8) -> Result<String, PasswordError> {
         if log_n == 0 || log_n > MAX_LOG_N {
-            return Err(format!("log-n must be between 1 and {MAX_LOG_N}"));
+            return Err(PasswordError::LogN);
         }
         let mut salt = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
-            .map_err(|_| "no randomness available".to_string())?;
-        let params = scrypt::Params::new(log_n, 8, 1, 32).map_err(|e| e.to_string())?;
+            .map_err(|_| PasswordError::NoRandomness)?;
+        let params = scrypt::Params::new(log_n, 8, 1, 32).map_err(|_| PasswordError::InvalidParams)?;
         let mut out = Zeroizing::new([0u8; 32]);
-        scrypt::scrypt(password, &salt, &params, out.as_mut()).map_err(|e| e.to_string())?;
+        scrypt::scrypt(password, &salt, &params, out.as_mut()).map_err(|_| PasswordError::Scrypt)?;
         let packed = ((log_n as u32) << 16) | (8 << 8) | 1;
         Ok(format!("$s0${packed:X}${}${}", STANDARD.encode(salt), STANDARD.encode(out.as_ref())))
     }
@@ -118,6 +163,11 @@ mod tests {
         ] {
             assert!(PasswordHash::parse(bad).is_err(), "{bad}");
         }
+        assert_eq!(PasswordHash::parse("$s0$ZZ$c2FsdA==$aGFzaA==").err(), Some(PasswordError::ParamsNotHex));
+        assert_eq!(
+            PasswordHash::parse("$s0$FF0801$c2FsdA==$MDEyMzQ1Njc4OWFiY2RlZg==").err(),
+            Some(PasswordError::Unsupported { log_n: 255, r: 8, p: 1 })
+        );
     }
 
     #[test]

@@ -25,20 +25,29 @@ const EC2_IDS_PER_CALL: usize = 100;
 /// Refresh instance-role credentials this long before they expire.
 const CREDENTIAL_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
+/// Why an AWS API call failed.
 #[derive(Debug)]
 pub enum AwsApiError {
+    /// Transport error (after retries if transient).
     Http(HttpError),
+    /// Instance-role credentials could not be fetched.
     Credentials(ImdsError),
+    /// The request could not be signed.
     Sign(SigV4Error),
     /// An AWS error response (`<Error><Code>..</Code><Message>..</Message></Error>`).
     Service {
+        /// HTTP status.
         status: u16,
+        /// AWS error code, e.g. `Throttling`.
         code: String,
+        /// AWS error message.
         message: String,
     },
     /// Non-2xx without a parsable AWS error.
     UnexpectedStatus {
+        /// HTTP status.
         status: u16,
+        /// The first 200 bytes of the body, control characters blanked.
         body_start: String,
     },
     /// Malformed or unexpected response content.
@@ -108,8 +117,11 @@ impl From<xml::XmlError> for AwsApiError {
 /// Service endpoints (overridable for tests or VPC endpoints).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AwsEndpoints {
+    /// Auto Scaling endpoint.
     pub autoscaling: Url,
+    /// EC2 endpoint.
     pub ec2: Url,
+    /// STS endpoint.
     pub sts: Url,
 }
 
@@ -127,6 +139,7 @@ impl AwsEndpoints {
 /// Where API credentials come from.
 #[derive(Debug)]
 pub enum CredentialSource {
+    /// Fixed credentials (tests, or keys from the config).
     Static(AwsCredentials),
     /// Instance-profile credentials, cached and refreshed before expiry.
     Imds(Arc<ImdsClient>),
@@ -135,13 +148,18 @@ pub enum CredentialSource {
 /// An Auto Scaling group member as listed by `DescribeAutoScalingGroups`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AsgInstance {
+    /// `i-…`
     pub instance_id: String,
+    /// e.g. `InService`, `Pending`, `Terminating`.
     pub lifecycle_state: String,
+    /// `Healthy` or `Unhealthy`.
     pub health_status: String,
+    /// e.g. `eu-west-1a`.
     pub availability_zone: String,
 }
 
 impl AsgInstance {
+    /// True if its lifecycle state counts as a cluster member ([`is_member_state`]).
     pub fn is_member(&self) -> bool {
         is_member_state(&self.lifecycle_state)
     }
@@ -150,18 +168,26 @@ impl AsgInstance {
 /// An instance's Auto Scaling membership as given by `DescribeAutoScalingInstances`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AsgInstanceInfo {
+    /// `i-…`
     pub instance_id: String,
+    /// The Auto Scaling group.
     pub group_name: String,
+    /// e.g. `InService`.
     pub lifecycle_state: String,
+    /// `Healthy` or `Unhealthy`.
     pub health_status: String,
+    /// e.g. `eu-west-1a`.
     pub availability_zone: String,
 }
 
 /// The fields of an EC2 instance the cluster uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ec2Instance {
+    /// `i-…`
     pub instance_id: String,
+    /// Primary private address (none once terminated).
     pub private_ip: Option<std::net::IpAddr>,
+    /// The AMI it was launched from.
     pub image_id: String,
     /// `pending | running | shutting-down | terminated | stopping | stopped`.
     pub state: String,
@@ -170,8 +196,11 @@ pub struct Ec2Instance {
 /// Result of STS GetCallerIdentity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallerIdentity {
+    /// The caller's ARN (for an instance role: `…:assumed-role/ROLE/INSTANCE-ID`).
     pub arn: String,
+    /// 12-digit account id.
     pub account: String,
+    /// The unique id of the caller.
     pub user_id: String,
 }
 
@@ -184,12 +213,17 @@ pub fn is_member_state(state: &str) -> bool {
 /// Parts of `arn:PARTITION:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AssumedRoleArn<'a> {
+    /// e.g. `aws`.
     pub partition: &'a str,
+    /// 12-digit account id.
     pub account: &'a str,
+    /// Role name.
     pub role: &'a str,
+    /// Session name.
     pub session: &'a str,
 }
 
+/// Splits an STS assumed-role ARN; `None` unless every part is well-formed.
 pub fn parse_assumed_role_arn(arn: &str) -> Option<AssumedRoleArn<'_>> {
     let mut it = arn.splitn(6, ':');
     let (prefix, partition, service, region, account, resource) =
@@ -276,10 +310,14 @@ fn error_from_response(resp: &Response) -> AwsApiError {
     AwsApiError::UnexpectedStatus { status, body_start }
 }
 
+/// Timeout and retry settings of [`AwsApiClient`].
 #[derive(Debug, Clone)]
 pub struct AwsApiConfig {
+    /// Timeout of each attempt.
     pub timeout: Duration,
+    /// Attempts per call (at least 1).
     pub attempts: u32,
+    /// First backoff, doubled after each failed attempt.
     pub initial_backoff: Duration,
 }
 
@@ -289,6 +327,7 @@ impl Default for AwsApiConfig {
     }
 }
 
+/// Client for the Auto Scaling, EC2 and STS calls, with cached credentials.
 pub struct AwsApiClient {
     http: HttpClient,
     region: String,
@@ -333,6 +372,7 @@ impl AwsApiClient {
         })
     }
 
+    /// The endpoints it calls.
     pub fn endpoints(&self) -> &AwsEndpoints {
         &self.endpoints
     }

@@ -5,16 +5,21 @@ use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
+/// An access key pair, with the session token of temporary credentials.
 #[derive(Clone)]
 pub struct AwsCredentials {
+    /// The access key id (not secret).
     pub access_key_id: String,
+    /// The secret access key.
     pub secret_access_key: Zeroizing<String>,
+    /// The session token of temporary credentials.
     pub session_token: Option<Zeroizing<String>>,
     /// When temporary credentials expire (`None` for long-term keys).
     pub expiration: Option<SystemTime>,
 }
 
 impl AwsCredentials {
+    /// Long-term (or, with a token, temporary) credentials without an expiry.
     pub fn new(access_key_id: &str, secret_access_key: &str, session_token: Option<&str>) -> AwsCredentials {
         AwsCredentials {
             access_key_id: access_key_id.to_string(),

@@ -24,17 +24,26 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Errors of the HTTP client.
 #[derive(Debug)]
 pub enum HttpError {
+    /// The URL is not an absolute http(s) URL this client accepts.
     InvalidUrl(String),
+    /// A header name or value is unusable.
     InvalidHeader(String),
     /// `https://` URL but the client has no TLS configuration.
     TlsNotConfigured,
+    /// The host name did not resolve to a usable address.
     Resolve(String),
+    /// The TCP connection failed.
     Connect(std::io::Error),
+    /// The TLS handshake failed.
     Tls(std::io::Error),
+    /// HTTP protocol error.
     Protocol(hyper::Error),
+    /// The response body exceeds the limit.
     BodyTooLarge {
+        /// The limit in bytes.
         limit: usize,
     },
+    /// The whole exchange took longer than its timeout.
     Timeout,
 }
 
@@ -70,9 +79,12 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// URL scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
+    /// `http://`
     Http,
+    /// `https://`
     Https,
 }
 
@@ -90,63 +102,61 @@ pub struct Url {
 }
 
 impl Url {
+    /// Parses an absolute `http://` or `https://` URL. The grammar is `http::Uri`'s; on top of it
+    /// only printable ASCII is accepted, no userinfo, no empty port, and host names of letters,
+    /// digits, `.` and `-` (or an IP literal). A fragment is dropped.
     pub fn parse(s: &str) -> Result<Url, HttpError> {
         let bad = |m: &str| HttpError::InvalidUrl(format!("{m}: {s:?}"));
         if s.len() > 8192 || !s.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(bad("not printable ASCII or too long"));
         }
-        let (scheme, rest) = if let Some(r) = strip_prefix_ci(s, "http://") {
-            (Scheme::Http, r)
-        } else if let Some(r) = strip_prefix_ci(s, "https://") {
-            (Scheme::Https, r)
-        } else {
-            return Err(bad("scheme must be http or https"));
+        let uri: hyper::Uri = s.parse().map_err(|e| bad(&format!("{e}")))?;
+        let scheme = match uri.scheme_str() {
+            Some(x) if x.eq_ignore_ascii_case("http") => Scheme::Http,
+            Some(x) if x.eq_ignore_ascii_case("https") => Scheme::Https,
+            _ => return Err(bad("scheme must be http or https")),
         };
-        let rest = rest.split('#').next().unwrap_or("");
-        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path_query) = rest.split_at(auth_end);
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?.as_str();
         if authority.contains('@') {
             return Err(bad("userinfo not allowed"));
         }
-        let default_port = match scheme {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        };
-        let (host, port_str) = if let Some(r) = authority.strip_prefix('[') {
-            let end = r.find(']').ok_or_else(|| bad("unterminated IPv6 literal"))?;
-            let h = &r[..end];
-            h.parse::<std::net::Ipv6Addr>().map_err(|_| bad("bad IPv6 literal"))?;
-            let after = &r[end + 1..];
-            let port = match after.strip_prefix(':') {
-                Some(p) => Some(p),
-                None if after.is_empty() => None,
-                None => return Err(bad("garbage after IPv6 literal")),
-            };
-            (h.to_string(), port)
-        } else {
-            match authority.split_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (authority.to_string(), None),
+        // `Authority::port` reads an empty port as none; the split is done here to refuse it.
+        let (host, port_str) = match authority.strip_prefix('[') {
+            Some(r) => {
+                let (h, after) = r.split_once(']').ok_or_else(|| bad("unterminated IPv6 literal"))?;
+                h.parse::<std::net::Ipv6Addr>().map_err(|_| bad("bad IPv6 literal"))?;
+                match after.strip_prefix(':') {
+                    Some(p) => (h, Some(p)),
+                    None if after.is_empty() => (h, None),
+                    None => return Err(bad("garbage after IPv6 literal")),
+                }
             }
+            None => match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            },
         };
         if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':') {
             return Err(bad("bad host"));
         }
         let port = match port_str {
-            None => default_port,
+            None => match scheme {
+                Scheme::Http => 80,
+                Scheme::Https => 443,
+            },
             Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
                 p.parse::<u16>().map_err(|_| bad("bad port"))?
             }
             Some(_) => return Err(bad("bad port")),
         };
-        let (path, query) = match path_query.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_string())),
-            None => (path_query, None),
+        let path = match uri.path() {
+            "" => "/".to_string(),
+            p => p.to_string(),
         };
-        let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
-        Ok(Url { scheme, host: host.to_ascii_lowercase(), port, path, query })
+        Ok(Url { scheme, host: host.to_ascii_lowercase(), port, path, query: uri.query().map(String::from) })
     }
 
+    /// The scheme.
     pub fn scheme(&self) -> Scheme {
         self.scheme
     }
@@ -154,6 +164,7 @@ impl Url {
     pub fn host(&self) -> &str {
         &self.host
     }
+    /// The port (the scheme default if none was given).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -207,14 +218,6 @@ impl Url {
     }
 }
 
-fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()) {
-        Some(&s[prefix.len()..])
-    } else {
-        None
-    }
-}
-
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", self.origin(), self.path_and_query())
@@ -263,8 +266,11 @@ impl fmt::Debug for HttpClient {
 /// A complete response.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// Status code.
     pub status: StatusCode,
+    /// Response headers.
     pub headers: HeaderMap,
+    /// The whole body (within the limit).
     pub body: Bytes,
 }
 
@@ -459,6 +465,9 @@ mod tests {
         assert_eq!(u.host(), "::1");
         assert_eq!(u.host_header(), "[::1]:8080");
         assert_eq!(u.with_path_and_query("/q?a=b").unwrap().to_string(), "http://[::1]:8080/q?a=b");
+        let u = Url::parse("HTTP://Example.com?x").unwrap();
+        assert_eq!((u.scheme(), u.path_and_query().as_str()), (Scheme::Http, "/?x"));
+        assert_eq!(Url::parse("https://h:8443").unwrap().host_header(), "h:8443");
         for bad in [
             "ftp://x/",
             "http://",
@@ -469,6 +478,12 @@ mod tests {
             "http://hé/",
             "http://[::1/",
             "http://host_x/",
+            "http://[::1]x/",
+            "http://[fe80::1%25eth0]/",
+            "http://a:b@host/",
+            "http://host/\u{7f}",
+            "//host/",
+            "/path",
         ] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }

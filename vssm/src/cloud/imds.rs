@@ -15,6 +15,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::credentials::AwsCredentials;
 use super::http_client::{header_map, HttpClient, HttpError, Url};
 
+/// The instance metadata service address.
 pub const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
 const TOKEN_PATH: &str = "/latest/api/token";
 const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -28,6 +29,7 @@ const MAX_USER_DATA: usize = 64 * 1024;
 const MAX_ROLE_LIST: usize = 4 * 1024;
 const MAX_ROLE_CREDENTIALS: usize = 16 * 1024;
 
+/// Why IMDS gave no usable answer.
 #[derive(Debug)]
 pub enum ImdsError {
     /// Transport error (after retries if transient).
@@ -35,7 +37,12 @@ pub enum ImdsError {
     /// Still 401 after re-fetching the token.
     Unauthorized,
     /// Unexpected HTTP status (after retries for 5xx).
-    Status { status: u16, path: String },
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The path asked for.
+        path: String,
+    },
     /// The resource does not exist (404) where it must.
     NotFound(String),
     /// The response content is malformed or outside limits.
@@ -56,6 +63,7 @@ impl fmt::Display for ImdsError {
 
 impl std::error::Error for ImdsError {}
 
+/// Retry and timeout settings of [`ImdsClient`].
 #[derive(Debug, Clone)]
 pub struct ImdsConfig {
     /// Maximum attempts per call (transport errors and 5xx are retried).
@@ -64,6 +72,7 @@ pub struct ImdsConfig {
     pub attempt_timeout: Duration,
     /// First backoff; doubled after each failure up to `max_backoff`.
     pub initial_backoff: Duration,
+    /// Longest backoff.
     pub max_backoff: Duration,
     /// Token TTL requested from IMDS (1..=21600).
     pub token_ttl_secs: u32,
@@ -86,6 +95,7 @@ struct CachedToken {
     refresh_at: Instant,
 }
 
+/// IMDSv2 client with a cached session token.
 pub struct ImdsClient {
     base: Url,
     http: HttpClient,
@@ -120,6 +130,7 @@ impl ImdsClient {
         ImdsClient::with_config(base_url, ImdsConfig::default(), HttpClient::new())
     }
 
+    /// Client for `base_url` with these settings and HTTP client.
     pub fn with_config(base_url: &str, cfg: ImdsConfig, http: HttpClient) -> Result<ImdsClient, ImdsError> {
         let base = Url::parse(base_url).map_err(|e| ImdsError::Invalid(e.to_string()))?;
         if base.path() != "/" || base.query().is_some() {

@@ -14,14 +14,19 @@ use serde::{Deserialize, Serialize};
 use super::credentials::AwsCredentials;
 use super::http_client::Url;
 
+/// The SigV4 algorithm name in `Authorization`.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// Body of the STS GetCallerIdentity query call.
 pub const STS_GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+/// Content type of query-API request bodies.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
+/// Why a request could not be signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SigV4Error {
+    /// A header name or value is unusable.
     InvalidHeader(String),
+    /// The URL, time, region or service is unusable.
     InvalidInput(String),
 }
 
@@ -98,6 +103,7 @@ pub fn form_encode(params: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// The canonical URI of a wire-form path (segments re-encoded).
 pub fn canonical_uri(path: &str) -> String {
     if path.is_empty() {
         return "/".to_string();
@@ -105,6 +111,7 @@ pub fn canonical_uri(path: &str) -> String {
     path.split('/').map(|seg| uri_encode(&percent_decode(seg))).collect::<Vec<_>>().join("/")
 }
 
+/// The canonical query string: pairs re-encoded and sorted.
 pub fn canonical_query(query: Option<&str>) -> String {
     let Some(q) = query else { return String::new() };
     let mut pairs: Vec<(String, String)> = q
@@ -170,10 +177,12 @@ pub fn canonical_request(
     Ok((creq, signed))
 }
 
+/// `DATE/REGION/SERVICE/aws4_request`.
 pub fn credential_scope(date: &str, region: &str, service: &str) -> String {
     format!("{date}/{region}/{service}/aws4_request")
 }
 
+/// The string to sign for a canonical request.
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
     format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex_sha256(canonical_request.as_bytes()))
 }
@@ -182,6 +191,7 @@ fn hmac_sign(key: &[u8], data: &[u8]) -> hmac::Tag {
     hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
 }
 
+/// The derived signing key for a date, region and service.
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
     let mut k0 = zeroize::Zeroizing::new(Vec::with_capacity(secret.len() + 4));
     k0.extend_from_slice(b"AWS4");
@@ -286,14 +296,21 @@ pub fn sign(
 /// Parsed `Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedAuthorization {
+    /// Access key id of the credential.
     pub access_key_id: String,
+    /// `YYYYMMDD` of the credential scope.
     pub date: String,
+    /// Region of the credential scope.
     pub region: String,
+    /// Service of the credential scope.
     pub service: String,
+    /// Lowercase names of the signed headers.
     pub signed_headers: Vec<String>,
+    /// Hex signature.
     pub signature: String,
 }
 
+/// Parses a SigV4 `Authorization` value; `None` if it is not one.
 pub fn parse_authorization(value: &str) -> Option<ParsedAuthorization> {
     let rest = value.strip_prefix(ALGORITHM)?.strip_prefix(' ')?;
     let (mut cred, mut signed, mut sig) = (None, None, None);
@@ -327,10 +344,13 @@ pub fn parse_authorization(value: &str) -> Option<ParsedAuthorization> {
 /// A complete signed HTTP request, serializable so it can travel inside a JSON join request.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedRequest {
+    /// HTTP method.
     pub method: String,
+    /// Absolute URL.
     pub url: String,
     /// All headers to send, in order (including `host`).
     pub headers: Vec<(String, String)>,
+    /// Request body.
     pub body: String,
 }
 

@@ -1,28 +1,46 @@
-//! Minimal, defensive XML reader for AWS query-API responses: elements and text only
-//! (attributes are skipped, namespace prefixes dropped), no DTDs/entities beyond the five
-//! predefined ones and numeric references, with size, depth and node-count limits.
+//! XML reader for AWS query-API responses, on top of `roxmltree`.
+//!
+//! AWS answers are hostile input. `roxmltree` was chosen over `quick-xml`
+//! because it checks well-formedness itself (matching end tags, one root,
+//! namespaces, entity syntax) where `quick-xml` is a lenient tokenizer that
+//! leaves those checks to the caller; it has no `unsafe`, one small dependency
+//! (`memchr`), refuses any DTD by default (`allow_dtd: false`, so no entity
+//! expansion and no external entities) and can cap the node count. This
+//! module adds what it lacks: an input size limit, a UTF-8 check, and a depth
+//! limit applied while copying the tree into [`Element`]s (elements and text
+//! only; attributes, comments and processing instructions are dropped,
+//! namespace prefixes removed).
 
-use std::fmt;
-
+/// Largest document accepted, in bytes.
 pub const MAX_INPUT: usize = 4 * 1024 * 1024;
+/// Deepest element nesting accepted (AWS responses need about 8).
 pub const MAX_DEPTH: usize = 64;
-pub const MAX_ELEMENTS: usize = 200_000;
+/// Most nodes (elements, text, comments…) accepted in one document.
+pub const MAX_NODES: u32 = 400_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XmlError(pub String);
-
-impl fmt::Display for XmlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "XML: {}", self.0)
-    }
+/// Why a response was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// The document is larger than [`MAX_INPUT`].
+    #[error("XML: document too large")]
+    TooLarge,
+    /// The document is not UTF-8 (AWS always answers in UTF-8).
+    #[error("XML: not UTF-8")]
+    NotUtf8,
+    /// Elements nest deeper than [`MAX_DEPTH`].
+    #[error("XML: nesting too deep")]
+    TooDeep,
+    /// Not well-formed, a DTD, an unknown entity or more than [`MAX_NODES`] nodes.
+    #[error("XML: {0}")]
+    Syntax(String),
 }
 
-impl std::error::Error for XmlError {}
-
+/// One element: local name, child elements and direct text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     /// Local name (prefix removed).
     pub name: String,
+    /// Child elements in document order.
     pub children: Vec<Element>,
     /// Concatenated character data directly inside this element (untrimmed).
     pub text: String,
@@ -58,154 +76,33 @@ impl Element {
     }
 }
 
-fn err<T>(m: &str) -> Result<T, XmlError> {
-    Err(XmlError(m.to_string()))
-}
-
-fn local_name(qname: &str) -> &str {
-    qname.rsplit(':').next().unwrap_or(qname)
-}
-
-fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 256 && n.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
-}
-
-fn decode_text(raw: &str, out: &mut String) -> Result<(), XmlError> {
-    let mut rest = raw;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let end = after.find(';').filter(|e| *e <= 10).ok_or_else(|| XmlError("bad entity".into()))?;
-        let ent = &after[..end];
-        let c = match ent {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(h) = ent.strip_prefix("#x").or_else(|| ent.strip_prefix("#X")) {
-                    u32::from_str_radix(h, 16).ok()
-                } else if let Some(d) = ent.strip_prefix('#') {
-                    d.parse::<u32>().ok()
-                } else {
-                    None
-                };
-                code.and_then(char::from_u32).ok_or_else(|| XmlError(format!("unknown entity &{ent};")))?
-            }
-        };
-        out.push(c);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(())
-}
-
 /// Parses a complete document into its root element.
 pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
     if input.len() > MAX_INPUT {
-        return err("document too large");
+        return Err(XmlError::TooLarge);
     }
-    let s = std::str::from_utf8(input).map_err(|_| XmlError("not UTF-8".into()))?;
-    let s = s.strip_prefix('\u{feff}').unwrap_or(s);
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut count = 0usize;
-    let mut pos = 0usize;
-    while pos < s.len() {
-        let rest = &s[pos..];
-        if !rest.starts_with('<') {
-            let end = rest.find('<').unwrap_or(rest.len());
-            let raw = &rest[..end];
-            match stack.last_mut() {
-                Some(top) => decode_text(raw, &mut top.text)?,
-                None if raw.trim().is_empty() => {}
-                None => return err("text outside the root element"),
-            }
-            pos += end;
-            continue;
-        }
-        if let Some(r) = rest.strip_prefix("<?") {
-            let end = r.find("?>").ok_or_else(|| XmlError("unterminated processing instruction".into()))?;
-            pos += 2 + end + 2;
-        } else if let Some(r) = rest.strip_prefix("<!--") {
-            let end = r.find("-->").ok_or_else(|| XmlError("unterminated comment".into()))?;
-            pos += 4 + end + 3;
-        } else if let Some(r) = rest.strip_prefix("<![CDATA[") {
-            let end = r.find("]]>").ok_or_else(|| XmlError("unterminated CDATA".into()))?;
-            match stack.last_mut() {
-                Some(top) => top.text.push_str(&r[..end]),
-                None => return err("CDATA outside the root element"),
-            }
-            pos += 9 + end + 3;
-        } else if rest.starts_with("<!") {
-            return err("DTDs and declarations are not accepted");
-        } else if let Some(r) = rest.strip_prefix("</") {
-            let end = r.find('>').ok_or_else(|| XmlError("unterminated end tag".into()))?;
-            let name = r[..end].trim();
-            let el = stack.pop().ok_or_else(|| XmlError("unexpected end tag".into()))?;
-            if local_name(name) != el.name {
-                return Err(XmlError(format!("mismatched end tag </{name}> for <{}>", el.name)));
-            }
-            match stack.last_mut() {
-                Some(parent) => parent.children.push(el),
-                None => root = Some(el),
-            }
-            pos += 2 + end + 1;
-        } else {
-            // Start tag: name, then attributes (skipped, quotes respected), then `>` or `/>`.
-            let r = &rest[1..];
-            let name_end = r.find(|c: char| c.is_whitespace() || c == '/' || c == '>').unwrap_or(r.len());
-            let qname = &r[..name_end];
-            if !valid_name(qname) {
-                return Err(XmlError(format!("bad element name {qname:?}")));
-            }
-            if root.is_some() {
-                return err("content after the root element");
-            }
-            let mut i = name_end;
-            let bytes = r.as_bytes();
-            let self_closing = loop {
-                match bytes.get(i) {
-                    None => return err("unterminated start tag"),
-                    Some(b'>') => break false,
-                    Some(b'/') if bytes.get(i + 1) == Some(&b'>') => {
-                        i += 1;
-                        break true;
-                    }
-                    Some(b'"') | Some(b'\'') => {
-                        let q = bytes[i];
-                        let close =
-                            r[i + 1..].find(q as char).ok_or_else(|| XmlError("unterminated attribute".into()))?;
-                        i += 1 + close + 1;
-                    }
-                    Some(b'<') => return err("'<' in start tag"),
-                    Some(_) => i += 1,
-                }
-            };
-            count += 1;
-            if count > MAX_ELEMENTS {
-                return err("too many elements");
-            }
-            if stack.len() >= MAX_DEPTH {
-                return err("nesting too deep");
-            }
-            let el = Element { name: local_name(qname).to_string(), ..Default::default() };
-            if self_closing {
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            } else {
-                stack.push(el);
-            }
-            pos += 1 + i + 1;
+    let text = std::str::from_utf8(input).map_err(|_| XmlError::NotUtf8)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let options = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..Default::default() };
+    let document =
+        roxmltree::Document::parse_with_options(text, options).map_err(|e| XmlError::Syntax(e.to_string()))?;
+    convert(document.root_element(), 1)
+}
+
+/// Copies `node` and its subtree; recursion is bounded by [`MAX_DEPTH`].
+fn convert(node: roxmltree::Node<'_, '_>, depth: usize) -> Result<Element, XmlError> {
+    if depth > MAX_DEPTH {
+        return Err(XmlError::TooDeep);
+    }
+    let mut element = Element { name: node.tag_name().name().to_string(), ..Default::default() };
+    for child in node.children() {
+        if child.is_element() {
+            element.children.push(convert(child, depth + 1)?);
+        } else if let Some(text) = child.is_text().then(|| child.text()).flatten() {
+            element.text.push_str(text);
         }
     }
-    if !stack.is_empty() {
-        return err("unclosed elements at end of document");
-    }
-    root.ok_or_else(|| XmlError("no root element".into()))
+    Ok(element)
 }
 
 #[cfg(test)]
@@ -233,21 +130,75 @@ mod tests {
     }
 
     #[test]
+    fn byte_order_mark_and_default_namespace_are_accepted() {
+        let doc = "\u{feff}<R xmlns=\"https://ec2.amazonaws.com/doc/2016-11-15/\"><a>1</a></R>";
+        let root = parse(doc.as_bytes()).unwrap();
+        assert_eq!((root.name.as_str(), root.child_text("a")), ("R", Some("1")));
+    }
+
+    #[test]
     fn rejects_hostile_or_broken_documents() {
         let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
         for bad in [
             &b"<a><b></a></b>"[..],
             b"<a>",
             b"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
+            b"<!DOCTYPE a SYSTEM \"file:///etc/passwd\"><a/>",
             b"<a>&unknown;</a>",
+            b"<a>&#0;</a>",
             b"<a></a><b></b>",
             b"text<a/>",
             b"<a>\xff</a>",
             b"",
             b"<a attr=\"unterminated></a>",
+            b"<p:a>undeclared prefix</p:a>",
             deep.as_bytes(),
         ] {
             assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(parse(deep.as_bytes()), Err(XmlError::TooDeep));
+        assert_eq!(parse(b"<a>\xff</a>"), Err(XmlError::NotUtf8));
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_as_a_dtd() {
+        let doc = br#"<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<lolz>&lol3;</lolz>"#;
+        assert!(matches!(parse(doc), Err(XmlError::Syntax(_))));
+    }
+
+    #[test]
+    fn size_and_node_count_are_bounded() {
+        let mut huge = b"<a>".to_vec();
+        huge.resize(MAX_INPUT + 1, b'x');
+        assert_eq!(parse(&huge), Err(XmlError::TooLarge));
+        // Within the size limit but more nodes than allowed.
+        let many = format!("<a>{}</a>", "<b/>".repeat(MAX_NODES as usize + 1));
+        assert!(many.len() <= MAX_INPUT);
+        assert!(matches!(parse(many.as_bytes()), Err(XmlError::Syntax(_))));
+    }
+
+    #[test]
+    fn very_deep_nesting_fails_without_overflowing_the_stack() {
+        let depth = 200_000;
+        let doc = "<a>".repeat(depth) + &"</a>".repeat(depth);
+        assert!(parse(doc.as_bytes()).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn tag_soup_never_panics(parts in proptest::collection::vec(
+            proptest::sample::select(vec!["<a>", "</a>", "<b/>", "&amp;", "&x;", "<![CDATA[", "]]>", "<!--", "-->",
+                                          "<?x", "?>", "<!DOCTYPE a>", "t", " ", "\"", "=", "xmlns:p='u'", "<p:c>"]),
+            0..64)) {
+            let _ = parse(parts.concat().as_bytes());
         }
     }
 }

@@ -3,12 +3,15 @@
 //! STS proof, on top of the hand-written clients in [`crate::cloud`].
 
 use super::discovery::Peer;
-use crate::cloud::aws_api::{assumed_role_session_name, AwsApiClient, AwsApiConfig, AwsEndpoints, CredentialSource};
+use crate::cloud::aws_api::{
+    assumed_role_session_name, AwsApiClient, AwsApiConfig, AwsApiError, AwsEndpoints, CredentialSource,
+};
 use crate::cloud::aws_identity::IdentityDocument;
-use crate::cloud::http_client::{HttpClient, Url};
-use crate::cloud::imds::ImdsClient;
-use crate::cloud::sigv4::{signed_request_for_sts_get_caller_identity, SignedRequest};
+use crate::cloud::http_client::{HttpClient, HttpError, Url};
+use crate::cloud::imds::{ImdsClient, ImdsError};
+use crate::cloud::sigv4::{signed_request_for_sts_get_caller_identity, SigV4Error, SignedRequest};
 use crate::config;
+use crate::crypto::quote;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -21,6 +24,63 @@ const MISS_REFRESH: Duration = Duration::from_millis(200);
 /// A signed STS request older (or newer) than this is refused.
 const STS_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 
+/// A failed AWS call, or a strong-mode STS proof that does not hold.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    /// No AWS endpoints for this region.
+    #[error("{0}")]
+    Region(AwsApiError),
+    /// A configured endpoint override is not a URL.
+    #[error("{url}: {reason}")]
+    EndpointUrl {
+        /// The configured value (from the operator's config).
+        url: String,
+        /// Why it is not a URL.
+        reason: HttpError,
+    },
+    /// An Auto Scaling, EC2 or STS call failed.
+    #[error("{0}")]
+    Api(AwsApiError),
+    /// This instance is in no Auto Scaling group.
+    #[error("instance {0} is not in an Auto Scaling group")]
+    NotInGroup(String),
+    /// The instance role's credentials are not available from IMDS.
+    #[error("role credentials: {0}")]
+    Credentials(ImdsError),
+    /// The STS request could not be signed.
+    #[error("{0}")]
+    Sign(SigV4Error),
+    /// The STS request carries no SigV4 Authorization header.
+    #[error("stsRequest has no SigV4 Authorization")]
+    NoAuthorization,
+    /// The STS request does not sign a header that binds it to this join.
+    #[error("stsRequest does not sign {0}")]
+    HeaderNotSigned(&'static str),
+    /// A bound header has another value than this join's.
+    #[error("stsRequest {0} does not match this join")]
+    HeaderMismatch(&'static str),
+    /// No parsable x-amz-date.
+    #[error("stsRequest has no valid x-amz-date")]
+    NoDate,
+    /// Signed too long ago (or in the future).
+    #[error("stsRequest is not fresh")]
+    Stale,
+    /// STS refused the forwarded request.
+    #[error("STS: {0}")]
+    Sts(AwsApiError),
+    /// STS names another account than the identity document.
+    #[error("STS account {0} is not the document's")]
+    WrongAccount(String),
+    /// STS names a caller other than the instance's role session.
+    #[error("STS caller {arn} is not the instance role session of {instance_id}")]
+    WrongCaller {
+        /// The caller STS reported, quoted and bounded.
+        arn: String,
+        /// The instance of the identity document.
+        instance_id: String,
+    },
+}
+
 /// An HTTP client for AWS endpoints: public WebPKI roots for https, the
 /// node's own address as source.
 fn aws_http(source: IpAddr) -> HttpClient {
@@ -30,9 +90,9 @@ fn aws_http(source: IpAddr) -> HttpClient {
     HttpClient::with_tls(Arc::new(tls)).source_ip(source)
 }
 
-fn endpoints(region: &str, overrides: &config::AwsEndpoints) -> Result<AwsEndpoints, String> {
-    let mut endpoints = AwsEndpoints::for_region(region).map_err(|e| e.to_string())?;
-    let parse = |u: &String| Url::parse(u).map_err(|e| format!("{u}: {e}"));
+fn endpoints(region: &str, overrides: &config::AwsEndpoints) -> Result<AwsEndpoints, AwsError> {
+    let mut endpoints = AwsEndpoints::for_region(region).map_err(AwsError::Region)?;
+    let parse = |u: &String| Url::parse(u).map_err(|reason| AwsError::EndpointUrl { url: u.clone(), reason });
     if let Some(u) = &overrides.autoscaling {
         endpoints.autoscaling = parse(u)?;
     }
@@ -65,7 +125,7 @@ impl AwsDiscovery {
         own: &IdentityDocument,
         overrides: &config::AwsEndpoints,
         source: IpAddr,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AwsError> {
         let api = AwsApiClient::new(
             aws_http(source),
             &own.region,
@@ -73,7 +133,7 @@ impl AwsDiscovery {
             CredentialSource::Imds(Arc::clone(imds)),
             AwsApiConfig::default(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(AwsError::Api)?;
         Ok(AwsDiscovery {
             inner: Arc::new(DiscoveryInner {
                 api,
@@ -85,13 +145,13 @@ impl AwsDiscovery {
     }
 
     /// Pending/InService instances of the group with their private addresses.
-    pub async fn members(&self) -> Result<Vec<Peer>, String> {
+    pub async fn members(&self) -> Result<Vec<Peer>, AwsError> {
         self.members_newer_than(MEMBERS_CACHE).await
     }
 
     /// Whether `instance_id` is a member at `ip`; a miss on a cached answer
     /// re-asks AWS once.
-    pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, String> {
+    pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, AwsError> {
         let found = |peers: &[Peer]| peers.iter().any(|p| p.ip == ip && p.instance_id.as_deref() == Some(instance_id));
         if found(&self.members().await?) {
             return Ok(true);
@@ -99,7 +159,7 @@ impl AwsDiscovery {
         Ok(found(&self.members_newer_than(MISS_REFRESH).await?))
     }
 
-    async fn members_newer_than(&self, max_age: Duration) -> Result<Vec<Peer>, String> {
+    async fn members_newer_than(&self, max_age: Duration) -> Result<Vec<Peer>, AwsError> {
         if let Some((at, peers)) = &*self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()) {
             if at.elapsed() < max_age {
                 return Ok(peers.clone());
@@ -107,14 +167,14 @@ impl AwsDiscovery {
         }
         let group = self.group().await?;
         let api = &self.inner.api;
-        let instances = api.describe_auto_scaling_instances_of_group(&group).await.map_err(|e| e.to_string())?;
+        let instances = api.describe_auto_scaling_instances_of_group(&group).await.map_err(AwsError::Api)?;
         let ids: Vec<&str> = instances.iter().filter(|i| i.is_member()).map(|i| i.instance_id.as_str()).collect();
         let peers: Vec<Peer> = if ids.is_empty() {
             Vec::new()
         } else {
             api.describe_instances(&ids)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(AwsError::Api)?
                 .into_iter()
                 .filter(|i| i.state == "pending" || i.state == "running")
                 .filter_map(|i| i.private_ip.map(|ip| Peer { ip, instance_id: Some(i.instance_id) }))
@@ -124,7 +184,7 @@ impl AwsDiscovery {
         Ok(peers)
     }
 
-    async fn group(&self) -> Result<String, String> {
+    async fn group(&self) -> Result<String, AwsError> {
         if let Some(group) = &*self.inner.group.lock().unwrap_or_else(|e| e.into_inner()) {
             return Ok(group.clone());
         }
@@ -133,8 +193,8 @@ impl AwsDiscovery {
             .api
             .find_group_of_instance(&self.inner.instance_id)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("instance {} is not in an Auto Scaling group", self.inner.instance_id))?;
+            .map_err(AwsError::Api)?
+            .ok_or_else(|| AwsError::NotInGroup(self.inner.instance_id.clone()))?;
         *self.inner.group.lock().unwrap_or_else(|e| e.into_inner()) = Some(info.group_name.clone());
         Ok(info.group_name)
     }
@@ -155,7 +215,7 @@ impl StsVerifier {
         own: &IdentityDocument,
         overrides: &config::AwsEndpoints,
         source: IpAddr,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AwsError> {
         let endpoints = endpoints(&own.region, overrides)?;
         let sts_endpoint = endpoints.sts.clone();
         let api = AwsApiClient::new(
@@ -165,13 +225,17 @@ impl StsVerifier {
             CredentialSource::Imds(Arc::clone(imds)),
             AwsApiConfig::default(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(AwsError::Api)?;
         Ok(StsVerifier { api, region: own.region.clone(), sts_endpoint })
     }
 
     /// Signs GetCallerIdentity with this instance's role, binding `bound` headers.
-    pub async fn sign_for_join(&self, imds: &ImdsClient, bound: &[(&str, String)]) -> Result<SignedRequest, String> {
-        let credentials = imds.role_credentials().await.map_err(|e| format!("role credentials: {e}"))?;
+    pub async fn sign_for_join(
+        &self,
+        imds: &ImdsClient,
+        bound: &[(&'static str, String)],
+    ) -> Result<SignedRequest, AwsError> {
+        let credentials = imds.role_credentials().await.map_err(AwsError::Credentials)?;
         let headers: Vec<(&str, &str)> = bound.iter().map(|(n, v)| (*n, v.as_str())).collect();
         signed_request_for_sts_get_caller_identity(
             &credentials,
@@ -180,7 +244,7 @@ impl StsVerifier {
             SystemTime::now(),
             Some(&self.sts_endpoint),
         )
-        .map_err(|e| e.to_string())
+        .map_err(AwsError::Sign)
     }
 
     /// Checks that `request` signs the `expected` headers with their values,
@@ -189,32 +253,31 @@ impl StsVerifier {
     pub async fn verify_instance(
         &self,
         request: &SignedRequest,
-        expected: &[(&str, String)],
+        expected: &[(&'static str, String)],
         doc: &IdentityDocument,
-    ) -> Result<(), String> {
-        let authorization = request.authorization().ok_or("stsRequest has no SigV4 Authorization")?;
+    ) -> Result<(), AwsError> {
+        let authorization = request.authorization().ok_or(AwsError::NoAuthorization)?;
         for (name, value) in expected {
             if !authorization.signed_headers.iter().any(|h| h == name) {
-                return Err(format!("stsRequest does not sign {name}"));
+                return Err(AwsError::HeaderNotSigned(name));
             }
             if request.header(name) != Some(value.as_str()) {
-                return Err(format!("stsRequest {name} does not match this join"));
+                return Err(AwsError::HeaderMismatch(name));
             }
         }
-        let signed_at =
-            request.header("x-amz-date").and_then(parse_amz_date).ok_or("stsRequest has no valid x-amz-date")?;
+        let signed_at = request.header("x-amz-date").and_then(parse_amz_date).ok_or(AwsError::NoDate)?;
         let now = SystemTime::now();
         let skew = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
         if skew > STS_MAX_SKEW {
-            return Err("stsRequest is not fresh".into());
+            return Err(AwsError::Stale);
         }
-        let identity = self.api.sts_get_caller_identity(request).await.map_err(|e| format!("STS: {e}"))?;
+        let identity = self.api.sts_get_caller_identity(request).await.map_err(AwsError::Sts)?;
         if identity.account != doc.account_id {
-            return Err(format!("STS account {} is not the document's", identity.account));
+            return Err(AwsError::WrongAccount(quote(&identity.account)));
         }
         match assumed_role_session_name(&identity.arn) {
             Some(session) if session == doc.instance_id => Ok(()),
-            _ => Err(format!("STS caller {} is not the instance role session of {}", identity.arn, doc.instance_id)),
+            _ => Err(AwsError::WrongCaller { arn: quote(&identity.arn), instance_id: doc.instance_id.clone() }),
         }
     }
 }

@@ -3,9 +3,12 @@
 //! instances of the trusted images, so that no operator has to upload the
 //! key to a node by hand. Nodes find it through `cluster.bootstrappers`.
 
+use super::join::client::AttestationError;
 use super::join::{trusted_signers, JoinPolicy, JoinServer};
 use crate::audit::{AuditLog, Outcome, DEFAULT_CAPACITY};
+use crate::config::CertificateError;
 use crate::crypto::keys::AsymmetricKey;
+use crate::crypto::CryptoError;
 use crate::tls;
 use rustls_pki_types::CertificateDer;
 use std::net::{IpAddr, SocketAddr};
@@ -13,15 +16,56 @@ use std::sync::Arc;
 
 /// What the bootstrapper serves and whom it trusts.
 pub struct BootstrapperOptions {
+    /// AMI ids allowed to receive the key.
     pub trusted_images: Vec<String>,
+    /// The RPC private key, PEM or DER.
     pub private_key_pem_or_der: zeroize::Zeroizing<Vec<u8>>,
+    /// The RPC certificate (the join port presents it).
     pub certificate: CertificateDer<'static>,
+    /// Address to listen on.
     pub bind: IpAddr,
+    /// Port to listen on.
     pub port: u16,
+    /// Required AWS account of joining instances.
     pub account: Option<String>,
+    /// Required region of joining instances; None accepts any.
     pub region: Option<String>,
     /// Extra identity-signing certificates (DER), e.g. the fake AWS's CA in tests.
     pub attestation_cas: Vec<Vec<u8>>,
+}
+
+/// Why the bootstrapper cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapperError {
+    /// No trusted image, or one that is not an AMI id.
+    #[error("--trusted-image needs one or more AMI ids (ami-…)")]
+    Images,
+    /// The private key file is not a private key.
+    #[error("--private-key: {0}")]
+    PrivateKeyFile(tls::TlsError),
+    /// The private key is not a supported key.
+    #[error("--private-key: {0}")]
+    PrivateKey(CryptoError),
+    /// The certificate is not X.509.
+    #[error("--certificate: {0}")]
+    Certificate(CertificateError),
+    /// The private key is not the certificate's.
+    #[error("--private-key is not the key of the RPC certificate")]
+    KeyMismatch,
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// An attestation CA certificate is not usable.
+    #[error(transparent)]
+    Signers(#[from] AttestationError),
+    /// The join port cannot be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        reason: std::io::Error,
+    },
 }
 
 /// A prepared bootstrapper; [`Bootstrapper::serve`] runs it.
@@ -35,19 +79,19 @@ pub struct Bootstrapper {
 
 impl Bootstrapper {
     /// Checks the options: the key must be the certificate's, images given.
-    pub fn new(options: BootstrapperOptions) -> Result<Bootstrapper, String> {
+    pub fn new(options: BootstrapperOptions) -> Result<Bootstrapper, BootstrapperError> {
         if options.trusted_images.is_empty() || options.trusted_images.iter().any(|i| !i.starts_with("ami-")) {
-            return Err("--trusted-image needs one or more AMI ids (ami-…)".into());
+            return Err(BootstrapperError::Images);
         }
         let loaded =
-            tls::load_private_key(&options.private_key_pem_or_der).map_err(|e| format!("--private-key: {e}"))?;
-        let key = AsymmetricKey::from_pkcs8_der(loaded.secret_der()).map_err(|e| format!("--private-key: {e}"))?;
-        let spki = crate::config::spki_of(&options.certificate).map_err(|e| format!("--certificate: {e}"))?;
+            tls::load_private_key(&options.private_key_pem_or_der).map_err(BootstrapperError::PrivateKeyFile)?;
+        let key = AsymmetricKey::from_pkcs8_der(loaded.secret_der()).map_err(BootstrapperError::PrivateKey)?;
+        let spki = crate::config::spki_of(&options.certificate).map_err(BootstrapperError::Certificate)?;
         if key.public_key_der() != spki {
-            return Err("--private-key is not the key of the RPC certificate".into());
+            return Err(BootstrapperError::KeyMismatch);
         }
         let tls_key = key.to_rustls_key();
-        let tls = tls::server_config(vec![options.certificate], tls_key, None).map_err(|e| e.to_string())?;
+        let tls = tls::server_config(vec![options.certificate], tls_key, None)?;
         let policy = JoinPolicy {
             signers: trusted_signers(&options.attestation_cas)?,
             account_id: options.account,
@@ -66,10 +110,10 @@ impl Bootstrapper {
     }
 
     /// Serves joins until `shutdown` fires.
-    pub async fn serve(self, shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), String> {
+    pub async fn serve(self, shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), BootstrapperError> {
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", self.addr))?;
+            .map_err(|reason| BootstrapperError::Listen { addr: self.addr, reason })?;
         eprintln!("vssm bootstrapper: serving joins on {}", self.addr);
         let tls = self.tls;
         let (server, key, audit) = (self.server, self.key, self.audit);

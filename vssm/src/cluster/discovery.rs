@@ -1,15 +1,28 @@
 //! Finding peers: a static list from the config, or the node's own EC2
 //! Auto Scaling group. One interface, so sync and join do not care which.
 
+use super::aws::AwsError;
 use crate::config::{ClusterConfig, DiscoveryConfig};
 use std::net::IpAddr;
 
 /// A peer as discovery reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
+    /// Its private address.
     pub ip: IpAddr,
     /// The EC2 instance id, when discovery knows it.
     pub instance_id: Option<String>,
+}
+
+/// Why discovery could not be set up or could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// AWS discovery is configured but this instance's identity is unknown.
+    #[error("AWS discovery needs the instance identity from IMDS")]
+    NoIdentity,
+    /// The Auto Scaling group could not be read.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
 }
 
 /// Where peers come from, and this node's own address (left out).
@@ -30,17 +43,17 @@ impl Discovery {
         config: &ClusterConfig,
         aws: Option<super::aws::AwsDiscovery>,
         own_ip: IpAddr,
-    ) -> Result<Discovery, String> {
+    ) -> Result<Discovery, DiscoveryError> {
         let source = match (&config.discovery, aws) {
             (DiscoveryConfig::Static(ips), _) => Source::Static(ips.clone()),
             (DiscoveryConfig::Aws, Some(aws)) => Source::Aws(aws),
-            (DiscoveryConfig::Aws, None) => return Err("AWS discovery needs the instance identity from IMDS".into()),
+            (DiscoveryConfig::Aws, None) => return Err(DiscoveryError::NoIdentity),
         };
         Ok(Discovery { source, own_ip })
     }
 
     /// The current peers, without this node.
-    pub async fn peers(&self) -> Result<Vec<Peer>, String> {
+    pub async fn peers(&self) -> Result<Vec<Peer>, DiscoveryError> {
         let mut peers = match &self.source {
             Source::Static(ips) => ips.iter().map(|ip| Peer { ip: *ip, instance_id: None }).collect(),
             Source::Aws(aws) => aws.members().await?,
@@ -51,10 +64,10 @@ impl Discovery {
 
     /// Whether a joining instance is a current member: in its group and
     /// Pending/InService with this private address (AWS), or listed (static).
-    pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, String> {
+    pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, DiscoveryError> {
         match &self.source {
             Source::Static(ips) => Ok(ips.contains(&ip)),
-            Source::Aws(aws) => aws.is_member(instance_id, ip).await,
+            Source::Aws(aws) => Ok(aws.is_member(instance_id, ip).await?),
         }
     }
 }

@@ -55,6 +55,7 @@ impl Drop for Link {
 }
 
 impl PeerLinks {
+    /// A set without links; [`PeerLinks::update`] opens them.
     pub fn new(node: Arc<Node>, settings: LinkSettings) -> Self {
         PeerLinks { node, settings, links: HashMap::new() }
     }

@@ -91,9 +91,9 @@ async fn run(node: Arc<Node>) {
     while !node.is_ready() {
         if let Some(a) = &attestation {
             match join::join_any_peer(&node, a, &discovery, &settings.bootstrappers).await {
-                Err(e) if e != last_error => {
-                    eprintln!("vssm: join: {e}");
-                    last_error = e;
+                Err(e) if e.to_string() != last_error => {
+                    last_error = e.to_string();
+                    eprintln!("vssm: join: {last_error}");
                 }
                 _ => {}
             }

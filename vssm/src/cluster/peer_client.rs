@@ -3,7 +3,7 @@
 //! certificate (pinned), and the connection leaves from the given source
 //! address so peers see (and can check) who is calling.
 
-use crate::server::api::ApiError;
+use crate::admin::backup::BackupError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
@@ -29,20 +29,62 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest response accepted from a peer (a fetch of many RSA keys).
 pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
 
-/// A failed call to a peer.
-#[derive(Debug)]
-pub struct PeerError(pub String);
-
-impl fmt::Display for PeerError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<ApiError> for PeerError {
-    fn from(e: ApiError) -> Self {
-        PeerError(e.message)
-    }
+/// A failed call to a peer; each names the peer and path called.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The request could not be encoded as JSON.
+    #[error("cannot encode: {0}")]
+    Encode(serde_json::Error),
+    /// No answer within the client's timeout.
+    #[error("{peer}{path}: timed out")]
+    Timeout {
+        /// The peer called.
+        peer: SocketAddr,
+        /// The path called.
+        path: String,
+    },
+    /// Connecting, TLS, HTTP or reading the answer failed.
+    #[error("{peer}{path}: {stage}: {reason}")]
+    Transport {
+        /// The peer called.
+        peer: SocketAddr,
+        /// The path called.
+        path: String,
+        /// What failed: socket, bind, connect, TLS, HTTP, body.
+        stage: &'static str,
+        /// The underlying error, rendered.
+        reason: String,
+    },
+    /// The peer answered with an error status.
+    #[error("{peer}{path}: {} {message}", .status.as_u16())]
+    Status {
+        /// The peer called.
+        peer: SocketAddr,
+        /// The path called.
+        path: String,
+        /// The status of the answer.
+        status: hyper::StatusCode,
+        /// The answer's `error` text, bounded and without control characters.
+        message: String,
+    },
+    /// The answer is not the expected JSON.
+    #[error("{peer}{path}: invalid answer: {kind}")]
+    InvalidAnswer {
+        /// The peer called.
+        peer: SocketAddr,
+        /// The path called.
+        path: String,
+        /// What kind of JSON error (never the content).
+        kind: &'static str,
+    },
+    /// The peer sent records that are not valid keys.
+    #[error("{peer}: {source}")]
+    Records {
+        /// The peer called.
+        peer: SocketAddr,
+        /// Which record is invalid.
+        source: BackupError,
+    },
 }
 
 /// Calls peers over pinned TLS, keeping one idle keep-alive connection per
@@ -74,12 +116,14 @@ impl PeerClient {
         path: &str,
         body: &Req,
     ) -> Result<Resp, PeerError> {
-        let request_body = Bytes::from(serde_json::to_vec(body).map_err(|e| PeerError(format!("cannot encode: {e}")))?);
+        let request_body = Bytes::from(serde_json::to_vec(body).map_err(PeerError::Encode)?);
         let response = tokio::time::timeout(self.timeout, self.exchange(peer, path, request_body))
             .await
-            .map_err(|_| PeerError(format!("{peer}{path}: timed out")))??;
-        serde_json::from_slice(&response).map_err(|e| {
-            PeerError(format!("{peer}{path}: invalid answer: {}", crate::wire::codec::json_error_kind(&e)))
+            .map_err(|_| PeerError::Timeout { peer, path: path.to_string() })??;
+        serde_json::from_slice(&response).map_err(|e| PeerError::InvalidAnswer {
+            peer,
+            path: path.to_string(),
+            kind: crate::wire::codec::json_error_kind(&e),
         })
     }
 
@@ -95,15 +139,12 @@ impl PeerClient {
             }
         }
         let mut sender = self.connect(peer, path).await?;
-        let response = sender
-            .send_request(request(path, body))
-            .await
-            .map_err(|e| PeerError(format!("{peer}{path}: HTTP: {e}")))?;
+        let response = sender.send_request(request(path, body)).await.map_err(|e| transport(peer, path, "HTTP", &e))?;
         self.finish(peer, path, sender, response).await
     }
 
     async fn connect(&self, peer: SocketAddr, path: &str) -> Result<SendRequest<Full<Bytes>>, PeerError> {
-        let fail = |what: &str, e: &dyn fmt::Display| PeerError(format!("{peer}{path}: {what}: {e}"));
+        let fail = |what: &'static str, e: &dyn fmt::Display| transport(peer, path, what, e);
         let socket = if peer.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
             .map_err(|e| fail("socket", &e))?;
         if !self.source.is_unspecified() && self.source.is_ipv4() == peer.is_ipv4() {
@@ -139,7 +180,7 @@ impl PeerClient {
         sender: SendRequest<Full<Bytes>>,
         response: hyper::Response<hyper::body::Incoming>,
     ) -> Result<Bytes, PeerError> {
-        let fail = |what: &str, e: &dyn fmt::Display| PeerError(format!("{peer}{path}: {what}: {e}"));
+        let fail = |what: &'static str, e: &dyn fmt::Display| transport(peer, path, what, e);
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
@@ -152,10 +193,16 @@ impl PeerClient {
                 .ok()
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
                 .unwrap_or_default();
-            return Err(PeerError(format!("{peer}{path}: {} {}", status.as_u16(), message)));
+            // A bounded, printable copy: the text ends up in logs.
+            let message = message.chars().filter(|c| !c.is_control()).take(512).collect();
+            return Err(PeerError::Status { peer, path: path.to_string(), status, message });
         }
         Ok(body)
     }
+}
+
+fn transport(peer: SocketAddr, path: &str, stage: &'static str, reason: &dyn fmt::Display) -> PeerError {
+    PeerError::Transport { peer, path: path.to_string(), stage, reason: reason.to_string() }
 }
 
 fn request(path: &str, body: Bytes) -> Request<Full<Bytes>> {

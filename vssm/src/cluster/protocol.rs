@@ -5,13 +5,17 @@
 use crate::wire::{BackupInventory, Bytes, Int64};
 use serde::{Deserialize, Serialize};
 
-/// Paths on the sync port.
+/// Sync port: the digest of all records.
 pub const DIGEST_PATH: &str = "/cluster/v1/digest";
+/// Sync port: the identities of all records.
 pub const MANIFEST_PATH: &str = "/cluster/v1/manifest";
+/// Sync port: records by identity.
 pub const FETCH_PATH: &str = "/cluster/v1/fetch";
+/// Sync port: records sent to the peer.
 pub const PUSH_PATH: &str = "/cluster/v1/push";
-/// Paths on the join port.
+/// Join port: a fresh challenge.
 pub const CHALLENGE_PATH: &str = "/cluster/v1/join/challenge";
+/// Join port: the attested request for the RPC key.
 pub const JOIN_PATH: &str = "/cluster/v1/join";
 
 /// An empty request body.
@@ -23,7 +27,9 @@ pub struct Empty {}
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DigestResponse {
+    /// Order-independent digest of every record fingerprint.
     pub digest: Bytes,
+    /// Number of records.
     pub count: Int64,
 }
 
@@ -31,8 +37,11 @@ pub struct DigestResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ManifestEntry {
+    /// SYMMETRIC, ASYMMETRIC or MAC.
     pub key_type: String,
+    /// Key name.
     pub name: String,
+    /// Fingerprint of the material (see `keystore::Fingerprint`).
     pub fingerprint: Bytes,
 }
 
@@ -40,6 +49,7 @@ pub struct ManifestEntry {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ManifestResponse {
+    /// One entry per record.
     pub entries: Vec<ManifestEntry>,
 }
 
@@ -47,6 +57,7 @@ pub struct ManifestResponse {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FetchRequest {
+    /// The records wanted.
     pub entries: Vec<ManifestEntry>,
 }
 
@@ -54,6 +65,7 @@ pub struct FetchRequest {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordsMessage {
+    /// The records, in backup inventory form.
     pub inventory: BackupInventory,
 }
 
@@ -61,7 +73,9 @@ pub struct RecordsMessage {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PushResponse {
+    /// Records the receiver did not have.
     pub added: Int64,
+    /// Names held with other material on the receiver (both kept).
     #[serde(default)]
     pub conflicts: Vec<String>,
 }
@@ -70,7 +84,9 @@ pub struct PushResponse {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChallengeResponse {
+    /// 32 random bytes, single use, bound to the requester address.
     pub challenge: Bytes,
+    /// Validity of the challenge.
     pub expires_in_seconds: Int64,
 }
 
@@ -82,7 +98,9 @@ pub struct JoinRequest {
     pub document: Bytes,
     /// Its PKCS#7 `rsa2048` signature (decoded from base64).
     pub signature: Bytes,
+    /// The challenge received from this peer.
     pub challenge: Bytes,
+    /// The requester's fresh X25519 public key.
     pub ephemeral_public_key: Bytes,
     /// Strong mode: an `sts:GetCallerIdentity` request signed with the
     /// instance-role credentials, whose signed headers bind the challenge and
@@ -95,11 +113,13 @@ pub struct JoinRequest {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JoinResponse {
+    /// The peer's fresh X25519 public key.
     pub ephemeral_public_key: Bytes,
     /// nonce(12) || AES-256-GCM(PKCS#8 RPC key) || tag(16).
     pub encrypted_rpc_key: Bytes,
 }
 
-/// Headers whose values the strong-mode STS request must sign.
+/// Header carrying the challenge (base64) that the strong-mode STS request must sign.
 pub const STS_CHALLENGE_HEADER: &str = "x-vssm-challenge";
+/// Header carrying SHA-256 (hex) of the ephemeral key that the STS request must sign.
 pub const STS_EPHEMERAL_KEY_HEADER: &str = "x-vssm-ephemeral-key-sha256";

@@ -6,17 +6,18 @@
 
 use super::peer_client::{PeerClient, PeerError};
 use super::protocol::*;
-use crate::admin::backup;
+use crate::admin::backup::{self, BackupError};
 use crate::audit::Outcome;
+use crate::error::{error_response, Classify, ErrorKind};
 use crate::keystore::{ConflictPolicy, Fingerprint, Inventory, KeyRecord, KeyType, MergeReport};
 use crate::node::Node;
-use crate::server::api::{error_response, json_response, parse_json, ApiError, ApiResult};
-use crate::server::body::read_body;
+use crate::server::body::{read_body, BodyError};
+use crate::server::json::{json_response, parse_json, JsonError};
 use crate::wire::{Bytes as WireBytes, Int64};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,38 @@ pub const MAX_SYNC_BODY_BYTES: usize = 256 << 20;
 /// Records per fetch or push request.
 pub const BATCH: usize = 2000;
 
+/// Why a sync request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Every sync endpoint is POST.
+    #[error("use POST")]
+    MethodNotAllowed,
+    /// The body could not be read within its limit.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The body is not the expected JSON.
+    #[error(transparent)]
+    Json(#[from] JsonError),
+    /// Pushed records that are not valid keys.
+    #[error(transparent)]
+    Records(#[from] BackupError),
+    /// No sync endpoint at this path.
+    #[error("unknown sync endpoint")]
+    UnknownEndpoint,
+}
+
+impl Classify for SyncError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SyncError::MethodNotAllowed => ErrorKind::MethodNotAllowed,
+            SyncError::Body(e) => e.kind(),
+            SyncError::Json(e) => e.kind(),
+            SyncError::Records(e) => e.kind(),
+            SyncError::UnknownEndpoint => ErrorKind::NotFound,
+        }
+    }
+}
+
 /// Serves one request on the sync port.
 pub async fn handle(node: Arc<Node>, peer: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
     match route(&node, peer, request).await {
@@ -34,9 +67,9 @@ pub async fn handle(node: Arc<Node>, peer: SocketAddr, request: Request<Incoming
     }
 }
 
-async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> ApiResult {
+async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, SyncError> {
     if request.method() != Method::POST {
-        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
+        return Err(SyncError::MethodNotAllowed);
     }
     let path = request.uri().path().to_string();
     // Not charged to the client budget: peers hold the RPC key, and one
@@ -46,28 +79,27 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Api
     match path.as_str() {
         DIGEST_PATH => {
             parse_json::<Empty>(&body)?;
-            json_response(&DigestResponse {
+            Ok(json_response(&DigestResponse {
                 digest: WireBytes(snapshot.digest().to_vec()),
                 count: Int64(snapshot.len() as i64),
-            })
+            })?)
         }
         MANIFEST_PATH => {
             parse_json::<Empty>(&body)?;
-            json_response(&ManifestResponse { entries: manifest(&snapshot) })
+            Ok(json_response(&ManifestResponse { entries: manifest(&snapshot) })?)
         }
         FETCH_PATH => {
             let request: FetchRequest = parse_json(&body)?;
             let records = request.entries.iter().filter_map(|e| lookup(&snapshot, e));
-            json_response(&RecordsMessage { inventory: backup::records_to_wire(records) })
+            Ok(json_response(&RecordsMessage { inventory: backup::records_to_wire(records) })?)
         }
         PUSH_PATH => {
             let request: RecordsMessage = parse_json(&body)?;
-            let records =
-                backup::records_from_wire(request.inventory).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let records = backup::records_from_wire(request.inventory)?;
             let report = merge_from_peer(node, &peer.ip().to_string(), records);
-            json_response(&PushResponse { added: Int64(report.added as i64), conflicts: report.conflicts })
+            Ok(json_response(&PushResponse { added: Int64(report.added as i64), conflicts: report.conflicts })?)
         }
-        _ => Err(ApiError::not_found("unknown sync endpoint")),
+        _ => Err(SyncError::UnknownEndpoint),
     }
 }
 
@@ -106,7 +138,9 @@ fn lookup<'a>(snapshot: &'a Inventory, entry: &ManifestEntry) -> Option<&'a Arc<
 /// What one anti-entropy round did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RoundReport {
+    /// Records fetched from the peer.
     pub fetched: usize,
+    /// Records pushed to the peer.
     pub pushed: usize,
 }
 
@@ -128,7 +162,8 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
     for batch in missing_here.chunks(BATCH) {
         let answer: RecordsMessage =
             client.post_json(peer, FETCH_PATH, &FetchRequest { entries: batch.to_vec() }).await?;
-        let records = backup::records_from_wire(answer.inventory).map_err(|e| PeerError(e.to_string()))?;
+        let records =
+            backup::records_from_wire(answer.inventory).map_err(|e| PeerError::Records { peer, source: e })?;
         report.fetched += merge_from_peer(node, &peer.ip().to_string(), records).added;
     }
     let to_push: Vec<&Arc<KeyRecord>> = missing_there.iter().filter_map(|e| lookup(&snapshot, e)).collect();

@@ -3,12 +3,12 @@
 //! connection together (503), so that thousands of connections each
 //! sending a large body cannot exhaust the node's memory.
 
-use super::api::ApiError;
+use crate::error::{Classify, ErrorKind};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
-use hyper::{Request, StatusCode};
+use hyper::Request;
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use zeroize::Zeroizing;
@@ -33,7 +33,7 @@ pub async fn read_body(
     request: Request<Incoming>,
     limit: usize,
     budget: Option<&'static Semaphore>,
-) -> Result<Bytes, ApiError> {
+) -> Result<Bytes, BodyError> {
     let declared =
         request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let mut body = request.into_body();
@@ -46,7 +46,7 @@ pub async fn read_body(
         let frame = match tokio::time::timeout(BODY_STALL_TIMEOUT, body.frame()).await {
             Err(_) => return Err(Refusal::Stalled.into_error(limit)),
             Ok(None) => break,
-            Ok(Some(Err(_))) => return Err(ApiError::bad_request("could not read the request body")),
+            Ok(Some(Err(_))) => return Err(BodyError::Unreadable),
             Ok(Some(Ok(frame))) => frame,
         };
         if let Some(data) = frame.data_ref() {
@@ -78,7 +78,38 @@ async fn drain(body: &mut Incoming) {
     .await;
 }
 
-/// Why a body was not accepted.
+/// Why a request body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// More bytes than the endpoint's limit.
+    #[error("request body larger than {limit} bytes")]
+    TooLarge {
+        /// The endpoint's limit in bytes.
+        limit: usize,
+    },
+    /// The memory budget of all bodies in flight is spent.
+    #[error("server busy: too many request bytes in flight; retry later")]
+    Busy,
+    /// The client stopped sending.
+    #[error("request body stalled for {} s", BODY_STALL_TIMEOUT.as_secs())]
+    Stalled,
+    /// The connection failed while the body was read.
+    #[error("could not read the request body")]
+    Unreadable,
+}
+
+impl Classify for BodyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            BodyError::TooLarge { .. } => ErrorKind::PayloadTooLarge,
+            BodyError::Busy => ErrorKind::ServiceUnavailable,
+            BodyError::Stalled => ErrorKind::RequestTimeout,
+            BodyError::Unreadable => ErrorKind::BadRequest,
+        }
+    }
+}
+
+/// Why the collector refused a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
     TooLarge,
@@ -87,19 +118,11 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn into_error(self, limit: usize) -> ApiError {
+    fn into_error(self, limit: usize) -> BodyError {
         match self {
-            Refusal::TooLarge => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {limit} bytes"))
-            }
-            Refusal::BudgetExhausted => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server busy: too many request bytes in flight; retry later",
-            ),
-            Refusal::Stalled => ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!("request body stalled for {} s", BODY_STALL_TIMEOUT.as_secs()),
-            ),
+            Refusal::TooLarge => BodyError::TooLarge { limit },
+            Refusal::BudgetExhausted => BodyError::Busy,
+            Refusal::Stalled => BodyError::Stalled,
         }
     }
 }
@@ -224,9 +247,9 @@ mod tests {
     }
 
     #[test]
-    fn errors_have_the_right_status() {
-        assert_eq!(Refusal::TooLarge.into_error(5).status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(Refusal::BudgetExhausted.into_error(5).status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(Refusal::Stalled.into_error(5).status, StatusCode::REQUEST_TIMEOUT);
+    fn refusals_become_their_body_errors() {
+        assert_eq!(Refusal::TooLarge.into_error(5), BodyError::TooLarge { limit: 5 });
+        assert_eq!(Refusal::BudgetExhausted.into_error(5), BodyError::Busy);
+        assert_eq!(Refusal::Stalled.into_error(5), BodyError::Stalled);
     }
 }

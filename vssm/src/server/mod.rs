@@ -7,6 +7,7 @@ pub mod api;
 pub mod body;
 pub mod connection;
 pub mod health;
+pub mod json;
 pub mod listener;
 
 use crate::audit::Outcome;

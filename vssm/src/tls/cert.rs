@@ -32,12 +32,97 @@ const OID_MGF1_BYTES: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 
 const RSA_MIN_BITS: usize = 2048;
 const RSA_MAX_BITS: usize = 8192;
 
+/// Why a certificate (or its key or signature algorithm) is refused. OID
+/// names come from the certificate: they are dotted numbers or registry
+/// short names, never free text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertProblem {
+    /// Valid DER followed by more bytes.
+    #[error("not a valid X.509 certificate (trailing data after the certificate)")]
+    TrailingData,
+    /// Not DER X.509 at all.
+    #[error("not a valid X.509 certificate")]
+    NotX509,
+    /// The public key bit string has unused bits.
+    #[error("malformed public key (bit string with unused bits)")]
+    UnusedBits,
+    /// rsaEncryption with parameters other than NULL.
+    #[error("malformed RSA public key (unexpected algorithm parameters)")]
+    RsaParameters,
+    /// The RSA key does not parse.
+    #[error("malformed RSA public key")]
+    MalformedRsa,
+    /// An RSA modulus outside the verifiable range.
+    #[error("RSA key size {0} bits is not supported (must be {RSA_MIN_BITS}..{RSA_MAX_BITS})")]
+    RsaSize(usize),
+    /// An EC key without a named curve.
+    #[error("EC public key without a named curve")]
+    NoNamedCurve,
+    /// A curve other than P-256 and P-384.
+    #[error("unsupported elliptic curve (only P-256 and P-384 are supported)")]
+    Curve,
+    /// An EC point that is not uncompressed on the curve's size.
+    #[error("malformed EC public key (expected an uncompressed point)")]
+    MalformedEc,
+    /// An Ed25519 key with parameters or of the wrong length.
+    #[error("malformed Ed25519 public key")]
+    MalformedEd25519,
+    /// A public key algorithm that is not supported.
+    #[error("unsupported public key algorithm {0}")]
+    KeyAlgorithm(String),
+    /// PKCS#1 signature algorithm with parameters other than NULL.
+    #[error("malformed RSA signature algorithm parameters")]
+    RsaSignatureParameters,
+    /// ECDSA or Ed25519 signature algorithm with parameters.
+    #[error("unexpected parameters for signature algorithm {0}")]
+    SignatureParameters(String),
+    /// A signature algorithm off the allow-list.
+    #[error("signature algorithm {0} is not allowed")]
+    SignatureAlgorithm(String),
+    /// RSASSA-PSS parameters ring cannot verify (which part).
+    #[error("RSASSA-PSS signature with unsupported parameters ({0})")]
+    PssParameters(String),
+    /// An X.509 v1 certificate carrying extensions.
+    #[error("X.509 v1 certificate with extensions")]
+    V1WithExtensions,
+    /// Neither v1 nor v3.
+    #[error("unsupported X.509 version {0}")]
+    Version(u32),
+    /// The same extension twice.
+    #[error("duplicate extensions")]
+    DuplicateExtensions,
+    /// A critical extension the verifier does not handle.
+    #[error("unsupported critical extension {0}")]
+    CriticalExtension(String),
+    /// A trust anchor without basicConstraints CA:TRUE.
+    #[error("not a CA certificate (basicConstraints CA:TRUE missing)")]
+    NotCa,
+    /// basicConstraints does not parse.
+    #[error("malformed basicConstraints")]
+    MalformedBasicConstraints,
+    /// A CA whose keyUsage excludes keyCertSign.
+    #[error("keyUsage does not allow keyCertSign")]
+    NoKeyCertSign,
+    /// keyUsage does not parse.
+    #[error("malformed keyUsage")]
+    MalformedKeyUsage,
+    /// A CA whose extendedKeyUsage excludes clientAuth.
+    #[error("extendedKeyUsage does not allow clientAuth")]
+    NoClientAuth,
+    /// extendedKeyUsage does not parse.
+    #[error("malformed extendedKeyUsage")]
+    MalformedExtendedKeyUsage,
+    /// nameConstraints, which the verifier does not enforce.
+    #[error("nameConstraints are not supported")]
+    NameConstraints,
+}
+
 /// Parses a DER certificate, refusing trailing data.
-pub(crate) fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, String> {
+pub(crate) fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, CertProblem> {
     match X509Certificate::from_der(der) {
         Ok(([], cert)) => Ok(cert),
-        Ok(_) => Err("not a valid X.509 certificate (trailing data after the certificate)".into()),
-        Err(_) => Err("not a valid X.509 certificate".into()),
+        Ok(_) => Err(CertProblem::TrailingData),
+        Err(_) => Err(CertProblem::NotX509),
     }
 }
 
@@ -74,47 +159,47 @@ pub(crate) fn oid_name(oid: &Oid<'_>) -> String {
 }
 
 /// Extracts a supported public key (RSA 2048..8192 bits, ECDSA P-256/P-384, Ed25519).
-pub(crate) fn public_key_info(spki: &SubjectPublicKeyInfo<'_>) -> Result<PublicKeyInfo, String> {
+pub(crate) fn public_key_info(spki: &SubjectPublicKeyInfo<'_>) -> Result<PublicKeyInfo, CertProblem> {
     if spki.subject_public_key.unused_bits != 0 {
-        return Err("malformed public key (bit string with unused bits)".into());
+        return Err(CertProblem::UnusedBits);
     }
     let key = spki.subject_public_key.data.to_vec();
     let alg = &spki.algorithm;
     if alg.algorithm == OID_PKCS1_RSAENCRYPTION {
         if !params_absent_or_null(alg) {
-            return Err("malformed RSA public key (unexpected algorithm parameters)".into());
+            return Err(CertProblem::RsaParameters);
         }
         let bits = match spki.parsed() {
             Ok(PublicKey::RSA(rsa)) => rsa.key_size(),
-            _ => return Err("malformed RSA public key".into()),
+            _ => return Err(CertProblem::MalformedRsa),
         };
         if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-            return Err(format!("RSA key size {bits} bits is not supported (must be {RSA_MIN_BITS}..{RSA_MAX_BITS})"));
+            return Err(CertProblem::RsaSize(bits));
         }
         Ok(PublicKeyInfo { kind: KeyKind::Rsa, key })
     } else if alg.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
         let curve = match &alg.parameters {
             Some(any) if any.tag().0 == TAG_OID => any.data,
-            _ => return Err("EC public key without a named curve".into()),
+            _ => return Err(CertProblem::NoNamedCurve),
         };
         let (kind, len) = if curve == OID_EC_P256.as_bytes() {
             (KeyKind::EcP256, 65)
         } else if curve == OID_NIST_EC_P384.as_bytes() {
             (KeyKind::EcP384, 97)
         } else {
-            return Err("unsupported elliptic curve (only P-256 and P-384 are supported)".into());
+            return Err(CertProblem::Curve);
         };
         if key.len() != len || key[0] != 0x04 {
-            return Err("malformed EC public key (expected an uncompressed point)".into());
+            return Err(CertProblem::MalformedEc);
         }
         Ok(PublicKeyInfo { kind, key })
     } else if alg.algorithm == OID_SIG_ED25519 {
         if alg.parameters.is_some() || key.len() != 32 {
-            return Err("malformed Ed25519 public key".into());
+            return Err(CertProblem::MalformedEd25519);
         }
         Ok(PublicKeyInfo { kind: KeyKind::Ed25519, key })
     } else {
-        Err(format!("unsupported public key algorithm {}", oid_name(&alg.algorithm)))
+        Err(CertProblem::KeyAlgorithm(oid_name(&alg.algorithm)))
     }
 }
 
@@ -160,21 +245,21 @@ pub(crate) enum CertSigAlg {
 
 /// Maps a certificate's signatureAlgorithm to the allow-list, refusing anything
 /// else (SHA-1, MD5, DSA, unusual PSS parameters, ...).
-pub(crate) fn cert_signature_algorithm(alg: &AlgorithmIdentifier<'_>) -> Result<CertSigAlg, String> {
+pub(crate) fn cert_signature_algorithm(alg: &AlgorithmIdentifier<'_>) -> Result<CertSigAlg, CertProblem> {
     let oid = &alg.algorithm;
-    let refused = || format!("signature algorithm {} is not allowed", oid_name(oid));
+    let refused = || CertProblem::SignatureAlgorithm(oid_name(oid));
     let pkcs1 = |h| {
         if params_absent_or_null(alg) {
             Ok(CertSigAlg::RsaPkcs1(h))
         } else {
-            Err("malformed RSA signature algorithm parameters".to_string())
+            Err(CertProblem::RsaSignatureParameters)
         }
     };
     let no_params = |a| {
         if alg.parameters.is_none() {
             Ok(a)
         } else {
-            Err(format!("unexpected parameters for signature algorithm {}", oid_name(oid)))
+            Err(CertProblem::SignatureParameters(oid_name(oid)))
         }
     };
     if *oid == OID_PKCS1_SHA256WITHRSA {
@@ -198,8 +283,8 @@ pub(crate) fn cert_signature_algorithm(alg: &AlgorithmIdentifier<'_>) -> Result<
 
 /// Accepts RSASSA-PSS parameters only in the form ring can verify: SHA-256/384/512,
 /// MGF1 with the same hash, salt length equal to the hash length, trailer field 1.
-fn pss_params(alg: &AlgorithmIdentifier<'_>) -> Result<Hash, String> {
-    let bad = |what: &str| format!("RSASSA-PSS signature with unsupported parameters ({what})");
+fn pss_params(alg: &AlgorithmIdentifier<'_>) -> Result<Hash, CertProblem> {
+    let bad = |what: &str| CertProblem::PssParameters(what.to_string());
     let any = alg.parameters.as_ref().ok_or_else(|| bad("missing"))?;
     let params = RsaSsaPssParams::try_from(any).map_err(|_| bad("malformed"))?;
     let hash_oid = params.hash_algorithm_oid();
@@ -244,7 +329,7 @@ fn ring_cert_algorithm(alg: CertSigAlg, key: KeyKind) -> Option<&'static dyn Ver
 }
 
 /// Builds a rustls certificate error carrying a descriptive message.
-pub(crate) fn other_cert_error(msg: impl Into<String>) -> rustls::Error {
+pub(crate) fn other_cert_error(msg: impl std::fmt::Display) -> rustls::Error {
     #[derive(Debug)]
     struct Msg(String);
     impl std::fmt::Display for Msg {
@@ -253,7 +338,7 @@ pub(crate) fn other_cert_error(msg: impl Into<String>) -> rustls::Error {
         }
     }
     impl std::error::Error for Msg {}
-    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(Msg(msg.into())))))
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(Msg(msg.to_string())))))
 }
 
 /// Checks that `cert` was signed by the holder of `issuer` using an allowed algorithm.

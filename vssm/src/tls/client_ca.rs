@@ -13,7 +13,7 @@ use x509_parser::oid_registry::{
 use x509_parser::x509::X509Version;
 
 use super::cert::{
-    oid_name, other_cert_error, parse_certificate, public_key_info, verify_cert_signature, PublicKeyInfo,
+    oid_name, other_cert_error, parse_certificate, public_key_info, verify_cert_signature, CertProblem, PublicKeyInfo,
 };
 use super::handshake::handshake_signature_methods;
 use super::TlsError;
@@ -92,43 +92,41 @@ impl ClientCaVerifier {
 }
 
 /// CA certificate policy (see [`ClientCaVerifier`]).
-fn check_ca(ca: &X509Certificate<'_>) -> Result<(), String> {
+fn check_ca(ca: &X509Certificate<'_>) -> Result<(), CertProblem> {
     let tbs = &ca.tbs_certificate;
     match tbs.version {
         X509Version::V1 if tbs.extensions().is_empty() => return Ok(()),
-        X509Version::V1 => return Err("X.509 v1 certificate with extensions".into()),
+        X509Version::V1 => return Err(CertProblem::V1WithExtensions),
         X509Version::V3 => {}
-        v => return Err(format!("unsupported X.509 version {}", v.0 + 1)),
+        v => return Err(CertProblem::Version(v.0 + 1)),
     }
-    tbs.extensions_map().map_err(|_| "duplicate extensions".to_string())?;
+    tbs.extensions_map().map_err(|_| CertProblem::DuplicateExtensions)?;
     check_critical(ca)?;
     match tbs.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => {}
-        Ok(_) => return Err("not a CA certificate (basicConstraints CA:TRUE missing)".into()),
-        Err(_) => return Err("malformed basicConstraints".into()),
+        Ok(_) => return Err(CertProblem::NotCa),
+        Err(_) => return Err(CertProblem::MalformedBasicConstraints),
     }
     match tbs.key_usage() {
-        Ok(Some(ku)) if !ku.value.key_cert_sign() => return Err("keyUsage does not allow keyCertSign".into()),
+        Ok(Some(ku)) if !ku.value.key_cert_sign() => return Err(CertProblem::NoKeyCertSign),
         Ok(_) => {}
-        Err(_) => return Err("malformed keyUsage".into()),
+        Err(_) => return Err(CertProblem::MalformedKeyUsage),
     }
     match tbs.extended_key_usage() {
-        Ok(Some(eku)) if !(eku.value.client_auth || eku.value.any) => {
-            return Err("extendedKeyUsage does not allow clientAuth".into())
-        }
+        Ok(Some(eku)) if !(eku.value.client_auth || eku.value.any) => return Err(CertProblem::NoClientAuth),
         Ok(_) => {}
-        Err(_) => return Err("malformed extendedKeyUsage".into()),
+        Err(_) => return Err(CertProblem::MalformedExtendedKeyUsage),
     }
     if tbs.iter_extensions().any(|e| e.oid == OID_X509_EXT_NAME_CONSTRAINTS) {
-        return Err("nameConstraints are not supported".into());
+        return Err(CertProblem::NameConstraints);
     }
     Ok(())
 }
 
-fn check_critical(cert: &X509Certificate<'_>) -> Result<(), String> {
+fn check_critical(cert: &X509Certificate<'_>) -> Result<(), CertProblem> {
     for ext in cert.tbs_certificate.iter_extensions() {
         if ext.critical && !HANDLED_CRITICAL.iter().any(|o| **o == ext.oid) {
-            return Err(format!("unsupported critical extension {}", oid_name(&ext.oid)));
+            return Err(CertProblem::CriticalExtension(oid_name(&ext.oid)));
         }
     }
     Ok(())
@@ -141,7 +139,7 @@ fn check_leaf(leaf: &X509Certificate<'_>) -> Result<(), rustls::Error> {
         X509Version::V1 if tbs.extensions().is_empty() => return Ok(()),
         X509Version::V1 => return Err(other_cert_error("X.509 v1 client certificate with extensions")),
         X509Version::V3 => {}
-        v => return Err(other_cert_error(format!("unsupported X.509 version {}", v.0 + 1))),
+        v => return Err(other_cert_error(CertProblem::Version(v.0 + 1))),
     }
     let bad = || rustls::Error::InvalidCertificate(CertificateError::BadEncoding);
     tbs.extensions_map().map_err(|_| bad())?;

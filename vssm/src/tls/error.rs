@@ -42,8 +42,8 @@ pub enum TlsError {
 }
 
 impl TlsError {
-    pub(crate) fn certificate(context: impl Into<String>, reason: impl Into<String>) -> Self {
-        TlsError::Certificate { context: context.into(), reason: reason.into() }
+    pub(crate) fn certificate(context: impl Into<String>, reason: impl fmt::Display) -> Self {
+        TlsError::Certificate { context: context.into(), reason: reason.to_string() }
     }
 
     pub(crate) fn private_key(context: impl Into<String>, reason: impl Into<String>) -> Self {

@@ -7,12 +7,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SymmetricRequest {
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
+    /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
+    /// Additional authenticated data (GCM only; an addition to the first VSSM).
     #[serde(default)]
     pub aad: Bytes,
 }
@@ -21,10 +25,13 @@ pub struct SymmetricRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyedInputRequest {
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
+    /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
 }
@@ -33,12 +40,16 @@ pub struct KeyedInputRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignRequest {
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
+    /// The caller's digest, instead of `input`.
     #[serde(default)]
     pub hashed: Bytes,
+    /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
 }
@@ -47,14 +58,19 @@ pub struct SignRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyRequest {
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
+    /// The caller's digest, instead of `input`.
     #[serde(default)]
     pub hashed: Bytes,
+    /// The signature to check.
     #[serde(default)]
     pub signature: Bytes,
+    /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
 }
@@ -63,12 +79,16 @@ pub struct VerifyRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HmacVerifyRequest {
+    /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
+    /// The MAC to check.
     #[serde(default)]
     pub hmac: Bytes,
+    /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
+    /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
 }
@@ -76,12 +96,14 @@ pub struct HmacVerifyRequest {
 /// Response of every operation that produces bytes.
 #[derive(Debug, Serialize)]
 pub struct OutputResponse {
+    /// The result bytes (base64).
     pub output: Bytes,
 }
 
 /// Response of the verify operations.
 #[derive(Debug, Serialize)]
 pub struct ValidResponse {
+    /// Whether the signature or MAC is valid.
     pub valid: bool,
 }
 
@@ -89,14 +111,19 @@ pub struct ValidResponse {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenerateKeyRequest {
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
+    /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
+    /// SYMMETRIC, ASYMMETRIC or MAC.
     #[serde(default, alias = "key_type")]
     pub key_type: String,
+    /// RSA or EC (asymmetric keys).
     #[serde(default, alias = "key_spec")]
     pub key_spec: String,
+    /// Bytes for SYMMETRIC and MAC keys, bits for RSA, the curve size for EC.
     #[serde(default, alias = "key_size")]
     pub key_size: Int64,
 }
@@ -105,12 +132,16 @@ pub struct GenerateKeyRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InjectKeyRequest {
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
+    /// Name of the key to use.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
+    /// SYMMETRIC, ASYMMETRIC or MAC.
     #[serde(default, alias = "key_type")]
     pub key_type: String,
+    /// The key: raw bytes, or PKCS#8 DER for asymmetric keys.
     #[serde(default)]
     pub key: SecretBytes,
 }
@@ -119,6 +150,7 @@ pub struct InjectKeyRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordOnlyRequest {
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
 }
@@ -127,8 +159,10 @@ pub struct PasswordOnlyRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreBackupRequest {
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
+    /// The backup to restore.
     #[serde(default)]
     pub backup: Option<BackupBlob>,
 }
@@ -137,10 +171,13 @@ pub struct RestoreBackupRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListKeysRequest {
+    /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
+    /// Only the key of this name.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
+    /// Only keys of this type (required with `keyName`).
     #[serde(default, alias = "key_type")]
     pub key_type: String,
 }
@@ -149,6 +186,7 @@ pub struct ListKeysRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BootstrapRequest {
+    /// PKCS#8 DER private key of the RPC certificate.
     #[serde(default, alias = "rpc_private_key")]
     pub rpc_private_key: SecretBytes,
 }
@@ -157,12 +195,16 @@ pub struct BootstrapRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupBlob {
+    /// The AES-256 data key wrapped with RSA-OAEP/SHA-256 under the RPC key.
     #[serde(default, alias = "encryption_key")]
     pub encryption_key: Bytes,
+    /// Format version (1).
     #[serde(default)]
     pub version: Int64Number,
+    /// When the backup was made, in ms since the Unix epoch.
     #[serde(default)]
     pub timestamp: Int64,
+    /// The JSON inventory under AES-256-GCM with the data key.
     #[serde(default, alias = "encrypted_state")]
     pub encrypted_state: Bytes,
 }
@@ -186,6 +228,7 @@ impl<'de> Deserialize<'de> for Int64Number {
 /// admin/generatebackup response.
 #[derive(Debug, Serialize)]
 pub struct GenerateBackupResponse {
+    /// The encrypted backup.
     pub backup: BackupBlob,
 }
 
@@ -194,6 +237,7 @@ pub struct GenerateBackupResponse {
 /// the same name.
 #[derive(Debug, Serialize)]
 pub struct RestoreBackupResponse {
+    /// Names of the keys kept because the backup holds other material under them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
 }
@@ -202,8 +246,11 @@ pub struct RestoreBackupResponse {
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListKeysResponse {
+    /// Symmetric keys.
     pub symmetric_key: Vec<SymmetricKeyInfo>,
+    /// Asymmetric keys.
     pub asymmetric_key: Vec<AsymmetricKeyInfo>,
+    /// MAC keys.
     pub mac_key: Vec<MacKeyInfo>,
 }
 
@@ -211,8 +258,11 @@ pub struct ListKeysResponse {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SymmetricKeyInfo {
+    /// Key name.
     pub name: String,
+    /// Creation time in ms since the Unix epoch.
     pub created_at: Int64,
+    /// Key length in bytes.
     pub key_length: Int64,
 }
 
@@ -223,15 +273,20 @@ pub type MacKeyInfo = SymmetricKeyInfo;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AsymmetricKeyInfo {
+    /// Key name.
     pub name: String,
+    /// Creation time in ms since the Unix epoch.
     pub created_at: Int64,
+    /// RSA, EC or ED25519.
     pub key_spec: String,
+    /// DER SubjectPublicKeyInfo.
     pub public_key: Bytes,
 }
 
 /// admin/getlogs response.
 #[derive(Debug, Serialize)]
 pub struct LogsResponse {
+    /// Audit entries, oldest first.
     pub log: Vec<String>,
 }
 
@@ -242,6 +297,7 @@ pub struct EmptyResponse {}
 /// The error body of every non-200 response.
 #[derive(Debug, Serialize)]
 pub struct ErrorResponse<'a> {
+    /// What went wrong; never secrets, "internal error" for faults of the node.
     pub error: &'a str,
 }
 
@@ -250,10 +306,13 @@ pub struct ErrorResponse<'a> {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupInventory {
+    /// Symmetric keys.
     #[serde(default, alias = "symmetric_key")]
     pub symmetric_key: Vec<BackupRawKey>,
+    /// Asymmetric keys.
     #[serde(default, alias = "asymmetric_key")]
     pub asymmetric_key: Vec<BackupAsymmetricKey>,
+    /// MAC keys.
     #[serde(default, alias = "mac_key")]
     pub mac_key: Vec<BackupRawKey>,
 }
@@ -262,10 +321,13 @@ pub struct BackupInventory {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupRawKey {
+    /// Key name.
     #[serde(default)]
     pub name: String,
+    /// Creation time in ms since the Unix epoch.
     #[serde(default, alias = "created_at")]
     pub created_at: Int64,
+    /// The raw key bytes.
     #[serde(default)]
     pub key: SecretBytes,
 }
@@ -274,12 +336,16 @@ pub struct BackupRawKey {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupAsymmetricKey {
+    /// Key name.
     #[serde(default)]
     pub name: String,
+    /// Creation time in ms since the Unix epoch.
     #[serde(default, alias = "created_at")]
     pub created_at: Int64,
+    /// RSA, EC or ED25519.
     #[serde(default, alias = "key_type")]
     pub key_type: String,
+    /// PKCS#8 DER private key.
     #[serde(default)]
     pub key: SecretBytes,
 }

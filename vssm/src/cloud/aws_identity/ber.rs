@@ -5,6 +5,20 @@
 //! constructed OCTET STRINGs; it never panics on hostile input, limits nesting
 //! depth, and can re-encode any element as DER-style definite lengths (used for
 //! the signed attributes and the signer's issuer name).
+//!
+//! Crates considered instead, and why this reader stays:
+//! - `der` 0.7 and `cms` (RustCrypto, built on it): DER only, they refuse the
+//!   indefinite lengths of every AWS blob; `der` 0.8 has only preliminary BER
+//!   length support (no constructed strings, no BER reader).
+//! - `der-parser` 9 / `asn1-rs` (already in the tree through `x509-parser`): a
+//!   BER object parser with indefinite lengths and a recursion limit, but no
+//!   re-encoding of a BER element as definite-length DER, which the signature
+//!   check needs for the signed attributes; the reader would stay for that.
+//! - `bcder`, `rasn`: full BER codecs, but a second ASN.1 framework (and for
+//!   `rasn` a large one) in a static binary for one 300-line read-only use.
+//!
+//! This reader is small, allocation-bounded by its input, and covered by unit
+//! and property tests (arbitrary bytes and structured noise never panic).
 
 use std::borrow::Cow;
 

@@ -21,9 +21,15 @@ pub enum IdentityError {
     /// The signer is identified by subject key identifier, not issuer and serial.
     UnsupportedSignerIdentifier,
     /// No trusted certificate is pinned for the document's region.
-    NoCertificatePinned { region: String },
+    NoCertificatePinned {
+        /// The document's region.
+        region: String,
+    },
     /// The signer's issuer and serial match no certificate pinned for the region.
-    SignerNotPinned { region: String },
+    SignerNotPinned {
+        /// The document's region.
+        region: String,
+    },
     /// The attached content differs from the document given to verify.
     ContentMismatch,
     /// The encapsulated content type is not id-data.

@@ -1,8 +1,6 @@
 //! One-time join challenges: fresh, single use, bound to the address they
 //! were issued to.
 
-use crate::server::api::ApiError;
-use hyper::StatusCode;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +14,31 @@ const MAX_CHALLENGES: usize = 1024;
 /// Outstanding challenges per requesting address.
 const MAX_PER_ADDRESS: usize = 4;
 
+/// Why a challenge was not issued or not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChallengeError {
+    /// The system random generator failed (a fault of this node).
+    #[error("no randomness")]
+    NoRandomness,
+    /// The challenge is not 32 bytes.
+    #[error("challenge has the wrong length")]
+    WrongLength,
+    /// Never issued, already used, or pushed out.
+    #[error("unknown or already used challenge")]
+    Unknown,
+    /// Older than [`CHALLENGE_TTL`].
+    #[error("expired challenge")]
+    Expired,
+    /// Issued to another address than the one presenting it.
+    #[error("challenge was issued to {issued_to}, not {presented_by}")]
+    WrongAddress {
+        /// The address it was issued to.
+        issued_to: IpAddr,
+        /// The address that presented it.
+        presented_by: IpAddr,
+    },
+}
+
 /// Challenges handed out and not yet used.
 #[derive(Default)]
 pub struct ChallengeStore {
@@ -24,11 +47,9 @@ pub struct ChallengeStore {
 
 impl ChallengeStore {
     /// A new random challenge for a requester at `ip`.
-    pub fn issue(&self, ip: IpAddr, now: Instant) -> Result<[u8; 32], ApiError> {
+    pub fn issue(&self, ip: IpAddr, now: Instant) -> Result<[u8; 32], ChallengeError> {
         let mut challenge = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut challenge)
-            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no randomness"))?;
+        SystemRandom::new().fill(&mut challenge).map_err(|_| ChallengeError::NoRandomness)?;
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
         issued.retain(|_, (at, _)| now.duration_since(*at) < CHALLENGE_TTL);
         // One address cannot push others' challenges out: beyond its own
@@ -49,13 +70,15 @@ impl ChallengeStore {
     }
 
     /// Consumes a challenge: it must exist, be fresh and have been issued to `ip`.
-    pub fn take(&self, challenge: &[u8], ip: IpAddr, now: Instant) -> Result<(), String> {
-        let key: [u8; 32] = challenge.try_into().map_err(|_| "challenge has the wrong length".to_string())?;
+    pub fn take(&self, challenge: &[u8], ip: IpAddr, now: Instant) -> Result<(), ChallengeError> {
+        let key: [u8; 32] = challenge.try_into().map_err(|_| ChallengeError::WrongLength)?;
         let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
         match issued.remove(&key) {
-            None => Err("unknown or already used challenge".into()),
-            Some((at, _)) if now.duration_since(at) >= CHALLENGE_TTL => Err("expired challenge".into()),
-            Some((_, issued_to)) if issued_to != ip => Err(format!("challenge was issued to {issued_to}, not {ip}")),
+            None => Err(ChallengeError::Unknown),
+            Some((at, _)) if now.duration_since(at) >= CHALLENGE_TTL => Err(ChallengeError::Expired),
+            Some((_, issued_to)) if issued_to != ip => {
+                Err(ChallengeError::WrongAddress { issued_to, presented_by: ip })
+            }
             Some(_) => Ok(()),
         }
     }
@@ -72,13 +95,13 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let c = store.issue(a, now).unwrap();
-        assert!(store.take(&c, b, now).is_err(), "other address");
+        assert_eq!(store.take(&c, b, now), Err(ChallengeError::WrongAddress { issued_to: a, presented_by: b }));
         let c = store.issue(a, now).unwrap();
-        assert!(store.take(&c, a, now + CHALLENGE_TTL).is_err(), "expired");
+        assert_eq!(store.take(&c, a, now + CHALLENGE_TTL), Err(ChallengeError::Expired));
         let c = store.issue(a, now).unwrap();
         assert!(store.take(&c, a, now).is_ok());
-        assert!(store.take(&c, a, now).is_err(), "replayed");
-        assert!(store.take(&[0u8; 5], a, now).is_err());
+        assert_eq!(store.take(&c, a, now), Err(ChallengeError::Unknown), "replayed");
+        assert_eq!(store.take(&[0u8; 5], a, now), Err(ChallengeError::WrongLength));
     }
 
     #[test]

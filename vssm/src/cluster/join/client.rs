@@ -2,21 +2,91 @@
 //! signature from IMDS, role credentials for the STS proof) and the join
 //! exchange with peers.
 
-use super::super::aws::{AwsDiscovery, StsVerifier};
-use super::super::discovery::Discovery;
-use super::super::peer_client::PeerClient;
+use super::super::aws::{AwsDiscovery, AwsError, StsVerifier};
+use super::super::discovery::{Discovery, DiscoveryError};
+use super::super::peer_client::{PeerClient, PeerError};
 use super::super::protocol::*;
 use super::policy::{bound_headers, JoinPolicy};
-use super::seal::{ephemeral_key, open_from};
+use super::seal::{ephemeral_key, open_from, SealError};
 use crate::audit::Outcome;
-use crate::cloud::aws_identity::{verify_identity, IdentityDocument, TrustedSigners};
-use crate::cloud::imds::ImdsClient;
+use crate::cloud::aws_identity::{verify_identity, IdentityDocument, IdentityError, TrustedSigners};
+use crate::cloud::imds::{ImdsClient, ImdsError};
 use crate::config::{AttestationMode, ClusterConfig};
-use crate::node::Node;
+use crate::node::{BootstrapError, Node};
+use crate::tls::TlsError;
 use crate::wire::Bytes as WireBytes;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Why this instance cannot attest itself.
+#[derive(Debug, thiserror::Error)]
+pub enum AttestationError {
+    /// A configured attestation CA certificate is not usable.
+    #[error("cluster.attestationCaCertificates[{index}]: {reason}")]
+    CaCertificate {
+        /// Its index in the config.
+        index: usize,
+        /// Why it is not usable.
+        reason: IdentityError,
+    },
+    /// IMDS did not give the identity document or its signature.
+    #[error("{0}")]
+    Imds(ImdsError),
+    /// The identity document from IMDS does not verify.
+    #[error("{0}")]
+    Identity(IdentityError),
+}
+
+/// Why a join attempt with one peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinAttemptError {
+    /// The call to the peer failed or was refused.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// The ephemeral key or the sealed RPC key failed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The strong-mode STS request could not be signed.
+    #[error(transparent)]
+    Sts(#[from] AwsError),
+    /// The key received did not bootstrap this node.
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+}
+
+/// Why no peer gave this node the RPC key.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinPeersError {
+    /// Peers could not be discovered.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// Neither bootstrappers nor peers are known yet.
+    #[error("no peers to join yet")]
+    NoPeers,
+    /// The pinned client TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Every candidate failed, each for its reason.
+    #[error("{}", Attempts(.0))]
+    AllFailed(Vec<(SocketAddr, JoinAttemptError)>),
+}
+
+/// Failed attempts as `addr: reason; addr: reason`.
+struct Attempts<'a>(&'a [(SocketAddr, JoinAttemptError)]);
+
+impl fmt::Display for Attempts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (addr, error)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{addr}: {error}")?;
+        }
+        Ok(())
+    }
+}
 
 /// This instance's attestation: who it is, per IMDS, verified like a peer would.
 pub struct Attestation {
@@ -97,10 +167,10 @@ impl Attestation {
 }
 
 /// AWS's published signing certificates plus those the config names.
-pub fn trusted_signers(extra_der: &[Vec<u8>]) -> Result<TrustedSigners, String> {
+pub fn trusted_signers(extra_der: &[Vec<u8>]) -> Result<TrustedSigners, AttestationError> {
     let mut signers = TrustedSigners::aws_published();
-    for (i, cert) in extra_der.iter().enumerate() {
-        signers.add(None, cert).map_err(|e| format!("cluster.attestationCaCertificates[{i}]: {e}"))?;
+    for (index, cert) in extra_der.iter().enumerate() {
+        signers.add(None, cert).map_err(|reason| AttestationError::CaCertificate { index, reason })?;
     }
     Ok(signers)
 }
@@ -108,10 +178,10 @@ pub fn trusted_signers(extra_der: &[Vec<u8>]) -> Result<TrustedSigners, String> 
 async fn own_identity(
     imds: &ImdsClient,
     signers: &TrustedSigners,
-) -> Result<(IdentityDocument, Vec<u8>, Vec<u8>), String> {
-    let document = imds.identity_document().await.map_err(|e| e.to_string())?;
-    let signature = imds.identity_signature_rsa2048().await.map_err(|e| e.to_string())?;
-    let doc = verify_identity(&document, &signature, signers).map_err(|e| e.to_string())?;
+) -> Result<(IdentityDocument, Vec<u8>, Vec<u8>), AttestationError> {
+    let document = imds.identity_document().await.map_err(AttestationError::Imds)?;
+    let signature = imds.identity_signature_rsa2048().await.map_err(AttestationError::Imds)?;
+    let doc = verify_identity(&document, &signature, signers).map_err(AttestationError::Identity)?;
     Ok((doc, document, signature))
 }
 
@@ -122,13 +192,13 @@ pub async fn join_any_peer(
     attestation: &Attestation,
     discovery: &Discovery,
     bootstrappers: &[IpAddr],
-) -> Result<(), String> {
+) -> Result<(), JoinPeersError> {
     let mut candidates: Vec<IpAddr> = bootstrappers.to_vec();
     candidates.extend(discovery.peers().await?.into_iter().map(|p| p.ip));
     if candidates.is_empty() {
-        return Err("no peers to join yet".into());
+        return Err(JoinPeersError::NoPeers);
     }
-    let tls = crate::tls::pinned_client_config(node.config.rpc_certificate.clone(), None).map_err(|e| e.to_string())?;
+    let tls = crate::tls::pinned_client_config(node.config.rpc_certificate.clone(), None)?;
     let client = PeerClient::new(tls, node.config.bind_address, Duration::from_secs(15));
     let mut errors = Vec::new();
     for ip in candidates {
@@ -138,10 +208,10 @@ pub async fn join_any_peer(
                 node.audit.record("join", &ip.to_string(), Outcome::Ok, "received the RPC key; bootstrapped");
                 return Ok(());
             }
-            Err(e) => errors.push(format!("{addr}: {e}")),
+            Err(e) => errors.push((addr, e)),
         }
     }
-    Err(errors.join("; "))
+    Err(JoinPeersError::AllFailed(errors))
 }
 
 async fn join_peer(
@@ -151,8 +221,8 @@ async fn join_peer(
     addr: SocketAddr,
     document: &[u8],
     signature: &[u8],
-) -> Result<(), String> {
-    let challenge: ChallengeResponse = client.post_json(addr, CHALLENGE_PATH, &Empty {}).await.map_err(|e| e.0)?;
+) -> Result<(), JoinAttemptError> {
+    let challenge: ChallengeResponse = client.post_json(addr, CHALLENGE_PATH, &Empty {}).await?;
     let (private, public) = ephemeral_key()?;
     let sts_request = match attestation.mode {
         AttestationMode::Basic => None,
@@ -168,7 +238,7 @@ async fn join_peer(
         ephemeral_public_key: WireBytes(public.clone()),
         sts_request,
     };
-    let answer: JoinResponse = client.post_json(addr, JOIN_PATH, &request).await.map_err(|e| e.0)?;
+    let answer: JoinResponse = client.post_json(addr, JOIN_PATH, &request).await?;
     let aad = ring::digest::digest(&ring::digest::SHA256, document);
     let rpc_key = open_from(
         private,
@@ -178,5 +248,5 @@ async fn join_peer(
         aad.as_ref(),
         &answer.encrypted_rpc_key.0,
     )?;
-    node.bootstrap(&rpc_key).map_err(|e| e.to_string())
+    Ok(node.bootstrap(&rpc_key)?)
 }

@@ -3,12 +3,53 @@
 //! allow-listed one) and current group membership; the stand-alone
 //! bootstrapper requires the images it was told to trust.
 
-use super::super::aws::StsVerifier;
-use super::super::discovery::Discovery;
+use super::super::aws::{AwsError, StsVerifier};
+use super::super::discovery::{Discovery, DiscoveryError};
 use super::super::protocol::{JoinRequest, STS_CHALLENGE_HEADER, STS_EPHEMERAL_KEY_HEADER};
-use crate::cloud::aws_identity::{verify_identity, IdentityDocument, TrustedSigners};
+use crate::cloud::aws_identity::{verify_identity, IdentityDocument, IdentityError, TrustedSigners};
 use std::net::IpAddr;
 use std::sync::Arc;
+
+/// Why a join request was refused. The values named come from the
+/// signature-verified identity document or from this node's own checks.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The identity document or its signature is not valid.
+    #[error("identity document: {0}")]
+    Identity(IdentityError),
+    /// Another account than the cluster's.
+    #[error("account {0} is not this cluster's account")]
+    Account(String),
+    /// Another region than the cluster's.
+    #[error("region {0} is not this cluster's region")]
+    Region(String),
+    /// An image that is not trusted.
+    #[error("image {0} is not trusted")]
+    Image(String),
+    /// The TCP source is not the document's private address.
+    #[error("source address {source_ip} is not the document's privateIp {private_ip}")]
+    SourceAddress {
+        /// Where the request came from.
+        source_ip: IpAddr,
+        /// The document's privateIp.
+        private_ip: IpAddr,
+    },
+    /// The ephemeral public key is not 32 bytes.
+    #[error("ephemeralPublicKey must be an X25519 public key (32 bytes)")]
+    EphemeralKey,
+    /// The instance is not a current member of the group.
+    #[error("instance {0} is not a Pending/InService member of the group")]
+    NotMember(String),
+    /// Membership could not be checked.
+    #[error("membership check failed: {0}")]
+    Membership(DiscoveryError),
+    /// Strong mode without an STS request.
+    #[error("strong attestation needs stsRequest")]
+    NoStsRequest,
+    /// The STS proof does not hold.
+    #[error(transparent)]
+    Sts(#[from] AwsError),
+}
 
 /// The checks a join server applies (challenge freshness is checked by the server).
 pub struct JoinPolicy {
@@ -29,35 +70,33 @@ pub struct JoinPolicy {
 impl JoinPolicy {
     /// Every check on a join request from `source` (after the challenge);
     /// Ok(the verified document) or the reason for the refusal.
-    pub async fn check(&self, source: IpAddr, request: &JoinRequest) -> Result<IdentityDocument, String> {
-        let doc = verify_identity(&request.document.0, &request.signature.0, &self.signers)
-            .map_err(|e| format!("identity document: {e}"))?;
+    pub async fn check(&self, source: IpAddr, request: &JoinRequest) -> Result<IdentityDocument, PolicyError> {
+        let doc =
+            verify_identity(&request.document.0, &request.signature.0, &self.signers).map_err(PolicyError::Identity)?;
         if self.account_id.as_ref().is_some_and(|a| *a != doc.account_id) {
-            return Err(format!("account {} is not this cluster's account", doc.account_id));
+            return Err(PolicyError::Account(doc.account_id));
         }
         if self.region.as_ref().is_some_and(|r| *r != doc.region) {
-            return Err(format!("region {} is not this cluster's region", doc.region));
+            return Err(PolicyError::Region(doc.region));
         }
         if !self.images.contains(&doc.image_id) {
-            return Err(format!("image {} is not trusted", doc.image_id));
+            return Err(PolicyError::Image(doc.image_id));
         }
         if doc.private_ip != source {
-            return Err(format!("source address {source} is not the document's privateIp {}", doc.private_ip));
+            return Err(PolicyError::SourceAddress { source_ip: source, private_ip: doc.private_ip });
         }
         if request.ephemeral_public_key.0.len() != 32 {
-            return Err("ephemeralPublicKey must be an X25519 public key (32 bytes)".into());
+            return Err(PolicyError::EphemeralKey);
         }
         if let Some(discovery) = &self.membership {
             match discovery.is_member(&doc.instance_id, doc.private_ip).await {
                 Ok(true) => {}
-                Ok(false) => {
-                    return Err(format!("instance {} is not a Pending/InService member of the group", doc.instance_id))
-                }
-                Err(e) => return Err(format!("membership check failed: {e}")),
+                Ok(false) => return Err(PolicyError::NotMember(doc.instance_id)),
+                Err(e) => return Err(PolicyError::Membership(e)),
             }
         }
         if let Some(sts) = &self.sts {
-            let signed = request.sts_request.as_ref().ok_or("strong attestation needs stsRequest")?;
+            let signed = request.sts_request.as_ref().ok_or(PolicyError::NoStsRequest)?;
             sts.verify_instance(signed, &bound_headers(&request.challenge.0, &request.ephemeral_public_key.0), &doc)
                 .await?;
         }

@@ -11,11 +11,36 @@ use zeroize::Zeroizing;
 
 const KDF_INFO: &[u8] = b"vssm join v1";
 
+/// Why the RPC key could not be sealed or opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// The system random generator failed.
+    #[error("no randomness")]
+    NoRandomness,
+    /// X25519 or HKDF failed on valid input.
+    #[error("key agreement failed")]
+    KeyAgreement,
+    /// The requester's ephemeral public key is not a usable X25519 key.
+    #[error("invalid ephemeral public key")]
+    InvalidRequesterKey,
+    /// AES-GCM sealing failed.
+    #[error("encryption failed")]
+    Encryption,
+    /// The peer's ephemeral public key is not a usable X25519 key.
+    #[error("invalid peer ephemeral key")]
+    InvalidPeerKey,
+    /// The sealed key is shorter than nonce and tag.
+    #[error("encrypted RPC key is too short")]
+    TooShort,
+    /// The sealed key does not open with this binding and key.
+    #[error("encrypted RPC key does not decrypt")]
+    DoesNotDecrypt,
+}
+
 /// A fresh X25519 key pair for one join attempt.
-pub fn ephemeral_key() -> Result<(EphemeralPrivateKey, Vec<u8>), String> {
-    let private =
-        EphemeralPrivateKey::generate(&X25519, &SystemRandom::new()).map_err(|_| "no randomness".to_string())?;
-    let public = private.compute_public_key().map_err(|_| "X25519 failed".to_string())?.as_ref().to_vec();
+pub fn ephemeral_key() -> Result<(EphemeralPrivateKey, Vec<u8>), SealError> {
+    let private = EphemeralPrivateKey::generate(&X25519, &SystemRandom::new()).map_err(|_| SealError::NoRandomness)?;
+    let public = private.compute_public_key().map_err(|_| SealError::KeyAgreement)?.as_ref().to_vec();
     Ok((private, public))
 }
 
@@ -26,11 +51,11 @@ fn derive_key(
     challenge: &[u8],
     requester_public: &[u8],
     server_public: &[u8],
-) -> Result<LessSafeKey, String> {
+) -> Result<LessSafeKey, SealError> {
     let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, challenge);
     let info = [KDF_INFO, requester_public, server_public];
     let prk = salt.extract(shared);
-    let okm = prk.expand(&info, &aead::AES_256_GCM).map_err(|_| "key derivation failed".to_string())?;
+    let okm = prk.expand(&info, &aead::AES_256_GCM).map_err(|_| SealError::KeyAgreement)?;
     Ok(LessSafeKey::new(UnboundKey::from(okm)))
 }
 
@@ -40,18 +65,18 @@ pub fn seal_to(
     challenge: &[u8],
     aad: &[u8],
     secret: &[u8],
-) -> Result<(Vec<u8>, Vec<u8>), String> {
+) -> Result<(Vec<u8>, Vec<u8>), SealError> {
     let rng = SystemRandom::new();
     let (private, public) = ephemeral_key()?;
     let peer = UnparsedPublicKey::new(&X25519, requester_public);
     let key =
         agreement::agree_ephemeral(private, &peer, |shared| derive_key(shared, challenge, requester_public, &public))
-            .map_err(|_| "invalid ephemeral public key".to_string())??;
+            .map_err(|_| SealError::InvalidRequesterKey)??;
     let mut nonce = [0u8; 12];
-    rng.fill(&mut nonce).map_err(|_| "no randomness".to_string())?;
+    rng.fill(&mut nonce).map_err(|_| SealError::NoRandomness)?;
     let mut sealed = secret.to_vec();
     key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut sealed)
-        .map_err(|_| "encryption failed".to_string())?;
+        .map_err(|_| SealError::Encryption)?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);
     Ok((public, out))
@@ -65,21 +90,18 @@ pub fn open_from(
     challenge: &[u8],
     aad: &[u8],
     sealed: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, String> {
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
     if sealed.len() < 12 + 16 {
-        return Err("encrypted RPC key is too short".into());
+        return Err(SealError::TooShort);
     }
     let peer = UnparsedPublicKey::new(&X25519, server_public);
     let key = agreement::agree_ephemeral(private, &peer, |shared| {
         derive_key(shared, challenge, requester_public, server_public)
     })
-    .map_err(|_| "invalid peer ephemeral key".to_string())??;
-    let nonce = Nonce::try_assume_unique_for_key(&sealed[..12]).map_err(|_| "bad nonce".to_string())?;
+    .map_err(|_| SealError::InvalidPeerKey)??;
+    let nonce = Nonce::try_assume_unique_for_key(&sealed[..12]).map_err(|_| SealError::TooShort)?;
     let mut buffer = Zeroizing::new(sealed[12..].to_vec());
-    let plain_len = key
-        .open_in_place(nonce, Aad::from(aad), &mut buffer)
-        .map_err(|_| "encrypted RPC key does not decrypt".to_string())?
-        .len();
+    let plain_len = key.open_in_place(nonce, Aad::from(aad), &mut buffer).map_err(|_| SealError::DoesNotDecrypt)?.len();
     buffer.truncate(plain_len);
     Ok(buffer)
 }
@@ -99,11 +121,13 @@ mod tests {
 
         // Another private key (an eavesdropper replaying the request) cannot open it.
         let other = EphemeralPrivateKey::generate(&X25519, &rng).unwrap();
-        assert!(open_from(other, &public, &server_public, b"challenge", b"doc", &sealed).is_err());
+        let wrong = open_from(other, &public, &server_public, b"challenge", b"doc", &sealed);
+        assert_eq!(wrong.err(), Some(SealError::DoesNotDecrypt));
         // A different challenge or document binding does not open it either.
         let private = EphemeralPrivateKey::generate(&X25519, &rng).unwrap();
         let public = private.compute_public_key().unwrap().as_ref().to_vec();
         let (server_public, sealed) = seal_to(&public, b"challenge", b"doc", b"rpc key").unwrap();
-        assert!(open_from(private, &public, &server_public, b"other", b"doc", &sealed).is_err());
+        let rebound = open_from(private, &public, &server_public, b"other", b"doc", &sealed);
+        assert_eq!(rebound.err(), Some(SealError::DoesNotDecrypt));
     }
 }

@@ -2,24 +2,75 @@
 //! returns the RPC key sealed to the requester. Used by cluster nodes and by
 //! the stand-alone bootstrapper alike. Every decision is audited.
 
-use super::challenge::{ChallengeStore, CHALLENGE_TTL};
-use super::policy::JoinPolicy;
-use super::seal::seal_to;
+use super::challenge::{ChallengeError, ChallengeStore, CHALLENGE_TTL};
+use super::policy::{JoinPolicy, PolicyError};
+use super::seal::{seal_to, SealError};
 use crate::audit::{AuditLog, Outcome};
 use crate::cluster::protocol::*;
 use crate::crypto::keys::AsymmetricKey;
-use crate::server::api::{error_response, json_response, parse_json, ApiError, ApiResult};
-use crate::server::body::{read_body, CLIENT_BODY_BUDGET};
+use crate::error::{error_response, Classify, ErrorKind};
+use crate::server::body::{read_body, BodyError, CLIENT_BODY_BUDGET};
+use crate::server::json::{json_response, parse_json, JsonError};
 use crate::wire::{Bytes as WireBytes, Int64};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Largest join request (document + PKCS#7 + STS request).
 const MAX_JOIN_BODY: usize = 64 * 1024;
+
+/// Why a join request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// Every join endpoint is POST.
+    #[error("use POST")]
+    MethodNotAllowed,
+    /// The body could not be read within its limit.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The body is not the expected JSON.
+    #[error(transparent)]
+    Json(#[from] JsonError),
+    /// This node has no RPC key to hand out yet.
+    #[error("node is bootstrapping")]
+    Bootstrapping,
+    /// No challenge could be issued (a fault of this node).
+    #[error("cannot issue a challenge: {0}")]
+    Challenge(ChallengeError),
+    /// The challenge presented is not acceptable.
+    #[error("join refused: {0}")]
+    ChallengeRefused(ChallengeError),
+    /// The requester does not meet the policy.
+    #[error("join refused: {0}")]
+    PolicyRefused(PolicyError),
+    /// The RPC key could not be sealed to the requester's key.
+    #[error("cannot seal the RPC key: {0}")]
+    Seal(SealError),
+    /// No join endpoint at this path.
+    #[error("unknown join endpoint")]
+    UnknownEndpoint,
+}
+
+impl Classify for JoinError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            JoinError::MethodNotAllowed => ErrorKind::MethodNotAllowed,
+            JoinError::Body(e) => e.kind(),
+            JoinError::Json(e) => e.kind(),
+            JoinError::Bootstrapping => ErrorKind::ServiceUnavailable,
+            JoinError::Challenge(_) => ErrorKind::Internal,
+            JoinError::ChallengeRefused(_) | JoinError::PolicyRefused(_) => ErrorKind::Forbidden,
+            // The policy checked the key's length; a key X25519 still refuses
+            // is the requester's, anything else is this node's fault.
+            JoinError::Seal(SealError::InvalidRequesterKey) => ErrorKind::BadRequest,
+            JoinError::Seal(_) => ErrorKind::Internal,
+            JoinError::UnknownEndpoint => ErrorKind::NotFound,
+        }
+    }
+}
 
 /// A join server: a policy and its outstanding challenges.
 pub struct JoinServer {
@@ -53,31 +104,35 @@ impl JoinServer {
         audit: &AuditLog,
         peer: SocketAddr,
         request: Request<Incoming>,
-    ) -> ApiResult {
+    ) -> Result<Response<Full<Bytes>>, JoinError> {
         if request.method() != Method::POST {
-            return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
+            return Err(JoinError::MethodNotAllowed);
         }
         let path = request.uri().path().to_string();
         let body = read_body(request, MAX_JOIN_BODY, Some(&CLIENT_BODY_BUDGET)).await?;
-        let rpc_key = rpc_key.ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is bootstrapping"))?;
+        let rpc_key = rpc_key.ok_or(JoinError::Bootstrapping)?;
         match path.as_str() {
             CHALLENGE_PATH => {
                 parse_json::<Empty>(&body)?;
-                let challenge = self.challenges.issue(peer.ip(), Instant::now())?;
-                json_response(&ChallengeResponse {
+                let challenge = self.challenges.issue(peer.ip(), Instant::now()).map_err(JoinError::Challenge)?;
+                Ok(json_response(&ChallengeResponse {
                     challenge: WireBytes(challenge.to_vec()),
                     expires_in_seconds: Int64(CHALLENGE_TTL.as_secs() as i64),
-                })
+                })?)
             }
             JOIN_PATH => {
                 let request: JoinRequest = parse_json(&body)?;
                 let checked = match self.challenges.take(&request.challenge.0, peer.ip(), Instant::now()) {
-                    Ok(()) => self.policy.check(peer.ip(), &request).await,
-                    Err(reason) => Err(reason),
+                    Ok(()) => self.policy.check(peer.ip(), &request).await.map_err(JoinError::PolicyRefused),
+                    Err(reason) => Err(JoinError::ChallengeRefused(reason)),
                 };
-                let doc = checked.map_err(|reason| {
-                    audit.record("join", &peer.ip().to_string(), Outcome::Refused, &reason);
-                    ApiError::new(StatusCode::FORBIDDEN, format!("join refused: {reason}"))
+                let doc = checked.inspect_err(|refusal| {
+                    let reason = match refusal {
+                        JoinError::ChallengeRefused(e) => e.to_string(),
+                        JoinError::PolicyRefused(e) => e.to_string(),
+                        other => other.to_string(),
+                    };
+                    audit.record("join", &peer.ip().to_string(), refusal.kind().outcome(), &reason);
                 })?;
                 let aad = ring::digest::digest(&ring::digest::SHA256, &request.document.0);
                 let (public, sealed) = seal_to(
@@ -86,19 +141,19 @@ impl JoinServer {
                     aad.as_ref(),
                     &rpc_key.to_pkcs8_der(),
                 )
-                .map_err(ApiError::bad_request)?;
+                .map_err(JoinError::Seal)?;
                 audit.record(
                     "join",
                     &peer.ip().to_string(),
                     Outcome::Ok,
                     &format!("granted to instance {} (image {})", doc.instance_id, doc.image_id),
                 );
-                json_response(&JoinResponse {
+                Ok(json_response(&JoinResponse {
                     ephemeral_public_key: WireBytes(public),
                     encrypted_rpc_key: WireBytes(sealed),
-                })
+                })?)
             }
-            _ => Err(ApiError::not_found("unknown join endpoint")),
+            _ => Err(JoinError::UnknownEndpoint),
         }
     }
 }

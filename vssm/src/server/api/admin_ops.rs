@@ -3,17 +3,17 @@
 //! with its outcome — key names only, never key bytes or the password.
 
 use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
-use crate::admin::{backup, AdminRefusal};
+use crate::admin::backup;
 use crate::audit::Outcome;
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
+use crate::error::reply;
 use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType};
-use crate::node::{BootstrapError, Node};
+use crate::node::Node;
 use crate::wire::{
     AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupResponse, GenerateKeyRequest,
     InjectKeyRequest, Int64, ListKeysRequest, ListKeysResponse, LogsResponse, PasswordOnlyRequest,
     RestoreBackupRequest, RestoreBackupResponse, SymmetricKeyInfo,
 };
-use hyper::StatusCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Runs an admin endpoint (below /REST/v1/; admin/bootstrap is apart) and
@@ -32,32 +32,33 @@ pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[
     };
     let outcome = match &result {
         Ok(_) => Outcome::Ok,
-        Err(e) if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::TOO_MANY_REQUESTS => Outcome::Refused,
-        Err(_) => Outcome::Failed,
-    };
-    if let Err(e) = &result {
-        if !detail.is_empty() {
-            detail.push_str("; ");
+        Err(e) => {
+            // The audit line gets the full detail, internal faults included.
+            let reply = reply(e);
+            if !detail.is_empty() {
+                detail.push_str("; ");
+            }
+            detail.push_str(&format!("{} {}", reply.status.as_u16(), reply.detail));
+            reply.outcome
         }
-        detail.push_str(&format!("{} {}", e.status.as_u16(), e.message));
-    }
+    };
     node.audit.record(action, &client.subject, outcome, &detail);
     Some(result)
 }
 
 /// admin/bootstrap: installs the RPC private key (no client certificate yet).
 pub fn bootstrap(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
-    let result = parse_json::<BootstrapRequest>(body).and_then(|request| {
-        node.bootstrap(&request.rpc_private_key.0).map_err(|e| match e {
-            BootstrapError::AlreadyBootstrapped => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            BootstrapError::InvalidKey(_) => ApiError::bad_request(e.to_string()),
-            BootstrapError::Tls(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        })
-    });
+    let result = parse_json::<BootstrapRequest>(body)
+        .and_then(|request| node.bootstrap(&request.rpc_private_key.0).map_err(ApiError::from));
     let detail = match &result {
         Ok(()) => format!("from {}", client.peer),
-        Err(e) => format!("from {}: {} {}", client.peer, e.status.as_u16(), e.message),
+        Err(e) => {
+            let reply = reply(e);
+            format!("from {}: {} {}", client.peer, reply.status.as_u16(), reply.detail)
+        }
     };
+    // Anyone may call bootstrap: every failure is a refusal, so that the
+    // log's refusal rate limit bounds what strangers can write to it.
     let outcome = if result.is_ok() { Outcome::Ok } else { Outcome::Refused };
     node.audit.record("bootstrap", &client.subject, outcome, &detail);
     result?;
@@ -65,19 +66,11 @@ pub fn bootstrap(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
 }
 
 async fn authorize(node: &Node, client: &ClientInfo, password: &str) -> Result<(), ApiError> {
-    node.admin.authorize(&client.subject, password).await.map_err(|refusal| match refusal {
-        AdminRefusal::Throttled(wait) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed admin attempts; retry in {} s", wait.as_secs() + 1),
-        ),
-        AdminRefusal::WrongPassword => ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin password"),
-    })
+    Ok(node.admin.authorize(&client.subject, password).await?)
 }
 
 fn key_type(text: &str) -> Result<KeyType, ApiError> {
-    KeyType::parse(text).ok_or_else(|| {
-        ApiError::bad_request(format!("keyType must be SYMMETRIC, ASYMMETRIC or MAC, not {:?}", super::printable(text)))
-    })
+    KeyType::parse(text).ok_or_else(|| ApiError::InvalidKeyType(super::printable(text)))
 }
 
 fn now_ms() -> i64 {
@@ -91,18 +84,14 @@ fn insert(node: &Node, name: String, material: KeyMaterial) -> ApiResult {
             node.cluster_changed(vec![record]);
             json_response(&EmptyResponse {})
         }
-        Err(InsertError::Exists) => Err(name_taken(key_type)),
+        Err(InsertError::Exists) => Err(ApiError::NameTaken(key_type)),
     }
 }
 
-fn name_taken(key_type: KeyType) -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, format!("a {} key with this name exists", key_type.as_str()))
-}
-
 fn refuse_existing(node: &Node, key_type: KeyType, name: &str) -> Result<(), ApiError> {
-    validate_name(name).map_err(ApiError::bad_request)?;
+    validate_name(name)?;
     if node.keystore.get(key_type, name).is_some() {
-        return Err(name_taken(key_type));
+        return Err(ApiError::NameTaken(key_type));
     }
     Ok(())
 }
@@ -114,21 +103,17 @@ async fn generate_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mu
     let key_type = key_type(&request.key_type)?;
     // Refuse a taken name before spending seconds on an RSA key.
     refuse_existing(node, key_type, &request.key_name)?;
-    let size = u64::try_from(request.key_size.0).map_err(|_| ApiError::bad_request("keySize must not be negative"))?;
+    let size = u64::try_from(request.key_size.0).map_err(|_| ApiError::NegativeKeySize)?;
     let material = match key_type {
         KeyType::Symmetric => KeyMaterial::Symmetric(SymmetricKey::generate(size)?),
         KeyType::Mac => KeyMaterial::Mac(MacKey::generate(size)?),
         KeyType::Asymmetric => {
-            let spec = KeySpec::parse(&request.key_spec).map_err(|_| {
-                ApiError::bad_request(format!(
-                    "keySpec must be RSA or EC, not {:?}",
-                    super::printable(&request.key_spec)
-                ))
-            })?;
+            let spec = KeySpec::parse(&request.key_spec)
+                .map_err(|_| ApiError::InvalidKeySpec(super::printable(&request.key_spec)))?;
             // RSA generation takes up to seconds: never on an I/O thread.
             let key = tokio::task::spawn_blocking(move || AsymmetricKey::generate(spec, size))
                 .await
-                .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "key generation was interrupted"))??;
+                .map_err(|_| ApiError::GenerationInterrupted)??;
             KeyMaterial::Asymmetric(Box::new(key))
         }
     };
@@ -143,7 +128,7 @@ async fn inject_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
     refuse_existing(node, key_type, &request.key_name)?;
     let bytes = &request.key.0;
     if bytes.len() > crate::node::MAX_KEY_DER_BYTES {
-        return Err(ApiError::bad_request(format!("key is larger than {} bytes", crate::node::MAX_KEY_DER_BYTES)));
+        return Err(ApiError::KeyTooLarge);
     }
     let material = match key_type {
         KeyType::Symmetric => KeyMaterial::Symmetric(SymmetricKey::from_bytes(bytes)?),
@@ -154,7 +139,7 @@ async fn inject_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
 }
 
 fn rpc_key_missing() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is bootstrapping")
+    ApiError::Bootstrapping
 }
 
 async fn generate_backup(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
@@ -162,17 +147,16 @@ async fn generate_backup(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiRe
     authorize(node, client, &request.admin_password.0).await?;
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
     let snapshot = node.keystore.snapshot();
-    let blob = backup::create(&snapshot, rpc_key, now_ms())
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let blob = backup::create(&snapshot, rpc_key, now_ms())?;
     json_response(&GenerateBackupResponse { backup: blob })
 }
 
 async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: RestoreBackupRequest = parse_json(body)?;
     authorize(node, client, &request.admin_password.0).await?;
-    let blob = request.backup.ok_or_else(|| ApiError::bad_request("backup is required"))?;
+    let blob = request.backup.ok_or(ApiError::BackupRequired)?;
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
-    let records = backup::open(&blob, rpc_key).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let records = backup::open(&blob, rpc_key)?;
     let report = node.keystore.merge(records, ConflictPolicy::KeepExisting);
     node.cluster_changed(report.new_records.clone());
     *detail = format!("added={} unchanged={} conflicts={}", report.added, report.unchanged, report.conflicts.len());
@@ -193,7 +177,7 @@ async fn list_keys(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut S
     authorize(node, client, &request.admin_password.0).await?;
     let snapshot = node.keystore.snapshot();
     let only_type = match (request.key_name.is_empty(), request.key_type.is_empty()) {
-        (false, true) => return Err(ApiError::bad_request("keyType is required with keyName")),
+        (false, true) => return Err(ApiError::KeyTypeRequired),
         (_, false) => Some(key_type(&request.key_type)?),
         (true, true) => None,
     };
@@ -204,7 +188,7 @@ async fn list_keys(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut S
         } else if let Some(record) = snapshot.get(t, &request.key_name) {
             records.push((request.key_name.clone(), record));
         } else {
-            return Err(ApiError::not_found(format!("no {} key with this name", t.as_str())));
+            return Err(ApiError::NoKeyWithName(t));
         }
     }
     let mut response = ListKeysResponse::default();

@@ -32,11 +32,9 @@ pub fn dispatch(node: &Node, endpoint: &str, body: &[u8]) -> Option<ApiResult> {
 /// The key `name` of `key_type`: 400 without a name, 404 when unknown.
 fn lookup(node: &Node, key_type: KeyType, name: &str) -> Result<Arc<KeyRecord>, ApiError> {
     if name.is_empty() {
-        return Err(ApiError::bad_request("keyName is required"));
+        return Err(ApiError::KeyNameRequired);
     }
-    node.keystore
-        .get(key_type, name)
-        .ok_or_else(|| ApiError::not_found(format!("no {} key named {:?}", key_type.as_str(), super::printable(name))))
+    node.keystore.get(key_type, name).ok_or_else(|| ApiError::NoSuchKey { key_type, name: super::printable(name) })
 }
 
 fn output(bytes: Vec<u8>) -> ApiResult {
@@ -44,7 +42,7 @@ fn output(bytes: Vec<u8>) -> ApiResult {
 }
 
 fn missing_material() -> ApiError {
-    ApiError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR, "key record holds material of another type")
+    ApiError::WrongMaterial
 }
 
 type SymmetricFn = fn(
@@ -79,7 +77,7 @@ fn asymmetric_op(node: &Node, body: &[u8], operation: AsymmetricFn) -> ApiResult
 /// `input` (the server hashes) or `hashed` (the caller's digest), not both.
 fn message<'a>(input: &'a [u8], hashed: &'a [u8]) -> Result<Message<'a>, ApiError> {
     match (input.is_empty(), hashed.is_empty()) {
-        (false, false) => Err(ApiError::bad_request("give either input or hashed, not both")),
+        (false, false) => Err(ApiError::InputAndHashed),
         (true, false) => Ok(Message::Hashed(hashed)),
         _ => Ok(Message::Input(input)),
     }

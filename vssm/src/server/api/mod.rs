@@ -1,20 +1,19 @@
-//! The client API on port 8080: routing, JSON in and out, and the mapping
-//! of errors to status codes and `{"error": …}` bodies.
+//! The client API on port 8080: routing to the crypto and admin endpoints.
+//! Errors are [`ApiError`]s, answered through [`crate::error`].
 
 mod admin_ops;
 mod crypto_ops;
+mod error;
+
+pub use error::ApiError;
 
 use super::body::{read_body, CLIENT_BODY_BUDGET};
-use crate::crypto::CryptoError;
+use crate::error::error_response;
 use crate::node::Node;
-use crate::wire::ErrorResponse;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::CONTENT_TYPE;
-use hyper::{Method, Request, Response, StatusCode};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use hyper::{Method, Request, Response};
 use std::sync::Arc;
 
 /// Largest request body accepted.
@@ -36,36 +35,6 @@ pub struct ClientInfo {
     pub peer: std::net::SocketAddr,
     /// Notified to end this connection gracefully after the current response.
     pub close: Arc<tokio::sync::Notify>,
-}
-
-/// An API error: status code and a message that never holds secrets.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into() }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, message)
-    }
-}
-
-impl From<CryptoError> for ApiError {
-    fn from(e: CryptoError) -> Self {
-        match e {
-            // A fault of this node: 500, and no detail for the client.
-            CryptoError::Internal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-            // Display of DecryptionFailed is one generic message for every cause.
-            _ => ApiError::bad_request(e.to_string()),
-        }
-    }
 }
 
 /// The response type of every handler.
@@ -93,22 +62,22 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     };
     let body = read_body(request, limit, Some(&CLIENT_BODY_BUDGET)).await?;
     if endpoint.is_empty() {
-        return Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))));
+        return Err(ApiError::UnknownEndpoint(printable(&path)));
     }
     if !is_post {
-        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "use POST"));
+        return Err(ApiError::MethodNotAllowed);
     }
     if let Err(why) = crate::crypto::selftest::check() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why));
+        return Err(ApiError::SelfTestFailed(why));
     }
     if endpoint == "admin/bootstrap" {
         return admin_ops::bootstrap(node, client, &body);
     }
     if !node.is_ready() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is bootstrapping"));
+        return Err(ApiError::Bootstrapping);
     }
     if !node.is_synced() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "node is synchronizing keys with its peers"));
+        return Err(ApiError::Synchronizing);
     }
     if !client.authenticated {
         // A connection opened before bootstrap has no client certificate:
@@ -116,10 +85,7 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         // reconnects with mutual TLS. notify_one keeps the permit if the
         // connection task is not waiting yet, so the close is never lost.
         client.close.notify_one();
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "node is bootstrapped: reconnect with a client certificate",
-        ));
+        return Err(ApiError::Reconnect);
     }
     if let Some(result) = crypto_ops::dispatch(node, &endpoint, &body) {
         return result;
@@ -127,52 +93,17 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     if let Some(result) = admin_ops::dispatch(node, client, &endpoint, &body).await {
         return result;
     }
-    Err(ApiError::not_found(format!("unknown endpoint {}", printable(&path))))
-}
-
-/// Parses a JSON request; the error names an unknown or mistyped field but
-/// never quotes values.
-pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let text = inner.to_string();
-        let message = if text.starts_with("unknown field") || text.starts_with("missing field") {
-            // "unknown field `x`, expected one of …" — names only.
-            text
-        } else {
-            match inner.classify() {
-                serde_json::error::Category::Data => {
-                    format!("invalid value for field `{path}` (wrong type or encoding)")
-                }
-                _ => format!("malformed JSON (line {}, column {})", inner.line(), inner.column()),
-            }
-        };
-        ApiError::bad_request(message)
-    })?;
-    deserializer.end().map_err(|_| ApiError::bad_request("malformed JSON: trailing characters after the object"))?;
-    Ok(value)
+    Err(ApiError::UnknownEndpoint(printable(&path)))
 }
 
 /// A 200 response with a JSON body.
-pub(crate) fn json_response<T: Serialize>(value: &T) -> ApiResult {
-    let body = serde_json::to_vec(value)
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the response"))?;
-    Ok(with_json(Response::new(Full::new(Bytes::from(body)))))
+fn json_response<T: serde::Serialize>(value: &T) -> ApiResult {
+    Ok(super::json::json_response(value)?)
 }
 
-/// The `{"error": …}` response for an error.
-pub fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(&ErrorResponse { error: &error.message }).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = with_json(Response::new(Full::new(Bytes::from(body))));
-    *response.status_mut() = error.status;
-    response
-}
-
-fn with_json(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
-    response.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
-    response
+/// Parses a JSON request body.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    Ok(super::json::parse_json(body)?)
 }
 
 /// A path as it may appear in an error message: bounded and printable.

@@ -1,12 +1,12 @@
-"""Harness for the cluster integration tests (test_cluster.py).
+"""Harness for the cluster integration tests (test_cluster.py, test_bootstrapper.py).
 
-Black-box like conftest.py: real `vssm` processes on 127.0.0.x addresses, the
+Black-box like the rest of vssmtest: real `vssm` processes on 127.0.0.x addresses, the
 fake AWS of qemu/fake_aws as IMDS + Auto Scaling/EC2/STS, and a hand-made
 client for the join port (8083) to play instances and attackers.
 
 - FakeAws: starts/stops qemu/fake_aws/fake_aws.py, adds/changes instances,
   signs documents with its test CA, serves IMDS reads.
-- ClusterNode: conftest.Node with a `cluster` config section, SIGKILL,
+- ClusterNode: a vssmtest.node.Node with a `cluster` config section, SIGKILL,
   SIGSTOP/SIGCONT, /REST/v1/cluster/status and audit-log helpers.
 - JoinClient: the join wire protocol from a chosen source address, and the
   requester's side of the key agreement (to prove a grant really carries the
@@ -40,14 +40,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-import conftest
-from conftest import HEALTH_PORT, REPO, Node, b64d, b64e, tls_context
+from vssmtest.client import tls_context
+from vssmtest.node import Node, health, terminate
+from vssmtest.util import HEALTH_PORT, REPO, b64d, b64e
 
 FAKE_AWS = REPO / "qemu" / "fake_aws" / "fake_aws.py"
 # The brief: $VSSM_BIN, else the debug build (what scripts/test.sh uses).
 CLUSTER_BIN = Path(os.environ.get("VSSM_BIN") or (REPO / "target" / "debug" / "vssm"))
 JOIN_PORT = 8083
-MEASUREMENTS_FILE = Path(__file__).resolve().parent / ".measurements.json"
+MEASUREMENTS_FILE = REPO / "tests" / "integration" / ".measurements.json"
 
 
 # --------------------------------------------------------------------------
@@ -74,6 +75,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, desc: str = "c
 
 
 def instance_id(n: int) -> str:
+    """The EC2-style id of fake instance number `n` (i- + 17 hex digits)."""
     return "i-" + format(n, "017x")
 
 
@@ -101,6 +103,9 @@ MEASUREMENTS = Measurements()
 # --------------------------------------------------------------------------
 
 class FakeAws:
+    """qemu/fake_aws/fake_aws.py as a process (fresh state, ephemeral ports) and
+    a client of its control API and of its instances' IMDS."""
+
     def __init__(self, state_dir: Path):
         self.dir = state_dir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -129,7 +134,7 @@ class FakeAws:
         return self
 
     def stop(self):
-        conftest.terminate(self.proc)
+        terminate(self.proc)
         if self._log:
             self._log.close()
             self._log = None
@@ -224,6 +229,7 @@ class FakeAws:
 # --------------------------------------------------------------------------
 
 def http_get(ip: str, port: int, path: str, timeout=2.0):
+    """(status, body) of a plain HTTP GET, None if unreachable."""
     try:
         c = http.client.HTTPConnection(ip, port, timeout=timeout)
         c.request("GET", path)
@@ -236,7 +242,7 @@ def http_get(ip: str, port: int, path: str, timeout=2.0):
 
 
 class ClusterNode(Node):
-    """A conftest Node with a `cluster` config section."""
+    """A Node with a `cluster` config section."""
 
     def __init__(self, pki, ip, workdir, cluster: dict, **extra):
         super().__init__(pki, ip, workdir, cluster=cluster, **extra)
@@ -253,7 +259,7 @@ class ClusterNode(Node):
         return self
 
     def health_code(self):
-        h = conftest.health(self.ip, timeout=1.0)
+        h = health(self.ip, timeout=1.0)
         return h[0] if h else None
 
     def wait_ready(self, timeout=15.0) -> float:
@@ -317,6 +323,7 @@ def all_converged(nodes, records: int | None = None):
 
 
 def key_names(listing: dict) -> dict:
+    """A listkeys answer reduced to sorted (name, createdAt) pairs per key kind."""
     return {s: sorted((e["name"], e["createdAt"]) for e in listing.get(s, []))
             for s in ("symmetricKey", "asymmetricKey", "macKey")}
 
@@ -340,6 +347,8 @@ class _SrcConn(http.client.HTTPSConnection):
 
 
 class JoinResult:
+    """One answer of the join port: status, json (None if not JSON), raw body."""
+
     def __init__(self, status, obj, raw):
         self.status, self.json, self.raw = status, obj, raw
 
@@ -382,6 +391,7 @@ class JoinClient:
 
 
 def new_ephemeral():
+    """A fresh X25519 key pair: (private key, raw 32-byte public key)."""
     priv = X25519PrivateKey.generate()
     pub = priv.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return priv, pub
@@ -389,6 +399,7 @@ def new_ephemeral():
 
 def join_request(document: bytes, signature: bytes, challenge: bytes, eph_pub: bytes,
                  sts_request: dict | None = None) -> dict:
+    """The JSON body of POST /cluster/v1/join."""
     req = {"document": b64e(document), "signature": b64e(signature),
            "challenge": b64e(challenge), "ephemeralPublicKey": b64e(eph_pub)}
     if sts_request is not None:
@@ -473,5 +484,6 @@ def sigv4_sts_request(credentials: dict, sts_url: str, region: str, bound: dict[
 
 
 def strong_bound_headers(challenge: bytes, eph_pub: bytes) -> dict:
+    """The extra headers a strong-mode stsRequest must sign (bind it to this join)."""
     return {"x-vssm-challenge": b64e(challenge),
             "x-vssm-ephemeral-key-sha256": hashlib.sha256(eph_pub).hexdigest()}
