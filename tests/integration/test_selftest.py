@@ -8,7 +8,7 @@ honour (crypto/selftest): against a release binary that test is skipped.
 
 import pytest
 
-from conftest import b64e
+from vssmtest.util import b64e
 
 IP_SELFTEST = "127.0.0.77"
 
