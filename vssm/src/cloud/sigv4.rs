@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use ring::{digest, hmac};
+use aws_lc_rs::{digest, hmac};
 use serde::{Deserialize, Serialize};
 
 use super::credentials::AwsCredentials;

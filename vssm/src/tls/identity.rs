@@ -51,7 +51,7 @@ pub fn bootstrap_identity() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyD
 pub fn public_key_pin(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
     use base64::Engine;
     let spki = crate::config::spki_of(cert).map_err(|e| TlsError::certificate("certificate", e))?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki);
     Ok(format!("sha256//{}", base64::engine::general_purpose::STANDARD.encode(digest)))
 }
 
@@ -99,8 +99,8 @@ impl DevPki {
 }
 
 /// Generates a fresh [`DevPki`] around the given RPC key (PKCS#8 DER). The
-/// caller makes that key: backups need an RSA RPC key, and ring (rcgen's
-/// backend) cannot generate RSA keys.
+/// caller makes that key: backups need an RSA RPC key, which rcgen does not
+/// generate.
 pub fn generate_dev_pki(rpc_key_pkcs8: &[u8]) -> Result<DevPki, TlsError> {
     const CTX: &str = "development PKI";
     let err = |e: rcgen::Error| TlsError::generate(CTX, e);

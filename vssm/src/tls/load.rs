@@ -44,8 +44,8 @@ pub fn load_certificate(bytes: &[u8]) -> Result<CertificateDer<'static>, TlsErro
 }
 
 /// Parses a private key: PEM (`PRIVATE KEY` = PKCS#8, also `RSA PRIVATE KEY` and
-/// `EC PRIVATE KEY`) or DER (PKCS#8, PKCS#1 or SEC1), and checks that rustls' ring
-/// provider can sign with it. Encrypted keys are refused. Errors use the context
+/// `EC PRIVATE KEY`) or DER (PKCS#8, PKCS#1 or SEC1), and checks that rustls' AWS-LC
+/// provider can sign with it (the trial AWS-LC key object is wiped when dropped). Encrypted keys are refused. Errors use the context
 /// `private key` (see [`TlsError::with_context`]).
 pub fn load_private_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
     const CTX: &str = "private key";
@@ -60,7 +60,7 @@ pub fn load_private_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError
             .map_err(|e| TlsError::private_key(CTX, format!("not a valid DER private key: {e}")))?
             .clone_key()
     };
-    rustls::crypto::ring::sign::any_supported_type(&key)
+    rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|_| TlsError::private_key(CTX, "unsupported or malformed private key"))?;
     Ok(key)
 }

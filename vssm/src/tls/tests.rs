@@ -600,7 +600,7 @@ fn mismatched_identity(
     cert: &CertificateDer<'static>,
     key: &PrivateKeyDer<'static>,
 ) -> Arc<super::config::FixedIdentity> {
-    let signer = rustls::crypto::ring::sign::any_supported_type(key).unwrap();
+    let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(key).unwrap();
     Arc::new(super::config::FixedIdentity(Arc::new(rustls::sign::CertifiedKey::new(vec![cert.clone()], signer))))
 }
 
@@ -608,7 +608,7 @@ fn mismatched_identity(
 async fn handshake_signature_by_wrong_key_refused() {
     let pki = openssl_pki();
     let dev = dev_pki();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     // Client presents the valid v1 client certificate but signs with another RSA key
     // (the RPC key) or an ECDSA key.
     for key in [pki.rpc_key(), dev.client_key()] {
