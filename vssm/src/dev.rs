@@ -100,7 +100,7 @@ pub fn prepare(dir: &Path, bind: IpAddr) -> Result<DevSetup, DevError> {
     let tls_error = |file: &'static str| move |source| DevError::Tls { file, source };
     let rpc_cert = tls::load_certificate(&read(RPC_CERT)?).map_err(tls_error(RPC_CERT))?;
     let client_ca = tls::load_certificate(&read(CLIENT_CA_CERT)?).map_err(tls_error(CLIENT_CA_CERT))?;
-    let rpc_key = Zeroizing::new(tls::load_private_key(&Zeroizing::new(read(RPC_KEY)?)).map_err(tls_error(RPC_KEY))?);
+    let rpc_key = tls::load_private_key(&Zeroizing::new(read(RPC_KEY)?)).map_err(tls_error(RPC_KEY))?;
     let rpc_key_pkcs8 = Zeroizing::new(rpc_key.secret_der().to_vec());
     let admin_password = Zeroizing::new(
         String::from_utf8(read(ADMIN_PASSWORD)?).map_err(|_| DevError::PasswordNotText)?.trim().to_string(),

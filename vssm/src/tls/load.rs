@@ -88,7 +88,10 @@ pub fn load_certificate(bytes: &[u8]) -> Result<CertificateDer<'static>, TlsErro
 /// `EC PRIVATE KEY`) or DER (PKCS#8, PKCS#1 or SEC1), and checks that rustls' AWS-LC
 /// provider can sign with it (the trial AWS-LC key object is wiped when dropped). Encrypted keys are refused. Errors use the context
 /// `private key` (see [`TlsError::with_context`]).
-pub fn load_private_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
+///
+/// The key comes back in a [`Zeroizing`] wrapper: rustls-pki-types implements
+/// `Zeroize` for it but does not wipe it when dropped.
+pub fn load_private_key(bytes: &[u8]) -> Result<Zeroizing<PrivateKeyDer<'static>>, TlsError> {
     const CTX: &str = "private key";
     let key = if is_pem(bytes) {
         if bytes.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
@@ -103,7 +106,7 @@ pub fn load_private_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError
     };
     rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|_| TlsError::private_key(CTX, "unsupported or malformed private key"))?;
-    Ok(key)
+    Ok(Zeroizing::new(key))
 }
 
 #[cfg(test)]
