@@ -269,7 +269,7 @@ impl Inventory {
     }
 
     fn compute_digest(&self) -> [u8; 32] {
-        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         for record in self.records() {
             context.update(&[record.material.key_type().index() as u8]);
             context.update(&(record.name.len() as u32).to_be_bytes());
@@ -321,7 +321,7 @@ pub struct MergeReport {
 pub struct Keystore {
     current: ArcSwap<Inventory>,
     writer: Mutex<()>,
-    fingerprint_key: std::sync::OnceLock<ring::hmac::Key>,
+    fingerprint_key: std::sync::OnceLock<aws_lc_rs::hmac::Key>,
 }
 
 impl Keystore {
@@ -333,19 +333,21 @@ impl Keystore {
     /// Derives the fingerprint key from the cluster secret (the RPC private
     /// key, PKCS#8); set once at bootstrap, before any key is stored.
     pub fn set_fingerprint_secret(&self, cluster_secret: &[u8]) {
-        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         context.update(b"vssm key fingerprint v1\0");
         context.update(cluster_secret);
-        let _ = self.fingerprint_key.set(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, context.finish().as_ref()));
+        let _ = self
+            .fingerprint_key
+            .set(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, context.finish().as_ref()));
     }
 
     /// The fingerprint of `material` (see [`Fingerprint`]).
     pub fn fingerprint(&self, material: &KeyMaterial) -> Fingerprint {
-        static UNSET: std::sync::OnceLock<ring::hmac::Key> = std::sync::OnceLock::new();
+        static UNSET: std::sync::OnceLock<aws_lc_rs::hmac::Key> = std::sync::OnceLock::new();
         let key = self.fingerprint_key.get().unwrap_or_else(|| {
-            UNSET.get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"vssm unbootstrapped"))
+            UNSET.get_or_init(|| aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"vssm unbootstrapped"))
         });
-        let mut context = ring::hmac::Context::with_key(key);
+        let mut context = aws_lc_rs::hmac::Context::with_key(key);
         context.update(&[material.key_type().index() as u8]);
         match material {
             KeyMaterial::Symmetric(k) => context.update(k.as_bytes()),

@@ -152,7 +152,8 @@ fn client_tls(options: &CallOptions) -> Result<std::sync::Arc<rustls::ClientConf
     let chain = crate::tls::load_certificates(&read(&cert)?).map_err(tls_error(&cert))?;
     let key_bytes = Zeroizing::new(read(&key)?);
     let private_key = crate::tls::load_private_key(&key_bytes).map_err(tls_error(&key))?;
-    crate::tls::pinned_client_config(server_cert, Some((chain, private_key)))
+    // A copy for the configuration, which wipes it once loaded; `private_key` is wiped on drop.
+    crate::tls::pinned_client_config(server_cert, Some((chain, private_key.clone_key())))
         .map_err(|source| CallError::Tls { what: "TLS client".into(), source })
 }
 

@@ -109,7 +109,7 @@ impl PasswordHash {
             return Err(PasswordError::LogN);
         }
         let mut salt = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut salt)
             .map_err(|_| PasswordError::NoRandomness)?;
         let params = scrypt::Params::new(log_n, 8, 1, 32).map_err(|_| PasswordError::InvalidParams)?;
         let mut out = Zeroizing::new([0u8; 32]);

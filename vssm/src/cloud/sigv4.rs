@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use ring::{digest, hmac};
+use aws_lc_rs::{digest, hmac};
 use serde::{Deserialize, Serialize};
 
 use super::credentials::AwsCredentials;
@@ -187,20 +187,28 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> S
     format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex_sha256(canonical_request.as_bytes()))
 }
 
-fn hmac_sign(key: &[u8], data: &[u8]) -> hmac::Tag {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
+/// HMAC-SHA256 of `data` under `key`, written into a buffer that is wiped when dropped
+/// (an `hmac::Tag` is a `Copy` value that nothing wipes).
+fn hmac_sign(key: &[u8], data: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    hmac::sign_to_buffer(&hmac::Key::new(hmac::HMAC_SHA256, key), data, &mut out[..])
+        .expect("a 32-byte buffer holds an HMAC-SHA256 tag");
+    out
 }
 
 /// The derived signing key for a date, region and service.
+///
+/// The secret and the intermediate keys are wiped; the result is an AWS-LC HMAC
+/// key, whose state is wiped when dropped.
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Key {
     let mut k0 = zeroize::Zeroizing::new(Vec::with_capacity(secret.len() + 4));
     k0.extend_from_slice(b"AWS4");
     k0.extend_from_slice(secret.as_bytes());
     let k_date = hmac_sign(&k0, date.as_bytes());
-    let k_region = hmac_sign(k_date.as_ref(), region.as_bytes());
-    let k_service = hmac_sign(k_region.as_ref(), service.as_bytes());
-    let k_signing = hmac_sign(k_service.as_ref(), b"aws4_request");
-    hmac::Key::new(hmac::HMAC_SHA256, k_signing.as_ref())
+    let k_region = hmac_sign(&k_date[..], region.as_bytes());
+    let k_service = hmac_sign(&k_region[..], service.as_bytes());
+    let k_signing = hmac_sign(&k_service[..], b"aws4_request");
+    hmac::Key::new(hmac::HMAC_SHA256, &k_signing[..])
 }
 
 /// Computes `(signed_headers, signature)` over exactly `headers` (which must include `host` and

@@ -165,7 +165,7 @@ impl LinkWorker {
 /// `interval` ±25%, so that nodes do not all call each other at once.
 pub fn jittered(interval: Duration) -> Duration {
     let mut byte = [0u8; 1];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
+    let _ = aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut byte);
     let factor = 0.75 + (byte[0] as f64 / 255.0) * 0.5;
     interval.mul_f64(factor)
 }

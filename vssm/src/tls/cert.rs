@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use rustls::{CertificateError, OtherError};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::objects::{oid2sn, oid_registry};
@@ -28,7 +28,7 @@ const TAG_OID: u32 = 6;
 /// DER content of the id-mgf1 OID (1.2.840.113549.1.1.8).
 const OID_MGF1_BYTES: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
 
-/// Minimum and maximum RSA modulus sizes accepted (ring's verification limits).
+/// Minimum and maximum RSA modulus sizes accepted (the limits of AWS-LC's verification algorithms, as ring's).
 const RSA_MIN_BITS: usize = 2048;
 const RSA_MAX_BITS: usize = 8192;
 
@@ -79,7 +79,7 @@ pub enum CertProblem {
     /// A signature algorithm off the allow-list.
     #[error("signature algorithm {0} is not allowed")]
     SignatureAlgorithm(String),
-    /// RSASSA-PSS parameters ring cannot verify (which part).
+    /// RSASSA-PSS parameters AWS-LC's verification API cannot express (which part).
     #[error("RSASSA-PSS signature with unsupported parameters ({0})")]
     PssParameters(String),
     /// An X.509 v1 certificate carrying extensions.
@@ -135,7 +135,7 @@ pub(crate) enum KeyKind {
     Ed25519,
 }
 
-/// A public key extracted from a SubjectPublicKeyInfo, in the form ring expects
+/// A public key extracted from a SubjectPublicKeyInfo, in the form the verifier expects
 /// (RSAPublicKey DER, uncompressed EC point, or raw Ed25519 key).
 #[derive(Clone, Debug)]
 pub(crate) struct PublicKeyInfo {
@@ -281,7 +281,7 @@ pub(crate) fn cert_signature_algorithm(alg: &AlgorithmIdentifier<'_>) -> Result<
     }
 }
 
-/// Accepts RSASSA-PSS parameters only in the form ring can verify: SHA-256/384/512,
+/// Accepts RSASSA-PSS parameters only in the form the verification API can express: SHA-256/384/512,
 /// MGF1 with the same hash, salt length equal to the hash length, trailer field 1.
 fn pss_params(alg: &AlgorithmIdentifier<'_>) -> Result<Hash, CertProblem> {
     let bad = |what: &str| CertProblem::PssParameters(what.to_string());
@@ -307,8 +307,8 @@ fn pss_params(alg: &AlgorithmIdentifier<'_>) -> Result<Hash, CertProblem> {
     Ok(hash)
 }
 
-/// The ring algorithm verifying a certificate signature `alg` made with a key of kind `key`.
-fn ring_cert_algorithm(alg: CertSigAlg, key: KeyKind) -> Option<&'static dyn VerificationAlgorithm> {
+/// The AWS-LC algorithm verifying a certificate signature `alg` made with a key of kind `key`.
+fn cert_verification_algorithm(alg: CertSigAlg, key: KeyKind) -> Option<&'static dyn VerificationAlgorithm> {
     use CertSigAlg as A;
     use Hash as H;
     use KeyKind as K;
@@ -354,7 +354,7 @@ pub(crate) fn verify_cert_signature(cert: &X509Certificate<'_>, issuer: &PublicK
         return Err(other_cert_error("certificate signature algorithm fields disagree"));
     }
     let alg = cert_signature_algorithm(outer).map_err(other_cert_error)?;
-    let ring_alg = ring_cert_algorithm(alg, issuer.kind).ok_or_else(|| {
+    let verification_alg = cert_verification_algorithm(alg, issuer.kind).ok_or_else(|| {
         other_cert_error(format!(
             "signature algorithm {} does not match the issuer's key type",
             oid_name(&outer.algorithm)
@@ -363,7 +363,7 @@ pub(crate) fn verify_cert_signature(cert: &X509Certificate<'_>, issuer: &PublicK
     if cert.signature_value.unused_bits != 0 {
         return Err(rustls::Error::InvalidCertificate(CertificateError::BadSignature));
     }
-    UnparsedPublicKey::new(ring_alg, &issuer.key)
+    UnparsedPublicKey::new(verification_alg, &issuer.key)
         .verify(cert.tbs_certificate.as_ref(), &cert.signature_value.data)
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadSignature))
 }

@@ -53,7 +53,7 @@ struct TrustedCa {
 /// * a v3 CA must have basicConstraints CA=true, keyCertSign in its KeyUsage (if
 ///   present), clientAuth in its ExtendedKeyUsage (if present) and no
 ///   nameConstraints; a v1 CA without extensions is accepted;
-/// * handshake signatures are verified with ring against the leaf's public key.
+/// * handshake signatures are verified with AWS-LC against the leaf's public key.
 #[derive(Debug)]
 pub struct ClientCaVerifier {
     cas: Vec<TrustedCa>,

@@ -10,6 +10,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ServerConfig, SignatureScheme};
 
+use zeroize::Zeroizing;
+
 use super::cert::parse_certificate;
 use super::pinned::PinnedServerCert;
 use super::TlsError;
@@ -17,9 +19,11 @@ use super::TlsError;
 /// TLS versions offered: 1.3 and 1.2.
 const VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// The ring provider, used explicitly so configs never depend on the process default.
+/// The AWS-LC provider (`aws-lc-rs`), used explicitly so configs never depend on
+/// the process default. Its signing keys and session secrets are AWS-LC objects,
+/// wiped when freed.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Pairs a certificate chain with its private key.
@@ -27,17 +31,18 @@ fn provider() -> Arc<CryptoProvider> {
 /// rustls' `with_single_cert` / `with_client_auth_cert` check that key and
 /// certificate match by parsing the certificate with webpki, which refuses X.509
 /// v1 certificates; so the check is done here with x509-parser instead.
+///
+/// The key is loaded from a borrow into an AWS-LC key object (which parses the DER
+/// in place, without a copy) and the DER handed over is wiped on every path: the
+/// provider's `load_private_key` would take it by value and drop it unwiped.
 fn certified_key(
     chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    provider: &CryptoProvider,
+    key: Zeroizing<PrivateKeyDer<'static>>,
     ctx: &str,
 ) -> Result<Arc<CertifiedKey>, TlsError> {
     let leaf = chain.first().ok_or_else(|| TlsError::certificate(ctx, "empty certificate chain"))?;
     let parsed = parse_certificate(leaf.as_ref()).map_err(|r| TlsError::certificate(ctx, r))?;
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key)
+    let signing_key = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|_| TlsError::private_key(ctx, "unsupported or malformed private key"))?;
     let spki = signing_key
         .public_key()
@@ -68,7 +73,7 @@ impl ResolvesClientCert for FixedIdentity {
     }
 }
 
-/// Server config with ALPN `["h2", "http/1.1"]`, TLS 1.2 + 1.3 (ring provider).
+/// Server config with ALPN `["h2", "http/1.1"]`, TLS 1.2 + 1.3 (AWS-LC provider).
 ///
 /// `chain` is the server certificate followed by any intermediates; `key` must match
 /// the first certificate. With `client_auth = None` no client certificate is requested.
@@ -78,8 +83,8 @@ pub fn server_config(
     client_auth: Option<Arc<dyn ClientCertVerifier>>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     const CTX: &str = "TLS server configuration";
+    let identity = FixedIdentity(certified_key(chain, Zeroizing::new(key), CTX)?);
     let provider = provider();
-    let identity = FixedIdentity(certified_key(chain, key, &provider, CTX)?);
     let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)
         .map_err(|e| TlsError::config(CTX, e))?;
@@ -92,7 +97,7 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Client config (TLS 1.2 + 1.3, ring provider) that trusts only the pinned server
+/// Client config (TLS 1.2 + 1.3, AWS-LC provider) that trusts only the pinned server
 /// certificate (see [`PinnedServerCert`]), optionally presenting a client
 /// certificate chain and key. No ALPN is set; callers set `alpn_protocols` if needed
 /// (e.g. via `Arc::make_mut`).
@@ -110,13 +115,14 @@ pub(crate) fn pinned_client_config_with_versions(
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<Arc<ClientConfig>, TlsError> {
     const CTX: &str = "TLS client configuration";
+    // Wiped even if the server certificate is refused before the key is loaded.
+    let client_identity = client_identity.map(|(chain, key)| (chain, Zeroizing::new(key)));
     parse_certificate(server_cert.as_ref()).map_err(|r| TlsError::certificate("pinned server certificate", r))?;
-    let provider = provider();
     let identity = match client_identity {
-        Some((chain, key)) => Some(FixedIdentity(certified_key(chain, key, &provider, CTX)?)),
+        Some((chain, key)) => Some(FixedIdentity(certified_key(chain, key, CTX)?)),
         None => None,
     };
-    let builder = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
         .map_err(|e| TlsError::config(CTX, e))?
         .dangerous()

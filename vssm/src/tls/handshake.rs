@@ -1,11 +1,11 @@
 //! Verification of TLS 1.2 / 1.3 handshake signatures (CertificateVerify,
-//! ServerKeyExchange) with ring, against the SubjectPublicKeyInfo of the peer's
+//! ServerKeyExchange) with AWS-LC, against the SubjectPublicKeyInfo of the peer's
 //! end-entity certificate.
 //!
 //! `rustls::crypto::verify_tls1{2,3}_signature` cannot be used: they parse the
 //! certificate with webpki, which refuses X.509 v1 certificates.
 
-use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::CertificateDer;
 use rustls::{CertificateError, DigitallySignedStruct, PeerMisbehaved, SignatureScheme};
@@ -25,11 +25,15 @@ pub(crate) const SUPPORTED_SCHEMES: &[SignatureScheme] = &[
     SignatureScheme::RSA_PKCS1_SHA256,
 ];
 
-/// Maps a TLS signature scheme and the peer's key type to a ring algorithm.
+/// Maps a TLS signature scheme and the peer's key type to an AWS-LC verification algorithm.
 ///
 /// In TLS 1.3 the ECDSA schemes are bound to their curve and RSA-PKCS#1 is not
 /// allowed; in TLS 1.2 the ECDSA schemes only name the hash.
-fn ring_algorithm(scheme: SignatureScheme, key: KeyKind, tls13: bool) -> Option<&'static dyn VerificationAlgorithm> {
+fn verification_algorithm(
+    scheme: SignatureScheme,
+    key: KeyKind,
+    tls13: bool,
+) -> Option<&'static dyn VerificationAlgorithm> {
     use KeyKind as K;
     use SignatureScheme as S;
     Some(match (scheme, key) {
@@ -62,7 +66,7 @@ pub(crate) fn verify_handshake_signature(
     let parsed = parse_certificate(cert.as_ref())
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
     let key = public_key_info(&parsed.tbs_certificate.subject_pki).map_err(other_cert_error)?;
-    let alg = ring_algorithm(dss.scheme, key.kind, tls13).ok_or_else(|| {
+    let alg = verification_algorithm(dss.scheme, key.kind, tls13).ok_or_else(|| {
         other_cert_error(format!(
             "handshake signature scheme {:?} does not match the certificate's {:?} key",
             dss.scheme, key.kind

@@ -8,10 +8,12 @@
 //!   directly by a configured CA, with an algorithm allow-list and validity checks;
 //! * [`PinnedServerCert`] / [`PinnedClientCert`] (node-to-node, port 8082, our own
 //!   clients): the peer must present exactly the cluster's RPC certificate;
-//! * handshake signatures are verified with ring against the certificate's public
+//! * handshake signatures are verified with AWS-LC against the certificate's public
 //!   key, without webpki.
 //!
-//! All configurations use rustls' ring provider, TLS 1.2 and 1.3.
+//! All configurations use rustls' AWS-LC provider (`aws-lc-rs`), TLS 1.2 and 1.3:
+//! the private key and the session secrets live in AWS-LC objects, wiped when
+//! freed, and the key DER handed to a configuration is wiped once loaded.
 
 mod cert;
 mod client_ca;
@@ -33,9 +35,9 @@ pub use load::{load_certificate, load_certificates, load_private_key};
 pub use pinned::{PinnedClientCert, PinnedServerCert};
 pub use subject::peer_subject;
 
-/// Installs ring as the process-wide rustls `CryptoProvider` (idempotent: does
+/// Installs AWS-LC as the process-wide rustls `CryptoProvider` (idempotent: does
 /// nothing if a provider is already installed). The configurations built by this
-/// module name the ring provider explicitly and do not depend on this.
+/// module name the AWS-LC provider explicitly and do not depend on this.
 pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }

@@ -17,7 +17,7 @@ use super::handshake::handshake_signature_methods;
 ///
 /// The server name, intermediates, OCSP data and the validity period are not
 /// checked: the pin is the trust decision. Handshake signatures are verified with
-/// ring against the pinned certificate's public key.
+/// AWS-LC against the pinned certificate's public key.
 #[derive(Debug)]
 pub struct PinnedServerCert {
     cert: CertificateDer<'static>,

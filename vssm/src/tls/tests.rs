@@ -158,10 +158,10 @@ fn openssl_pki() -> &'static OpensslPki {
 
 impl OpensslPki {
     fn client_key(&self) -> PrivateKeyDer<'static> {
-        load_private_key(&self.client_key_pem).unwrap()
+        load_private_key(&self.client_key_pem).unwrap().clone_key()
     }
     fn rpc_key(&self) -> PrivateKeyDer<'static> {
-        load_private_key(&self.rpc_key_pem).unwrap()
+        load_private_key(&self.rpc_key_pem).unwrap().clone_key()
     }
     /// The 8080 server of a bootstrapped node trusting `cas`.
     fn api_server(&self, cas: &[CertificateDer<'static>]) -> Arc<ServerConfig> {
@@ -521,16 +521,17 @@ async fn dev_pki_end_to_end_with_alpn() {
     let rpc_key = load_private_key(dev.rpc_key_pem.as_bytes()).unwrap();
     let ca = load_certificate(dev.client_ca_cert_pem.as_bytes()).unwrap();
     let verifier: Arc<dyn ClientCertVerifier> = ClientCaVerifier::new(&[ca]).unwrap();
-    let server = server_config(vec![rpc_cert], rpc_key, Some(verifier)).unwrap();
+    let server = server_config(vec![rpc_cert], rpc_key.clone_key(), Some(verifier)).unwrap();
     let client_cert = load_certificate(dev.client_cert_pem.as_bytes()).unwrap();
     let client_key = load_private_key(dev.client_key_pem.as_bytes()).unwrap();
-    let mut client = pinned_client_config(dev.rpc_cert_der.clone(), Some((vec![client_cert], client_key))).unwrap();
+    let mut client =
+        pinned_client_config(dev.rpc_cert_der.clone(), Some((vec![client_cert], client_key.clone_key()))).unwrap();
     Arc::make_mut(&mut client).alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let out = handshake(server, client).await;
     assert_eq!(out.assert_ok(), "CN=vssm-dev-client");
     assert_eq!(out.server.as_ref().unwrap().1.as_deref(), Some(&b"h2"[..]));
     // DER key field matches the PEM one.
-    assert_eq!(dev.rpc_key(), load_private_key(&dev.rpc_key_pkcs8_der).unwrap());
+    assert_eq!(dev.rpc_key(), *load_private_key(&dev.rpc_key_pkcs8_der).unwrap());
     assert!(format!("{dev:?}").starts_with("DevPki"));
 }
 
@@ -559,7 +560,7 @@ fn load_certificate_and_key_formats() {
     assert!(load_certificate(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
 
     let dev = dev_pki();
-    assert!(matches!(load_private_key(&dev.client_key_pkcs8_der).unwrap(), PrivateKeyDer::Pkcs8(_)));
+    assert!(matches!(*load_private_key(&dev.client_key_pkcs8_der).unwrap(), PrivateKeyDer::Pkcs8(_)));
     assert!(load_private_key(b"garbage").is_err());
     assert!(load_private_key(pki.rpc_text.as_bytes()).is_err());
     let err = load_private_key(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n")
@@ -600,7 +601,7 @@ fn mismatched_identity(
     cert: &CertificateDer<'static>,
     key: &PrivateKeyDer<'static>,
 ) -> Arc<super::config::FixedIdentity> {
-    let signer = rustls::crypto::ring::sign::any_supported_type(key).unwrap();
+    let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(key).unwrap();
     Arc::new(super::config::FixedIdentity(Arc::new(rustls::sign::CertifiedKey::new(vec![cert.clone()], signer))))
 }
 
@@ -608,7 +609,7 @@ fn mismatched_identity(
 async fn handshake_signature_by_wrong_key_refused() {
     let pki = openssl_pki();
     let dev = dev_pki();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     // Client presents the valid v1 client certificate but signs with another RSA key
     // (the RPC key) or an ECDSA key.
     for key in [pki.rpc_key(), dev.client_key()] {

@@ -45,9 +45,12 @@ impl Pinned {
 
     /// RSA PKCS#1 v1.5 SHA-256 verification of `message` with this key.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &self.rsa_public_key)
-            .verify(message, signature)
-            .is_ok()
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            &self.rsa_public_key,
+        )
+        .verify(message, signature)
+        .is_ok()
     }
 }
 

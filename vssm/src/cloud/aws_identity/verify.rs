@@ -51,7 +51,7 @@ pub fn verify_identity(
     };
 
     let attrs = signer.signed_attrs.as_ref().ok_or(IdentityError::MissingSignedAttributes)?;
-    let document_sha256 = ring::digest::digest(&ring::digest::SHA256, document);
+    let document_sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, document);
     let signed_bytes = attributes::check(attrs, document_sha256.as_ref(), sig_alg.oid)?;
     if !pinned.verify(&signed_bytes, &signer.signature) {
         return Err(IdentityError::SignatureInvalid);

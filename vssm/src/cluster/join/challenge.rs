@@ -1,7 +1,7 @@
 //! One-time join challenges: fresh, single use, bound to the address they
 //! were issued to.
 
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;

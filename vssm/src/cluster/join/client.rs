@@ -239,7 +239,7 @@ async fn join_peer(
         sts_request,
     };
     let answer: JoinResponse = client.post_json(addr, JOIN_PATH, &request).await?;
-    let aad = ring::digest::digest(&ring::digest::SHA256, document);
+    let aad = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, document);
     let rpc_key = open_from(
         private,
         &public,

@@ -4,9 +4,9 @@
 //! holder of the requester's private key can open it — not a replayer, not
 //! whoever terminates TLS.
 
-use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
-use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 const KDF_INFO: &[u8] = b"vssm join v1";
@@ -52,7 +52,7 @@ fn derive_key(
     requester_public: &[u8],
     server_public: &[u8],
 ) -> Result<LessSafeKey, SealError> {
-    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, challenge);
+    let salt = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, challenge);
     let info = [KDF_INFO, requester_public, server_public];
     let prk = salt.extract(shared);
     let okm = prk.expand(&info, &aead::AES_256_GCM).map_err(|_| SealError::KeyAgreement)?;
@@ -69,9 +69,9 @@ pub fn seal_to(
     let rng = SystemRandom::new();
     let (private, public) = ephemeral_key()?;
     let peer = UnparsedPublicKey::new(&X25519, requester_public);
-    let key =
-        agreement::agree_ephemeral(private, &peer, |shared| derive_key(shared, challenge, requester_public, &public))
-            .map_err(|_| SealError::InvalidRequesterKey)??;
+    let key = agreement::agree_ephemeral(private, peer, SealError::InvalidRequesterKey, |shared| {
+        derive_key(shared, challenge, requester_public, &public)
+    })?;
     let mut nonce = [0u8; 12];
     rng.fill(&mut nonce).map_err(|_| SealError::NoRandomness)?;
     let mut sealed = secret.to_vec();
@@ -95,10 +95,9 @@ pub fn open_from(
         return Err(SealError::TooShort);
     }
     let peer = UnparsedPublicKey::new(&X25519, server_public);
-    let key = agreement::agree_ephemeral(private, &peer, |shared| {
+    let key = agreement::agree_ephemeral(private, peer, SealError::InvalidPeerKey, |shared| {
         derive_key(shared, challenge, requester_public, server_public)
-    })
-    .map_err(|_| SealError::InvalidPeerKey)??;
+    })?;
     let nonce = Nonce::try_assume_unique_for_key(&sealed[..12]).map_err(|_| SealError::TooShort)?;
     let mut buffer = Zeroizing::new(sealed[12..].to_vec());
     let plain_len = key.open_in_place(nonce, Aad::from(aad), &mut buffer).map_err(|_| SealError::DoesNotDecrypt)?.len();

@@ -134,7 +134,7 @@ impl JoinServer {
                     };
                     audit.record("join", &peer.ip().to_string(), refusal.kind().outcome(), &reason);
                 })?;
-                let aad = ring::digest::digest(&ring::digest::SHA256, &request.document.0);
+                let aad = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &request.document.0);
                 let (public, sealed) = seal_to(
                     &request.ephemeral_public_key.0,
                     &request.challenge.0,
