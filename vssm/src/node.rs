@@ -196,7 +196,10 @@ impl Node {
         let cluster_tls = ClusterTls {
             sync_server: tls::server_config(chain.clone(), tls_key.clone_key(), Some(pinned_peer))?,
             join_server: tls::server_config(chain.clone(), tls_key.clone_key(), None)?,
-            peer_client: tls::pinned_client_config(self.config.rpc_certificate.clone(), Some((chain, tls_key)))?,
+            peer_client: tls::pinned_client_config(
+                self.config.rpc_certificate.clone(),
+                Some((chain, tls_key.clone_key())),
+            )?,
         };
         let _ = self.cluster_tls.set(cluster_tls);
         self.keystore.set_fingerprint_secret(key.pkcs8_der());

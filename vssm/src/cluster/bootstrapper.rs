@@ -91,7 +91,7 @@ impl Bootstrapper {
             return Err(BootstrapperError::KeyMismatch);
         }
         let tls_key = key.to_rustls_key();
-        let tls = tls::server_config(vec![options.certificate], tls_key, None)?;
+        let tls = tls::server_config(vec![options.certificate], tls_key.clone_key(), None)?;
         let policy = JoinPolicy {
             signers: trusted_signers(&options.attestation_cas)?,
             account_id: options.account,

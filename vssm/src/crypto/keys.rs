@@ -311,9 +311,11 @@ impl AsymmetricKey {
         &self.pkcs8
     }
 
-    /// The key as rustls takes it, for serving TLS with the RPC certificate.
-    pub(crate) fn to_rustls_key(&self) -> rustls_pki_types::PrivateKeyDer<'static> {
-        rustls_pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.to_vec()).into()
+    /// The key as rustls takes it, for serving TLS with the RPC certificate;
+    /// wiped when dropped (rustls-pki-types does not wipe on drop itself), so
+    /// callers hand rustls `clone_key()`s and let this copy go on every path.
+    pub(crate) fn to_rustls_key(&self) -> Zeroizing<rustls_pki_types::PrivateKeyDer<'static>> {
+        Zeroizing::new(rustls_pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.to_vec()).into())
     }
 
     /// DER SubjectPublicKeyInfo of the public key (EC points uncompressed).

@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | RSA 2048-8192 bits: generation, PKCS#1 v1.5 / OAEP encryption and decryption, PKCS#1 v1.5 / PSS signing (SHA-2, message or digest) and verification (SHA-1 too) | AWS-LC (`aws-lc-rs`) | constant-time and blinded; twice *ring*'s signing rate here |
 //! | RSA 1024-2047 bits (legacy backups of the first VSSM), all operations; SHA1withRSA signing with any key | RustCrypto `rsa` (blinded) | aws-lc-rs refuses private keys under 2048 bits and has no SHA-1 signing encoding |
-//! | ECDSA P-256, P-384, P-521: generation, signing (any SHA hash, message or digest), verification | AWS-LC | nonces from AWS-LC's seeded DRBG instead of a `getrandom` system call per signature (*ring*): about twice the signing rate |
+//! | ECDSA P-256, P-384, P-521: generation, signing (any SHA hash, message or digest), verification | AWS-LC | nonces from AWS-LC's seeded DRBG instead of a `getrandom` system call per signature (*ring*); key objects wiped when freed; the server's P-256 signing rate rose 5-8% over *ring*'s |
 //! | Ed25519 | AWS-LC | one library for all asymmetric keys; key objects wiped when freed |
 //! | HMAC-SHA-1/256/384/512, SHA digests | AWS-LC | key state wiped when freed (*ring*'s HMAC key is not) |
 //! | AES ECB/CBC/CTR/GCM, DES, 3DES | RustCrypto `aes`, `des`, `ecb`, `cbc`, `ctr`, `aes-gcm` (`zeroize` features) | aws-lc-rs has no DES/3DES; one library for the whole block-cipher family keeps the exact wire behaviour (AES could move to AWS-LC, whose AES-GCM is about 4 times faster bare, in a later step) |
