@@ -285,6 +285,31 @@ pub enum MacAlgorithm {
 }
 
 impl MacAlgorithm {
+    /// How many MAC algorithms there are.
+    pub const COUNT: usize = 4;
+
+    /// A dense index (0..COUNT), for per-algorithm tables.
+    pub fn index(&self) -> usize {
+        match self {
+            MacAlgorithm::Sha1 => 0,
+            MacAlgorithm::Sha256 => 1,
+            MacAlgorithm::Sha384 => 2,
+            MacAlgorithm::Sha512 => 3,
+        }
+    }
+
+    /// The AWS-LC HMAC algorithm.
+    pub(crate) fn aws_lc(&self) -> aws_lc_rs::hmac::Algorithm {
+        match self {
+            MacAlgorithm::Sha1 => aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            MacAlgorithm::Sha256 => aws_lc_rs::hmac::HMAC_SHA256,
+            MacAlgorithm::Sha384 => aws_lc_rs::hmac::HMAC_SHA384,
+            MacAlgorithm::Sha512 => aws_lc_rs::hmac::HMAC_SHA512,
+        }
+    }
+}
+
+impl MacAlgorithm {
     /// Parses "SHA1", "SHA256", "SHA384", "SHA512"; an "Hmac" prefix
     /// ("HmacSHA256") is accepted too.
     pub fn parse(s: &str) -> Result<Self, CryptoError> {
