@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Instructions per request of the server, counted by callgrind: a measure
+# that does not move with the machine's load (the wall-clock benchmark,
+# scripts/bench.sh, varies by ±15% on a shared VM).
+#
+# Starts `vssm dev` under valgrind, makes keys, then for each op sends 500
+# keep-alive requests (after one warm-up request, so the TLS handshake is
+# not counted) between a callgrind counter reset and a dump, and prints the
+# server's instructions per request.
+#
+# usage: scripts/bench-callgrind.sh [VSSM-BINARY]   (default target/release/vssm)
+# Needs valgrind (Debian package `valgrind`). Uses 127.0.0.1:8080/8081.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$(realpath "${1:-target/release/vssm}")
+n=${REQUESTS:-500}
+work=$(mktemp -d -t vssm-callgrind.XXXXXX)
+pid=
+cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+healthy() {
+    for _ in $(seq "$1"); do
+        [[ $(curl -s http://127.0.0.1:8081/REST/v1/healthcheck || true) == running ]] && return 0
+        sleep 0.25
+    done
+    echo "node not healthy" >&2; return 1
+}
+
+# Generate the dev PKI natively (RSA key generation under valgrind is slow).
+"$bin" dev --dir "$work/dev" --bind 127.0.0.1 >"$work/native.log" 2>&1 & pid=$!
+healthy 240; kill "$pid"; wait "$pid" 2>/dev/null || true
+
+valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
+    "$bin" dev --dir "$work/dev" --bind 127.0.0.1 >"$work/vg.log" 2>&1 & pid=$!
+healthy 1200
+python3 bench/callgrind/drive.py "$work/dev" setup 0
+printf '%-8s %12s\n' op instr/req
+for op in aes hmac ecdsa; do
+    python3 bench/callgrind/drive.py "$work/dev" "$op" "$n"
+    dump=$(ls -t "$work"/cg.*.* | head -1)
+    total=$(sed -n 's/^\(summary\|totals\): *\([0-9]*\).*/\2/p' "$dump" | head -1)
+    printf '%-8s %12d\n' "$op" $((total / n))
+done
