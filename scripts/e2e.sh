@@ -11,7 +11,7 @@ if [ "${VSSM_E2E_SKIP_BUILD:-0}" != 1 ]; then
   scripts/build-image.sh
 fi
 if ! python3 -c 'import pytest, cryptography' 2>/dev/null; then
-  python3 -m pip install -q -r tests/requirements.txt
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q -r tests/requirements.txt
 fi
 
 # packer: Debian ships 1.6.6, which validates the JSON template offline.

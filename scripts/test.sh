@@ -10,11 +10,16 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
-command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+command -v git >/dev/null || need_apt+=(git)
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v curl >/dev/null || need_apt+=(curl)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi
-# Exact versions (a no-op when they are installed already).
+# Exact versions (a no-op when they are installed already). A throwaway CI
+# machine with Debian's own Python (PEP 668) takes them system-wide.
+export PIP_BREAK_SYSTEM_PACKAGES=1
 python3 -m pip install -q -r tests/requirements.txt
 
 # Cheap gates first: formatting, dependency policy (cargo-deny), clippy -D warnings.

@@ -169,4 +169,10 @@ def test_real_probe_here():
     """The real qemu and image on this host (prints the decision)."""
     choice = launch.choose_accel(env={})
     print(f"\nthis host: {choice}")
-    assert choice.accel in ("kvm", "tcg")
+    if choice.accel == "kvm":
+        # KVM only after a probe VM of this image reached /init.
+        assert choice.reason.startswith("KVM probe"), choice
+    else:
+        # TCG says why: no usable /dev/kvm, or each probe's failure.
+        assert choice.accel == "tcg" and choice.reason and not choice.cpu_args, choice
+        assert "/dev/kvm" in choice.reason or "KVM probe" in choice.reason, choice

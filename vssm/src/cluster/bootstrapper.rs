@@ -80,6 +80,9 @@ pub struct Bootstrapper {
 impl Bootstrapper {
     /// Checks the options: the key must be the certificate's, images given.
     pub fn new(options: BootstrapperOptions) -> Result<Bootstrapper, BootstrapperError> {
+        // The same start-up self-tests as a node; after a failure the join
+        // route answers 503 and hands out nothing.
+        crate::crypto::selftest::run_and_report();
         if options.trusted_images.is_empty() || options.trusted_images.iter().any(|i| !i.starts_with("ami-")) {
             return Err(BootstrapperError::Images);
         }

@@ -45,6 +45,9 @@ pub enum SyncError {
     /// No sync endpoint at this path.
     #[error("unknown sync endpoint")]
     UnknownEndpoint,
+    /// The crypto self-tests failed: this node neither serves nor takes keys.
+    #[error("{0}")]
+    SelfTestFailed(&'static str),
 }
 
 impl Classify for SyncError {
@@ -55,6 +58,7 @@ impl Classify for SyncError {
             SyncError::Json(e) => e.kind(),
             SyncError::Records(e) => e.kind(),
             SyncError::UnknownEndpoint => ErrorKind::NotFound,
+            SyncError::SelfTestFailed(_) => ErrorKind::ServiceUnavailable,
         }
     }
 }
@@ -71,6 +75,7 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Res
     if request.method() != Method::POST {
         return Err(SyncError::MethodNotAllowed);
     }
+    crate::crypto::selftest::check().map_err(SyncError::SelfTestFailed)?;
     let path = request.uri().path().to_string();
     // Not charged to the client budget: peers hold the RPC key, and one
     // push may be larger than that budget.

@@ -156,7 +156,7 @@ mod tests {
         ]
     }
 
-    /// Input and Hashed forms interoperate: whichever path signs (ring or
+    /// Input and Hashed forms interoperate: whichever path signs (AWS-LC or
     /// RustCrypto), the other path verifies.
     #[test]
     fn sign_verify_every_algorithm_and_key() {
@@ -190,7 +190,7 @@ mod tests {
                 let s2 = sign(&a, k, Message::Hashed(&d)).unwrap();
                 assert!(verify(&a, k, Message::Input(msg), &s2).unwrap(), "{what}");
                 if let SignatureAlgorithm::RsaPkcs1v15(_) = a {
-                    // PKCS#1 v1.5 is deterministic: ring and RustCrypto must agree bit for bit.
+                    // PKCS#1 v1.5 is deterministic: AWS-LC and RustCrypto must agree bit for bit.
                     assert_eq!(s1, s2, "{what}");
                 }
                 // Wrong digest length.

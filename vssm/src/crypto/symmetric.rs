@@ -202,7 +202,7 @@ fn check_aad(alg: &SymmetricAlgorithm, aad: &[u8]) -> Result<(), CryptoError> {
 /// Key length was validated by `resolve`, so cipher construction cannot fail;
 /// map the impossible case to an error rather than panic.
 fn internal_key_error() -> CryptoError {
-    CryptoError::InvalidKey("key length does not fit the cipher".into())
+    CryptoError::Internal("a validated key or iv did not fit the cipher")
 }
 
 fn ecb_encrypt<C>(key: &[u8], data: &[u8], padding: Padding) -> Result<Vec<u8>, CryptoError>

@@ -124,6 +124,7 @@ fn index_sync(e: &SyncError) -> usize {
         SyncError::Json(_) => 2,
         SyncError::Records(_) => 3,
         SyncError::UnknownEndpoint => 4,
+        SyncError::SelfTestFailed(_) => 5,
     }
 }
 
@@ -138,6 +139,7 @@ fn index_join(e: &JoinError) -> usize {
         JoinError::PolicyRefused(_) => 6,
         JoinError::Seal(_) => 7,
         JoinError::UnknownEndpoint => 8,
+        JoinError::SelfTestFailed(_) => 9,
     }
 }
 
@@ -290,6 +292,7 @@ fn sync_table() -> Vec<(SyncError, u16)> {
         (SyncError::MethodNotAllowed, 405),
         (SyncError::Records(BackupError::Invalid("backup symmetricKey[1]: x".into())), 400),
         (SyncError::UnknownEndpoint, 404),
+        (SyncError::SelfTestFailed("crypto self-test failed: x"), 503),
     ];
     table.extend(body_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
     table.extend(json_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
@@ -302,6 +305,7 @@ fn join_table() -> Vec<(JoinError, u16)> {
         (JoinError::Bootstrapping, 503),
         (JoinError::Challenge(ChallengeError::NoRandomness), 500),
         (JoinError::UnknownEndpoint, 404),
+        (JoinError::SelfTestFailed("crypto self-test failed: x"), 503),
     ];
     table.extend(body_table().into_iter().map(|(e, s)| (JoinError::from(e), s)));
     table.extend(json_table().into_iter().map(|(e, s)| (JoinError::from(e), s)));
@@ -337,8 +341,8 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("BackupError", &backup, |i| *i, 3);
     let name = inner(&|e| if let ApiError::Name(n) = e { Some(index_name(n)) } else { None });
     assert_complete("NameError", &name, |i| *i, 3);
-    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 5);
-    assert_complete("JoinError", &join_table(), |(e, _)| index_join(e), 9);
+    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 6);
+    assert_complete("JoinError", &join_table(), |(e, _)| index_join(e), 10);
 }
 
 /// Checks one error's reply: its status, and that an internal fault shows

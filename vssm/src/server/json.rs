@@ -40,8 +40,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, JsonError> {
         let inner = e.into_inner();
         let text = inner.to_string();
         let message = if text.starts_with("unknown field") || text.starts_with("missing field") {
-            // "unknown field `x`, expected one of …" — names only.
-            text
+            // "unknown field `x`, expected one of …" — names only, but a
+            // client-chosen name is bounded (the body may be 1 MiB).
+            const MAX_CHARS: usize = 300;
+            if text.chars().count() > MAX_CHARS {
+                format!("{}…", text.chars().take(MAX_CHARS).collect::<String>())
+            } else {
+                text
+            }
         } else {
             match inner.classify() {
                 serde_json::error::Category::Data => {

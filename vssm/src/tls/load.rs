@@ -93,7 +93,8 @@ pub fn load_certificate(bytes: &[u8]) -> Result<CertificateDer<'static>, TlsErro
 /// `Zeroize` for it but does not wipe it when dropped.
 pub fn load_private_key(bytes: &[u8]) -> Result<Zeroizing<PrivateKeyDer<'static>>, TlsError> {
     const CTX: &str = "private key";
-    let key = if is_pem(bytes) {
+    // Wrapped at once, so a key refused below is wiped too.
+    let key = Zeroizing::new(if is_pem(bytes) {
         if bytes.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
             return Err(TlsError::private_key(CTX, "encrypted private keys are not supported"));
         }
@@ -103,10 +104,10 @@ pub fn load_private_key(bytes: &[u8]) -> Result<Zeroizing<PrivateKeyDer<'static>
         PrivateKeyDer::try_from(bytes)
             .map_err(|e| TlsError::private_key(CTX, format!("not a valid DER private key: {e}")))?
             .clone_key()
-    };
+    });
     rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|_| TlsError::private_key(CTX, "unsupported or malformed private key"))?;
-    Ok(Zeroizing::new(key))
+    Ok(key)
 }
 
 #[cfg(test)]

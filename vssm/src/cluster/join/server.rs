@@ -37,6 +37,9 @@ pub enum JoinError {
     /// This node has no RPC key to hand out yet.
     #[error("node is bootstrapping")]
     Bootstrapping,
+    /// The crypto self-tests failed: this node hands out nothing.
+    #[error("{0}")]
+    SelfTestFailed(&'static str),
     /// No challenge could be issued (a fault of this node).
     #[error("cannot issue a challenge: {0}")]
     Challenge(ChallengeError),
@@ -60,7 +63,7 @@ impl Classify for JoinError {
             JoinError::MethodNotAllowed => ErrorKind::MethodNotAllowed,
             JoinError::Body(e) => e.kind(),
             JoinError::Json(e) => e.kind(),
-            JoinError::Bootstrapping => ErrorKind::ServiceUnavailable,
+            JoinError::Bootstrapping | JoinError::SelfTestFailed(_) => ErrorKind::ServiceUnavailable,
             JoinError::Challenge(_) => ErrorKind::Internal,
             JoinError::ChallengeRefused(_) | JoinError::PolicyRefused(_) => ErrorKind::Forbidden,
             // The policy checked the key's length; a key X25519 still refuses
@@ -108,6 +111,9 @@ impl JoinServer {
         if request.method() != Method::POST {
             return Err(JoinError::MethodNotAllowed);
         }
+        // A node (or bootstrapper) whose self-tests failed must not seal the
+        // RPC key with crypto it cannot trust.
+        crate::crypto::selftest::check().map_err(JoinError::SelfTestFailed)?;
         let path = request.uri().path().to_string();
         let body = read_body(request, MAX_JOIN_BODY, Some(&CLIENT_BODY_BUDGET)).await?;
         let rpc_key = rpc_key.ok_or(JoinError::Bootstrapping)?;

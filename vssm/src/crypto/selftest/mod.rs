@@ -52,9 +52,17 @@ pub fn run_and_report() {
     });
 }
 
+/// Set when a generated key failed its pairwise test: from then on the
+/// node is in the error state, as after a failed start-up test.
+static PAIRWISE_FAILURE: OnceLock<&'static str> = OnceLock::new();
+
 /// `Err(message)` ("crypto self-test failed: …") when the self-tests
-/// failed; runs them if nobody has yet.
+/// failed, at start-up or in a pairwise test since; runs them if nobody
+/// has yet.
 pub fn check() -> Result<(), &'static str> {
+    if let Some(why) = PAIRWISE_FAILURE.get() {
+        return Err(why);
+    }
     match STATUS.get_or_init(run_all) {
         Ok(_) => Ok(()),
         Err(why) => Err(why.as_str()),
@@ -65,7 +73,7 @@ pub fn check() -> Result<(), &'static str> {
 /// answer was right; with `corrupt` the expected answer is altered first.
 type Kat = (&'static str, fn(bool) -> bool);
 
-const KATS: [Kat; 14] = [
+const KATS: [Kat; 17] = [
     ("sha", kat_sha),
     ("hmac", kat_hmac),
     ("aes-ecb", kat_aes_ecb),
@@ -80,6 +88,11 @@ const KATS: [Kat; 14] = [
     ("ecdsa-p521", kat_p521),
     ("ed25519", kat_ed25519),
     ("pct", kat_pairwise),
+    // The cluster join seals the RPC key with these (AWS-LC, not the
+    // RustCrypto AES-GCM of the API): cluster/join/seal.rs.
+    ("x25519", kat_x25519),
+    ("hkdf-sha256", kat_hkdf),
+    ("aes-256-gcm-seal", kat_seal_aead),
 ];
 
 fn run_all() -> Result<Duration, String> {
@@ -114,6 +127,12 @@ pub(crate) fn pairwise_consistency(key: &AsymmetricKey) -> Result<(), CryptoErro
     if pairwise(key, corrupt) {
         Ok(())
     } else {
+        // FIPS 140-3: a pairwise failure is a self-test failure; the node
+        // stops serving crypto (503) until it is replaced.
+        const WHY: &str = "crypto self-test failed: pairwise consistency test of a new key";
+        if PAIRWISE_FAILURE.set(WHY).is_ok() {
+            eprintln!("vssm: {WHY}; the node refuses every crypto request");
+        }
         Err(CryptoError::Internal("pairwise consistency test of the new key failed"))
     }
 }
@@ -264,6 +283,56 @@ fn kat_aes_gcm(corrupt: bool) -> bool {
     ];
     let aad = ["feedfacedeadbeeffeedfacedeadbeefabaddad2"];
     symmetric_kat("AES/GCM/NoPadding", &["feffe9928665731c6d6a8f9467308308"], &[iv], &[pt], &aad, &want, corrupt)
+}
+
+fn kat_x25519(corrupt: bool) -> bool {
+    use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
+    // RFC 7748 section 5.2, first X25519 vector.
+    let scalar = hex(&["a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4"]);
+    let u = hex(&["e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c"]);
+    let Ok(private) = PrivateKey::from_private_key(&X25519, &scalar) else { return false };
+    agree(&private, UnparsedPublicKey::new(&X25519, &u[..]), (), |shared| {
+        Ok(same(shared, &["c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"], corrupt))
+    })
+    .unwrap_or(false)
+}
+
+fn kat_hkdf(corrupt: bool) -> bool {
+    use aws_lc_rs::hkdf::{Salt, HKDF_SHA256};
+    // RFC 5869 appendix A.1.
+    struct Len(usize);
+    impl aws_lc_rs::hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+    let ikm = hex(&["0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"]);
+    let salt = hex(&["000102030405060708090a0b0c"]);
+    let info = hex(&["f0f1f2f3f4f5f6f7f8f9"]);
+    let mut okm = Zeroizing::new([0u8; 42]);
+    let prk = Salt::new(HKDF_SHA256, &salt).extract(&ikm);
+    let filled = prk.expand(&[&info[..]], Len(42)).and_then(|o| o.fill(&mut okm[..]));
+    filled.is_ok()
+        && same(
+            &okm[..],
+            &["3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"],
+            corrupt,
+        )
+}
+
+fn kat_seal_aead(corrupt: bool) -> bool {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    // Key 00..1f, nonce 00..0b; the expected value is from Python
+    // `cryptography` (OpenSSL), an independent implementation.
+    let key = hex(&["000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"]);
+    let Ok(unbound) = UnboundKey::new(&AES_256_GCM, &key) else { return false };
+    let sealer = LessSafeKey::new(unbound);
+    let mut nonce = [0u8; 12];
+    nonce.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+    let mut data = b"VSSM join seal self-test".to_vec();
+    let sealed = sealer.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(b"aad"), &mut data);
+    sealed.is_ok()
+        && same(&data, &["11518556e58fad72e361e4eed085581ee6bae119841e2c08aef945d4b5d8d7d37db239821399bb92"], corrupt)
 }
 
 fn kat_des(corrupt: bool) -> bool {
