@@ -223,7 +223,8 @@ impl RsaKey {
     ) -> Result<Vec<u8>, CryptoError> {
         match self {
             RsaKey::AwsLc(k) => match aws_lc_signing(h, scheme) {
-                Some((encoding, digest_alg)) => {
+                Some(encoding) => {
+                    let digest_alg = h.aws_lc();
                     let failed = |_| CryptoError::Internal("RSA signing failed");
                     let mut sig = vec![0u8; k.signing.public_modulus_len()];
                     match msg {
@@ -266,9 +267,10 @@ impl RsaKey {
     ) -> Result<bool, CryptoError> {
         match self {
             RsaKey::AwsLc(k) => {
-                let Some((params, digest_alg)) = aws_lc_verification(h, scheme) else {
+                let Some(params) = aws_lc_verification(h, scheme) else {
                     return Err(CryptoError::UnsupportedAlgorithm("PSS with SHA-1 is not supported".into()));
                 };
+                let digest_alg = h.aws_lc();
                 let public = UnparsedPublicKey::new(params, k.signing.public_key().as_ref());
                 Ok(match msg {
                     Message::Input(m) => public.verify(m, signature).is_ok(),
@@ -331,41 +333,33 @@ fn aws_lc_oaep(h: HashAlg) -> &'static aws_lc_rs::rsa::OaepAlgorithm {
     }
 }
 
-/// AWS-LC's encoding and digest for signing with `h` (none for SHA-1,
+/// AWS-LC's encoding for signing with `h` (none for SHA-1,
 /// which aws-lc-rs only verifies).
-fn aws_lc_signing(
-    h: HashAlg,
-    scheme: Scheme,
-) -> Option<(&'static dyn aws_lc_rs::signature::RsaEncoding, &'static aws_lc_rs::digest::Algorithm)> {
-    use aws_lc_rs::{digest as d, signature as s};
+fn aws_lc_signing(h: HashAlg, scheme: Scheme) -> Option<&'static dyn aws_lc_rs::signature::RsaEncoding> {
+    use aws_lc_rs::signature as s;
     Some(match (h, scheme) {
-        (HashAlg::Sha256, Scheme::Pkcs1) => (&s::RSA_PKCS1_SHA256, &d::SHA256),
-        (HashAlg::Sha384, Scheme::Pkcs1) => (&s::RSA_PKCS1_SHA384, &d::SHA384),
-        (HashAlg::Sha512, Scheme::Pkcs1) => (&s::RSA_PKCS1_SHA512, &d::SHA512),
-        (HashAlg::Sha256, Scheme::Pss) => (&s::RSA_PSS_SHA256, &d::SHA256),
-        (HashAlg::Sha384, Scheme::Pss) => (&s::RSA_PSS_SHA384, &d::SHA384),
-        (HashAlg::Sha512, Scheme::Pss) => (&s::RSA_PSS_SHA512, &d::SHA512),
+        (HashAlg::Sha256, Scheme::Pkcs1) => &s::RSA_PKCS1_SHA256,
+        (HashAlg::Sha384, Scheme::Pkcs1) => &s::RSA_PKCS1_SHA384,
+        (HashAlg::Sha512, Scheme::Pkcs1) => &s::RSA_PKCS1_SHA512,
+        (HashAlg::Sha256, Scheme::Pss) => &s::RSA_PSS_SHA256,
+        (HashAlg::Sha384, Scheme::Pss) => &s::RSA_PSS_SHA384,
+        (HashAlg::Sha512, Scheme::Pss) => &s::RSA_PSS_SHA512,
         (HashAlg::Sha1, _) => return None,
     })
 }
 
 /// AWS-LC's verification parameters (2048..=8192-bit keys, PSS salt as
 /// long as the hash); none for SHA-1 PSS, which the API does not have.
-fn aws_lc_verification(
-    h: HashAlg,
-    scheme: Scheme,
-) -> Option<(&'static aws_lc_rs::signature::RsaParameters, &'static aws_lc_rs::digest::Algorithm)> {
-    use aws_lc_rs::{digest as d, signature as s};
+fn aws_lc_verification(h: HashAlg, scheme: Scheme) -> Option<&'static aws_lc_rs::signature::RsaParameters> {
+    use aws_lc_rs::signature as s;
     Some(match (h, scheme) {
-        (HashAlg::Sha1, Scheme::Pkcs1) => {
-            (&s::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, &d::SHA1_FOR_LEGACY_USE_ONLY)
-        }
-        (HashAlg::Sha256, Scheme::Pkcs1) => (&s::RSA_PKCS1_2048_8192_SHA256, &d::SHA256),
-        (HashAlg::Sha384, Scheme::Pkcs1) => (&s::RSA_PKCS1_2048_8192_SHA384, &d::SHA384),
-        (HashAlg::Sha512, Scheme::Pkcs1) => (&s::RSA_PKCS1_2048_8192_SHA512, &d::SHA512),
-        (HashAlg::Sha256, Scheme::Pss) => (&s::RSA_PSS_2048_8192_SHA256, &d::SHA256),
-        (HashAlg::Sha384, Scheme::Pss) => (&s::RSA_PSS_2048_8192_SHA384, &d::SHA384),
-        (HashAlg::Sha512, Scheme::Pss) => (&s::RSA_PSS_2048_8192_SHA512, &d::SHA512),
+        (HashAlg::Sha1, Scheme::Pkcs1) => &s::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        (HashAlg::Sha256, Scheme::Pkcs1) => &s::RSA_PKCS1_2048_8192_SHA256,
+        (HashAlg::Sha384, Scheme::Pkcs1) => &s::RSA_PKCS1_2048_8192_SHA384,
+        (HashAlg::Sha512, Scheme::Pkcs1) => &s::RSA_PKCS1_2048_8192_SHA512,
+        (HashAlg::Sha256, Scheme::Pss) => &s::RSA_PSS_2048_8192_SHA256,
+        (HashAlg::Sha384, Scheme::Pss) => &s::RSA_PSS_2048_8192_SHA384,
+        (HashAlg::Sha512, Scheme::Pss) => &s::RSA_PSS_2048_8192_SHA512,
         (HashAlg::Sha1, Scheme::Pss) => return None,
     })
 }
