@@ -409,7 +409,9 @@ class Cluster:
             "attestationCaCertificates": [ca["der"]],
             "syncIntervalSeconds": self.sync_interval,
         }
-        return self.pki.config("0.0.0.0", self._password_hash(), cluster=cluster)
+        # healthDetails: the e2e test reads convergence and memory from
+        # /REST/v1/cluster/status.
+        return self.pki.config("0.0.0.0", self._password_hash(), cluster=cluster, healthDetails=True)
 
     def start_vm(self, n: int, uki: bool = False) -> Vm:
         if n in self.vms and self.vms[n].alive():

@@ -155,6 +155,10 @@ pub fn boot(options: &BootOptions) -> Result<BootInfo, InitError> {
     }
     log!("booting");
     let report = modules::load_all(&options.modules_dir)?;
+    match modules::disable_further_loading(Path::new(modules::MODULES_DISABLED)) {
+        Ok(()) => log!("module loading disabled"),
+        Err(e) => log!("warning: module loading stays enabled: {e}"),
+    }
     // Nothing writes to / after this point (resolv.conf goes to /run).
     if let Err(e) = mounts::make_root_read_only() {
         log!("warning: root file system stays writable: {e}");

@@ -35,6 +35,17 @@ pub const BUILTIN_ORDER: &[&str] = &[
     "button",
 ];
 
+/// The sysctl that, once 1, refuses every later module load until reboot.
+pub const MODULES_DISABLED: &str = "/proc/sys/kernel/modules_disabled";
+
+/// Turns module loading off for the rest of the boot (writes `1` to
+/// `switch`, normally [`MODULES_DISABLED`]): after the image's own modules
+/// are in, code that gets to run in the appliance cannot load a kernel
+/// module (a rootkit) even with every capability.
+pub fn disable_further_loading(switch: &Path) -> io::Result<()> {
+    std::fs::write(switch, b"1")
+}
+
 /// The kernel's name for a module file: the file name without `.ko` (or a
 /// compressed `.ko.*` suffix), with `-` folded to `_` (`virtio-rng.ko` is
 /// module `virtio_rng`).

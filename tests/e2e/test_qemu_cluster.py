@@ -114,6 +114,7 @@ def test_cluster_lifecycle(cluster: launch.Cluster, numbers: Numbers, record_pro
     numbers["qemu_start_to_health_s"] = {str(n): round(t, 2) for n, t in boot.items()}
     serial = c.vms[1].serial()
     assert "boot complete" in serial, serial[-3000:]
+    assert "module loading disabled" in serial, serial[-3000:]
     assert "stays writable" not in serial, "the root file system must be remounted read-only"
 
     # 2. bootstrap VM 1 from the host with the RPC key (PKCS#8 DER)

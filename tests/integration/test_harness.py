@@ -71,8 +71,8 @@ def test_survival_check_passes_a_healthy_node_and_reports_panics_and_death(make_
 
 
 def test_a_node_on_an_address_already_served_is_refused(make_node):
-    """vssm binds with SO_REUSEPORT: without this check a second node (or
-    another run's) on the same address would silently share its connections."""
+    """The harness names the cause (a stray node, another run's) before a
+    second vssm on the same address fails to start."""
     make_node(IP_SELFTEST).start()
     with pytest.raises(pytest.fail.Exception, match="already served by another process"):
         make_node(IP_SELFTEST).start()

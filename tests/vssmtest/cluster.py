@@ -245,6 +245,8 @@ class ClusterNode(Node):
     """A Node with a `cluster` config section."""
 
     def __init__(self, pki, ip, workdir, cluster: dict, **extra):
+        # The tests follow convergence on /REST/v1/cluster/status.
+        extra.setdefault("healthDetails", True)
         super().__init__(pki, ip, workdir, cluster=cluster, **extra)
         self.started_at: float | None = None
         self.stopped_signal = False

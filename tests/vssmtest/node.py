@@ -57,9 +57,9 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 5):
 
 def address_taken(ip: str, ports=(API_PORT, HEALTH_PORT)) -> int | None:
     """The first of `ports` on `ip` that already accepts connections, else None.
-    vssm listens with SO_REUSEPORT, so a second node on a taken address starts
-    fine and the kernel splits connections between the two: a stray node, or a
-    concurrent test run on the same machine, would make tests fail at random."""
+    A second node on a taken address refuses to start; this check names the
+    cause (a stray node, or a concurrent test run on the same machine) before
+    a test fails on that."""
     for port in ports:
         try:
             socket.create_connection((ip, port), timeout=0.5).close()
@@ -107,7 +107,7 @@ class Node:
         taken = address_taken(self.ip)
         if taken is not None:
             pytest.fail(f"{self.ip}:{taken} is already served by another process (a stray node, or "
-                        f"another test run on this machine); vssm's SO_REUSEPORT would share it")
+                        f"another test run on this machine)")
         self._logf = open(self.log_path, "ab")
         self._logf.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
         self._logf.flush()

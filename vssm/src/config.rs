@@ -51,6 +51,10 @@ pub struct Config {
     pub ports: Ports,
     /// Cluster settings; None for a standalone node.
     pub cluster: Option<ClusterConfig>,
+    /// Whether the unauthenticated health port's `/REST/v1/cluster/status`
+    /// shows peer addresses, the key-set digest and counters (config
+    /// `healthDetails`, default false: only readiness).
+    pub health_details: bool,
 }
 
 /// How a node finds its peers.
@@ -176,6 +180,7 @@ struct RawConfig {
     #[serde(alias = "join_port")]
     join_port: Option<u16>,
     cluster: Option<RawCluster>,
+    health_details: Option<bool>,
 }
 
 impl Config {
@@ -269,6 +274,7 @@ impl Config {
             bind_address,
             ports,
             cluster,
+            health_details: raw.health_details.unwrap_or(false),
         })
     }
 }

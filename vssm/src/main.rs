@@ -12,8 +12,16 @@ use std::sync::Arc;
 use vssm::admin::password::{PasswordHash, DEFAULT_LOG_N};
 use vssm::config::{Config, ConfigError};
 use vssm::node::Node;
+use vssm::server::listener::NodeListeners;
 use vssm::server::Servers;
 use zeroize::Zeroizing;
+
+/// Every heap block is wiped before it is freed: HTTP, TLS and JSON buffers
+/// that carried keys, passwords or plaintext leave no copy in freed memory
+/// (SECURITY.md, "Memory disclosure").
+#[global_allocator]
+static ALLOCATOR: vssm_zeroing_alloc::ZeroingAllocator<std::alloc::System> =
+    vssm_zeroing_alloc::ZeroingAllocator(std::alloc::System);
 
 /// Virtual software security module: non-exportable keys behind a mutual-TLS JSON API.
 ///
@@ -234,9 +242,12 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
 /// Runs a node from `config` until SIGTERM or SIGINT.
 fn run_node(config: Config) -> Result<(), CliError> {
     prepare_process();
+    // Every port first: a taken one ends the start before anything runs.
+    let listeners = NodeListeners::bind(&config).map_err(failed("cannot listen"))?;
     let node = Node::new(config).map_err(failed("cannot start"))?;
-    let servers = Servers::start(Arc::clone(&node)).map_err(failed("cannot listen"))?;
-    let _cluster = vssm::cluster::start(Arc::clone(&node));
+    let servers =
+        Servers::start(Arc::clone(&node), listeners.api, listeners.health).map_err(failed("cannot listen"))?;
+    let _cluster = vssm::cluster::start(Arc::clone(&node), listeners.cluster);
     let c = &node.config;
     eprintln!(
         "vssm: bootstrapping; POST the RPC key to https://{}:{}/REST/v1/admin/bootstrap (health on http://{}:{}/REST/v1/healthcheck)",
@@ -303,10 +314,12 @@ fn config_from_user_data() -> Result<Config, CliError> {
 fn dev(args: DevArgs) -> Result<(), CliError> {
     let setup = vssm::dev::prepare(&args.dir, args.bind)?;
     prepare_process();
+    let listeners = NodeListeners::bind(&setup.config).map_err(failed("cannot listen"))?;
     let node = Node::new(setup.config.clone()).map_err(failed("cannot start"))?;
     node.bootstrap(&setup.rpc_key_pkcs8).map_err(|e| failed("cannot bootstrap the dev node")(e.to_string()))?;
     node.audit.record("bootstrap", "vssm dev", vssm::audit::Outcome::Ok, "with the dev RPC key");
-    let servers = Servers::start(Arc::clone(&node)).map_err(failed("cannot listen"))?;
+    let servers =
+        Servers::start(Arc::clone(&node), listeners.api, listeners.health).map_err(failed("cannot listen"))?;
     println!(
         "VSSM dev node running: API on {}:{} (mTLS, server name VSSM), health on http://{}:{}/REST/v1/healthcheck\n\
          Data folder: {} (certificates, keys, admin-password, config.json)\n\nTry:\n{}\n\n         or with the operator client:\n{}\n",

@@ -123,6 +123,7 @@ impl Bootstrapper {
         let refusals = Arc::clone(&audit);
         crate::server::serve_tls_port(
             listener,
+            crate::server::PeerProof::Nothing { max_body: super::join::server::MAX_JOIN_BODY },
             move || Some(Arc::clone(&tls)),
             move |peer, request| {
                 let (server, key, audit) = (Arc::clone(&server), Arc::clone(&key), Arc::clone(&audit));

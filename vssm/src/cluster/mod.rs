@@ -13,9 +13,10 @@ pub mod sync;
 
 use crate::audit::Outcome;
 use crate::node::Node;
+use crate::server::listener::ClusterListeners;
+use crate::server::PeerProof;
 use discovery::{Discovery, Peer};
 use links::{Change, LinkSettings, PeerLinks};
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,9 +44,11 @@ pub struct ClusterStats {
     pub peers: Mutex<Vec<String>>,
 }
 
-/// Starts the cluster thread when the config has a cluster section.
-pub fn start(node: Arc<Node>) -> Option<std::thread::JoinHandle<()>> {
+/// Starts the cluster thread on the cluster ports bound for it (there are
+/// none when the config has no cluster section).
+pub fn start(node: Arc<Node>, listeners: Option<ClusterListeners>) -> Option<std::thread::JoinHandle<()>> {
     node.config.cluster.as_ref()?;
+    let listeners = listeners?;
     if !node.is_ready() {
         node.hold_until_synced();
     }
@@ -56,12 +59,12 @@ pub fn start(node: Arc<Node>) -> Option<std::thread::JoinHandle<()>> {
                 .enable_all()
                 .build()
                 .expect("a tokio runtime can be built");
-            runtime.block_on(run(node));
+            runtime.block_on(run(node, listeners));
         })
         .ok()
 }
 
-async fn run(node: Arc<Node>) {
+async fn run(node: Arc<Node>, listeners: ClusterListeners) {
     let settings = node.config.cluster.clone().expect("checked by start");
     let attestation = join::Attestation::discover(&node, &settings).await;
     // Peers see this node at its bind address, or (bound to all addresses)
@@ -79,10 +82,12 @@ async fn run(node: Arc<Node>) {
     };
     let attestation = attestation.map(Arc::new);
     let (_never_stop, shutdown) = tokio::sync::watch::channel(false);
-    serve_sync_port(&node, shutdown.clone()).await;
+    serve_sync_port(&node, listeners.sync, shutdown.clone());
+    // Without attestation nobody can join through this node: the join
+    // socket closes, so joiners fail fast instead of waiting in its backlog.
     if let Some(a) = &attestation {
         let server = join::JoinServer::new(a.policy_for_peers(Arc::clone(&discovery), &settings.trusted_image_ids));
-        serve_join_port(&node, Arc::new(server), shutdown).await;
+        serve_join_port(&node, listeners.join, Arc::new(server), shutdown);
     }
     // Until bootstrapped (by hand or by joining), try to join a peer, with
     // backoff; the same failure is logged once, not on every attempt.
@@ -147,9 +152,10 @@ async fn run(node: Arc<Node>) {
 
 /// Serves a cluster port with the TLS configuration `pick` chooses from the
 /// node's cluster TLS (connections before bootstrap are closed at once).
-async fn serve_cluster_port<H, F>(
+fn serve_cluster_port<H, F>(
     node: &Arc<Node>,
-    port: u16,
+    listener: std::net::TcpListener,
+    proof: PeerProof,
     pick: fn(&crate::node::ClusterTls) -> &Arc<rustls::ServerConfig>,
     handler: H,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -157,16 +163,14 @@ async fn serve_cluster_port<H, F>(
     H: Fn(std::net::SocketAddr, hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
 {
-    let addr = SocketAddr::new(node.config.bind_address, port);
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => listener,
-        Err(e) => return eprintln!("vssm: cannot listen on {addr}: {e}"),
-    };
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    let listener = tokio::net::TcpListener::from_std(listener).expect("listener registers with the runtime");
     let tls_node = Arc::clone(node);
     let audit_node = Arc::clone(node);
     let action = format!("tls-handshake:{port}");
     tokio::spawn(crate::server::serve_tls_port(
         listener,
+        proof,
         move || tls_node.cluster_tls().map(|t| Arc::clone(pick(t))),
         handler,
         move |peer, reason| audit_node.audit.record(&action, "-", Outcome::Refused, &format!("from {peer}: {reason}")),
@@ -175,15 +179,16 @@ async fn serve_cluster_port<H, F>(
 }
 
 /// Port 8082: sync, mutual TLS with the RPC certificate on both sides.
-async fn serve_sync_port(node: &Arc<Node>, shutdown: tokio::sync::watch::Receiver<bool>) {
+fn serve_sync_port(node: &Arc<Node>, listener: std::net::TcpListener, shutdown: tokio::sync::watch::Receiver<bool>) {
     let handler_node = Arc::clone(node);
     let handler = move |peer, request| sync::handle(Arc::clone(&handler_node), peer, request);
-    serve_cluster_port(node, node.config.ports.sync, |t| &t.sync_server, handler, shutdown).await;
+    serve_cluster_port(node, listener, PeerProof::Certificate, |t| &t.sync_server, handler, shutdown);
 }
 
 /// Port 8083: join, server TLS with the RPC certificate.
-async fn serve_join_port(
+fn serve_join_port(
     node: &Arc<Node>,
+    listener: std::net::TcpListener,
     server: Arc<join::JoinServer>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -192,7 +197,8 @@ async fn serve_join_port(
         let (node, server) = (Arc::clone(&handler_node), Arc::clone(&server));
         async move { server.handle(node.rpc_key(), &node.audit, peer, request).await }
     };
-    serve_cluster_port(node, node.config.ports.join, |t| &t.join_server, handler, shutdown).await;
+    let proof = PeerProof::Nothing { max_body: join::server::MAX_JOIN_BODY };
+    serve_cluster_port(node, listener, proof, |t| &t.join_server, handler, shutdown);
 }
 
 /// The current peers, or `None` (logged) when discovery failed: the links

@@ -79,7 +79,7 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Res
     let path = request.uri().path().to_string();
     // Not charged to the client budget: peers hold the RPC key, and one
     // push may be larger than that budget.
-    let body = read_body(request, MAX_SYNC_BODY_BYTES, None).await?;
+    let body = read_body(request, MAX_SYNC_BODY_BYTES).await?;
     let snapshot = node.keystore.snapshot();
     match path.as_str() {
         DIGEST_PATH => {

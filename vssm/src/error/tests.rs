@@ -64,6 +64,7 @@ fn index_body(e: &BodyError) -> usize {
         BodyError::Busy => 1,
         BodyError::Stalled => 2,
         BodyError::Unreadable => 3,
+        BodyError::TooSlow { .. } => 4,
     }
 }
 
@@ -187,6 +188,7 @@ fn body_table() -> Vec<(BodyError, u16)> {
         (BodyError::Busy, 503),
         (BodyError::Stalled, 408),
         (BodyError::Unreadable, 400),
+        (BodyError::TooSlow { deadline: std::time::Duration::from_secs(10) }, 408),
     ]
 }
 
@@ -324,7 +326,7 @@ fn assert_complete<E>(what: &str, table: &[E], index: impl Fn(&E) -> usize, coun
 
 #[test]
 fn every_variant_of_every_error_is_in_the_table() {
-    assert_complete("BodyError", &body_table(), |(e, _)| index_body(e), 4);
+    assert_complete("BodyError", &body_table(), |(e, _)| index_body(e), 5);
     assert_complete("JsonError", &json_table(), |(e, _)| index_json(e), 2);
     assert_complete("CryptoError", &crypto_table(), |(e, _)| index_crypto(e), 5);
     assert_complete("ChallengeError", &challenge_table(), |(e, _)| index_challenge(e), 5);

@@ -1,7 +1,11 @@
 //! Reading request bodies within limits: a size limit per request (413), a
-//! stall timeout (408), and one memory budget for the bodies of every
-//! connection together (503), so that thousands of connections each
-//! sending a large body cannot exhaust the node's memory.
+//! stall timeout and a total deadline (408), and a memory budget (503). The
+//! connection layer attaches a [`BodyPolicy`] to every request it serves:
+//! authenticated clients share one large budget, while each unauthenticated
+//! connection (health, join, the API before bootstrap) gets a small budget
+//! of its own, so nothing an unauthenticated peer sends can take the memory
+//! that authenticated traffic needs; admission caps bound how many such
+//! connections there are.
 
 use crate::error::{Classify, ErrorKind};
 use bytes::Bytes;
@@ -9,31 +13,70 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use hyper::Request;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use zeroize::Zeroizing;
 
-/// Bytes that the request bodies of all connections may hold at once
-/// (buffer capacity, counted until the request has been handled). Larger
-/// than the largest single body (a 64 MiB restore) with room to spare.
+/// Bytes that the request bodies of all authenticated client connections
+/// may hold at once (buffer capacity, counted until the request has been
+/// handled). Larger than the largest single body (a 64 MiB restore) with
+/// room to spare.
 pub const BODY_BUDGET_BYTES: usize = 96 << 20;
 
-/// The budget of bodies from clients and joining nodes. Sync traffic is not
-/// charged: it comes from nodes holding the RPC key, and one push may be
-/// larger than the budget.
-pub static CLIENT_BODY_BUDGET: Semaphore = Semaphore::const_new(BODY_BUDGET_BYTES);
+/// The budget shared by the bodies of authenticated clients.
+static CLIENT_BODY_BUDGET: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(BODY_BUDGET_BYTES)));
 
 /// A body that sends nothing for this long is abandoned with 408.
 pub const BODY_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Reads the body: more than `limit` bytes is refused with 413; when
-/// `budget` is given, the body's buffer is charged to it and a full budget
-/// is refused with 503. The charge lasts as long as the returned bytes.
-pub async fn read_body(
-    request: Request<Incoming>,
-    limit: usize,
-    budget: Option<&'static Semaphore>,
-) -> Result<Bytes, BodyError> {
+/// The whole body of an authenticated client must arrive within this time
+/// (a 64 MiB restore at 1 MB/s takes about a minute).
+pub const AUTHENTICATED_BODY_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The whole body of an unauthenticated peer must arrive within this time
+/// (its bodies are at most 64 KiB).
+pub const UNAUTHENTICATED_BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How the request bodies of one connection are paid for and timed; the
+/// connection layer attaches it to every request as an extension.
+#[derive(Clone, Debug)]
+pub struct BodyPolicy {
+    budget: Option<Arc<Semaphore>>,
+    deadline: Duration,
+}
+
+impl BodyPolicy {
+    /// Authenticated clients: the shared client budget.
+    pub fn authenticated_client() -> Self {
+        BodyPolicy { budget: Some(Arc::clone(&CLIENT_BODY_BUDGET)), deadline: AUTHENTICATED_BODY_DEADLINE }
+    }
+
+    /// An unauthenticated connection: a budget of `bytes` for itself alone
+    /// (one body of the port's largest size; HTTP/2 streams share it).
+    pub fn unauthenticated_connection(bytes: usize) -> Self {
+        BodyPolicy { budget: Some(Arc::new(Semaphore::new(bytes))), deadline: UNAUTHENTICATED_BODY_DEADLINE }
+    }
+
+    /// Cluster peers holding the RPC key: no budget (one push may be larger
+    /// than the client budget), the authenticated deadline.
+    pub fn cluster_peer() -> Self {
+        BodyPolicy { budget: None, deadline: AUTHENTICATED_BODY_DEADLINE }
+    }
+
+    /// The policy the connection layer attached to `request`; a request
+    /// without one is treated as an unauthenticated connection's.
+    fn of<B>(request: &Request<B>, limit: usize) -> Self {
+        request.extensions().get::<BodyPolicy>().cloned().unwrap_or_else(|| Self::unauthenticated_connection(limit))
+    }
+}
+
+/// Reads the body under the policy its connection attached: more than
+/// `limit` bytes is refused with 413, a spent budget with 503, a stalled or
+/// too slow body with 408. The budget charge lasts as long as the returned
+/// bytes.
+pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
+    let policy = BodyPolicy::of(&request, limit);
     let declared =
         request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let mut body = request.into_body();
@@ -41,29 +84,36 @@ pub async fn read_body(
         drain(&mut body).await;
         return Err(Refusal::TooLarge.into_error(limit));
     }
-    let mut collector = BodyCollector::new(limit, budget);
-    loop {
-        let frame = match tokio::time::timeout(BODY_STALL_TIMEOUT, body.frame()).await {
-            Err(_) => return Err(Refusal::Stalled.into_error(limit)),
-            Ok(None) => break,
-            Ok(Some(Err(_))) => return Err(BodyError::Unreadable),
-            Ok(Some(Ok(frame))) => frame,
-        };
-        if let Some(data) = frame.data_ref() {
-            if let Err(refusal) = collector.push(data) {
-                if refusal == Refusal::TooLarge {
+    let mut collector = BodyCollector::new(limit, policy.budget);
+    let collected = tokio::time::timeout(policy.deadline, async {
+        loop {
+            let frame = match tokio::time::timeout(BODY_STALL_TIMEOUT, body.frame()).await {
+                Err(_) => return Err(Refusal::Stalled.into_error(limit)),
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(_))) => return Err(BodyError::Unreadable),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Some(data) = frame.data_ref() {
+                if let Err(refusal) = collector.push(data) {
+                    // The client gets its 413 or 503 instead of a reset:
+                    // the rest is read and dropped, never buffered.
                     drain(&mut body).await;
+                    return Err(refusal.into_error(limit));
                 }
-                return Err(refusal.into_error(limit));
             }
         }
+    })
+    .await;
+    match collected {
+        Err(_) => Err(BodyError::TooSlow { deadline: policy.deadline }),
+        Ok(Err(error)) => Err(error),
+        Ok(Ok(())) => Ok(collector.finish()),
     }
-    Ok(collector.finish())
 }
 
-/// Reads and discards the rest of an oversized body (bounded in bytes and
-/// time), so the client gets its 413 instead of a reset stream (HTTP/2) or a
-/// closed connection.
+/// Reads and discards the rest of a refused body (bounded in bytes and
+/// time), so the client gets its 413 or 503 instead of a reset stream
+/// (HTTP/2) or a closed connection.
 async fn drain(body: &mut Incoming) {
     const MAX_DRAIN: usize = 16 << 20;
     let mut drained = 0usize;
@@ -93,6 +143,12 @@ pub enum BodyError {
     /// The client stopped sending.
     #[error("request body stalled for {} s", BODY_STALL_TIMEOUT.as_secs())]
     Stalled,
+    /// The whole body did not arrive in time.
+    #[error("request body not complete within {} s", deadline.as_secs())]
+    TooSlow {
+        /// The deadline of this connection's bodies.
+        deadline: Duration,
+    },
     /// The connection failed while the body was read.
     #[error("could not read the request body")]
     Unreadable,
@@ -103,7 +159,7 @@ impl Classify for BodyError {
         match self {
             BodyError::TooLarge { .. } => ErrorKind::PayloadTooLarge,
             BodyError::Busy => ErrorKind::ServiceUnavailable,
-            BodyError::Stalled => ErrorKind::RequestTimeout,
+            BodyError::Stalled | BodyError::TooSlow { .. } => ErrorKind::RequestTimeout,
             BodyError::Unreadable => ErrorKind::BadRequest,
         }
     }
@@ -134,12 +190,12 @@ impl Refusal {
 struct BodyCollector {
     data: Zeroizing<Vec<u8>>,
     limit: usize,
-    budget: Option<&'static Semaphore>,
-    charge: Option<SemaphorePermit<'static>>,
+    budget: Option<Arc<Semaphore>>,
+    charge: Option<OwnedSemaphorePermit>,
 }
 
 impl BodyCollector {
-    fn new(limit: usize, budget: Option<&'static Semaphore>) -> Self {
+    fn new(limit: usize, budget: Option<Arc<Semaphore>>) -> Self {
         BodyCollector { data: Zeroizing::new(Vec::new()), limit, budget, charge: None }
     }
 
@@ -161,9 +217,9 @@ impl BodyCollector {
     }
 
     fn pay(&mut self, bytes: usize) -> Result<(), Refusal> {
-        let Some(budget) = self.budget else { return Ok(()) };
+        let Some(budget) = &self.budget else { return Ok(()) };
         let bytes = u32::try_from(bytes).map_err(|_| Refusal::BudgetExhausted)?;
-        let permit = budget.try_acquire_many(bytes).map_err(|_| Refusal::BudgetExhausted)?;
+        let permit = Arc::clone(budget).try_acquire_many_owned(bytes).map_err(|_| Refusal::BudgetExhausted)?;
         match &mut self.charge {
             Some(charge) => charge.merge(permit),
             None => self.charge = Some(permit),
@@ -181,7 +237,7 @@ impl BodyCollector {
 /// A body buffer together with its charge on the budget, if any.
 struct BodyBuffer {
     data: Zeroizing<Vec<u8>>,
-    _charge: Option<SemaphorePermit<'static>>,
+    _charge: Option<OwnedSemaphorePermit>,
 }
 
 impl AsRef<[u8]> for BodyBuffer {
@@ -194,14 +250,14 @@ impl AsRef<[u8]> for BodyBuffer {
 mod tests {
     use super::*;
 
-    fn budget(bytes: usize) -> &'static Semaphore {
-        Box::leak(Box::new(Semaphore::new(bytes)))
+    fn budget(bytes: usize) -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(bytes))
     }
 
     #[test]
     fn capacity_is_charged_as_the_buffer_grows_and_returned_with_the_bytes() {
         let budget = budget(1000);
-        let mut collector = BodyCollector::new(600, Some(budget));
+        let mut collector = BodyCollector::new(600, Some(Arc::clone(&budget)));
         collector.push(&[1; 100]).unwrap();
         assert_eq!(budget.available_permits(), 900);
         collector.push(&[2; 50]).unwrap(); // doubles to 200
@@ -224,9 +280,9 @@ mod tests {
     #[test]
     fn a_full_budget_refuses_and_a_refused_body_gives_back_its_charge() {
         let budget = budget(300);
-        let mut first = BodyCollector::new(1000, Some(budget));
+        let mut first = BodyCollector::new(1000, Some(Arc::clone(&budget)));
         first.push(&[0; 200]).unwrap();
-        let mut second = BodyCollector::new(1000, Some(budget));
+        let mut second = BodyCollector::new(1000, Some(Arc::clone(&budget)));
         second.push(&[0; 60]).unwrap();
         assert_eq!(second.push(&[0; 60]), Err(Refusal::BudgetExhausted));
         drop(second);

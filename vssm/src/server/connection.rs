@@ -16,24 +16,41 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Notify};
 
+use super::body::BodyPolicy;
+
 /// Time allowed for the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time allowed for the next request's headers. hyper starts this clock
-/// when it starts waiting for a request, i.e. also on an idle keep-alive
-/// connection, and then drops the connection without a TLS close_notify;
-/// so it is longer than [`IDLE_TIMEOUT`], which closes idle connections
-/// cleanly first, and it still ends a client that trickles its headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(90);
-/// A connection with no traffic for this long is closed (gracefully).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The timeouts of one port's HTTP connections.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpTimeouts {
+    /// Time allowed for the next request's headers. hyper starts this clock
+    /// when it starts waiting for a request, i.e. also on an idle keep-alive
+    /// connection, and then drops the connection without a TLS
+    /// close_notify; so it is longer than `idle`, which closes idle
+    /// connections cleanly first, and it still ends a client that trickles
+    /// its headers.
+    pub header: Duration,
+    /// A connection with no traffic for this long is closed (gracefully).
+    pub idle: Duration,
+}
+
+/// The TLS ports: clients and peers keep connections open between requests.
+pub const TLS_PORT_TIMEOUTS: HttpTimeouts =
+    HttpTimeouts { header: Duration::from_secs(90), idle: Duration::from_secs(60) };
+
+/// The health port: one short request per connection is all a load
+/// balancer needs, so idle sockets are closed quickly.
+pub const HEALTH_PORT_TIMEOUTS: HttpTimeouts =
+    HttpTimeouts { header: Duration::from_secs(5), idle: Duration::from_secs(5) };
 
 /// The HTTP server settings shared by all ports.
-pub fn http_builder() -> auto::Builder<TokioExecutor> {
+pub fn http_builder(timeouts: HttpTimeouts) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(timeouts.header)
         .keep_alive(true)
         .max_buf_size(64 * 1024);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(128).max_header_list_size(32 * 1024);
@@ -43,10 +60,21 @@ pub fn http_builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// How one connection is served.
+pub struct ConnectionSettings {
+    /// Its timeouts.
+    pub timeouts: HttpTimeouts,
+    /// How its request bodies are paid for (attached to every request).
+    pub body: BodyPolicy,
+    /// Notified by a handler to end this connection after the current
+    /// response.
+    pub close: Option<Arc<Notify>>,
+}
+
 /// Serves HTTP on `io` with `handler` until done, idle, `shutdown` fires,
-/// or a handler asks through `close` to end this connection (graceful:
-/// the current response goes out; HTTP/2 gets a GOAWAY).
-pub async fn serve<IO, H, F>(io: IO, handler: H, mut shutdown: watch::Receiver<bool>, close: Option<Arc<Notify>>)
+/// or a handler asks through `settings.close` to end this connection
+/// (graceful: the current response goes out; HTTP/2 gets a GOAWAY).
+pub async fn serve<IO, H, F>(io: IO, handler: H, mut shutdown: watch::Receiver<bool>, settings: ConnectionSettings)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
@@ -55,15 +83,17 @@ where
     let started = Instant::now();
     let last_activity = Arc::new(AtomicU64::new(0));
     let io = ActivityTracker { inner: io, started, last_activity: Arc::clone(&last_activity) };
+    let ConnectionSettings { timeouts, body, close } = settings;
     let handler = Arc::new(handler);
-    let service = service_fn(move |request| {
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(body.clone());
         let handler = Arc::clone(&handler);
         async move { Ok::<_, std::convert::Infallible>(handler(request).await) }
     });
-    let builder = http_builder();
+    let builder = http_builder(timeouts);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let mut tick = tokio::time::interval(IDLE_TIMEOUT / 4);
+    let mut tick = tokio::time::interval(timeouts.idle / 4);
     let mut closing = false;
     loop {
         tokio::select! {
@@ -78,7 +108,7 @@ where
             }
             _ = tick.tick(), if !closing => {
                 let idle_ms = started.elapsed().as_millis() as u64 - last_activity.load(Ordering::Relaxed);
-                if idle_ms > IDLE_TIMEOUT.as_millis() as u64 {
+                if idle_ms > timeouts.idle.as_millis() as u64 {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }

@@ -10,7 +10,10 @@ use std::sync::Arc;
 /// `GET /REST/v1/healthcheck`: 503 `crypto self-test failed: …` when the
 /// start-up self-tests failed, 503 `bootstrapping`, (in a cluster) 503
 /// `synchronizing` until the first sync with the peers, then 200 `running`.
-/// `GET /REST/v1/cluster/status`: JSON counters of the cluster layer (no secrets).
+/// `GET /REST/v1/cluster/status`: `{"ready":…,"serving":…}`, and with the
+/// config's `healthDetails` the cluster layer's counters, peer addresses
+/// and key-set digest (no secrets, but topology an anonymous caller need
+/// not see).
 pub async fn handle(node: Arc<Node>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.uri().path() == "/REST/v1/cluster/status" && request.method() == Method::GET {
         return cluster_status(&node);
@@ -35,6 +38,10 @@ pub async fn handle(node: Arc<Node>, request: Request<Incoming>) -> Response<Ful
 
 fn cluster_status(node: &Node) -> Response<Full<Bytes>> {
     use std::sync::atomic::Ordering;
+    if !node.config.health_details {
+        let body = serde_json::json!({ "ready": node.is_ready(), "serving": node.is_serving() });
+        return json_response(body);
+    }
     let snapshot = node.keystore.snapshot();
     let stats = &node.cluster_stats;
     let digest: String = snapshot.digest().iter().map(|b| format!("{b:02x}")).collect();
@@ -48,6 +55,10 @@ fn cluster_status(node: &Node) -> Response<Full<Bytes>> {
         "pushedRecords": stats.pushed.load(Ordering::Relaxed),
         "vmRssKib": resident_kib(),
     });
+    json_response(body)
+}
+
+fn json_response(body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     response
         .headers_mut()

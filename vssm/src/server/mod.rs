@@ -1,8 +1,11 @@
 //! The node's network servers: one I/O thread per core, each a
-//! single-threaded tokio runtime with its own SO_REUSEPORT listener on the
-//! API port; the health port lives on the first thread. CPU-heavy work
-//! (RSA key generation, scrypt) goes to the runtimes' blocking pools.
+//! single-threaded tokio runtime accepting on the API port's one socket;
+//! the health port lives on the first thread. CPU-heavy work (RSA key
+//! generation, scrypt) goes to the runtimes' blocking pools. Every port
+//! admits connections through [`admission`], so unauthenticated peers can
+//! neither fill a port nor take the body budget of authenticated ones.
 
+pub mod admission;
 pub mod api;
 pub mod body;
 pub mod connection;
@@ -13,21 +16,27 @@ pub mod listener;
 use crate::audit::Outcome;
 use crate::node::Node;
 use crate::tls;
+use admission::{Admission, AdmissionLimits, Slot};
 use api::ClientInfo;
+use body::BodyPolicy;
+use connection::{ConnectionSettings, HEALTH_PORT_TIMEOUTS, TLS_PORT_TIMEOUTS};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Most simultaneous connections on a TLS port; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 4096;
-/// Most simultaneous connections on the health port (plain HTTP, anyone
-/// may connect): its own small budget, so it cannot exhaust the API's.
-pub const MAX_HEALTH_CONNECTIONS: usize = 64;
+/// The client API and sync ports: many clients, each proving itself with a
+/// certificate within the handshake.
+pub const TLS_PORT_LIMITS: AdmissionLimits = AdmissionLimits { total: 4096, unauthenticated_per_source: 256 };
+/// The join port and the bootstrapper: a few joining nodes, none
+/// authenticated by TLS, each body at most 64 KiB.
+pub const JOIN_PORT_LIMITS: AdmissionLimits = AdmissionLimits { total: 256, unauthenticated_per_source: 16 };
+/// The health port (plain HTTP, anyone may connect): load balancers open
+/// a connection per check.
+pub const HEALTH_PORT_LIMITS: AdmissionLimits = AdmissionLimits { total: 256, unauthenticated_per_source: 16 };
 /// How long in-flight requests get to finish on shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -38,21 +47,21 @@ pub struct Servers {
 }
 
 impl Servers {
-    /// Binds the API and health ports of `node` and starts the I/O threads.
-    /// Bind errors are returned before anything runs.
-    pub fn start(node: Arc<Node>) -> io::Result<Servers> {
-        let ip = node.config.bind_address;
-        let ports = node.config.ports;
+    /// Serves the API and health ports of `node` on the listeners bound for
+    /// them, one I/O thread per core.
+    pub fn start(node: Arc<Node>, api: std::net::TcpListener, health: std::net::TcpListener) -> io::Result<Servers> {
         let io_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let connections = Arc::new(AtomicUsize::new(0));
+        let api_admission = Admission::new(TLS_PORT_LIMITS);
+        let mut health = Some(health);
         let mut threads = Vec::with_capacity(io_threads);
         for index in 0..io_threads {
-            let api = std_listener(SocketAddr::new(ip, ports.api))?;
-            let health = if index == 0 { Some(std_listener(SocketAddr::new(ip, ports.health))?) } else { None };
+            // Every thread accepts on a duplicate of the one socket.
+            let api = api.try_clone()?;
+            let health = health.take();
             let node = Arc::clone(&node);
             let shutdown_rx = shutdown_rx.clone();
-            let connections = Arc::clone(&connections);
+            let admission = Arc::clone(&api_admission);
             let thread = std::thread::Builder::new().name(format!("vssm-io-{index}")).spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -60,7 +69,7 @@ impl Servers {
                     .thread_name("vssm-blocking")
                     .build()
                     .expect("a tokio runtime can be built");
-                runtime.block_on(io_thread(node, api, health, shutdown_rx, connections));
+                runtime.block_on(io_thread(node, api, health, shutdown_rx, admission));
             })?;
             threads.push(thread);
         }
@@ -76,49 +85,68 @@ impl Servers {
     }
 }
 
-fn std_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    listener::bind_reuseport(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
-}
-
 async fn io_thread(
     node: Arc<Node>,
     api: std::net::TcpListener,
     health: Option<std::net::TcpListener>,
     shutdown: watch::Receiver<bool>,
-    connections: Arc<AtomicUsize>,
+    admission: Arc<Admission>,
 ) {
     let api = TcpListener::from_std(api).expect("listener registers with the runtime");
     if let Some(health) = health {
         let health = TcpListener::from_std(health).expect("listener registers with the runtime");
         let node = Arc::clone(&node);
         let shutdown = shutdown.clone();
-        let health_connections = Arc::new(AtomicUsize::new(0));
         tokio::spawn(accept_loop(
             health,
             shutdown.clone(),
-            health_connections,
-            MAX_HEALTH_CONNECTIONS,
-            move |tcp, _peer| {
+            Admission::new(HEALTH_PORT_LIMITS),
+            move |tcp, _peer, _| {
                 let node = Arc::clone(&node);
                 let shutdown = shutdown.clone();
                 async move {
-                    connection::serve(tcp, move |request| health::handle(Arc::clone(&node), request), shutdown, None)
-                        .await;
+                    let settings = ConnectionSettings {
+                        timeouts: HEALTH_PORT_TIMEOUTS,
+                        body: BodyPolicy::unauthenticated_connection(0),
+                        close: None,
+                    };
+                    connection::serve(
+                        tcp,
+                        move |request| health::handle(Arc::clone(&node), request),
+                        shutdown,
+                        settings,
+                    )
+                    .await;
                 }
             },
         ));
     }
     let accept_node = Arc::clone(&node);
     let accept_shutdown = shutdown.clone();
-    accept_loop(api, shutdown, Arc::clone(&connections), MAX_CONNECTIONS, move |tcp, peer| {
-        serve_api_connection(Arc::clone(&accept_node), tcp, peer, accept_shutdown.clone())
+    accept_loop(api, shutdown, Arc::clone(&admission), move |tcp, peer, slot| {
+        serve_api_connection(Arc::clone(&accept_node), tcp, peer, slot, accept_shutdown.clone())
     })
     .await;
     // Drain: give open connections time to finish their requests.
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while connections.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+    while admission.open() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// How the peers of a cluster-side TLS port prove who they are.
+#[derive(Debug, Clone, Copy)]
+pub enum PeerProof {
+    /// A verified certificate in the handshake (the sync port's RPC
+    /// certificate): the connection is authenticated once it completes.
+    Certificate,
+    /// Nothing at the TLS layer (the join port, the bootstrapper): every
+    /// connection stays unauthenticated, with a body budget of one
+    /// `max_body` for itself.
+    Nothing {
+        /// The port's largest request body.
+        max_body: usize,
+    },
 }
 
 /// Serves a TLS port whose handler needs only the peer address (the
@@ -127,6 +155,7 @@ async fn io_thread(
 /// Refused handshakes are reported to `on_refused` (for the audit log).
 pub async fn serve_tls_port<T, H, F, R>(
     listener: TcpListener,
+    proof: PeerProof,
     tls: T,
     handler: H,
     on_refused: R,
@@ -139,9 +168,12 @@ pub async fn serve_tls_port<T, H, F, R>(
 {
     let tls = Arc::new(tls);
     let on_refused = Arc::new(on_refused);
-    let connections = Arc::new(AtomicUsize::new(0));
+    let limits = match proof {
+        PeerProof::Certificate => TLS_PORT_LIMITS,
+        PeerProof::Nothing { .. } => JOIN_PORT_LIMITS,
+    };
     let conn_shutdown = shutdown.clone();
-    accept_loop(listener, shutdown, connections, MAX_CONNECTIONS, move |tcp, peer| {
+    accept_loop(listener, shutdown, Admission::new(limits), move |tcp, peer, slot| {
         let config = tls();
         let handler = handler.clone();
         let on_refused = Arc::clone(&on_refused);
@@ -149,22 +181,29 @@ pub async fn serve_tls_port<T, H, F, R>(
         async move {
             let Some(config) = config else { return };
             let Some(stream) = accept_tls(config, tcp, |reason| on_refused(peer, reason)).await else { return };
-            connection::serve(stream, move |request| handler(peer, request), shutdown, None).await;
+            let body = match proof {
+                PeerProof::Certificate => {
+                    slot.authenticated();
+                    BodyPolicy::cluster_peer()
+                }
+                PeerProof::Nothing { max_body } => BodyPolicy::unauthenticated_connection(max_body),
+            };
+            let settings = ConnectionSettings { timeouts: TLS_PORT_TIMEOUTS, body, close: None };
+            connection::serve(stream, move |request| handler(peer, request), shutdown, settings).await;
         }
     })
     .await;
 }
 
-/// Accepts until shutdown; each connection runs in its own task, at most
-/// `cap` at a time (counted in `connections`).
+/// Accepts until shutdown; each connection runs in its own task, holding
+/// its place in `admission` until it ends or is evicted to make room.
 async fn accept_loop<S, F>(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
-    connections: Arc<AtomicUsize>,
-    cap: usize,
+    admission: Arc<Admission>,
     serve: S,
 ) where
-    S: Fn(tokio::net::TcpStream, SocketAddr) -> F,
+    S: Fn(tokio::net::TcpStream, SocketAddr, Arc<Slot>) -> F,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
@@ -180,16 +219,16 @@ async fn accept_loop<S, F>(
                 continue;
             }
         };
-        if connections.fetch_add(1, Ordering::AcqRel) >= cap {
-            connections.fetch_sub(1, Ordering::AcqRel);
-            continue;
-        }
+        // The port is full of authenticated connections: close this one.
+        let Some(slot) = admission.admit(peer.ip()) else { continue };
         let _ = tcp.set_nodelay(true);
-        let task = serve(tcp, peer);
-        let connections = Arc::clone(&connections);
+        let slot = Arc::new(slot);
+        let task = serve(tcp, peer, Arc::clone(&slot));
         tokio::spawn(async move {
-            task.await;
-            connections.fetch_sub(1, Ordering::AcqRel);
+            tokio::select! {
+                _ = task => {}
+                _ = slot.evicted() => {}
+            }
         });
     }
 }
@@ -198,24 +237,34 @@ async fn serve_api_connection(
     node: Arc<Node>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
+    slot: Arc<Slot>,
     shutdown: watch::Receiver<bool>,
 ) {
     let refused =
         |reason: String| node.audit.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}"));
     let Some(stream) = accept_tls(node.api_tls(), tcp, refused).await else { return };
     let certificates = stream.get_ref().1.peer_certificates();
+    let authenticated = certificates.is_some_and(|c| !c.is_empty());
     let client = ClientInfo {
         subject: tls::peer_subject(certificates).into(),
-        authenticated: certificates.is_some_and(|c| !c.is_empty()),
+        authenticated,
         peer,
         close: Arc::new(tokio::sync::Notify::new()),
     };
-    let close = Arc::clone(&client.close);
+    // Before bootstrap nobody has a client certificate: such a connection
+    // may only bootstrap, stays evictable, and pays for its own body.
+    let body = if authenticated {
+        slot.authenticated();
+        BodyPolicy::authenticated_client()
+    } else {
+        BodyPolicy::unauthenticated_connection(api::MAX_BOOTSTRAP_BODY_BYTES)
+    };
+    let settings = ConnectionSettings { timeouts: TLS_PORT_TIMEOUTS, body, close: Some(Arc::clone(&client.close)) };
     connection::serve(
         stream,
         move |request| api::handle(Arc::clone(&node), client.clone(), request),
         shutdown,
-        Some(close),
+        settings,
     )
     .await;
 }

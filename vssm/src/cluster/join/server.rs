@@ -9,7 +9,7 @@ use crate::audit::{AuditLog, Outcome};
 use crate::cluster::protocol::*;
 use crate::crypto::keys::AsymmetricKey;
 use crate::error::{error_response, Classify, ErrorKind};
-use crate::server::body::{read_body, BodyError, CLIENT_BODY_BUDGET};
+use crate::server::body::{read_body, BodyError};
 use crate::server::json::{json_response, parse_json, JsonError};
 use crate::wire::{Bytes as WireBytes, Int64};
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Largest join request (document + PKCS#7 + STS request).
-const MAX_JOIN_BODY: usize = 64 * 1024;
+pub const MAX_JOIN_BODY: usize = 64 * 1024;
 
 /// Why a join request failed.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +115,7 @@ impl JoinServer {
         // RPC key with crypto it cannot trust.
         crate::crypto::selftest::check().map_err(JoinError::SelfTestFailed)?;
         let path = request.uri().path().to_string();
-        let body = read_body(request, MAX_JOIN_BODY, Some(&CLIENT_BODY_BUDGET)).await?;
+        let body = read_body(request, MAX_JOIN_BODY).await?;
         let rpc_key = rpc_key.ok_or(JoinError::Bootstrapping)?;
         match path.as_str() {
             CHALLENGE_PATH => {

@@ -7,7 +7,7 @@ mod error;
 
 pub use error::ApiError;
 
-use super::body::{read_body, CLIENT_BODY_BUDGET};
+use super::body::read_body;
 use crate::error::error_response;
 use crate::node::Node;
 use bytes::Bytes;
@@ -55,12 +55,14 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     // The body is read before any answer, errors included: a response to
     // an unread body makes hyper close the connection, which a client's
     // keep-alive pool would then find dead.
+    // A connection without a client certificate can only bootstrap.
     let limit = match endpoint.as_str() {
+        _ if !client.authenticated => MAX_BOOTSTRAP_BODY_BYTES,
         "admin/bootstrap" => MAX_BOOTSTRAP_BODY_BYTES,
         "admin/restorebackup" => MAX_RESTORE_BODY_BYTES,
         _ => MAX_BODY_BYTES,
     };
-    let body = read_body(request, limit, Some(&CLIENT_BODY_BUDGET)).await?;
+    let body = read_body(request, limit).await?;
     if endpoint.is_empty() {
         return Err(ApiError::UnknownEndpoint(printable(&path)));
     }
