@@ -4,7 +4,7 @@
 
 use super::discovery::Peer;
 use crate::cloud::aws_api::{
-    assumed_role_session_name, AwsApiClient, AwsApiConfig, AwsApiError, AwsEndpoints, CredentialSource,
+    parse_assumed_role_arn, AwsApiClient, AwsApiConfig, AwsApiError, AwsEndpoints, CredentialSource,
 };
 use crate::cloud::aws_identity::IdentityDocument;
 use crate::cloud::http_client::{HttpClient, HttpError, Url};
@@ -79,6 +79,18 @@ pub enum AwsError {
         /// The instance of the identity document.
         instance_id: String,
     },
+    /// The caller's session is named after the instance but belongs to
+    /// another role than the cluster's instance role.
+    #[error("STS caller is a session of role {role}, not of the cluster's instance role {expected}")]
+    WrongRole {
+        /// The caller's role (a valid IAM role name: parsed from the ARN).
+        role: String,
+        /// This node's own role (from its IMDS).
+        expected: String,
+    },
+    /// Strong attestation is on but this node's own role is unknown.
+    #[error("this node's instance role is unknown: strong attestation cannot check the caller's role")]
+    NoOwnRole,
 }
 
 /// An HTTP client for AWS endpoints: public WebPKI roots for https, the
@@ -206,15 +218,20 @@ pub struct StsVerifier {
     api: AwsApiClient,
     region: String,
     sts_endpoint: Url,
+    /// This node's own role (from its IMDS): a joiner's STS caller must be
+    /// a session of the same role. None when it could not be read.
+    instance_role: Option<String>,
 }
 
 impl StsVerifier {
-    /// A verifier for this instance's region and endpoints.
+    /// A verifier for this instance's region and endpoints; joiners must
+    /// be sessions of `instance_role`, this instance's own role.
     pub fn new(
         imds: &Arc<ImdsClient>,
         own: &IdentityDocument,
         overrides: &config::AwsEndpoints,
         source: IpAddr,
+        instance_role: Option<String>,
     ) -> Result<Self, AwsError> {
         let endpoints = endpoints(&own.region, overrides)?;
         let sts_endpoint = endpoints.sts.clone();
@@ -226,7 +243,7 @@ impl StsVerifier {
             AwsApiConfig::default(),
         )
         .map_err(AwsError::Api)?;
-        Ok(StsVerifier { api, region: own.region.clone(), sts_endpoint })
+        Ok(StsVerifier { api, region: own.region.clone(), sts_endpoint, instance_role })
     }
 
     /// Signs GetCallerIdentity with this instance's role, binding `bound` headers.
@@ -248,8 +265,9 @@ impl StsVerifier {
     }
 
     /// Checks that `request` signs the `expected` headers with their values,
-    /// is fresh, and that STS says it was signed by `doc`'s instance role
-    /// session in `doc`'s account.
+    /// is fresh, and that STS says it was signed in `doc`'s account by a
+    /// session of this node's own instance role named after `doc`'s
+    /// instance (anyone allowed to assume some role can pick a session name).
     pub async fn verify_instance(
         &self,
         request: &SignedRequest,
@@ -265,6 +283,7 @@ impl StsVerifier {
                 return Err(AwsError::HeaderMismatch(name));
             }
         }
+        let own_role = self.instance_role.as_deref().ok_or(AwsError::NoOwnRole)?;
         let signed_at = request.header("x-amz-date").and_then(parse_amz_date).ok_or(AwsError::NoDate)?;
         let now = SystemTime::now();
         let skew = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
@@ -275,10 +294,13 @@ impl StsVerifier {
         if identity.account != doc.account_id {
             return Err(AwsError::WrongAccount(quote(&identity.account)));
         }
-        match assumed_role_session_name(&identity.arn) {
-            Some(session) if session == doc.instance_id => Ok(()),
-            _ => Err(AwsError::WrongCaller { arn: quote(&identity.arn), instance_id: doc.instance_id.clone() }),
+        let caller = parse_assumed_role_arn(&identity.arn)
+            .filter(|caller| caller.session == doc.instance_id)
+            .ok_or_else(|| AwsError::WrongCaller { arn: quote(&identity.arn), instance_id: doc.instance_id.clone() })?;
+        if caller.role != own_role {
+            return Err(AwsError::WrongRole { role: caller.role.to_string(), expected: own_role.to_string() });
         }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod bootstrapper;
+pub mod config_digest;
 pub mod discovery;
 pub mod join;
 pub mod links;
@@ -63,6 +64,8 @@ pub fn start(node: Arc<Node>) -> Option<std::thread::JoinHandle<()>> {
 
 async fn run(node: Arc<Node>) {
     let settings = node.config.cluster.clone().expect("checked by start");
+    // Operators compare it with `vssm config-digest` of a new config (rollouts).
+    eprintln!("vssm: config digest {}", config_digest::ConfigDigest::of(&node.config));
     let attestation = join::Attestation::discover(&node, &settings).await;
     // Peers see this node at its bind address, or (bound to all addresses)
     // at the private address of its identity document.
@@ -81,7 +84,9 @@ async fn run(node: Arc<Node>) {
     let (_never_stop, shutdown) = tokio::sync::watch::channel(false);
     serve_sync_port(&node, shutdown.clone()).await;
     if let Some(a) = &attestation {
-        let server = join::JoinServer::new(a.policy_for_peers(Arc::clone(&discovery), &settings.trusted_image_ids));
+        let configs = config_digest::AcceptedConfigs::of(&node.config);
+        let policy = a.policy_for_peers(Arc::clone(&discovery), &settings.trusted_image_ids, configs);
+        let server = join::JoinServer::new(policy);
         serve_join_port(&node, Arc::new(server), shutdown).await;
     }
     // Until bootstrapped (by hand or by joining), try to join a peer, with

@@ -8,6 +8,7 @@ use crate::admin::backup::BackupError;
 use crate::admin::AdminRefusal;
 use crate::cloud::aws_identity::IdentityError;
 use crate::cluster::aws::AwsError;
+use crate::cluster::config_digest::ConfigDigest;
 use crate::cluster::discovery::DiscoveryError;
 use crate::cluster::join::challenge::ChallengeError;
 use crate::cluster::join::policy::PolicyError;
@@ -165,6 +166,8 @@ fn index_policy(e: &PolicyError) -> usize {
         PolicyError::Membership(_) => 7,
         PolicyError::NoStsRequest => 8,
         PolicyError::Sts(_) => 9,
+        PolicyError::NoConfigDigest => 10,
+        PolicyError::ConfigMismatch { .. } => 11,
     }
 }
 
@@ -229,6 +232,8 @@ fn policy_table() -> Vec<(PolicyError, u16)> {
         (PolicyError::Membership(DiscoveryError::NoIdentity), 403),
         (PolicyError::NoStsRequest, 403),
         (PolicyError::Sts(AwsError::Stale), 403),
+        (PolicyError::NoConfigDigest, 403),
+        (PolicyError::ConfigMismatch { instance_id: "i-1".into(), digest: ConfigDigest([7; 32]) }, 403),
     ]
 }
 
@@ -328,7 +333,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("JsonError", &json_table(), |(e, _)| index_json(e), 2);
     assert_complete("CryptoError", &crypto_table(), |(e, _)| index_crypto(e), 5);
     assert_complete("ChallengeError", &challenge_table(), |(e, _)| index_challenge(e), 5);
-    assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 10);
+    assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 12);
     assert_complete("SealError", &seal_table(), |(e, _)| index_seal(e), 7);
     let api = api_table();
     assert_complete("ApiError", &api, |(e, _)| index_api(e), 26);
