@@ -6,7 +6,8 @@ steady-state anti-entropy bytes).
 Addresses: AWS cluster 127.0.0.101-109 (+ .150 as an attacker), replacement
 cluster 127.0.0.161-164, static pair 127.0.0.111-112, strong cluster
 127.0.0.121-123, measurement cluster 127.0.0.131-135; issue 8: other user-data
-127.0.0.171-174, rollout 127.0.0.176-177, strong-mode role 127.0.0.191-193.
+127.0.0.171-174, rollout 127.0.0.176-177, detached member 127.0.0.181-183,
+strong-mode role 127.0.0.191-193.
 """
 import hashlib
 import hmac
@@ -531,7 +532,7 @@ def test_strong_attestation_join_and_foreign_sts_credentials(pki, tmp_path):
 
 
 # --------------------------------------------------------------------------
-# Issue 8: joiners with other user-data, strong-mode roles
+# Issue 8: joiners with other user-data, detached members, strong-mode roles
 # --------------------------------------------------------------------------
 
 def refusals(node, action, source, text):
@@ -596,6 +597,43 @@ def test_rollout_lets_a_listed_configuration_join(pki, tmp_path):
         assert grants and new_digest.hex() in grants[0], grants
         wait_converged([n1, new], 10, records=1)
         assert name in {n for n, _ in key_names(new.client().listkeys())["symmetricKey"]}
+    finally:
+        c.close()
+
+
+def test_detached_instance_stops_receiving_updates_and_its_pushes_are_refused(pki, tmp_path):
+    """Attack (issue 8 item 2, sync): an instance detached from the group keeps
+    the RPC key; within 30 s it must stop receiving updates, and what it pushes
+    must be refused."""
+    c = AwsCluster(pki, tmp_path, base_ip=180)
+    try:
+        n1 = c.bootstrap_by_hand(1)
+        n2, n3 = c.add(2), c.add(3)
+        nodes = c.live()
+        wait_converged(nodes, 10)
+        before = n1.status()["records"]
+
+        c.fake.patch_instance(c.iid(3), groupName=None)  # aws autoscaling detach-instances
+        t0 = time.monotonic()
+        # The members drop their links to it and refuse its rounds and pushes.
+        wait_until(lambda: all(c.ip(3) not in n.status()["peers"] for n in (n1, n2))
+                   and all(refusals(n, "sync", c.ip(3), "not a current member") for n in (n1, n2)),
+                   30, interval=0.2, desc="members drop and refuse the detached instance")
+        MEASUREMENTS.record("detached_instance_cut_off_seconds", round(time.monotonic() - t0, 3))
+
+        after_detach = uniq("after-detach")
+        assert n1.client().generate(after_detach, "SYMMETRIC", "32").status == 200
+        from_detached = uniq("from-detached")
+        assert n3.client().generate(from_detached, "SYMMETRIC", "32").status == 200
+        wait_converged([n1, n2], 10, records=before + 1)
+        time.sleep(6)  # three sync intervals of the test config
+        names3 = {n for n, _ in key_names(n3.client().listkeys())["symmetricKey"]}
+        assert after_detach not in names3, "the detached instance still receives updates"
+        for n in (n1, n2):
+            assert from_detached not in {k for k, _ in key_names(n.client().listkeys())["symmetricKey"]}, (
+                f"{n.ip} accepted a push of the detached instance")
+            assert n.status()["records"] == before + 1
+        assert "403" in n3.log() and "not a current member" in n3.log()
     finally:
         c.close()
 

@@ -21,6 +21,11 @@ const MEMBERS_CACHE: Duration = Duration::from_secs(2);
 /// A membership miss re-asks AWS when the answer is older than this (a
 /// new instance must not wait for the cache to expire).
 const MISS_REFRESH: Duration = Duration::from_millis(200);
+/// While AWS cannot be asked, sync keeps using the last answer for this
+/// long; after that it serves and calls nobody (bounded staleness: with
+/// the peer-list refresh of at most 10 s, a detached instance stops
+/// receiving updates within 30 s even then).
+pub const MEMBERSHIP_MAX_AGE: Duration = Duration::from_secs(15);
 /// A signed STS request older (or newer) than this is refused.
 const STS_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 
@@ -156,26 +161,56 @@ impl AwsDiscovery {
         })
     }
 
-    /// Pending/InService instances of the group with their private addresses.
+    /// Pending/InService instances of the group with their private
+    /// addresses; when AWS cannot be asked, the last answer if it is not
+    /// older than [`MEMBERSHIP_MAX_AGE`].
     pub async fn members(&self) -> Result<Vec<Peer>, AwsError> {
-        self.members_newer_than(MEMBERS_CACHE).await
+        match self.members_newer_than(MEMBERS_CACHE).await {
+            Ok(peers) => Ok(peers),
+            Err(e) => self.cached(MEMBERSHIP_MAX_AGE).ok_or(e),
+        }
     }
 
-    /// Whether `instance_id` is a member at `ip`; a miss on a cached answer
-    /// re-asks AWS once.
+    /// Whether a member has the private address `ip` (the sync port's
+    /// check). A hit may come from an answer up to [`MEMBERSHIP_MAX_AGE`]
+    /// old (the cluster loop refreshes it at least every 10 s, so sync
+    /// requests do not wait for AWS); a miss re-asks AWS once, and counts
+    /// as a miss if AWS cannot answer. Err when no answer is recent enough.
+    pub async fn is_member_ip(&self, ip: IpAddr) -> Result<bool, AwsError> {
+        let has = |peers: &[Peer]| peers.iter().any(|p| p.ip == ip);
+        let cached = self.cached(MEMBERSHIP_MAX_AGE);
+        if cached.as_deref().is_some_and(has) {
+            return Ok(true);
+        }
+        match self.members_newer_than(MISS_REFRESH).await {
+            Ok(peers) => Ok(has(&peers)),
+            Err(_) if cached.is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `instance_id` is a member at `ip`, from an answer at most
+    /// [`MEMBERS_CACHE`] old (the join's check: never a stale answer); a
+    /// miss on a cached answer re-asks AWS once.
     pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, AwsError> {
         let found = |peers: &[Peer]| peers.iter().any(|p| p.ip == ip && p.instance_id.as_deref() == Some(instance_id));
-        if found(&self.members().await?) {
+        if found(&self.members_newer_than(MEMBERS_CACHE).await?) {
             return Ok(true);
         }
         Ok(found(&self.members_newer_than(MISS_REFRESH).await?))
     }
 
+    /// The last answer AWS gave, if younger than `max_age`.
+    fn cached(&self, max_age: Duration) -> Option<Vec<Peer>> {
+        match &*self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((at, peers)) if at.elapsed() < max_age => Some(peers.clone()),
+            _ => None,
+        }
+    }
+
     async fn members_newer_than(&self, max_age: Duration) -> Result<Vec<Peer>, AwsError> {
-        if let Some((at, peers)) = &*self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()) {
-            if at.elapsed() < max_age {
-                return Ok(peers.clone());
-            }
+        if let Some(peers) = self.cached(max_age) {
+            return Ok(peers);
         }
         let group = self.group().await?;
         let api = &self.inner.api;

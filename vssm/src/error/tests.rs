@@ -126,6 +126,8 @@ fn index_sync(e: &SyncError) -> usize {
         SyncError::Records(_) => 3,
         SyncError::UnknownEndpoint => 4,
         SyncError::SelfTestFailed(_) => 5,
+        SyncError::NotMember(_) => 6,
+        SyncError::MembershipUnknown(_) => 7,
     }
 }
 
@@ -298,6 +300,8 @@ fn sync_table() -> Vec<(SyncError, u16)> {
         (SyncError::Records(BackupError::Invalid("backup symmetricKey[1]: x".into())), 400),
         (SyncError::UnknownEndpoint, 404),
         (SyncError::SelfTestFailed("crypto self-test failed: x"), 503),
+        (SyncError::NotMember("10.0.0.1".parse().unwrap()), 403),
+        (SyncError::MembershipUnknown(DiscoveryError::NoIdentity), 503),
     ];
     table.extend(body_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
     table.extend(json_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
@@ -346,7 +350,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("BackupError", &backup, |i| *i, 3);
     let name = inner(&|e| if let ApiError::Name(n) = e { Some(index_name(n)) } else { None });
     assert_complete("NameError", &name, |i| *i, 3);
-    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 6);
+    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 8);
     assert_complete("JoinError", &join_table(), |(e, _)| index_join(e), 10);
 }
 
