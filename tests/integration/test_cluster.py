@@ -5,7 +5,9 @@ steady-state anti-entropy bytes).
 
 Addresses: AWS cluster 127.0.0.101-109 (+ .150 as an attacker), replacement
 cluster 127.0.0.161-164, static pair 127.0.0.111-112, strong cluster
-127.0.0.121-123, measurement cluster 127.0.0.131-135.
+127.0.0.121-123, measurement cluster 127.0.0.131-135; issue 8: other user-data
+127.0.0.171-174, rollout 127.0.0.176-177, detached member 127.0.0.181-183,
+strong-mode role 127.0.0.191-193.
 """
 import hashlib
 import hmac
@@ -22,7 +24,7 @@ from vssmtest.backup import make_backup
 from vssmtest.cluster import (MEASUREMENTS, ClusterNode, FakeAws, JoinClient, all_converged,
                               aws_document, join_request, key_names, lookalike_pkcs7, new_ephemeral,
                               open_granted_key, sigv4_sts_request, strong_bound_headers, wait_until)
-from vssmtest.crypto_ref import sym_decrypt, sym_encrypt
+from vssmtest.crypto_ref import scrypt_mcf, sym_decrypt, sym_encrypt
 from vssmtest.util import TESTDATA, b64d, b64e, uniq
 
 ATTACKER_IP = "127.0.0.150"
@@ -46,11 +48,16 @@ class AwsCluster:
     def ip(self, n: int) -> str:
         return f"127.0.0.{self.base + n}"
 
-    def add(self, n: int, start=True, **fields) -> ClusterNode:
+    def add(self, n: int, start=True, config: dict | None = None, cluster: dict | None = None,
+            **fields) -> ClusterNode:
+        """Instance n (fake AWS `fields`) and its node; `config` adds or replaces
+        top-level config fields (the user-data), `cluster` fields of its cluster section."""
         inst = self.fake.add_instance(self.base + n, self.ip(n), **fields)
         self.instances[n] = inst
         node = ClusterNode(self.pki, self.ip(n), self.root / f"node{n}",
-                           cluster=self.fake.cluster_config(inst, attestation=self.attestation))
+                           cluster=self.fake.cluster_config(inst, attestation=self.attestation,
+                                                            **(cluster or {})),
+                           **(config or {}))
         self.nodes[n] = node
         if start:
             node.start()
@@ -65,6 +72,12 @@ class AwsCluster:
 
     def iid(self, n: int) -> str:
         return self.instances[n]["instanceId"]
+
+    def digest(self) -> bytes:
+        """The config digest of the cluster's nodes (they share their config but for IMDS)."""
+        if not hasattr(self, "_digest"):
+            self._digest = next(iter(self.nodes.values())).config_digest()
+        return self._digest
 
     def bootstrap_by_hand(self, n: int) -> ClusterNode:
         node = self.add(n)
@@ -220,11 +233,11 @@ class TestAwsCluster:
         doc, sig = aws.fake.identity(aws.instances[3])
         priv, pub = new_ephemeral()
         ch = jc.challenge(aws.ip(3))
-        req = join_request(doc, sig, ch, pub)
+        req = join_request(doc, sig, ch, pub, aws.digest())
         ok = jc.join(aws.ip(3), req)
         # Positive control: the harness speaks the protocol right and the key really comes back.
         assert ok.status == 200, ok
-        assert rpc_key_matches(pki, open_granted_key(priv, pub, ch, doc, ok.json))
+        assert rpc_key_matches(pki, open_granted_key(priv, pub, ch, doc, aws.digest(), ok.json))
         since = self._audit_len(aws)
         again = jc.join(aws.ip(3), req)
         self._refused(aws, again, aws.ip(3), ["challenge"], since)
@@ -236,12 +249,12 @@ class TestAwsCluster:
         # a) the whole captured request (challenge issued to instance 3) sent from the attacker
         ch = jc.challenge(aws.ip(3))
         since = self._audit_len(aws)
-        r = jc.join(ATTACKER_IP, join_request(doc, sig, ch, pub))
+        r = jc.join(ATTACKER_IP, join_request(doc, sig, ch, pub, aws.digest()))
         self._refused(aws, r, ATTACKER_IP, ["challenge"], since)
         # b) the attacker gets its own fresh challenge and replays document + signature
         ch = jc.challenge(ATTACKER_IP)
         since = self._audit_len(aws)
-        r = jc.join(ATTACKER_IP, join_request(doc, sig, ch, pub))
+        r = jc.join(ATTACKER_IP, join_request(doc, sig, ch, pub, aws.digest()))
         self._refused(aws, r, ATTACKER_IP, [ATTACKER_IP, aws.ip(3)], since)
 
     @pytest.mark.parametrize("field,value", [("imageId", "ami-0fedcba9876543210"),
@@ -256,7 +269,7 @@ class TestAwsCluster:
         _, pub = new_ephemeral()
         ch = jc.challenge(aws.ip(3))
         since = self._audit_len(aws)
-        r = jc.join(aws.ip(3), join_request(other, sig, ch, pub))
+        r = jc.join(aws.ip(3), join_request(other, sig, ch, pub, aws.digest()))
         self._refused(aws, r, aws.ip(3), [value], since)
 
     @pytest.mark.parametrize("how", ["other-group", "terminating", "deleted"])
@@ -274,7 +287,7 @@ class TestAwsCluster:
         _, pub = new_ephemeral()
         ch = jc.challenge(aws.ip(n))
         since = self._audit_len(aws)
-        r = jc.join(aws.ip(n), join_request(doc, sig, ch, pub))
+        r = jc.join(aws.ip(n), join_request(doc, sig, ch, pub, aws.digest()))
         self._refused(aws, r, aws.ip(n), ["member"], since)
 
     def test_forged_pkcs7_is_refused(self, aws, pki):
@@ -285,7 +298,7 @@ class TestAwsCluster:
         blob = (FORGED_DIR / "forged-embedded-lookalike-cert.p7.der").read_bytes()
         ch = jc.challenge(aws.ip(3))
         since = self._audit_len(aws)
-        r = jc.join(aws.ip(3), join_request(doc, blob, ch, pub))
+        r = jc.join(aws.ip(3), join_request(doc, blob, ch, pub, aws.digest()))
         self._refused(aws, r, aws.ip(3), ["identity document"], since)
         # b) instance 3's exact document signed with a self-made key whose embedded
         #    certificate copies the test CA's subject and serial; right address, fresh challenge
@@ -293,7 +306,7 @@ class TestAwsCluster:
         blob = lookalike_pkcs7(doc, aws.fake.ca_der())
         ch = jc.challenge(aws.ip(3))
         since = self._audit_len(aws)
-        r = jc.join(aws.ip(3), join_request(doc, blob, ch, pub))
+        r = jc.join(aws.ip(3), join_request(doc, blob, ch, pub, aws.digest()))
         self._refused(aws, r, aws.ip(3), ["identity document"], since)
 
     # ---- partition and restore ----
@@ -500,13 +513,13 @@ def test_strong_attestation_join_and_foreign_sts_credentials(pki, tmp_path):
             priv, pub = new_ephemeral()
             ch = jc.challenge(c.ip(2))
             sts = None if credentials is None else sigv4_sts_request(
-                credentials, sts_url, region, strong_bound_headers(ch, pub))
-            return jc.join(c.ip(2), join_request(doc, sig, ch, pub, sts)), priv, pub, ch
+                credentials, sts_url, region, strong_bound_headers(ch, pub, c.digest()))
+            return jc.join(c.ip(2), join_request(doc, sig, ch, pub, c.digest(), sts)), priv, pub, ch
 
         # Positive control: instance 2's own role credentials.
         r, priv, pub, ch = attempt(c.instances[2]["credentials"])
         assert r.status == 200, r
-        assert rpc_key_matches(pki, open_granted_key(priv, pub, ch, doc, r.json))
+        assert rpc_key_matches(pki, open_granted_key(priv, pub, ch, doc, c.digest(), r.json))
 
         for label, creds in (("another instance's credentials", inst3["credentials"]),
                              ("the peer's own credentials", c.instances[1]["credentials"]),
@@ -514,6 +527,134 @@ def test_strong_attestation_join_and_foreign_sts_credentials(pki, tmp_path):
             since = len(s1.audit())
             r, *_ = attempt(creds)
             assert_refused(s1, r, c.ip(2), ["sts"] if creds is None else ["sts", c.iid(2)], since)
+    finally:
+        c.close()
+
+
+# --------------------------------------------------------------------------
+# Issue 8: joiners with other user-data, detached members, strong-mode roles
+# --------------------------------------------------------------------------
+
+def refusals(node, action, source, text):
+    """Refused audit lines of `action` from `source` that contain `text`."""
+    return [l for l in node.audit() if f"action={action}" in l and f'subject="{source}"' in l
+            and "outcome=refused" in l and text in l]
+
+
+def rogue_ca_trust_store(pki) -> list:
+    """A clientTrustStore naming the attacker's own CA (pki's rogue CA)."""
+    from vssmtest.pki import pem_to_der_cert
+    return [b64e(pem_to_der_cert(pki.rogue_ca_crt))]
+
+
+def test_trusted_image_with_other_user_data_is_refused_the_rpc_key(pki, tmp_path):
+    """Attack (issue 8 item 2): an instance of the trusted image in the group,
+    launched with the attacker's own user-data (own client CA; own admin
+    password), must not get the RPC key; one with the cluster's config does."""
+    c = AwsCluster(pki, tmp_path, base_ip=170)
+    try:
+        n1 = c.bootstrap_by_hand(1)
+        rogue_ca = c.add(2, config={"clientTrustStore": rogue_ca_trust_store(pki)})
+        rogue_pw = c.add(3, config={"password_hash": scrypt_mcf("the attacker's password")},)
+        for n, rogue in ((2, rogue_ca), (3, rogue_pw)):
+            wait_until(lambda: refusals(n1, "join", c.ip(n), "another configuration"), 15,
+                       desc=f"node 1 refuses instance {n}'s configuration; audit="
+                            f"{[l for l in n1.audit() if 'action=join' in l]}")
+            assert rogue.health_code() == 503, f"{rogue.ip} must stay bootstrapping"
+            assert not grant_lines([n1], c.iid(n))
+            assert rogue.config_digest() != n1.config_digest()
+        # Positive control: the cluster's own config joins.
+        good = c.add(4)
+        good.wait_ready(15)
+        assert grant_lines([n1], c.iid(4))
+        time.sleep(1)
+        assert rogue_ca.health_code() == 503 and rogue_pw.health_code() == 503
+        assert not grant_lines([n1, good], c.iid(2)) and not grant_lines([n1, good], c.iid(3))
+    finally:
+        c.close()
+
+
+def test_rollout_lets_a_listed_configuration_join(pki, tmp_path):
+    """A config change (a second client CA) joins a cluster whose config lists
+    its digest in acceptedConfigDigests (the documented rollout)."""
+    from vssmtest.pki import pem_to_der_cert
+    c = AwsCluster(pki, tmp_path, base_ip=175)
+    try:
+        both_cas = [b64e(pem_to_der_cert(pki.ca_crt))] + rogue_ca_trust_store(pki)
+        new = c.add(2, start=False, config={"clientTrustStore": both_cas})
+        new_digest = new.config_digest()
+        n1 = c.add(1, start=False, cluster={"acceptedConfigDigests": [new_digest.hex()]})
+        assert n1.config_digest() != new_digest
+        n1.start()
+        n1.wait_health()
+        assert n1.bootstrap().status == 200
+        n1.wait_ready(10)
+        name = uniq("before-rollout")
+        assert n1.client().generate(name, "SYMMETRIC", "32").status == 200
+        new.start()
+        new.wait_ready(15)
+        grants = grant_lines([n1], c.iid(2))
+        assert grants and new_digest.hex() in grants[0], grants
+        wait_converged([n1, new], 10, records=1)
+        assert name in {n for n, _ in key_names(new.client().listkeys())["symmetricKey"]}
+    finally:
+        c.close()
+
+
+def test_detached_instance_stops_receiving_updates_and_its_pushes_are_refused(pki, tmp_path):
+    """Attack (issue 8 item 2, sync): an instance detached from the group keeps
+    the RPC key; within 30 s it must stop receiving updates, and what it pushes
+    must be refused."""
+    c = AwsCluster(pki, tmp_path, base_ip=180)
+    try:
+        n1 = c.bootstrap_by_hand(1)
+        n2, n3 = c.add(2), c.add(3)
+        nodes = c.live()
+        wait_converged(nodes, 10)
+        before = n1.status()["records"]
+
+        c.fake.patch_instance(c.iid(3), groupName=None)  # aws autoscaling detach-instances
+        t0 = time.monotonic()
+        # The members drop their links to it and refuse its rounds and pushes.
+        wait_until(lambda: all(c.ip(3) not in n.status()["peers"] for n in (n1, n2))
+                   and all(refusals(n, "sync", c.ip(3), "not a current member") for n in (n1, n2)),
+                   30, interval=0.2, desc="members drop and refuse the detached instance")
+        MEASUREMENTS.record("detached_instance_cut_off_seconds", round(time.monotonic() - t0, 3))
+
+        after_detach = uniq("after-detach")
+        assert n1.client().generate(after_detach, "SYMMETRIC", "32").status == 200
+        from_detached = uniq("from-detached")
+        assert n3.client().generate(from_detached, "SYMMETRIC", "32").status == 200
+        wait_converged([n1, n2], 10, records=before + 1)
+        time.sleep(6)  # three sync intervals of the test config
+        names3 = {n for n, _ in key_names(n3.client().listkeys())["symmetricKey"]}
+        assert after_detach not in names3, "the detached instance still receives updates"
+        for n in (n1, n2):
+            assert from_detached not in {k for k, _ in key_names(n.client().listkeys())["symmetricKey"]}, (
+                f"{n.ip} accepted a push of the detached instance")
+            assert n.status()["records"] == before + 1
+        assert "403" in n3.log() and "not a current member" in n3.log()
+    finally:
+        c.close()
+
+
+def test_strong_attestation_refuses_a_session_of_another_role(pki, tmp_path):
+    """Attack (issue 8 item 5): a joiner whose STS session is named after its
+    instance but belongs to another role than the cluster's instance role."""
+    c = AwsCluster(pki, tmp_path, base_ip=190, attestation="strong")
+    try:
+        n1 = c.bootstrap_by_hand(1)
+        other = c.add(2, roleName="some-other-role")
+        wait_until(lambda: refusals(n1, "join", c.ip(2), "instance role vssm-node"), 15,
+                   desc=f"node 1 refuses the other role; audit={[l for l in n1.audit() if 'action=join' in l]}")
+        line = refusals(n1, "join", c.ip(2), "instance role vssm-node")[0]
+        assert "session of role some-other-role" in line, line
+        assert other.health_code() == 503
+        assert not grant_lines([n1], c.iid(2))
+        # Positive control: the cluster's role joins in strong mode.
+        c.add(3).wait_ready(15)
+        assert grant_lines([n1], c.iid(3))
+        assert other.health_code() == 503
     finally:
         c.close()
 

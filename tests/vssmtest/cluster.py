@@ -41,8 +41,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from vssmtest.client import tls_context
+from vssmtest.crypto_ref import scrypt_mcf
 from vssmtest.node import Node, health, terminate
-from vssmtest.util import HEALTH_PORT, REPO, b64d, b64e
+from vssmtest.util import ADMIN_PASSWORD, HEALTH_PORT, REPO, b64d, b64e
 
 FAKE_AWS = REPO / "qemu" / "fake_aws" / "fake_aws.py"
 # The brief: $VSSM_BIN, else the debug build (what scripts/test.sh uses).
@@ -241,15 +242,41 @@ def http_get(ip: str, port: int, path: str, timeout=2.0):
         return None
 
 
+_SHARED_PASSWORD_HASH: list[str] = []
+
+
+def shared_password_hash() -> str:
+    """One rootPassword hash (of ADMIN_PASSWORD) for every cluster node of the
+    run: nodes of a cluster share their config, and the config digest a joiner
+    attests covers the hash, salt included."""
+    if not _SHARED_PASSWORD_HASH:
+        _SHARED_PASSWORD_HASH.append(scrypt_mcf(ADMIN_PASSWORD))
+    return _SHARED_PASSWORD_HASH[0]
+
+
+def config_digest(config_path: Path, binary: Path = CLUSTER_BIN) -> bytes:
+    """The config digest of a config file, as `vssm config-digest` prints it (32 bytes)."""
+    r = subprocess.run([str(binary), "config-digest", "--config", str(config_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"vssm config-digest: {r.returncode} {r.stderr}"
+    return bytes.fromhex(r.stdout.strip())
+
+
 class ClusterNode(Node):
-    """A Node with a `cluster` config section."""
+    """A Node with a `cluster` config section; unless told otherwise, its
+    rootPassword is the run's shared hash (as in a real cluster's shared config)."""
 
     def __init__(self, pki, ip, workdir, cluster: dict, **extra):
         # The tests follow convergence on /REST/v1/cluster/status.
         extra.setdefault("healthDetails", True)
+        extra.setdefault("password_hash", shared_password_hash())
         super().__init__(pki, ip, workdir, cluster=cluster, **extra)
         self.started_at: float | None = None
         self.stopped_signal = False
+
+    def config_digest(self) -> bytes:
+        """The digest this node attests when it joins (and requires of joiners)."""
+        return config_digest(self.config_path, self.binary)
 
     binary = CLUSTER_BIN
 
@@ -400,24 +427,26 @@ def new_ephemeral():
 
 
 def join_request(document: bytes, signature: bytes, challenge: bytes, eph_pub: bytes,
-                 sts_request: dict | None = None) -> dict:
+                 config_digest: bytes, sts_request: dict | None = None) -> dict:
     """The JSON body of POST /cluster/v1/join."""
     req = {"document": b64e(document), "signature": b64e(signature),
-           "challenge": b64e(challenge), "ephemeralPublicKey": b64e(eph_pub)}
+           "challenge": b64e(challenge), "ephemeralPublicKey": b64e(eph_pub),
+           "configDigest": b64e(config_digest)}
     if sts_request is not None:
         req["stsRequest"] = sts_request
     return req
 
 
 def open_granted_key(priv: X25519PrivateKey, eph_pub: bytes, challenge: bytes, document: bytes,
-                     response: dict) -> bytes:
-    """The requester's side: decrypts encryptedRpcKey (X25519 + HKDF-SHA256 + AES-256-GCM)."""
+                     config_digest: bytes, response: dict) -> bytes:
+    """The requester's side: decrypts encryptedRpcKey (X25519 + HKDF-SHA256 +
+    AES-256-GCM with SHA-256(document) || config digest as associated data)."""
     server_pub = b64d(response["ephemeralPublicKey"])
     shared = priv.exchange(X25519PublicKey.from_public_bytes(server_pub))
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=challenge,
                info=KDF_INFO + eph_pub + server_pub).derive(shared)
     sealed = b64d(response["encryptedRpcKey"])
-    return AESGCM(key).decrypt(sealed[:12], sealed[12:], hashlib.sha256(document).digest())
+    return AESGCM(key).decrypt(sealed[:12], sealed[12:], hashlib.sha256(document).digest() + config_digest)
 
 
 def aws_document(fields: dict) -> bytes:
@@ -485,7 +514,8 @@ def sigv4_sts_request(credentials: dict, sts_url: str, region: str, bound: dict[
     return {"method": "POST", "url": sts_url, "headers": [list(h) for h in headers], "body": STS_BODY}
 
 
-def strong_bound_headers(challenge: bytes, eph_pub: bytes) -> dict:
+def strong_bound_headers(challenge: bytes, eph_pub: bytes, config_digest: bytes) -> dict:
     """The extra headers a strong-mode stsRequest must sign (bind it to this join)."""
     return {"x-vssm-challenge": b64e(challenge),
-            "x-vssm-ephemeral-key-sha256": hashlib.sha256(eph_pub).hexdigest()}
+            "x-vssm-ephemeral-key-sha256": hashlib.sha256(eph_pub).hexdigest(),
+            "x-vssm-config-digest": config_digest.hex()}

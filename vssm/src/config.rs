@@ -2,6 +2,7 @@
 //! Every error names the file and the field, so an operator can fix it.
 
 use crate::admin::password::PasswordHash;
+use crate::cluster::config_digest::ConfigDigest;
 use crate::wire::codec::decode_base64;
 use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
@@ -108,6 +109,9 @@ pub struct ClusterConfig {
     /// Addresses of stand-alone bootstrappers (`vssm bootstrapper`) to ask
     /// for the RPC key before the discovered peers.
     pub bootstrappers: Vec<IpAddr>,
+    /// Config digests of joiners that may receive the RPC key besides this
+    /// node's own (a configuration change being rolled out).
+    pub accepted_config_digests: Vec<ConfigDigest>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +131,8 @@ struct RawCluster {
     #[serde(alias = "sync_interval_seconds")]
     sync_interval_seconds: Option<f64>,
     bootstrappers: Option<Vec<String>>,
+    #[serde(alias = "accepted_config_digests")]
+    accepted_config_digests: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -350,8 +356,15 @@ fn parse_cluster(raw: RawCluster, fail: &dyn Fn(&str, String) -> ConfigError) ->
                 .map_err(|_| fail(&format!("cluster.bootstrappers[{i}]"), format!("not an IP address: {text:?}")))?,
         );
     }
+    let mut accepted_config_digests = Vec::new();
+    for (i, text) in raw.accepted_config_digests.unwrap_or_default().iter().enumerate() {
+        accepted_config_digests.push(ConfigDigest::parse_hex(text).ok_or_else(|| {
+            fail(&format!("cluster.acceptedConfigDigests[{i}]"), "not 64 hex digits (see `vssm config-digest`)".into())
+        })?);
+    }
     Ok(ClusterConfig {
         bootstrappers,
+        accepted_config_digests,
         discovery,
         attestation,
         imds_endpoint,
@@ -439,6 +452,7 @@ mod tests {
             (r#","cluster":{"discovery":"aws","imdsEndpoint":"ftp://x"}"#, "cluster.imdsEndpoint"),
             (r#","cluster":{"discovery":"aws","trustedImageIds":["x"]}"#, "cluster.trustedImageIds[0]"),
             (r#","cluster":{"discovery":"aws","bogus":1}"#, "bogus"),
+            (r#","cluster":{"discovery":"aws","acceptedConfigDigests":["abc"]}"#, "cluster.acceptedConfigDigests[0]"),
         ] {
             let err = Config::parse(sample(extra).as_bytes(), "t").unwrap_err().to_string();
             assert!(err.contains(field), "{field}: {err}");

@@ -46,6 +46,11 @@ enum Command {
     HashPassword(HashPasswordArgs),
     /// Hand the RPC key to attested instances of the trusted images.
     Bootstrapper(BootstrapperArgs),
+    /// Print the digest of a config's security-relevant settings (what joining nodes attest).
+    ///
+    /// List it in the running cluster's cluster.acceptedConfigDigests to let nodes with this
+    /// config join during a rollout.
+    ConfigDigest(ConfigDigestArgs),
     /// Make one API call over mutual TLS and print the answer on stdout.
     ///
     /// The node must present the RPC certificate given (pinned). Admin calls take the admin password
@@ -87,7 +92,18 @@ struct HashPasswordArgs {
 }
 
 #[derive(Args, Debug)]
+struct ConfigDigestArgs {
+    /// The config [default: ./config.json, else /etc/vssm/config.json].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct BootstrapperArgs {
+    /// The cluster's config.json: joiners must run this configuration (its config digest, or one
+    /// of its acceptedConfigDigests) [default: ./config.json, else /etc/vssm/config.json].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// AMI ids whose instances may receive the RPC key (comma-separated or repeated).
     #[arg(long, value_name = "AMI[,AMI…]", value_delimiter = ',', required = true)]
     trusted_image: Vec<String>,
@@ -97,7 +113,7 @@ struct BootstrapperArgs {
     /// The RPC private key (PEM or DER).
     #[arg(long, value_name = "FILE")]
     private_key: PathBuf,
-    /// The RPC certificate [default: rpcCertificate of the default config].
+    /// The RPC certificate; must be the config's rpcCertificate [default: that one].
     #[arg(long, value_name = "FILE")]
     certificate: Option<PathBuf>,
     /// Address to listen on.
@@ -191,6 +207,7 @@ fn main() -> ExitCode {
         Some(Command::Dev(args)) => dev(args),
         Some(Command::HashPassword(args)) => hash_password(args.log_n),
         Some(Command::Bootstrapper(args)) => bootstrapper(args),
+        Some(Command::ConfigDigest(args)) => config_digest(args),
         Some(Command::Call(args)) => call(args),
     };
     match result {
@@ -228,11 +245,7 @@ fn call(args: CallArgs) -> Result<(), CliError> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let path = match args.config {
-        Some(p) => p,
-        None => Config::find_default()?,
-    };
-    let mut config = Config::load(&path)?;
+    let mut config = load_config(args.config)?;
     if let Some(ip) = args.bind {
         config.bind_address = ip;
     }
@@ -359,11 +372,28 @@ fn load_flag_certificate(
     vssm::tls::load_certificate(&read_flag_file(flag, path)?).map_err(|source| CliError::Certificate { flag, source })
 }
 
+/// Loads `--config FILE`, else the config in the default places.
+fn load_config(path: Option<PathBuf>) -> Result<Config, CliError> {
+    let path = match path {
+        Some(p) => p,
+        None => Config::find_default()?,
+    };
+    Ok(Config::load(&path)?)
+}
+
+/// `vssm config-digest`: the digest a node with this config attests when it joins.
+fn config_digest(args: ConfigDigestArgs) -> Result<(), CliError> {
+    let config = load_config(args.config)?;
+    println!("{}", vssm::cluster::config_digest::ConfigDigest::of(&config));
+    Ok(())
+}
+
 fn bootstrapper(args: BootstrapperArgs) -> Result<(), CliError> {
     use vssm::cluster::bootstrapper::{Bootstrapper, BootstrapperOptions};
+    let cluster_config = load_config(args.config)?;
     let certificate = match &args.certificate {
         Some(path) => load_flag_certificate("--certificate", path)?,
-        None => Config::load(&Config::find_default()?)?.rpc_certificate,
+        None => cluster_config.rpc_certificate.clone(),
     };
     let attestation_cas = match &args.attestation_ca {
         Some(path) => vec![load_flag_certificate("--attestation-ca", path)?.to_vec()],
@@ -378,6 +408,7 @@ fn bootstrapper(args: BootstrapperArgs) -> Result<(), CliError> {
         account: Some(args.account),
         region: args.region,
         attestation_cas,
+        cluster_config,
     };
     prepare_process();
     let bootstrapper = Bootstrapper::new(options).map_err(failed("bootstrapper"))?;

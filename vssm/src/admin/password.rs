@@ -118,6 +118,18 @@ impl PasswordHash {
         Ok(format!("$s0${packed:X}${}${}", STANDARD.encode(salt), STANDARD.encode(out.as_ref())))
     }
 
+    /// A canonical form of the hash (parameters, salt, hash) for the config
+    /// digest: the same however the MCF string spelled its hex parameters.
+    pub fn canonical_encoding(&self) -> Vec<u8> {
+        let mut out = vec![self.log_n];
+        out.extend_from_slice(&self.r.to_be_bytes());
+        out.extend_from_slice(&self.p.to_be_bytes());
+        out.extend_from_slice(&(self.salt.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.salt);
+        out.extend_from_slice(&self.hash);
+        out
+    }
+
     /// Checks a password (CPU- and memory-heavy: call off the I/O threads).
     /// The comparison of the derived keys is constant-time.
     pub fn verify(&self, password: &[u8]) -> bool {

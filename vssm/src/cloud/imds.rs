@@ -165,8 +165,9 @@ impl ImdsClient {
         self.get("/latest/user-data", MAX_USER_DATA).await
     }
 
-    /// Credentials of the instance profile role (first role listed).
-    pub async fn role_credentials(&self) -> Result<AwsCredentials, ImdsError> {
+    /// Name of the instance profile's role (the first role listed), as STS
+    /// names it in the instance's assumed-role ARN.
+    pub async fn role_name(&self) -> Result<String, ImdsError> {
         let list =
             self.get(ROLES_PATH, MAX_ROLE_LIST).await?.ok_or_else(|| ImdsError::NotFound("instance role".into()))?;
         let list = String::from_utf8(list).map_err(|_| ImdsError::Invalid("role list is not UTF-8".into()))?;
@@ -178,6 +179,12 @@ impl ImdsClient {
         if !valid_role_name(role) {
             return Err(ImdsError::Invalid(format!("role name {:?}", role.escape_debug().to_string())));
         }
+        Ok(role.to_string())
+    }
+
+    /// Credentials of the instance profile role (first role listed).
+    pub async fn role_credentials(&self) -> Result<AwsCredentials, ImdsError> {
+        let role = self.role_name().await?;
         let path = format!("{ROLES_PATH}{role}");
         let mut body = self.get(&path, MAX_ROLE_CREDENTIALS).await?.ok_or_else(|| ImdsError::NotFound(path.clone()))?;
         let parsed = parse_role_credentials(&body);

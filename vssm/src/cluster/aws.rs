@@ -4,7 +4,7 @@
 
 use super::discovery::Peer;
 use crate::cloud::aws_api::{
-    assumed_role_session_name, AwsApiClient, AwsApiConfig, AwsApiError, AwsEndpoints, CredentialSource,
+    parse_assumed_role_arn, AwsApiClient, AwsApiConfig, AwsApiError, AwsEndpoints, CredentialSource,
 };
 use crate::cloud::aws_identity::IdentityDocument;
 use crate::cloud::http_client::{HttpClient, HttpError, Url};
@@ -21,6 +21,11 @@ const MEMBERS_CACHE: Duration = Duration::from_secs(2);
 /// A membership miss re-asks AWS when the answer is older than this (a
 /// new instance must not wait for the cache to expire).
 const MISS_REFRESH: Duration = Duration::from_millis(200);
+/// While AWS cannot be asked, sync keeps using the last answer for this
+/// long; after that it serves and calls nobody (bounded staleness: with
+/// the peer-list refresh of at most 10 s, a detached instance stops
+/// receiving updates within 30 s even then).
+pub const MEMBERSHIP_MAX_AGE: Duration = Duration::from_secs(15);
 /// A signed STS request older (or newer) than this is refused.
 const STS_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 
@@ -79,6 +84,18 @@ pub enum AwsError {
         /// The instance of the identity document.
         instance_id: String,
     },
+    /// The caller's session is named after the instance but belongs to
+    /// another role than the cluster's instance role.
+    #[error("STS caller is a session of role {role}, not of the cluster's instance role {expected}")]
+    WrongRole {
+        /// The caller's role (a valid IAM role name: parsed from the ARN).
+        role: String,
+        /// This node's own role (from its IMDS).
+        expected: String,
+    },
+    /// Strong attestation is on but this node's own role is unknown.
+    #[error("this node's instance role is unknown: strong attestation cannot check the caller's role")]
+    NoOwnRole,
 }
 
 /// An HTTP client for AWS endpoints: public WebPKI roots for https, the
@@ -144,26 +161,56 @@ impl AwsDiscovery {
         })
     }
 
-    /// Pending/InService instances of the group with their private addresses.
+    /// Pending/InService instances of the group with their private
+    /// addresses; when AWS cannot be asked, the last answer if it is not
+    /// older than [`MEMBERSHIP_MAX_AGE`].
     pub async fn members(&self) -> Result<Vec<Peer>, AwsError> {
-        self.members_newer_than(MEMBERS_CACHE).await
+        match self.members_newer_than(MEMBERS_CACHE).await {
+            Ok(peers) => Ok(peers),
+            Err(e) => self.cached(MEMBERSHIP_MAX_AGE).ok_or(e),
+        }
     }
 
-    /// Whether `instance_id` is a member at `ip`; a miss on a cached answer
-    /// re-asks AWS once.
+    /// Whether a member has the private address `ip` (the sync port's
+    /// check). A hit may come from an answer up to [`MEMBERSHIP_MAX_AGE`]
+    /// old (the cluster loop refreshes it at least every 10 s, so sync
+    /// requests do not wait for AWS); a miss re-asks AWS once, and counts
+    /// as a miss if AWS cannot answer. Err when no answer is recent enough.
+    pub async fn is_member_ip(&self, ip: IpAddr) -> Result<bool, AwsError> {
+        let has = |peers: &[Peer]| peers.iter().any(|p| p.ip == ip);
+        let cached = self.cached(MEMBERSHIP_MAX_AGE);
+        if cached.as_deref().is_some_and(has) {
+            return Ok(true);
+        }
+        match self.members_newer_than(MISS_REFRESH).await {
+            Ok(peers) => Ok(has(&peers)),
+            Err(_) if cached.is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `instance_id` is a member at `ip`, from an answer at most
+    /// [`MEMBERS_CACHE`] old (the join's check: never a stale answer); a
+    /// miss on a cached answer re-asks AWS once.
     pub async fn is_member(&self, instance_id: &str, ip: IpAddr) -> Result<bool, AwsError> {
         let found = |peers: &[Peer]| peers.iter().any(|p| p.ip == ip && p.instance_id.as_deref() == Some(instance_id));
-        if found(&self.members().await?) {
+        if found(&self.members_newer_than(MEMBERS_CACHE).await?) {
             return Ok(true);
         }
         Ok(found(&self.members_newer_than(MISS_REFRESH).await?))
     }
 
+    /// The last answer AWS gave, if younger than `max_age`.
+    fn cached(&self, max_age: Duration) -> Option<Vec<Peer>> {
+        match &*self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((at, peers)) if at.elapsed() < max_age => Some(peers.clone()),
+            _ => None,
+        }
+    }
+
     async fn members_newer_than(&self, max_age: Duration) -> Result<Vec<Peer>, AwsError> {
-        if let Some((at, peers)) = &*self.inner.cache.lock().unwrap_or_else(|e| e.into_inner()) {
-            if at.elapsed() < max_age {
-                return Ok(peers.clone());
-            }
+        if let Some(peers) = self.cached(max_age) {
+            return Ok(peers);
         }
         let group = self.group().await?;
         let api = &self.inner.api;
@@ -206,15 +253,20 @@ pub struct StsVerifier {
     api: AwsApiClient,
     region: String,
     sts_endpoint: Url,
+    /// This node's own role (from its IMDS): a joiner's STS caller must be
+    /// a session of the same role. None when it could not be read.
+    instance_role: Option<String>,
 }
 
 impl StsVerifier {
-    /// A verifier for this instance's region and endpoints.
+    /// A verifier for this instance's region and endpoints; joiners must
+    /// be sessions of `instance_role`, this instance's own role.
     pub fn new(
         imds: &Arc<ImdsClient>,
         own: &IdentityDocument,
         overrides: &config::AwsEndpoints,
         source: IpAddr,
+        instance_role: Option<String>,
     ) -> Result<Self, AwsError> {
         let endpoints = endpoints(&own.region, overrides)?;
         let sts_endpoint = endpoints.sts.clone();
@@ -226,7 +278,7 @@ impl StsVerifier {
             AwsApiConfig::default(),
         )
         .map_err(AwsError::Api)?;
-        Ok(StsVerifier { api, region: own.region.clone(), sts_endpoint })
+        Ok(StsVerifier { api, region: own.region.clone(), sts_endpoint, instance_role })
     }
 
     /// Signs GetCallerIdentity with this instance's role, binding `bound` headers.
@@ -248,8 +300,9 @@ impl StsVerifier {
     }
 
     /// Checks that `request` signs the `expected` headers with their values,
-    /// is fresh, and that STS says it was signed by `doc`'s instance role
-    /// session in `doc`'s account.
+    /// is fresh, and that STS says it was signed in `doc`'s account by a
+    /// session of this node's own instance role named after `doc`'s
+    /// instance (anyone allowed to assume some role can pick a session name).
     pub async fn verify_instance(
         &self,
         request: &SignedRequest,
@@ -265,6 +318,7 @@ impl StsVerifier {
                 return Err(AwsError::HeaderMismatch(name));
             }
         }
+        let own_role = self.instance_role.as_deref().ok_or(AwsError::NoOwnRole)?;
         let signed_at = request.header("x-amz-date").and_then(parse_amz_date).ok_or(AwsError::NoDate)?;
         let now = SystemTime::now();
         let skew = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
@@ -275,10 +329,13 @@ impl StsVerifier {
         if identity.account != doc.account_id {
             return Err(AwsError::WrongAccount(quote(&identity.account)));
         }
-        match assumed_role_session_name(&identity.arn) {
-            Some(session) if session == doc.instance_id => Ok(()),
-            _ => Err(AwsError::WrongCaller { arn: quote(&identity.arn), instance_id: doc.instance_id.clone() }),
+        let caller = parse_assumed_role_arn(&identity.arn)
+            .filter(|caller| caller.session == doc.instance_id)
+            .ok_or_else(|| AwsError::WrongCaller { arn: quote(&identity.arn), instance_id: doc.instance_id.clone() })?;
+        if caller.role != own_role {
+            return Err(AwsError::WrongRole { role: caller.role.to_string(), expected: own_role.to_string() });
         }
+        Ok(())
     }
 }
 

@@ -1,12 +1,19 @@
 //! `vssm bootstrapper`: a stand-alone join server for the first bring-up of
 //! a cluster. It holds the RPC key (from a file) and hands it to attested
-//! instances of the trusted images, so that no operator has to upload the
-//! key to a node by hand. Nodes find it through `cluster.bootstrappers`.
+//! instances of the trusted images that run the cluster's configuration
+//! (the config digest of the cluster's `config.json`, or one it accepts),
+//! so that no operator has to upload the key to a node by hand. Nodes find
+//! it through `cluster.bootstrappers`.
+//!
+//! It does not check group membership: it runs outside AWS, without the
+//! instance identity, role credentials and Auto Scaling group that a
+//! node's check derives from (SECURITY.md says what that leaves open).
 
+use super::config_digest::AcceptedConfigs;
 use super::join::client::AttestationError;
 use super::join::{trusted_signers, JoinPolicy, JoinServer};
 use crate::audit::{AuditLog, Outcome, DEFAULT_CAPACITY};
-use crate::config::CertificateError;
+use crate::config::{CertificateError, Config};
 use crate::crypto::keys::AsymmetricKey;
 use crate::crypto::CryptoError;
 use crate::tls;
@@ -32,6 +39,10 @@ pub struct BootstrapperOptions {
     pub region: Option<String>,
     /// Extra identity-signing certificates (DER), e.g. the fake AWS's CA in tests.
     pub attestation_cas: Vec<Vec<u8>>,
+    /// The cluster's configuration: joiners must attest its config digest
+    /// (or one of its `acceptedConfigDigests`), and its RPC certificate
+    /// must be `certificate`.
+    pub cluster_config: Config,
 }
 
 /// Why the bootstrapper cannot start.
@@ -52,6 +63,9 @@ pub enum BootstrapperError {
     /// The private key is not the certificate's.
     #[error("--private-key is not the key of the RPC certificate")]
     KeyMismatch,
+    /// The certificate is not the cluster config's RPC certificate.
+    #[error("--certificate is not the rpcCertificate of --config")]
+    CertificateNotConfigured,
     /// The TLS configuration could not be built.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -93,6 +107,11 @@ impl Bootstrapper {
         if key.public_key_der() != spki {
             return Err(BootstrapperError::KeyMismatch);
         }
+        if options.certificate != options.cluster_config.rpc_certificate {
+            return Err(BootstrapperError::CertificateNotConfigured);
+        }
+        let configs = AcceptedConfigs::of(&options.cluster_config);
+        eprintln!("vssm bootstrapper: joiners must run config digest {}", configs.own);
         let tls_key = key.to_rustls_key();
         let tls = tls::server_config(vec![options.certificate], tls_key.clone_key(), None)?;
         let policy = JoinPolicy {
@@ -102,6 +121,7 @@ impl Bootstrapper {
             images: options.trusted_images,
             membership: None,
             sts: None,
+            configs,
         };
         Ok(Bootstrapper {
             server: Arc::new(JoinServer::new(policy)),

@@ -4,6 +4,12 @@
 use super::aws::AwsError;
 use crate::config::{ClusterConfig, DiscoveryConfig};
 use std::net::IpAddr;
+use std::time::Duration;
+
+/// Longest time between two refreshes of the peer list the links follow,
+/// whatever `syncIntervalSeconds` says: a peer that left the group stops
+/// receiving updates soon after.
+pub const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(10);
 
 /// A peer as discovery reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +74,16 @@ impl Discovery {
         match &self.source {
             Source::Static(ips) => Ok(ips.contains(&ip)),
             Source::Aws(aws) => Ok(aws.is_member(instance_id, ip).await?),
+        }
+    }
+
+    /// Whether a sync peer at `ip` is a current member: a Pending/InService
+    /// instance of the group with this private address, from an answer at
+    /// most [`super::aws::MEMBERSHIP_MAX_AGE`] old (AWS), or listed (static).
+    pub async fn is_member_ip(&self, ip: IpAddr) -> Result<bool, DiscoveryError> {
+        match &self.source {
+            Source::Static(ips) => Ok(ips.contains(&ip)),
+            Source::Aws(aws) => Ok(aws.is_member_ip(ip).await?),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod bootstrapper;
+pub mod config_digest;
 pub mod discovery;
 pub mod join;
 pub mod links;
@@ -66,6 +67,8 @@ pub fn start(node: Arc<Node>, listeners: Option<ClusterListeners>) -> Option<std
 
 async fn run(node: Arc<Node>, listeners: ClusterListeners) {
     let settings = node.config.cluster.clone().expect("checked by start");
+    // Operators compare it with `vssm config-digest` of a new config (rollouts).
+    eprintln!("vssm: config digest {}", config_digest::ConfigDigest::of(&node.config));
     let attestation = join::Attestation::discover(&node, &settings).await;
     // Peers see this node at its bind address, or (bound to all addresses)
     // at the private address of its identity document.
@@ -82,11 +85,13 @@ async fn run(node: Arc<Node>, listeners: ClusterListeners) {
     };
     let attestation = attestation.map(Arc::new);
     let (_never_stop, shutdown) = tokio::sync::watch::channel(false);
-    serve_sync_port(&node, listeners.sync, shutdown.clone());
+    serve_sync_port(&node, listeners.sync, Arc::clone(&discovery), shutdown.clone());
     // Without attestation nobody can join through this node: the join
     // socket closes, so joiners fail fast instead of waiting in its backlog.
     if let Some(a) = &attestation {
-        let server = join::JoinServer::new(a.policy_for_peers(Arc::clone(&discovery), &settings.trusted_image_ids));
+        let configs = config_digest::AcceptedConfigs::of(&node.config);
+        let policy = a.policy_for_peers(Arc::clone(&discovery), &settings.trusted_image_ids, configs);
+        let server = join::JoinServer::new(policy);
         serve_join_port(&node, listeners.join, Arc::new(server), shutdown);
     }
     // Until bootstrapped (by hand or by joining), try to join a peer, with
@@ -133,19 +138,20 @@ async fn run(node: Arc<Node>, listeners: ClusterListeners) {
     node.mark_synced();
     // From here on: forward changes to the links; refresh the peer list
     // before each push (discovery caches its answer) and once per sync
-    // interval (a new peer gets a round at once).
-    let mut next_refresh = Instant::now() + links::jittered(settings.sync_interval);
+    // interval, at least every MEMBERSHIP_REFRESH (a new peer gets a round
+    // at once, a peer that left loses its link). When membership is unknown
+    // for longer than discovery's staleness bound, every link closes.
+    let refresh_period = || links::jittered(settings.sync_interval).min(discovery::MEMBERSHIP_REFRESH);
+    let mut next_refresh = Instant::now() + refresh_period();
     loop {
         let change = tokio::select! {
             Some(change) = changes.recv() => Some(change),
             _ = tokio::time::sleep_until(next_refresh) => None,
         };
-        if let Some(peers) = current_peers(&node, &discovery).await {
-            links.update(&peers);
-        }
+        links.update(&current_peers(&node, &discovery).await.unwrap_or_default());
         match change {
             Some(change) => links.push(&change),
-            None => next_refresh = Instant::now() + links::jittered(settings.sync_interval),
+            None => next_refresh = Instant::now() + refresh_period(),
         }
     }
 }
@@ -178,10 +184,16 @@ fn serve_cluster_port<H, F>(
     ));
 }
 
-/// Port 8082: sync, mutual TLS with the RPC certificate on both sides.
-fn serve_sync_port(node: &Arc<Node>, listener: std::net::TcpListener, shutdown: tokio::sync::watch::Receiver<bool>) {
+/// Port 8082: sync, mutual TLS with the RPC certificate on both sides,
+/// for current members only.
+fn serve_sync_port(
+    node: &Arc<Node>,
+    listener: std::net::TcpListener,
+    members: Arc<Discovery>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let handler_node = Arc::clone(node);
-    let handler = move |peer, request| sync::handle(Arc::clone(&handler_node), peer, request);
+    let handler = move |peer, request| sync::handle(Arc::clone(&handler_node), Arc::clone(&members), peer, request);
     serve_cluster_port(node, listener, PeerProof::Certificate, |t| &t.sync_server, handler, shutdown);
 }
 
@@ -201,18 +213,11 @@ fn serve_join_port(
     serve_cluster_port(node, listener, proof, |t| &t.join_server, handler, shutdown);
 }
 
-/// The current peers, or `None` (logged) when discovery failed: the links
-/// then stay as they are rather than being torn down.
+/// The current peers, or `None` (logged) when discovery failed for longer
+/// than its staleness bound (a short failure answers from its last answer).
 async fn current_peers(node: &Node, discovery: &Discovery) -> Option<Vec<Peer>> {
-    match discovery.peers().await {
-        Ok(peers) => {
-            *node.cluster_stats.peers.lock().unwrap_or_else(|e| e.into_inner()) =
-                peers.iter().map(|p| p.ip.to_string()).collect();
-            Some(peers)
-        }
-        Err(e) => {
-            eprintln!("vssm: discovery: {e}");
-            None
-        }
-    }
+    let peers = discovery.peers().await.inspect_err(|e| eprintln!("vssm: discovery: {e}")).ok();
+    *node.cluster_stats.peers.lock().unwrap_or_else(|e| e.into_inner()) =
+        peers.iter().flatten().map(|p| p.ip.to_string()).collect();
+    peers
 }

@@ -102,6 +102,13 @@ pub struct JoinRequest {
     pub challenge: Bytes,
     /// The requester's fresh X25519 public key.
     pub ephemeral_public_key: Bytes,
+    /// SHA-256 of the requester's security-relevant configuration
+    /// ([`super::config_digest`]); also bound into the sealed key's
+    /// associated data and, in strong mode, into the signed STS request.
+    /// Optional on the wire only so that a request without it gets a clear
+    /// refusal rather than a JSON error.
+    #[serde(default)]
+    pub config_digest: Option<Bytes>,
     /// Strong mode: an `sts:GetCallerIdentity` request signed with the
     /// instance-role credentials, whose signed headers bind the challenge and
     /// the ephemeral key.
@@ -123,3 +130,5 @@ pub struct JoinResponse {
 pub const STS_CHALLENGE_HEADER: &str = "x-vssm-challenge";
 /// Header carrying SHA-256 (hex) of the ephemeral key that the STS request must sign.
 pub const STS_EPHEMERAL_KEY_HEADER: &str = "x-vssm-ephemeral-key-sha256";
+/// Header carrying the requester's config digest (hex) that the STS request must sign.
+pub const STS_CONFIG_DIGEST_HEADER: &str = "x-vssm-config-digest";

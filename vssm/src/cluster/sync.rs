@@ -4,6 +4,7 @@
 //! compare digests (O(1) bytes when in sync), else exchange manifests and
 //! move only the missing records, both ways.
 
+use super::discovery::{Discovery, DiscoveryError};
 use super::peer_client::{PeerClient, PeerError};
 use super::protocol::*;
 use crate::admin::backup::{self, BackupError};
@@ -19,7 +20,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Largest sync request (a push of many RSA keys).
@@ -48,6 +49,14 @@ pub enum SyncError {
     /// The crypto self-tests failed: this node neither serves nor takes keys.
     #[error("{0}")]
     SelfTestFailed(&'static str),
+    /// The caller holds the RPC certificate but is not a current member
+    /// (e.g. an instance detached from the group).
+    #[error("{0} is not a current member of the cluster")]
+    NotMember(IpAddr),
+    /// Current membership is unknown (discovery failing for longer than
+    /// its staleness bound): this node syncs with nobody meanwhile.
+    #[error("cluster membership unknown: {0}")]
+    MembershipUnknown(DiscoveryError),
 }
 
 impl Classify for SyncError {
@@ -58,24 +67,46 @@ impl Classify for SyncError {
             SyncError::Json(e) => e.kind(),
             SyncError::Records(e) => e.kind(),
             SyncError::UnknownEndpoint => ErrorKind::NotFound,
-            SyncError::SelfTestFailed(_) => ErrorKind::ServiceUnavailable,
+            SyncError::SelfTestFailed(_) | SyncError::MembershipUnknown(_) => ErrorKind::ServiceUnavailable,
+            SyncError::NotMember(_) => ErrorKind::Forbidden,
         }
     }
 }
 
-/// Serves one request on the sync port.
-pub async fn handle(node: Arc<Node>, peer: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    match route(&node, peer, request).await {
+/// Serves one request on the sync port; only current members (per
+/// `members`) are served, whatever certificate they hold.
+pub async fn handle(
+    node: Arc<Node>,
+    members: Arc<Discovery>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    match route(&node, &members, peer, request).await {
         Ok(response) => response,
-        Err(error) => error_response(&error),
+        Err(error) => {
+            if error.kind().outcome() == Outcome::Refused {
+                node.audit.record("sync", &peer.ip().to_string(), Outcome::Refused, &error.to_string());
+            }
+            error_response(&error)
+        }
     }
 }
 
-async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, SyncError> {
+async fn route(
+    node: &Node,
+    members: &Discovery,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, SyncError> {
     if request.method() != Method::POST {
         return Err(SyncError::MethodNotAllowed);
     }
     crate::crypto::selftest::check().map_err(SyncError::SelfTestFailed)?;
+    // Holding the RPC certificate is not enough: an instance that left the
+    // group (or never was in it) neither reads nor pushes keys.
+    if !members.is_member_ip(peer.ip()).await.map_err(SyncError::MembershipUnknown)? {
+        return Err(SyncError::NotMember(peer.ip()));
+    }
     let path = request.uri().path().to_string();
     // Not charged to the client budget: peers hold the RPC key, and one
     // push may be larger than that budget.

@@ -8,6 +8,7 @@ use crate::admin::backup::BackupError;
 use crate::admin::AdminRefusal;
 use crate::cloud::aws_identity::IdentityError;
 use crate::cluster::aws::AwsError;
+use crate::cluster::config_digest::ConfigDigest;
 use crate::cluster::discovery::DiscoveryError;
 use crate::cluster::join::challenge::ChallengeError;
 use crate::cluster::join::policy::PolicyError;
@@ -126,6 +127,8 @@ fn index_sync(e: &SyncError) -> usize {
         SyncError::Records(_) => 3,
         SyncError::UnknownEndpoint => 4,
         SyncError::SelfTestFailed(_) => 5,
+        SyncError::NotMember(_) => 6,
+        SyncError::MembershipUnknown(_) => 7,
     }
 }
 
@@ -166,6 +169,8 @@ fn index_policy(e: &PolicyError) -> usize {
         PolicyError::Membership(_) => 7,
         PolicyError::NoStsRequest => 8,
         PolicyError::Sts(_) => 9,
+        PolicyError::NoConfigDigest => 10,
+        PolicyError::ConfigMismatch { .. } => 11,
     }
 }
 
@@ -231,6 +236,8 @@ fn policy_table() -> Vec<(PolicyError, u16)> {
         (PolicyError::Membership(DiscoveryError::NoIdentity), 403),
         (PolicyError::NoStsRequest, 403),
         (PolicyError::Sts(AwsError::Stale), 403),
+        (PolicyError::NoConfigDigest, 403),
+        (PolicyError::ConfigMismatch { instance_id: "i-1".into(), digest: ConfigDigest([7; 32]) }, 403),
     ]
 }
 
@@ -295,6 +302,8 @@ fn sync_table() -> Vec<(SyncError, u16)> {
         (SyncError::Records(BackupError::Invalid("backup symmetricKey[1]: x".into())), 400),
         (SyncError::UnknownEndpoint, 404),
         (SyncError::SelfTestFailed("crypto self-test failed: x"), 503),
+        (SyncError::NotMember("10.0.0.1".parse().unwrap()), 403),
+        (SyncError::MembershipUnknown(DiscoveryError::NoIdentity), 503),
     ];
     table.extend(body_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
     table.extend(json_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
@@ -330,7 +339,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("JsonError", &json_table(), |(e, _)| index_json(e), 2);
     assert_complete("CryptoError", &crypto_table(), |(e, _)| index_crypto(e), 5);
     assert_complete("ChallengeError", &challenge_table(), |(e, _)| index_challenge(e), 5);
-    assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 10);
+    assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 12);
     assert_complete("SealError", &seal_table(), |(e, _)| index_seal(e), 7);
     let api = api_table();
     assert_complete("ApiError", &api, |(e, _)| index_api(e), 26);
@@ -343,7 +352,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("BackupError", &backup, |i| *i, 3);
     let name = inner(&|e| if let ApiError::Name(n) = e { Some(index_name(n)) } else { None });
     assert_complete("NameError", &name, |i| *i, 3);
-    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 6);
+    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 8);
     assert_complete("JoinError", &join_table(), |(e, _)| index_join(e), 10);
 }
 

@@ -3,11 +3,12 @@
 //! exchange with peers.
 
 use super::super::aws::{AwsDiscovery, AwsError, StsVerifier};
+use super::super::config_digest::{AcceptedConfigs, ConfigDigest};
 use super::super::discovery::{Discovery, DiscoveryError};
 use super::super::peer_client::{PeerClient, PeerError};
 use super::super::protocol::*;
 use super::policy::{bound_headers, JoinPolicy};
-use super::seal::{ephemeral_key, open_from, SealError};
+use super::seal::{binding_aad, ephemeral_key, open_from, SealError};
 use crate::audit::Outcome;
 use crate::cloud::aws_identity::{verify_identity, IdentityDocument, IdentityError, TrustedSigners};
 use crate::cloud::imds::{ImdsClient, ImdsError};
@@ -126,10 +127,22 @@ impl Attestation {
                 own.instance_id, own.image_id, own.account_id, own.region
             ),
         );
+        // Strong mode checks that joiners are sessions of this instance's
+        // own role; without it, strong attestation cannot work.
+        let instance_role = match mode {
+            AttestationMode::Basic => None,
+            AttestationMode::Strong => match imds.role_name().await {
+                Ok(role) => Some(role),
+                Err(e) => {
+                    eprintln!("vssm: attestation disabled: cannot read this instance's role: {e}");
+                    return None;
+                }
+            },
+        };
         let source = node.config.bind_address;
         let (aws, sts) = match (
             AwsDiscovery::new(&imds, &own, &settings.aws_endpoints, source),
-            StsVerifier::new(&imds, &own, &settings.aws_endpoints, source),
+            StsVerifier::new(&imds, &own, &settings.aws_endpoints, source, instance_role),
         ) {
             (Ok(aws), Ok(sts)) => (aws, Arc::new(sts)),
             (Err(e), _) | (_, Err(e)) => {
@@ -151,8 +164,14 @@ impl Attestation {
     }
 
     /// The policy this node applies to others: same account, region and
-    /// image (or `extra_images`), current membership per `discovery`.
-    pub fn policy_for_peers(&self, discovery: Arc<Discovery>, extra_images: &[String]) -> JoinPolicy {
+    /// image (or `extra_images`), current membership per `discovery`, and a
+    /// configuration `configs` accepts.
+    pub fn policy_for_peers(
+        &self,
+        discovery: Arc<Discovery>,
+        extra_images: &[String],
+        configs: AcceptedConfigs,
+    ) -> JoinPolicy {
         let mut images = vec![self.own.image_id.clone()];
         images.extend(extra_images.iter().cloned());
         JoinPolicy {
@@ -162,6 +181,7 @@ impl Attestation {
             images,
             membership: Some(discovery),
             sts: (self.mode == AttestationMode::Strong).then(|| Arc::clone(&self.sts)),
+            configs,
         }
     }
 }
@@ -224,10 +244,13 @@ async fn join_peer(
 ) -> Result<(), JoinAttemptError> {
     let challenge: ChallengeResponse = client.post_json(addr, CHALLENGE_PATH, &Empty {}).await?;
     let (private, public) = ephemeral_key()?;
+    // This image's own code reports its configuration: the peer grants the
+    // key only to the cluster's configuration (or an accepted one).
+    let config_digest = ConfigDigest::of(&node.config);
     let sts_request = match attestation.mode {
         AttestationMode::Basic => None,
         AttestationMode::Strong => {
-            let bound = bound_headers(&challenge.challenge.0, &public);
+            let bound = bound_headers(&challenge.challenge.0, &public, &config_digest);
             Some(attestation.sts.sign_for_join(&attestation.imds, &bound).await?)
         }
     };
@@ -236,16 +259,16 @@ async fn join_peer(
         signature: WireBytes(signature.to_vec()),
         challenge: challenge.challenge.clone(),
         ephemeral_public_key: WireBytes(public.clone()),
+        config_digest: Some(WireBytes(config_digest.0.to_vec())),
         sts_request,
     };
     let answer: JoinResponse = client.post_json(addr, JOIN_PATH, &request).await?;
-    let aad = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, document);
     let rpc_key = open_from(
         private,
         &public,
         &answer.ephemeral_public_key.0,
         &challenge.challenge.0,
-        aad.as_ref(),
+        &binding_aad(document, &config_digest.0),
         &answer.encrypted_rpc_key.0,
     )?;
     Ok(node.bootstrap(&rpc_key)?)

@@ -6,10 +6,12 @@
 //! address; the identity document's PKCS#7 signature against the pinned
 //! per-region certificate (never one carried in the blob); account, region
 //! and image; the TCP source address equal to the document's privateIp;
-//! current Pending/InService membership; in strong mode an STS
-//! GetCallerIdentity request signed by the instance role whose signed
-//! headers bind the challenge and the ephemeral key. Every decision is
-//! audited with its reason.
+//! current Pending/InService membership; the joiner's config digest
+//! ([`super::config_digest`]) equal to its own or an accepted one; in
+//! strong mode an STS GetCallerIdentity request signed by a session of the
+//! peer's own instance role named after the instance, whose signed headers
+//! bind the challenge, the ephemeral key and the config digest. Every
+//! decision is audited with its reason.
 
 pub mod challenge;
 pub mod client;

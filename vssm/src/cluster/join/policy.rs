@@ -1,11 +1,13 @@
 //! What a join server requires of a requester before it hands out the RPC
 //! key. A cluster node requires its own account, region and image (or an
-//! allow-listed one) and current group membership; the stand-alone
-//! bootstrapper requires the images it was told to trust.
+//! allow-listed one), current group membership and its own configuration
+//! (or an accepted one); the stand-alone bootstrapper requires the images
+//! it was told to trust and the configuration of the cluster it serves.
 
 use super::super::aws::{AwsError, StsVerifier};
+use super::super::config_digest::{AcceptedConfigs, ConfigDigest};
 use super::super::discovery::{Discovery, DiscoveryError};
-use super::super::protocol::{JoinRequest, STS_CHALLENGE_HEADER, STS_EPHEMERAL_KEY_HEADER};
+use super::super::protocol::{JoinRequest, STS_CHALLENGE_HEADER, STS_CONFIG_DIGEST_HEADER, STS_EPHEMERAL_KEY_HEADER};
 use crate::cloud::aws_identity::{verify_identity, IdentityDocument, IdentityError, TrustedSigners};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -37,6 +39,17 @@ pub enum PolicyError {
     /// The ephemeral public key is not 32 bytes.
     #[error("ephemeralPublicKey must be an X25519 public key (32 bytes)")]
     EphemeralKey,
+    /// The request attests no configuration (or not a 32-byte digest).
+    #[error("configDigest must be the joiner's 32-byte config digest")]
+    NoConfigDigest,
+    /// The joiner's configuration is not this cluster's (nor an accepted one).
+    #[error("instance {instance_id} runs another configuration (digest {digest}) than this cluster's; see acceptedConfigDigests")]
+    ConfigMismatch {
+        /// The instance of the identity document.
+        instance_id: String,
+        /// The digest it attested.
+        digest: ConfigDigest,
+    },
     /// The instance is not a current member of the group.
     #[error("instance {0} is not a Pending/InService member of the group")]
     NotMember(String),
@@ -65,12 +78,14 @@ pub struct JoinPolicy {
     pub membership: Option<Arc<Discovery>>,
     /// Strong mode: the STS proof is required and checked here.
     pub sts: Option<Arc<StsVerifier>>,
+    /// The joiner's config digest must be one of these.
+    pub configs: AcceptedConfigs,
 }
 
 impl JoinPolicy {
     /// Every check on a join request from `source` (after the challenge);
-    /// Ok(the verified document) or the reason for the refusal.
-    pub async fn check(&self, source: IpAddr, request: &JoinRequest) -> Result<IdentityDocument, PolicyError> {
+    /// Ok(who was admitted) or the reason for the refusal.
+    pub async fn check(&self, source: IpAddr, request: &JoinRequest) -> Result<Admitted, PolicyError> {
         let doc =
             verify_identity(&request.document.0, &request.signature.0, &self.signers).map_err(PolicyError::Identity)?;
         if self.account_id.as_ref().is_some_and(|a| *a != doc.account_id) {
@@ -88,6 +103,14 @@ impl JoinPolicy {
         if request.ephemeral_public_key.0.len() != 32 {
             return Err(PolicyError::EphemeralKey);
         }
+        let digest = request
+            .config_digest
+            .as_ref()
+            .and_then(|d| ConfigDigest::from_slice(&d.0))
+            .ok_or(PolicyError::NoConfigDigest)?;
+        if !self.configs.accepts(&digest) {
+            return Err(PolicyError::ConfigMismatch { instance_id: doc.instance_id, digest });
+        }
         if let Some(discovery) = &self.membership {
             match discovery.is_member(&doc.instance_id, doc.private_ip).await {
                 Ok(true) => {}
@@ -97,18 +120,31 @@ impl JoinPolicy {
         }
         if let Some(sts) = &self.sts {
             let signed = request.sts_request.as_ref().ok_or(PolicyError::NoStsRequest)?;
-            sts.verify_instance(signed, &bound_headers(&request.challenge.0, &request.ephemeral_public_key.0), &doc)
-                .await?;
+            let bound = bound_headers(&request.challenge.0, &request.ephemeral_public_key.0, &digest);
+            sts.verify_instance(signed, &bound, &doc).await?;
         }
-        Ok(doc)
+        Ok(Admitted { document: doc, config_digest: digest })
     }
 }
 
+/// A joiner that passed every check.
+pub struct Admitted {
+    /// Its signature-verified identity document.
+    pub document: IdentityDocument,
+    /// The configuration it attested (one this server accepts).
+    pub config_digest: ConfigDigest,
+}
+
 /// The headers a strong-mode STS request must sign: they tie the caller's
-/// role session to this challenge and this ephemeral key.
-pub fn bound_headers(challenge: &[u8], ephemeral_public_key: &[u8]) -> [(&'static str, String); 2] {
+/// role session to this challenge, this ephemeral key and this configuration.
+pub fn bound_headers(
+    challenge: &[u8],
+    ephemeral_public_key: &[u8],
+    config_digest: &ConfigDigest,
+) -> [(&'static str, String); 3] {
     [
         (STS_CHALLENGE_HEADER, crate::wire::codec::encode_base64(challenge)),
         (STS_EPHEMERAL_KEY_HEADER, crate::cloud::sigv4::hex_sha256(ephemeral_public_key)),
+        (STS_CONFIG_DIGEST_HEADER, config_digest.to_string()),
     ]
 }

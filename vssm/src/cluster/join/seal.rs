@@ -37,6 +37,15 @@ pub enum SealError {
     DoesNotDecrypt,
 }
 
+/// The associated data of the sealed RPC key: SHA-256 of the identity
+/// document and the requester's config digest, so a grant opens only for
+/// the instance and the configuration the peer checked.
+pub fn binding_aad(document: &[u8], config_digest: &[u8]) -> Vec<u8> {
+    let mut aad = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, document).as_ref().to_vec();
+    aad.extend_from_slice(config_digest);
+    aad
+}
+
 /// A fresh X25519 key pair for one join attempt.
 pub fn ephemeral_key() -> Result<(EphemeralPrivateKey, Vec<u8>), SealError> {
     let private = EphemeralPrivateKey::generate(&X25519, &SystemRandom::new()).map_err(|_| SealError::NoRandomness)?;

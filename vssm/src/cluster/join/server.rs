@@ -4,7 +4,7 @@
 
 use super::challenge::{ChallengeError, ChallengeStore, CHALLENGE_TTL};
 use super::policy::{JoinPolicy, PolicyError};
-use super::seal::{seal_to, SealError};
+use super::seal::{binding_aad, seal_to, SealError};
 use crate::audit::{AuditLog, Outcome};
 use crate::cluster::protocol::*;
 use crate::crypto::keys::AsymmetricKey;
@@ -132,7 +132,7 @@ impl JoinServer {
                     Ok(()) => self.policy.check(peer.ip(), &request).await.map_err(JoinError::PolicyRefused),
                     Err(reason) => Err(JoinError::ChallengeRefused(reason)),
                 };
-                let doc = checked.inspect_err(|refusal| {
+                let admitted = checked.inspect_err(|refusal| {
                     let reason = match refusal {
                         JoinError::ChallengeRefused(e) => e.to_string(),
                         JoinError::PolicyRefused(e) => e.to_string(),
@@ -140,19 +140,18 @@ impl JoinServer {
                     };
                     audit.record("join", &peer.ip().to_string(), refusal.kind().outcome(), &reason);
                 })?;
-                let aad = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &request.document.0);
-                let (public, sealed) = seal_to(
-                    &request.ephemeral_public_key.0,
-                    &request.challenge.0,
-                    aad.as_ref(),
-                    &rpc_key.to_pkcs8_der(),
-                )
-                .map_err(JoinError::Seal)?;
+                let aad = binding_aad(&request.document.0, &admitted.config_digest.0);
+                let (public, sealed) =
+                    seal_to(&request.ephemeral_public_key.0, &request.challenge.0, &aad, &rpc_key.to_pkcs8_der())
+                        .map_err(JoinError::Seal)?;
                 audit.record(
                     "join",
                     &peer.ip().to_string(),
                     Outcome::Ok,
-                    &format!("granted to instance {} (image {})", doc.instance_id, doc.image_id),
+                    &format!(
+                        "granted to instance {} (image {}, config digest {})",
+                        admitted.document.instance_id, admitted.document.image_id, admitted.config_digest
+                    ),
                 );
                 Ok(json_response(&JoinResponse {
                     ephemeral_public_key: WireBytes(public),
