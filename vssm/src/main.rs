@@ -305,7 +305,7 @@ fn dev(args: DevArgs) -> Result<(), CliError> {
     prepare_process();
     let node = Node::new(setup.config.clone()).map_err(failed("cannot start"))?;
     node.bootstrap(&setup.rpc_key_pkcs8).map_err(|e| failed("cannot bootstrap the dev node")(e.to_string()))?;
-    node.audit.record("bootstrap", "vssm dev", vssm::audit::Outcome::Ok, "with the dev RPC key");
+    node.audit.record_history("bootstrap", "vssm dev", vssm::audit::Outcome::Ok, "with the dev RPC key");
     let servers = Servers::start(Arc::clone(&node)).map_err(failed("cannot listen"))?;
     println!(
         "VSSM dev node running: API on {}:{} (mTLS, server name VSSM), health on http://{}:{}/REST/v1/healthcheck\n\

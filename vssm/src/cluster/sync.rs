@@ -112,7 +112,7 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Res
 pub fn merge_from_peer(node: &Node, peer: &str, records: Vec<KeyRecord>) -> MergeReport {
     let report = node.keystore.merge(records, ConflictPolicy::KeepBoth);
     for conflict in &report.conflicts {
-        node.audit.record(
+        node.audit.record_history(
             "sync-conflict",
             peer,
             Outcome::Failed,

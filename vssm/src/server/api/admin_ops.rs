@@ -42,7 +42,14 @@ pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[
             reply.outcome
         }
     };
-    node.audit.record(action, &client.subject, outcome, &detail);
+    // A successful change (or export) of the key set goes to the history,
+    // which failures of any client cannot push out; the rest are events.
+    let changes_keys = matches!(action, "generatekey" | "injectkey" | "restorebackup" | "generatebackup");
+    if outcome == Outcome::Ok && changes_keys {
+        node.audit.record_history(action, &client.subject, outcome, &detail);
+    } else {
+        node.audit.record(action, &client.subject, outcome, &detail);
+    }
     Some(result)
 }
 
@@ -59,8 +66,11 @@ pub fn bootstrap(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
     };
     // Anyone may call bootstrap: every failure is a refusal, so that the
     // log's refusal rate limit bounds what strangers can write to it.
-    let outcome = if result.is_ok() { Outcome::Ok } else { Outcome::Refused };
-    node.audit.record("bootstrap", &client.subject, outcome, &detail);
+    if result.is_ok() {
+        node.audit.record_history("bootstrap", &client.subject, Outcome::Ok, &detail);
+    } else {
+        node.audit.record("bootstrap", &client.subject, Outcome::Refused, &detail);
+    }
     result?;
     json_response(&EmptyResponse {})
 }
@@ -161,7 +171,7 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
     node.cluster_changed(report.new_records.clone());
     *detail = format!("added={} unchanged={} conflicts={}", report.added, report.unchanged, report.conflicts.len());
     for conflict in &report.conflicts {
-        node.audit.record(
+        node.audit.record_history(
             "restorebackup-conflict",
             &client.subject,
             Outcome::Failed,

