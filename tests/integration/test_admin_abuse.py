@@ -7,15 +7,12 @@ node; each fails on the binary before the fixes.
 Addresses: 127.0.0.71-75 (single nodes), 127.0.0.81-82 (cluster pair),
 127.0.0.91-95 (extra source addresses of clients).
 """
-import json
 import os
 import socket
 import ssl
-import subprocess
 import time
 
 from vssmtest.client import ApiClient, _Conn
-from vssmtest.crypto_ref import scrypt_mcf
 from vssmtest.util import uniq
 
 LIMIT_PER_MINUTE = 30  # audit::MAX_LIMITED_PER_WINDOW
@@ -73,3 +70,70 @@ def test_floods_of_failures_cannot_erase_the_admin_history(make_node):
     console = node.log()
     assert marker in console
     assert console.count("action=listkeys") <= 2 * LIMIT_PER_MINUTE + 2, "console flooded"
+
+
+# --------------------------------------------------------------------------
+# Password guessing with many certificates (admin throttle)
+# --------------------------------------------------------------------------
+
+PER_SOURCE, PER_NODE = 10, 30  # admin::throttle::MAX_FAILURES_PER_SOURCE / _PER_NODE
+
+
+class _SourceConn(_Conn):
+    """A connection that leaves from a chosen source address."""
+
+    def __init__(self, host, port, context, sni, timeout, source):
+        super().__init__(host, port, context, sni, timeout)
+        self._source = source
+
+    def connect(self):
+        sock = socket.create_connection((self.host, self.port), self.timeout, (self._source, 0))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self._sni)
+
+
+class _SourceClient(ApiClient):
+    def __init__(self, node, cn: str, source: str):
+        super().__init__(node.ip, ca=node.rpc_crt, cert=node.pki.client_cert(cn), password="wrong")
+        self.source = source
+
+    def _new_conn(self):
+        self.close()
+        self.conn = _SourceConn(self.host, self.port, self.ctx, self.sni, self.timeout, self.source)
+        self.conn.connect()
+
+
+def _guess(node, cn: str, source: str) -> int:
+    c = _SourceClient(node, cn, source)
+    try:
+        return c.admin("listkeys").status
+    finally:
+        c.close()
+
+
+def test_many_certificates_on_one_address_do_not_guess_faster(make_node):
+    node = make_node("127.0.0.72")
+    node.start_bootstrapped()
+    admin = node.client("throttle-admin")
+    assert admin.admin("listkeys").status == 200  # the admin proves the password first
+    statuses = [_guess(node, f"guesser-{i}", "127.0.0.91") for i in range(PER_SOURCE)]
+    assert statuses == [401] * PER_SOURCE, statuses
+    # An 11th certificate from the same address: every subject is new, but the address is not.
+    assert _guess(node, "guesser-fresh", "127.0.0.91") == 429
+    assert _guess(node, "guesser-elsewhere", "127.0.0.92") == 401, "other addresses are not affected"
+    assert admin.admin("listkeys").status == 200, "the admin is not locked out by strangers"
+
+
+def test_many_certificates_on_many_addresses_are_limited_by_the_node(make_node):
+    node = make_node("127.0.0.73")
+    node.start_bootstrapped()
+    admin = node.client("throttle-admin")
+    assert admin.admin("listkeys").status == 200
+    sources = [f"127.0.0.{91 + s}" for s in range(4)]
+    statuses = [_guess(node, f"spread-{i}", sources[i % len(sources)]) for i in range(PER_NODE)]
+    assert statuses == [401] * PER_NODE, statuses
+    assert _guess(node, "spread-fresh", "127.0.0.95") == 429, "a fresh address and certificate still waits"
+    assert admin.admin("listkeys").status == 200, "a subject that proved the password is exempt"
+    log = admin.admin_ok("getlogs")["log"]
+    assert any("outcome=refused" in l and "CN=spread-" in l and "401" in l for l in log), "guesses are audited"
+

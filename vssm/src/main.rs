@@ -73,7 +73,7 @@ struct DevArgs {
 
 #[derive(Args, Debug)]
 struct HashPasswordArgs {
-    /// scrypt cost: N = 2^LOG_N (r = 8, p = 1).
+    /// scrypt cost: N = 2^LOG_N (r = 8, p = 1), 1 to 17.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_LOG_N)]
     log_n: u8,
 }

@@ -76,7 +76,7 @@ pub fn bootstrap(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
 }
 
 async fn authorize(node: &Node, client: &ClientInfo, password: &str) -> Result<(), ApiError> {
-    Ok(node.admin.authorize(&client.subject, password).await?)
+    Ok(node.admin.authorize(&client.subject, client.peer.ip(), password).await?)
 }
 
 fn key_type(text: &str) -> Result<KeyType, ApiError> {
