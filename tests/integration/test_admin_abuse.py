@@ -12,8 +12,13 @@ import socket
 import ssl
 import time
 
+from vssmtest.backup import make_backup
 from vssmtest.client import ApiClient, _Conn
-from vssmtest.util import uniq
+from vssmtest.cluster import all_converged, start_lagging, static_pair, two_versions, wait_until
+from vssmtest.crypto_ref import sym_decrypt
+from vssmtest.util import b64e, uniq
+
+GCM = "AES/GCM/NoPadding"
 
 LIMIT_PER_MINUTE = 30  # audit::MAX_LIMITED_PER_WINDOW
 
@@ -137,3 +142,41 @@ def test_many_certificates_on_many_addresses_are_limited_by_the_node(make_node):
     log = admin.admin_ok("getlogs")["log"]
     assert any("outcome=refused" in l and "CN=spread-" in l and "401" in l for l in log), "guesses are audited"
 
+
+# --------------------------------------------------------------------------
+# A crafted backup restored on a lagging node (issue 8 item 6)
+# --------------------------------------------------------------------------
+
+def test_crafted_backup_on_a_lagging_node_does_not_take_over_a_name(pki, tmp_path):
+    a, b = static_pair(pki, tmp_path, ["127.0.0.81", "127.0.0.82"])
+    try:
+        ca = a.client()
+        name, real, crafted = uniq("payments"), os.urandom(32), os.urandom(32)
+        ca.inject(name, "SYMMETRIC", real)
+
+        a.sigstop()  # B lags: it has not received the name
+        start_lagging(b)
+        cb = b.client()
+        inventory = {"symmetricKey": [{"name": name, "createdAt": "1", "key": b64e(crafted)}]}
+        r = cb.admin("restorebackup", backup=make_backup(inventory, pki.rpc_private_key.public_key()))
+        assert r.status == 200, r
+        a.sigcont()
+
+        def both_versions(c):
+            return two_versions(c, name)
+        wait_until(lambda: both_versions(ca) and both_versions(cb), 15, desc="both versions on both nodes")
+        wait_until(lambda: all_converged([a, b]), 10, desc="digests equal")
+        pt = b"card numbers"
+        for node, c in (("A", ca), ("B", cb)):
+            ct = c.out("symmetric/encrypt", keyName=name, algorithm=GCM, input=pt)
+            assert sym_decrypt(GCM, real, ct) == pt, f"{name} on node {node} is not the injected key"
+            alias = next(e["name"] for e in both_versions(c) if e["name"] != name)
+            assert sym_decrypt(GCM, crafted, c.out("symmetric/encrypt", keyName=alias, algorithm=GCM,
+                                                   input=pt)) == pt
+        # Reported: every node audits the restored version that lost, in the history.
+        for node in (a, b):
+            lines = [l for l in node.audit() if "action=sync-conflict" in l and name in l]
+            assert any("restored from a backup" in l for l in lines), (node.ip, lines)
+    finally:
+        a.stop()
+        b.stop()

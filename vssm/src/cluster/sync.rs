@@ -9,7 +9,7 @@ use super::protocol::*;
 use crate::admin::backup::{self, BackupError};
 use crate::audit::Outcome;
 use crate::error::{error_response, Classify, ErrorKind};
-use crate::keystore::{ConflictPolicy, Fingerprint, Inventory, KeyRecord, KeyType, MergeReport};
+use crate::keystore::{ConflictPolicy, Fingerprint, Inventory, KeyRecord, KeyType, MergeReport, Origin};
 use crate::node::Node;
 use crate::server::body::{read_body, BodyError};
 use crate::server::json::{json_response, parse_json, JsonError};
@@ -77,6 +77,7 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Res
     }
     crate::crypto::selftest::check().map_err(SyncError::SelfTestFailed)?;
     let path = request.uri().path().to_string();
+    let with_origin = request.headers().contains_key(ORIGIN_HEADER);
     // Not charged to the client budget: peers hold the RPC key, and one
     // push may be larger than that budget.
     let body = read_body(request, MAX_SYNC_BODY_BYTES, None).await?;
@@ -91,16 +92,16 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Res
         }
         MANIFEST_PATH => {
             parse_json::<Empty>(&body)?;
-            Ok(json_response(&ManifestResponse { entries: manifest(&snapshot) })?)
+            Ok(json_response(&ManifestResponse { entries: manifest(&snapshot, with_origin) })?)
         }
         FETCH_PATH => {
             let request: FetchRequest = parse_json(&body)?;
             let records = request.entries.iter().filter_map(|e| lookup(&snapshot, e));
-            Ok(json_response(&RecordsMessage { inventory: backup::records_to_wire(records) })?)
+            Ok(json_response(&records_message(records, with_origin))?)
         }
         PUSH_PATH => {
             let request: RecordsMessage = parse_json(&body)?;
-            let records = backup::records_from_wire(request.inventory)?;
+            let records = records_from_message(node, request)?;
             let report = merge_from_peer(node, &peer.ip().to_string(), records);
             Ok(json_response(&PushResponse { added: Int64(report.added as i64), conflicts: report.conflicts })?)
         }
@@ -112,25 +113,53 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Res
 pub fn merge_from_peer(node: &Node, peer: &str, records: Vec<KeyRecord>) -> MergeReport {
     let report = node.keystore.merge(records, ConflictPolicy::KeepBoth);
     for conflict in &report.conflicts {
-        node.audit.record_history(
-            "sync-conflict",
-            peer,
-            Outcome::Failed,
-            &format!("{conflict}: peers hold different material under this name; both are kept, the older is active, the other is usable as name~fingerprint"),
-        );
+        let detail = if report.restored_outranked.contains(conflict) {
+            "a version restored from a backup meets one generated or injected in the cluster: the generated or injected one is active whatever the createdAt, the restored one is usable as name~fingerprint"
+        } else {
+            "peers hold different material under this name; both are kept, the older is active, the other is usable as name~fingerprint"
+        };
+        node.audit.record_history("sync-conflict", peer, Outcome::Failed, &format!("{conflict}: {detail}"));
     }
     report
 }
 
-fn manifest(snapshot: &Inventory) -> Vec<ManifestEntry> {
-    snapshot.records().into_iter().map(|r| entry_of(r)).collect()
+/// Records in wire form, with their origins for a peer that understands them.
+fn records_message<'a>(records: impl IntoIterator<Item = &'a Arc<KeyRecord>>, with_origin: bool) -> RecordsMessage {
+    let records: Vec<&Arc<KeyRecord>> = records.into_iter().collect();
+    let restored = if with_origin {
+        records.iter().filter(|r| r.origin == Origin::Restored).map(|r| entry_of(r, true)).collect()
+    } else {
+        Vec::new()
+    };
+    RecordsMessage { inventory: backup::records_to_wire(records), restored }
 }
 
-fn entry_of(record: &KeyRecord) -> ManifestEntry {
+/// The records of a message, those it names as restored marked so.
+fn records_from_message(node: &Node, message: RecordsMessage) -> Result<Vec<KeyRecord>, BackupError> {
+    let mut records = backup::records_from_wire(message.inventory)?;
+    if !message.restored.is_empty() {
+        let restored: HashSet<ManifestEntry> = message.restored.into_iter().collect();
+        for record in &mut records {
+            record.fingerprint = node.keystore.fingerprint(&record.material);
+            let entry = ManifestEntry { restored: true, ..entry_of(record, false) };
+            if restored.contains(&entry) {
+                record.origin = Origin::Restored;
+            }
+        }
+    }
+    Ok(records)
+}
+
+fn manifest(snapshot: &Inventory, with_origin: bool) -> Vec<ManifestEntry> {
+    snapshot.records().into_iter().map(|r| entry_of(r, with_origin)).collect()
+}
+
+fn entry_of(record: &KeyRecord, with_origin: bool) -> ManifestEntry {
     ManifestEntry {
         key_type: record.material.key_type().as_str().to_string(),
         name: record.name.clone(),
         fingerprint: WireBytes(record.fingerprint.to_vec()),
+        restored: with_origin && record.origin == Origin::Restored,
     }
 }
 
@@ -157,7 +186,7 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
         return Ok(RoundReport::default());
     }
     let theirs: ManifestResponse = client.post_json(peer, MANIFEST_PATH, &Empty {}).await?;
-    let ours = manifest(&snapshot);
+    let ours = manifest(&snapshot, true);
     let our_set: HashSet<&ManifestEntry> = ours.iter().collect();
     let their_set: HashSet<&ManifestEntry> = theirs.entries.iter().collect();
     let missing_here: Vec<ManifestEntry> = theirs.entries.iter().filter(|e| !our_set.contains(e)).cloned().collect();
@@ -167,8 +196,7 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
     for batch in missing_here.chunks(BATCH) {
         let answer: RecordsMessage =
             client.post_json(peer, FETCH_PATH, &FetchRequest { entries: batch.to_vec() }).await?;
-        let records =
-            backup::records_from_wire(answer.inventory).map_err(|e| PeerError::Records { peer, source: e })?;
+        let records = records_from_message(node, answer).map_err(|e| PeerError::Records { peer, source: e })?;
         report.fetched += merge_from_peer(node, &peer.ip().to_string(), records).added;
     }
     let to_push: Vec<&Arc<KeyRecord>> = missing_there.iter().filter_map(|e| lookup(&snapshot, e)).collect();
@@ -185,6 +213,15 @@ pub async fn push<'a>(
     peer: SocketAddr,
     records: impl IntoIterator<Item = &'a Arc<KeyRecord>>,
 ) -> Result<PushResponse, PeerError> {
-    let message = RecordsMessage { inventory: backup::records_to_wire(records) };
-    client.post_json(peer, PUSH_PATH, &message).await
+    let mut message = records_message(records, true);
+    let answer = client.post_json(peer, PUSH_PATH, &message).await;
+    // A peer of an older version refuses the origins (unknown field): it
+    // does not rank by origin anyway, so it gets the records without them.
+    if matches!(&answer, Err(PeerError::Status { status, .. }) if *status == hyper::StatusCode::BAD_REQUEST)
+        && !message.restored.is_empty()
+    {
+        message.restored.clear();
+        return client.post_json(peer, PUSH_PATH, &message).await;
+    }
+    answer
 }

@@ -7,7 +7,7 @@ use crate::admin::backup;
 use crate::audit::Outcome;
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::error::reply;
-use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType};
+use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType, Origin};
 use crate::node::Node;
 use crate::wire::{
     AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupResponse, GenerateKeyRequest,
@@ -166,7 +166,10 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
     authorize(node, client, &request.admin_password.0).await?;
     let blob = request.backup.ok_or(ApiError::BackupRequired)?;
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
-    let records = backup::open(&blob, rpc_key)?;
+    let mut records = backup::open(&blob, rpc_key)?;
+    // A backup's createdAt is whatever the backup says: restored material
+    // never outranks material generated or injected in the cluster.
+    records.iter_mut().for_each(|r| r.origin = Origin::Restored);
     let report = node.keystore.merge(records, ConflictPolicy::KeepExisting);
     node.cluster_changed(report.new_records.clone());
     *detail = format!("added={} unchanged={} conflicts={}", report.added, report.unchanged, report.conflicts.len());
