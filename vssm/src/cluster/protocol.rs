@@ -49,9 +49,10 @@ pub struct ManifestEntry {
     pub restored: bool,
 }
 
-/// Request header of a node that understands record origins (the
-/// `restored` fields): a peer answers with them only then, so a node of an
-/// older version, which refuses unknown fields, never sees them.
+/// Header of a manifest or fetch request from a node that understands
+/// record origins (the `restored` fields): a peer answers with them only
+/// then, so a node of an older version, which refuses unknown fields, never
+/// sees them.
 pub const ORIGIN_HEADER: &str = "x-vssm-record-origin";
 
 /// Every record a node holds, by identity.
@@ -77,10 +78,11 @@ pub struct RecordsMessage {
     /// The records, in backup inventory form.
     pub inventory: BackupInventory,
     /// Which of them were restored from a backup (origins; see
-    /// [`ORIGIN_HEADER`]); absent when none, so that the message is the
-    /// older version's whenever no restored record travels.
+    /// [`ORIGIN_HEADER`]): indexes into the records in the order
+    /// symmetricKey, macKey, asymmetricKey. Absent when none, so that the
+    /// message is the older version's whenever no restored record travels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub restored: Vec<ManifestEntry>,
+    pub restored: Vec<u32>,
 }
 
 /// What a push did on the receiving node.

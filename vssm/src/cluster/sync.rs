@@ -101,7 +101,7 @@ async fn route(node: &Node, peer: SocketAddr, request: Request<Incoming>) -> Res
         }
         PUSH_PATH => {
             let request: RecordsMessage = parse_json(&body)?;
-            let records = records_from_message(node, request)?;
+            let records = records_from_message(request)?;
             let report = merge_from_peer(node, &peer.ip().to_string(), records);
             Ok(json_response(&PushResponse { added: Int64(report.added as i64), conflicts: report.conflicts })?)
         }
@@ -126,25 +126,27 @@ pub fn merge_from_peer(node: &Node, peer: &str, records: Vec<KeyRecord>) -> Merg
 /// Records in wire form, with their origins for a peer that understands them.
 fn records_message<'a>(records: impl IntoIterator<Item = &'a Arc<KeyRecord>>, with_origin: bool) -> RecordsMessage {
     let records: Vec<&Arc<KeyRecord>> = records.into_iter().collect();
-    let restored = if with_origin {
-        records.iter().filter(|r| r.origin == Origin::Restored).map(|r| entry_of(r, true)).collect()
-    } else {
-        Vec::new()
-    };
+    let mut restored = Vec::new();
+    if with_origin {
+        // The order records_from_wire reads them back in.
+        let in_wire_order = [KeyType::Symmetric, KeyType::Mac, KeyType::Asymmetric]
+            .into_iter()
+            .flat_map(|t| records.iter().filter(move |r| r.material.key_type() == t));
+        for (i, record) in in_wire_order.enumerate() {
+            if record.origin == Origin::Restored {
+                restored.push(i as u32);
+            }
+        }
+    }
     RecordsMessage { inventory: backup::records_to_wire(records), restored }
 }
 
 /// The records of a message, those it names as restored marked so.
-fn records_from_message(node: &Node, message: RecordsMessage) -> Result<Vec<KeyRecord>, BackupError> {
+fn records_from_message(message: RecordsMessage) -> Result<Vec<KeyRecord>, BackupError> {
     let mut records = backup::records_from_wire(message.inventory)?;
-    if !message.restored.is_empty() {
-        let restored: HashSet<ManifestEntry> = message.restored.into_iter().collect();
-        for record in &mut records {
-            record.fingerprint = node.keystore.fingerprint(&record.material);
-            let entry = ManifestEntry { restored: true, ..entry_of(record, false) };
-            if restored.contains(&entry) {
-                record.origin = Origin::Restored;
-            }
+    for i in message.restored {
+        if let Some(record) = records.get_mut(i as usize) {
+            record.origin = Origin::Restored;
         }
     }
     Ok(records)
@@ -196,7 +198,7 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
     for batch in missing_here.chunks(BATCH) {
         let answer: RecordsMessage =
             client.post_json(peer, FETCH_PATH, &FetchRequest { entries: batch.to_vec() }).await?;
-        let records = records_from_message(node, answer).map_err(|e| PeerError::Records { peer, source: e })?;
+        let records = records_from_message(answer).map_err(|e| PeerError::Records { peer, source: e })?;
         report.fetched += merge_from_peer(node, &peer.ip().to_string(), records).added;
     }
     let to_push: Vec<&Arc<KeyRecord>> = missing_there.iter().filter_map(|e| lookup(&snapshot, e)).collect();
@@ -224,4 +226,40 @@ pub async fn push<'a>(
         return client.post_json(peer, PUSH_PATH, &message).await;
     }
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::{MacKey, SymmetricKey};
+    use crate::keystore::KeyMaterial;
+
+    #[test]
+    fn origins_survive_the_wire_whatever_the_mix_of_types() {
+        let record = |name: &str, mac: bool, origin: Origin| {
+            let material = if mac {
+                KeyMaterial::Mac(MacKey::from_bytes(&[7; 32]).unwrap())
+            } else {
+                KeyMaterial::Symmetric(SymmetricKey::from_bytes(&[7; 16]).unwrap())
+            };
+            let mut r = KeyRecord::new(name.into(), 1, material);
+            r.origin = origin;
+            Arc::new(r)
+        };
+        // MACs first here, symmetric keys first on the wire.
+        let sent = [
+            record("m1", true, Origin::Restored),
+            record("s1", false, Origin::Created),
+            record("m2", true, Origin::Created),
+            record("s2", false, Origin::Restored),
+        ];
+        let origin_of = |records: &[KeyRecord], name: &str| records.iter().find(|r| r.name == name).unwrap().origin;
+        let received = records_from_message(records_message(&sent, true)).unwrap();
+        for r in &sent {
+            assert_eq!(origin_of(&received, &r.name), r.origin, "{}", r.name);
+        }
+        let plain = records_message(&sent, false);
+        assert!(plain.restored.is_empty(), "an older peer gets no origins");
+        assert!(records_from_message(plain).unwrap().iter().all(|r| r.origin == Origin::Created));
+    }
 }
