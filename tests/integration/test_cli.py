@@ -74,6 +74,12 @@ CONFIG_ERRORS = [
     ("bad clientTrustStore", lambda cfg: cfg.update(clientTrustStore=[b64e(b"junk")]),
      "clientTrustStore"),
     ("missing rootPassword", lambda cfg: cfg.pop("rootPassword"), "rootPassword"),
+    # scrypt PARAMS (issue 8 item 9): 1 GiB of locked memory, log2(N) that
+    # would be truncated to a byte (0x10F -> 15), p=255, a sign
+    *[(f"rootPassword PARAMS {params}",
+       lambda cfg, params=params: cfg.update(rootPassword=cfg["rootPassword"].replace(
+           "$" + cfg["rootPassword"].split("$")[2] + "$", f"${params}$", 1)), "rootPassword")
+      for params in ("140801", "10F0801", "F08FF", "+F0801")],
     ("missing rpcCertificate", lambda cfg: cfg.pop("rpcCertificate"), "rpcCertificate"),
 ]
 

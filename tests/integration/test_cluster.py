@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import padding as apad
 from vssmtest.backup import make_backup
 from vssmtest.cluster import (MEASUREMENTS, ClusterNode, FakeAws, JoinClient, all_converged,
                               aws_document, join_request, key_names, lookalike_pkcs7, new_ephemeral,
-                              open_granted_key, sigv4_sts_request, strong_bound_headers, wait_until)
+                              open_granted_key, sigv4_sts_request, start_lagging, static_pair,
+                              strong_bound_headers, two_versions, wait_until)
 from vssmtest.crypto_ref import scrypt_mcf, sym_decrypt, sym_encrypt
 from vssmtest.util import TESTDATA, b64d, b64e, uniq
 
@@ -433,14 +434,8 @@ class TestAwsClusterReplacement:
 # --------------------------------------------------------------------------
 
 def test_concurrent_same_name_keys_are_both_kept(pki, tmp_path):
-    ips = ["127.0.0.111", "127.0.0.112"]
-    cluster = {"discovery": "static", "peers": ips, "attestation": "none", "syncIntervalSeconds": 1}
-    a = ClusterNode(pki, ips[0], tmp_path / "a", cluster=cluster)
-    b = ClusterNode(pki, ips[1], tmp_path / "b", cluster=cluster)
+    a, b = static_pair(pki, tmp_path, ["127.0.0.111", "127.0.0.112"])
     try:
-        a.start(wait=True)
-        assert a.bootstrap().status == 200
-        a.wait_ready(10)
         ca = a.client()
         name = uniq("dup")
         key_a, key_b = os.urandom(32), os.urandom(32)
@@ -449,9 +444,7 @@ def test_concurrent_same_name_keys_are_both_kept(pki, tmp_path):
         ct_a = ca.out("symmetric/encrypt", keyName=name, algorithm=GCM, input=pt)
 
         a.sigstop()  # A is partitioned from now on
-        b.start(wait=True)
-        assert b.bootstrap().status == 200
-        b.wait_ready(10)
+        start_lagging(b)
         cb = b.client()
         assert name not in [e["name"] for e in cb.listkeys().get("symmetricKey", [])], (
             "B got A's key although A was stopped")
@@ -460,9 +453,7 @@ def test_concurrent_same_name_keys_are_both_kept(pki, tmp_path):
         a.sigcont()
 
         def both_versions(c):
-            versions = [e for e in c.listkeys().get("symmetricKey", [])
-                        if e["name"] == name or e["name"].startswith(name + "~")]
-            return versions if len(versions) == 2 else None
+            return two_versions(c, name)
         wait_until(lambda: both_versions(ca) and both_versions(cb), 15, desc="both versions on both nodes")
         wait_converged([a, b], 10)
         la, lb = both_versions(ca), both_versions(cb)

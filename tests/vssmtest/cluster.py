@@ -339,6 +339,35 @@ class ClusterNode(Node):
         return [l for l in self.log().splitlines() if " audit action=" in l]
 
 
+def static_pair(pki, root, ips) -> tuple[ClusterNode, ClusterNode]:
+    """Two nodes of a static-discovery cluster (no attestation, a sync round
+    every second), not started; A is started and bootstrapped alone, so B
+    can be brought up while A is stopped (a partition)."""
+    cluster = {"discovery": "static", "peers": ips, "attestation": "none", "syncIntervalSeconds": 1}
+    a = ClusterNode(pki, ips[0], root / "a", cluster=cluster)
+    b = ClusterNode(pki, ips[1], root / "b", cluster=cluster)
+    try:
+        start_lagging(a)
+    except BaseException:
+        a.stop()
+        raise
+    return a, b
+
+
+def start_lagging(node: ClusterNode):
+    """Starts and bootstraps `node` (its peer is stopped, so it lags)."""
+    node.start(wait=True)
+    assert node.bootstrap().status == 200
+    node.wait_ready(10)
+
+
+def two_versions(client, name: str, section: str = "symmetricKey"):
+    """The listing entries of `name` and its `name~…` alias if there are two, else None."""
+    versions = [e for e in client.listkeys().get(section, [])
+                if e["name"] == name or e["name"].startswith(name + "~")]
+    return versions if len(versions) == 2 else None
+
+
 def all_converged(nodes, records: int | None = None):
     """The statuses if every node is ready with the same digest (and record count)."""
     sts = [n.status() for n in nodes]

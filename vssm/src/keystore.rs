@@ -142,6 +142,19 @@ impl crate::error::Classify for NameError {
 /// to anyone without the RPC key.
 pub type Fingerprint = [u8; 32];
 
+/// Where a record's material came from, as far as the cluster knows. It
+/// ranks first when versions of a name compete: a backup's `createdAt` is
+/// whatever the backup says, so a restored version must never outrank one
+/// that was generated or injected anywhere in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    /// Generated or injected on a node of the cluster (or received from a
+    /// peer that does not mark origins).
+    Created,
+    /// Restored from a backup, and not known to be created anywhere.
+    Restored,
+}
+
 /// A named key with its creation time.
 #[derive(Debug)]
 pub struct KeyRecord {
@@ -149,6 +162,8 @@ pub struct KeyRecord {
     pub name: String,
     /// Milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// Generated/injected or restored (see [`Origin`]).
+    pub origin: Origin,
     /// The key itself.
     pub material: KeyMaterial,
     /// Set by the keystore when the record is stored.
@@ -156,9 +171,16 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    /// A record to hand to [`Keystore::insert`] or [`Keystore::merge`].
+    /// A record of created material to hand to [`Keystore::insert`] or
+    /// [`Keystore::merge`] (set `origin` for restored material).
     pub fn new(name: String, created_at_ms: i64, material: KeyMaterial) -> Self {
-        KeyRecord { name, created_at_ms, material, fingerprint: [0; 32] }
+        KeyRecord { name, created_at_ms, origin: Origin::Created, material, fingerprint: [0; 32] }
+    }
+
+    /// The order of versions of one name: created before restored, then
+    /// older before newer, then by fingerprint. The first is active.
+    fn rank(&self) -> (Origin, i64, Fingerprint) {
+        (self.origin, self.created_at_ms, self.fingerprint)
     }
 
     /// The name under which a losing version of a conflict stays usable:
@@ -173,8 +195,8 @@ fn hex_prefix(fingerprint: &Fingerprint) -> String {
 }
 
 /// All versions of one (type, name): more than one only after a conflict.
-/// Sorted by (creation time, fingerprint): the first is the one new
-/// operations use, on every node alike.
+/// Sorted by [`KeyRecord::rank`] (origin, creation time, fingerprint): the
+/// first is the one new operations use, on every node alike.
 #[derive(Clone, Default)]
 struct Versions(Vec<Arc<KeyRecord>>);
 
@@ -183,13 +205,18 @@ impl Versions {
         &self.0[0]
     }
 
-    fn contains(&self, fingerprint: &Fingerprint) -> bool {
-        self.0.iter().any(|r| &r.fingerprint == fingerprint)
+    fn position(&self, fingerprint: &Fingerprint) -> Option<usize> {
+        self.0.iter().position(|r| &r.fingerprint == fingerprint)
     }
 
     fn add(&mut self, record: Arc<KeyRecord>) {
         self.0.push(record);
-        self.0.sort_by_key(|a| (a.created_at_ms, a.fingerprint));
+        self.0.sort_by_key(|a| a.rank());
+    }
+
+    /// A restored version that a created one outranks.
+    fn restored_outranked(&self) -> bool {
+        self.active().origin == Origin::Created && self.0.iter().any(|r| r.origin == Origin::Restored)
     }
 }
 
@@ -276,6 +303,11 @@ impl Inventory {
             context.update(record.name.as_bytes());
             context.update(&record.created_at_ms.to_be_bytes());
             context.update(&record.fingerprint);
+            // Only restored records add a byte: a set without any digests
+            // as before origins existed (peers of an older version agree).
+            if record.origin == Origin::Restored {
+                context.update(b"R");
+            }
         }
         let mut out = [0u8; 32];
         out.copy_from_slice(context.finish().as_ref());
@@ -312,7 +344,13 @@ pub struct MergeReport {
     /// `TYPE/name` of names that arrived with different material (kept or
     /// left out as the [`ConflictPolicy`] says).
     pub conflicts: Vec<String>,
-    /// The records this merge added, for pushing on to peers.
+    /// Records that were here with the same material but were replaced by
+    /// a higher-ranked copy (created rather than restored, or older).
+    pub updated: usize,
+    /// `TYPE/name` of conflicts where a restored version is now outranked
+    /// by a generated or injected one (subset of `conflicts`).
+    pub restored_outranked: Vec<String>,
+    /// The records this merge added or updated, for pushing on to peers.
     pub new_records: Vec<Arc<KeyRecord>>,
 }
 
@@ -388,6 +426,10 @@ impl Keystore {
     /// Merges records (from a backup or a peer). Key material is never
     /// replaced or dropped: identical records are one, and a name that
     /// arrives with different material is a conflict handled by `policy`.
+    /// With [`ConflictPolicy::KeepBoth`] the result is a pure function of
+    /// the record sets (commutative, associative, idempotent): copies of the
+    /// same material keep the higher-ranked (origin, creation time), and
+    /// versions of a name are ordered by [`KeyRecord::rank`].
     /// Applied at once: readers see all of it or none.
     pub fn merge(&self, records: Vec<KeyRecord>, policy: ConflictPolicy) -> MergeReport {
         let records: Vec<KeyRecord> = records
@@ -405,8 +447,18 @@ impl Keystore {
         for record in records {
             let key_type = record.material.key_type();
             let versions = next.by_type[key_type.index()].entry(record.name.clone()).or_default();
-            if versions.contains(&record.fingerprint) {
-                report.unchanged += 1;
+            if let Some(i) = versions.position(&record.fingerprint) {
+                // A restore never reorders what is here; a peer's better copy
+                // (created rather than restored, or older) wins everywhere.
+                if policy == ConflictPolicy::KeepBoth && record.rank() < versions.0[i].rank() {
+                    let record = Arc::new(record);
+                    versions.0.remove(i);
+                    versions.add(Arc::clone(&record));
+                    report.updated += 1;
+                    report.new_records.push(record);
+                } else {
+                    report.unchanged += 1;
+                }
                 continue;
             }
             if !versions.0.is_empty() {
@@ -427,7 +479,17 @@ impl Keystore {
             report.added += 1;
             report.new_records.push(record);
         }
-        if report.added > 0 {
+        for label in &report.conflicts {
+            let outranked = label.split_once('/').is_some_and(|(t, name)| {
+                KeyType::parse(t)
+                    .and_then(|t| next.by_type[t.index()].get(name))
+                    .is_some_and(Versions::restored_outranked)
+            });
+            if outranked {
+                report.restored_outranked.push(label.clone());
+            }
+        }
+        if report.added + report.updated > 0 {
             self.current.store(Arc::new(next));
         }
         report
@@ -504,6 +566,159 @@ mod tests {
         let report = ks.merge(vec![sym("k", 1), sym("k", 9)], ConflictPolicy::KeepExisting);
         assert_eq!(report.added, 2);
         assert_eq!(ks.snapshot().len(), 2);
+    }
+
+    /// (name, material byte, createdAt, origin) of the test records.
+    type Spec = (&'static str, u8, i64, Origin);
+
+    fn record(spec: &Spec) -> KeyRecord {
+        let mut r = sym(spec.0, spec.1);
+        r.created_at_ms = spec.2;
+        r.origin = spec.3;
+        r
+    }
+
+    /// Every listed name with the material byte, createdAt and origin behind it.
+    type Listing = Vec<(String, Vec<u8>, i64, Origin)>;
+
+    /// Everything a node's state means: every version with its rank, and
+    /// which one each name uses.
+    fn state(ks: &Keystore) -> (Listing, [u8; 32]) {
+        let snapshot = ks.snapshot();
+        let listed = snapshot
+            .sorted(KeyType::Symmetric)
+            .into_iter()
+            .map(|(name, r)| (name, bytes_of(r), r.created_at_ms, r.origin))
+            .collect();
+        (listed, snapshot.digest())
+    }
+
+    fn merged(batches: &[Vec<Spec>]) -> Keystore {
+        let ks = Keystore::new();
+        for batch in batches {
+            ks.merge(batch.iter().map(record).collect(), ConflictPolicy::KeepBoth);
+        }
+        ks
+    }
+
+    /// The takeover of issue 8 item 6 and its neighbours: a crafted restored
+    /// `payments` with createdAt=1, the real one, a copy of the real one
+    /// restored from an old backup, a concurrent creation elsewhere, and the
+    /// same material injected twice with different times.
+    const SPECS: [Spec; 6] = [
+        ("payments", 66, 1, Origin::Restored),
+        ("payments", 1, 1000, Origin::Created),
+        ("payments", 1, 500, Origin::Restored),
+        ("payments", 2, 2000, Origin::Created),
+        ("other", 3, 10, Origin::Created),
+        ("other", 3, 5, Origin::Created),
+    ];
+
+    fn permutations(items: &[Spec]) -> Vec<Vec<Spec>> {
+        if items.len() <= 1 {
+            return vec![items.to_vec()];
+        }
+        let mut out = Vec::new();
+        for i in 0..items.len() {
+            let mut rest = items.to_vec();
+            let first = rest.remove(i);
+            for mut tail in permutations(&rest) {
+                tail.insert(0, first);
+                out.push(tail);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sync_merge_is_commutative_associative_and_idempotent() {
+        let reference = state(&merged(&[SPECS.to_vec()]));
+        for order in permutations(&SPECS) {
+            // One record per merge, in every order (commutativity) ...
+            let one_by_one: Vec<Vec<Spec>> = order.iter().map(|s| vec![*s]).collect();
+            assert_eq!(state(&merged(&one_by_one)), reference, "{order:?}");
+            // ... and split into two batches at every point (associativity).
+            for cut in 1..order.len() {
+                let ks = merged(&[order[..cut].to_vec(), order[cut..].to_vec()]);
+                assert_eq!(state(&ks), reference, "{order:?} cut at {cut}");
+            }
+        }
+        // Merging what is there already changes nothing (idempotence).
+        let ks = merged(&[SPECS.to_vec()]);
+        let again = ks.merge(SPECS.iter().map(record).collect(), ConflictPolicy::KeepBoth);
+        assert_eq!((again.added, again.updated), (0, 0));
+        assert_eq!(state(&ks), reference);
+        // Two nodes merging each other's records end equal.
+        let (a, b) = (merged(&[SPECS[..3].to_vec()]), merged(&[SPECS[3..].to_vec()]));
+        let records_of = |ks: &Keystore| -> Vec<KeyRecord> {
+            ks.snapshot()
+                .records()
+                .into_iter()
+                .map(|r| {
+                    record(&(
+                        SPECS.iter().find(|s| s.0 == r.name && s.1 == bytes_of(r)[0]).unwrap().0,
+                        bytes_of(r)[0],
+                        r.created_at_ms,
+                        r.origin,
+                    ))
+                })
+                .collect()
+        };
+        let (from_a, from_b) = (records_of(&a), records_of(&b));
+        a.merge(from_b, ConflictPolicy::KeepBoth);
+        b.merge(from_a, ConflictPolicy::KeepBoth);
+        assert_eq!(state(&a), state(&b));
+        assert_eq!(state(&a), reference);
+    }
+
+    #[test]
+    fn a_restored_version_never_outranks_a_created_one() {
+        let ks = merged(&[SPECS.to_vec()]);
+        let active = ks.get(KeyType::Symmetric, "payments").unwrap();
+        assert_eq!((bytes_of(&active)[0], active.origin, active.created_at_ms), (1, Origin::Created, 1000));
+        let (listed, _) = state(&ks);
+        let crafted = listed.iter().find(|(_, bytes, _, _)| bytes[0] == 66).unwrap();
+        assert!(crafted.0.starts_with("payments~"), "the crafted key is only an alias: {crafted:?}");
+        assert_eq!(listed.iter().filter(|(n, ..)| n.starts_with("payments")).count(), 3);
+        // The same material, restored and created: the created copy (and its time) stays.
+        let other = ks.get(KeyType::Symmetric, "other").unwrap();
+        assert_eq!((other.origin, other.created_at_ms), (Origin::Created, 5));
+    }
+
+    #[test]
+    fn the_merge_reports_a_restored_version_that_a_created_one_outranks() {
+        let lagging = Keystore::new();
+        let restore = lagging.merge(vec![record(&SPECS[0])], ConflictPolicy::KeepExisting);
+        assert!(restore.conflicts.is_empty(), "the lagging node cannot know yet");
+        let report = lagging.merge(vec![record(&SPECS[1])], ConflictPolicy::KeepBoth);
+        assert_eq!(report.conflicts, vec!["SYMMETRIC/payments".to_string()]);
+        assert_eq!(report.restored_outranked, report.conflicts);
+        assert_eq!(bytes_of(&lagging.get(KeyType::Symmetric, "payments").unwrap())[0], 1);
+    }
+
+    #[test]
+    fn a_restore_does_not_reorder_or_taint_what_is_here() {
+        let ks = Keystore::new();
+        ks.insert(sym("k", 1)).unwrap();
+        let report = ks.merge(vec![record(&("k", 1, 0, Origin::Restored))], ConflictPolicy::KeepExisting);
+        assert_eq!((report.unchanged, report.updated), (1, 0));
+        let k = ks.get(KeyType::Symmetric, "k").unwrap();
+        assert_eq!((k.origin, k.created_at_ms), (Origin::Created, 1));
+    }
+
+    #[test]
+    fn origins_change_the_digest_only_when_restored() {
+        let plain = merged(&[vec![("k", 1, 1, Origin::Created)]]);
+        let restored = merged(&[vec![("k", 1, 1, Origin::Restored)]]);
+        assert_ne!(plain.snapshot().digest(), restored.snapshot().digest());
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let r = plain.get(KeyType::Symmetric, "k").unwrap();
+        context.update(&[0]);
+        context.update(&1u32.to_be_bytes());
+        context.update(b"k");
+        context.update(&1i64.to_be_bytes());
+        context.update(&r.fingerprint);
+        assert_eq!(plain.snapshot().digest().as_slice(), context.finish().as_ref(), "the digest of older versions");
     }
 
     #[test]

@@ -86,7 +86,7 @@ struct DevArgs {
 
 #[derive(Args, Debug)]
 struct HashPasswordArgs {
-    /// scrypt cost: N = 2^LOG_N (r = 8, p = 1).
+    /// scrypt cost: N = 2^LOG_N (r = 8, p = 1), 1 to 17.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_LOG_N)]
     log_n: u8,
 }
@@ -330,7 +330,7 @@ fn dev(args: DevArgs) -> Result<(), CliError> {
     let listeners = NodeListeners::bind(&setup.config).map_err(failed("cannot listen"))?;
     let node = Node::new(setup.config.clone()).map_err(failed("cannot start"))?;
     node.bootstrap(&setup.rpc_key_pkcs8).map_err(|e| failed("cannot bootstrap the dev node")(e.to_string()))?;
-    node.audit.record("bootstrap", "vssm dev", vssm::audit::Outcome::Ok, "with the dev RPC key");
+    node.audit.record_history("bootstrap", "vssm dev", vssm::audit::Outcome::Ok, "with the dev RPC key");
     let servers =
         Servers::start(Arc::clone(&node), listeners.api, listeners.health).map_err(failed("cannot listen"))?;
     println!(

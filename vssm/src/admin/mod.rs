@@ -6,6 +6,7 @@ pub mod throttle;
 
 use crate::error::{Classify, ErrorKind};
 use password::PasswordHash;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use throttle::FailureThrottle;
@@ -15,7 +16,8 @@ use zeroize::Zeroizing;
 /// Why an admin request was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdminRefusal {
-    /// Too many recent failures from this subject; retry after the duration.
+    /// Too many recent failures from this subject, its address or on the
+    /// node; retry after the duration.
     #[error("too many failed admin attempts; retry in {} s", .0.as_secs() + 1)]
     Throttled(Duration),
     /// The password is wrong (this failure may have started a lockout).
@@ -51,15 +53,15 @@ impl AdminGuard {
         }
     }
 
-    /// Verifies `password` for the client `subject`.
-    pub async fn authorize(&self, subject: &str, password: &str) -> Result<(), AdminRefusal> {
-        self.throttle.check(subject, Instant::now()).map_err(AdminRefusal::Throttled)?;
+    /// Verifies `password` for the client `subject` connected from `source`.
+    pub async fn authorize(&self, subject: &str, source: IpAddr, password: &str) -> Result<(), AdminRefusal> {
+        self.throttle.check(subject, source, Instant::now()).map_err(AdminRefusal::Throttled)?;
         let slot = Arc::clone(&self.scrypt_slots).acquire_owned().await.map_err(|_| AdminRefusal::WrongPassword)?;
         // Re-check: the subject may have been locked out while waiting for the slot.
-        self.throttle.check(subject, Instant::now()).map_err(AdminRefusal::Throttled)?;
+        self.throttle.check(subject, source, Instant::now()).map_err(AdminRefusal::Throttled)?;
         // Counted as a failure up front: a client that drops the request
         // while scrypt runs must not escape the throttle.
-        self.throttle.record_failure(subject, Instant::now());
+        self.throttle.record_failure(subject, source, Instant::now());
         let hash = Arc::clone(&self.hash);
         let candidate = Zeroizing::new(password.as_bytes().to_vec());
         // The slot travels with the work, so a cancelled request cannot
@@ -71,7 +73,7 @@ impl AdminGuard {
         .await
         .unwrap_or(false);
         if ok {
-            self.throttle.record_success(subject);
+            self.throttle.record_success(subject, source, Instant::now());
             Ok(())
         } else {
             Err(AdminRefusal::WrongPassword)

@@ -211,6 +211,10 @@ fn request(path: &str, body: Bytes) -> Request<Full<Bytes>> {
     *request.uri_mut() = path.parse().unwrap_or_else(|_| hyper::Uri::from_static("/"));
     request.headers_mut().insert(HOST, hyper::header::HeaderValue::from_static("VSSM"));
     request.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    // Only where answers carry origins: a digest round stays as small as before.
+    if [super::protocol::MANIFEST_PATH, super::protocol::FETCH_PATH].contains(&path) {
+        request.headers_mut().insert(super::protocol::ORIGIN_HEADER, hyper::header::HeaderValue::from_static("1"));
+    }
     request
 }
 

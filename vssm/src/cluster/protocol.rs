@@ -43,7 +43,17 @@ pub struct ManifestEntry {
     pub name: String,
     /// Fingerprint of the material (see `keystore::Fingerprint`).
     pub fingerprint: Bytes,
+    /// The record was restored from a backup (`keystore::Origin`); sent
+    /// only to peers that sent [`ORIGIN_HEADER`], absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
 }
+
+/// Header of a manifest or fetch request from a node that understands
+/// record origins (the `restored` fields): a peer answers with them only
+/// then, so a node of an older version, which refuses unknown fields, never
+/// sees them.
+pub const ORIGIN_HEADER: &str = "x-vssm-record-origin";
 
 /// Every record a node holds, by identity.
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,6 +77,12 @@ pub struct FetchRequest {
 pub struct RecordsMessage {
     /// The records, in backup inventory form.
     pub inventory: BackupInventory,
+    /// Which of them were restored from a backup (origins; see
+    /// [`ORIGIN_HEADER`]): indexes into the records in the order
+    /// symmetricKey, macKey, asymmetricKey. Absent when none, so that the
+    /// message is the older version's whenever no restored record travels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restored: Vec<u32>,
 }
 
 /// What a push did on the receiving node.
@@ -132,3 +148,24 @@ pub const STS_CHALLENGE_HEADER: &str = "x-vssm-challenge";
 pub const STS_EPHEMERAL_KEY_HEADER: &str = "x-vssm-ephemeral-key-sha256";
 /// Header carrying the requester's config digest (hex) that the STS request must sign.
 pub const STS_CONFIG_DIGEST_HEADER: &str = "x-vssm-config-digest";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_absent_unless_a_record_is_restored() {
+        let entry =
+            ManifestEntry { key_type: "MAC".into(), name: "k".into(), fingerprint: Bytes(vec![1]), restored: false };
+        let plain = serde_json::to_string(&RecordsMessage::default()).unwrap();
+        assert_eq!(
+            plain,
+            r#"{"inventory":{}}"#.replace("{}", &serde_json::to_string(&BackupInventory::default()).unwrap())
+        );
+        assert!(!serde_json::to_string(&entry).unwrap().contains("restored"), "an older peer refuses unknown fields");
+        let restored = ManifestEntry { restored: true, ..entry };
+        let text = serde_json::to_string(&restored).unwrap();
+        assert!(text.contains(r#""restored":true"#), "{text}");
+        assert_eq!(serde_json::from_str::<ManifestEntry>(&text).unwrap(), restored);
+    }
+}

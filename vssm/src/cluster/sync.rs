@@ -10,7 +10,7 @@ use super::protocol::*;
 use crate::admin::backup::{self, BackupError};
 use crate::audit::Outcome;
 use crate::error::{error_response, Classify, ErrorKind};
-use crate::keystore::{ConflictPolicy, Fingerprint, Inventory, KeyRecord, KeyType, MergeReport};
+use crate::keystore::{ConflictPolicy, Fingerprint, Inventory, KeyRecord, KeyType, MergeReport, Origin};
 use crate::node::Node;
 use crate::server::body::{read_body, BodyError};
 use crate::server::json::{json_response, parse_json, JsonError};
@@ -108,6 +108,7 @@ async fn route(
         return Err(SyncError::NotMember(peer.ip()));
     }
     let path = request.uri().path().to_string();
+    let with_origin = request.headers().contains_key(ORIGIN_HEADER);
     // Not charged to the client budget: peers hold the RPC key, and one
     // push may be larger than that budget.
     let body = read_body(request, MAX_SYNC_BODY_BYTES).await?;
@@ -122,16 +123,16 @@ async fn route(
         }
         MANIFEST_PATH => {
             parse_json::<Empty>(&body)?;
-            Ok(json_response(&ManifestResponse { entries: manifest(&snapshot) })?)
+            Ok(json_response(&ManifestResponse { entries: manifest(&snapshot, with_origin) })?)
         }
         FETCH_PATH => {
             let request: FetchRequest = parse_json(&body)?;
             let records = request.entries.iter().filter_map(|e| lookup(&snapshot, e));
-            Ok(json_response(&RecordsMessage { inventory: backup::records_to_wire(records) })?)
+            Ok(json_response(&records_message(records, with_origin))?)
         }
         PUSH_PATH => {
             let request: RecordsMessage = parse_json(&body)?;
-            let records = backup::records_from_wire(request.inventory)?;
+            let records = records_from_message(request)?;
             let report = merge_from_peer(node, &peer.ip().to_string(), records);
             Ok(json_response(&PushResponse { added: Int64(report.added as i64), conflicts: report.conflicts })?)
         }
@@ -143,25 +144,55 @@ async fn route(
 pub fn merge_from_peer(node: &Node, peer: &str, records: Vec<KeyRecord>) -> MergeReport {
     let report = node.keystore.merge(records, ConflictPolicy::KeepBoth);
     for conflict in &report.conflicts {
-        node.audit.record(
-            "sync-conflict",
-            peer,
-            Outcome::Failed,
-            &format!("{conflict}: peers hold different material under this name; both are kept, the older is active, the other is usable as name~fingerprint"),
-        );
+        let detail = if report.restored_outranked.contains(conflict) {
+            "a version restored from a backup meets one generated or injected in the cluster: the generated or injected one is active whatever the createdAt, the restored one is usable as name~fingerprint"
+        } else {
+            "peers hold different material under this name; both are kept, the older is active, the other is usable as name~fingerprint"
+        };
+        node.audit.record_history("sync-conflict", peer, Outcome::Failed, &format!("{conflict}: {detail}"));
     }
     report
 }
 
-fn manifest(snapshot: &Inventory) -> Vec<ManifestEntry> {
-    snapshot.records().into_iter().map(|r| entry_of(r)).collect()
+/// Records in wire form, with their origins for a peer that understands them.
+fn records_message<'a>(records: impl IntoIterator<Item = &'a Arc<KeyRecord>>, with_origin: bool) -> RecordsMessage {
+    let records: Vec<&Arc<KeyRecord>> = records.into_iter().collect();
+    let mut restored = Vec::new();
+    if with_origin {
+        // The order records_from_wire reads them back in.
+        let in_wire_order = [KeyType::Symmetric, KeyType::Mac, KeyType::Asymmetric]
+            .into_iter()
+            .flat_map(|t| records.iter().filter(move |r| r.material.key_type() == t));
+        for (i, record) in in_wire_order.enumerate() {
+            if record.origin == Origin::Restored {
+                restored.push(i as u32);
+            }
+        }
+    }
+    RecordsMessage { inventory: backup::records_to_wire(records), restored }
 }
 
-fn entry_of(record: &KeyRecord) -> ManifestEntry {
+/// The records of a message, those it names as restored marked so.
+fn records_from_message(message: RecordsMessage) -> Result<Vec<KeyRecord>, BackupError> {
+    let mut records = backup::records_from_wire(message.inventory)?;
+    for i in message.restored {
+        if let Some(record) = records.get_mut(i as usize) {
+            record.origin = Origin::Restored;
+        }
+    }
+    Ok(records)
+}
+
+fn manifest(snapshot: &Inventory, with_origin: bool) -> Vec<ManifestEntry> {
+    snapshot.records().into_iter().map(|r| entry_of(r, with_origin)).collect()
+}
+
+fn entry_of(record: &KeyRecord, with_origin: bool) -> ManifestEntry {
     ManifestEntry {
         key_type: record.material.key_type().as_str().to_string(),
         name: record.name.clone(),
         fingerprint: WireBytes(record.fingerprint.to_vec()),
+        restored: with_origin && record.origin == Origin::Restored,
     }
 }
 
@@ -188,7 +219,7 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
         return Ok(RoundReport::default());
     }
     let theirs: ManifestResponse = client.post_json(peer, MANIFEST_PATH, &Empty {}).await?;
-    let ours = manifest(&snapshot);
+    let ours = manifest(&snapshot, true);
     let our_set: HashSet<&ManifestEntry> = ours.iter().collect();
     let their_set: HashSet<&ManifestEntry> = theirs.entries.iter().collect();
     let missing_here: Vec<ManifestEntry> = theirs.entries.iter().filter(|e| !our_set.contains(e)).cloned().collect();
@@ -198,8 +229,7 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
     for batch in missing_here.chunks(BATCH) {
         let answer: RecordsMessage =
             client.post_json(peer, FETCH_PATH, &FetchRequest { entries: batch.to_vec() }).await?;
-        let records =
-            backup::records_from_wire(answer.inventory).map_err(|e| PeerError::Records { peer, source: e })?;
+        let records = records_from_message(answer).map_err(|e| PeerError::Records { peer, source: e })?;
         report.fetched += merge_from_peer(node, &peer.ip().to_string(), records).added;
     }
     let to_push: Vec<&Arc<KeyRecord>> = missing_there.iter().filter_map(|e| lookup(&snapshot, e)).collect();
@@ -216,6 +246,51 @@ pub async fn push<'a>(
     peer: SocketAddr,
     records: impl IntoIterator<Item = &'a Arc<KeyRecord>>,
 ) -> Result<PushResponse, PeerError> {
-    let message = RecordsMessage { inventory: backup::records_to_wire(records) };
-    client.post_json(peer, PUSH_PATH, &message).await
+    let mut message = records_message(records, true);
+    let answer = client.post_json(peer, PUSH_PATH, &message).await;
+    // A peer of an older version refuses the origins (unknown field): it
+    // does not rank by origin anyway, so it gets the records without them.
+    if matches!(&answer, Err(PeerError::Status { status, .. }) if *status == hyper::StatusCode::BAD_REQUEST)
+        && !message.restored.is_empty()
+    {
+        message.restored.clear();
+        return client.post_json(peer, PUSH_PATH, &message).await;
+    }
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keys::{MacKey, SymmetricKey};
+    use crate::keystore::KeyMaterial;
+
+    #[test]
+    fn origins_survive_the_wire_whatever_the_mix_of_types() {
+        let record = |name: &str, mac: bool, origin: Origin| {
+            let material = if mac {
+                KeyMaterial::Mac(MacKey::from_bytes(&[7; 32]).unwrap())
+            } else {
+                KeyMaterial::Symmetric(SymmetricKey::from_bytes(&[7; 16]).unwrap())
+            };
+            let mut r = KeyRecord::new(name.into(), 1, material);
+            r.origin = origin;
+            Arc::new(r)
+        };
+        // MACs first here, symmetric keys first on the wire.
+        let sent = [
+            record("m1", true, Origin::Restored),
+            record("s1", false, Origin::Created),
+            record("m2", true, Origin::Created),
+            record("s2", false, Origin::Restored),
+        ];
+        let origin_of = |records: &[KeyRecord], name: &str| records.iter().find(|r| r.name == name).unwrap().origin;
+        let received = records_from_message(records_message(&sent, true)).unwrap();
+        for r in &sent {
+            assert_eq!(origin_of(&received, &r.name), r.origin, "{}", r.name);
+        }
+        let plain = records_message(&sent, false);
+        assert!(plain.restored.is_empty(), "an older peer gets no origins");
+        assert!(records_from_message(plain).unwrap().iter().all(|r| r.origin == Origin::Created));
+    }
 }

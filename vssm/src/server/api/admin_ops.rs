@@ -7,7 +7,7 @@ use crate::admin::backup;
 use crate::audit::Outcome;
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::error::reply;
-use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType};
+use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType, Origin};
 use crate::node::Node;
 use crate::wire::{
     AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupResponse, GenerateKeyRequest,
@@ -42,7 +42,14 @@ pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[
             reply.outcome
         }
     };
-    node.audit.record(action, &client.subject, outcome, &detail);
+    // A successful change (or export) of the key set goes to the history,
+    // which failures of any client cannot push out; the rest are events.
+    let changes_keys = matches!(action, "generatekey" | "injectkey" | "restorebackup" | "generatebackup");
+    if outcome == Outcome::Ok && changes_keys {
+        node.audit.record_history(action, &client.subject, outcome, &detail);
+    } else {
+        node.audit.record(action, &client.subject, outcome, &detail);
+    }
     Some(result)
 }
 
@@ -59,14 +66,17 @@ pub fn bootstrap(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
     };
     // Anyone may call bootstrap: every failure is a refusal, so that the
     // log's refusal rate limit bounds what strangers can write to it.
-    let outcome = if result.is_ok() { Outcome::Ok } else { Outcome::Refused };
-    node.audit.record("bootstrap", &client.subject, outcome, &detail);
+    if result.is_ok() {
+        node.audit.record_history("bootstrap", &client.subject, Outcome::Ok, &detail);
+    } else {
+        node.audit.record("bootstrap", &client.subject, Outcome::Refused, &detail);
+    }
     result?;
     json_response(&EmptyResponse {})
 }
 
 async fn authorize(node: &Node, client: &ClientInfo, password: &str) -> Result<(), ApiError> {
-    Ok(node.admin.authorize(&client.subject, password).await?)
+    Ok(node.admin.authorize(&client.subject, client.peer.ip(), password).await?)
 }
 
 fn key_type(text: &str) -> Result<KeyType, ApiError> {
@@ -156,12 +166,15 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
     authorize(node, client, &request.admin_password.0).await?;
     let blob = request.backup.ok_or(ApiError::BackupRequired)?;
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
-    let records = backup::open(&blob, rpc_key)?;
+    let mut records = backup::open(&blob, rpc_key)?;
+    // A backup's createdAt is whatever the backup says: restored material
+    // never outranks material generated or injected in the cluster.
+    records.iter_mut().for_each(|r| r.origin = Origin::Restored);
     let report = node.keystore.merge(records, ConflictPolicy::KeepExisting);
     node.cluster_changed(report.new_records.clone());
     *detail = format!("added={} unchanged={} conflicts={}", report.added, report.unchanged, report.conflicts.len());
     for conflict in &report.conflicts {
-        node.audit.record(
+        node.audit.record_history(
             "restorebackup-conflict",
             &client.subject,
             Outcome::Failed,
