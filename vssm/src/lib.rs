@@ -17,6 +17,9 @@ pub mod config;
 pub mod crypto;
 pub mod dev;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod hardening;
 pub mod keystore;
 pub mod node;

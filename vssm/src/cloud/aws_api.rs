@@ -290,7 +290,7 @@ fn next_token(e: Option<&Element>) -> Option<String> {
 }
 
 /// Maps a non-2xx response to a readable error (AWS `<Error>` if present).
-fn error_from_response(resp: &Response) -> AwsApiError {
+pub(crate) fn error_from_response(resp: &Response) -> AwsApiError {
     let status = resp.status.as_u16();
     if let Ok(root) = xml::parse(&resp.body) {
         if let Some(err) = root.find("Error") {
@@ -463,38 +463,7 @@ impl AwsApiClient {
                 params.push(("NextToken", t));
             }
             let root = self.query(&self.endpoints.autoscaling, "autoscaling", &params).await?;
-            let result = expect_root(&root, "DescribeAutoScalingGroupsResponse")?
-                .child("DescribeAutoScalingGroupsResult")
-                .ok_or_else(|| AwsApiError::Response("missing DescribeAutoScalingGroupsResult".into()))?;
-            if let Some(groups) = result.child("AutoScalingGroups") {
-                for g in groups.children_named("member") {
-                    if text(g, "AutoScalingGroupName")? != group_name {
-                        continue;
-                    }
-                    found = true;
-                    let Some(instances) = g.child("Instances") else { continue };
-                    for m in instances.children_named("member") {
-                        let inst = AsgInstance {
-                            instance_id: field(m, "InstanceId", 64)?,
-                            lifecycle_state: field(m, "LifecycleState", 64)?,
-                            health_status: m.child_text("HealthStatus").unwrap_or("").chars().take(64).collect(),
-                            availability_zone: m
-                                .child_text("AvailabilityZone")
-                                .unwrap_or("")
-                                .chars()
-                                .take(64)
-                                .collect(),
-                        };
-                        if !valid_instance_id(&inst.instance_id) {
-                            return Err(AwsApiError::Response(format!("bad instance id {:?}", inst.instance_id)));
-                        }
-                        if !out.iter().any(|o| o.instance_id == inst.instance_id) {
-                            out.push(inst);
-                        }
-                    }
-                }
-            }
-            match next_token(result.child("NextToken")) {
+            match read_groups_page(&root, group_name, &mut out, &mut found)? {
                 Some(t) if token.as_deref() != Some(t.as_str()) => token = Some(t),
                 Some(_) => return Err(AwsApiError::Response("NextToken repeated".into())),
                 None => {
@@ -516,27 +485,7 @@ impl AwsApiClient {
             ("InstanceIds.member.1", instance_id),
         ];
         let root = self.query(&self.endpoints.autoscaling, "autoscaling", &params).await?;
-        let result = expect_root(&root, "DescribeAutoScalingInstancesResponse")?
-            .child("DescribeAutoScalingInstancesResult")
-            .ok_or_else(|| AwsApiError::Response("missing DescribeAutoScalingInstancesResult".into()))?;
-        let Some(list) = result.child("AutoScalingInstances") else { return Ok(None) };
-        for m in list.children_named("member") {
-            if text(m, "InstanceId")? != instance_id {
-                continue;
-            }
-            let group_name = field(m, "AutoScalingGroupName", 255)?;
-            if !valid_group_name(&group_name) {
-                return Err(AwsApiError::Response("bad group name".into()));
-            }
-            return Ok(Some(AsgInstanceInfo {
-                instance_id: instance_id.to_string(),
-                group_name,
-                lifecycle_state: field(m, "LifecycleState", 64)?,
-                health_status: m.child_text("HealthStatus").unwrap_or("").chars().take(64).collect(),
-                availability_zone: m.child_text("AvailabilityZone").unwrap_or("").chars().take(64).collect(),
-            }));
-        }
-        Ok(None)
+        read_group_of_instance(&root, instance_id)
     }
 
     /// EC2 DescribeInstances for these ids (chunks of 100, follows `nextToken`). Only requested
@@ -567,21 +516,7 @@ impl AwsApiClient {
                     params.push(("NextToken", t));
                 }
                 let root = self.query(&self.endpoints.ec2, "ec2", &params).await?;
-                let root = expect_root(&root, "DescribeInstancesResponse")?;
-                if let Some(rs) = root.child("reservationSet") {
-                    for r in rs.children_named("item") {
-                        let Some(is) = r.child("instancesSet") else { continue };
-                        for i in is.children_named("item") {
-                            let inst = parse_ec2_instance(i)?;
-                            if chunk.contains(&inst.instance_id.as_str())
-                                && !out.iter().any(|o| o.instance_id == inst.instance_id)
-                            {
-                                out.push(inst);
-                            }
-                        }
-                    }
-                }
-                match next_token(root.child("nextToken")) {
+                match read_instances_page(&root, chunk, &mut out)? {
                     Some(t) if token.as_deref() != Some(t.as_str()) => token = Some(t),
                     Some(_) => return Err(AwsApiError::Response("nextToken repeated".into())),
                     None => break,
@@ -649,19 +584,115 @@ impl AwsApiClient {
             return Err(refuse("authorization scope"));
         }
         let root = self.send_with_retries(ep, &headers, &Bytes::from(r.body.clone())).await?;
-        let result = expect_root(&root, "GetCallerIdentityResponse")?
-            .child("GetCallerIdentityResult")
-            .ok_or_else(|| AwsApiError::Response("missing GetCallerIdentityResult".into()))?;
-        let id = CallerIdentity {
-            arn: field(result, "Arn", 2048)?,
-            account: field(result, "Account", 12)?,
-            user_id: field(result, "UserId", 256)?,
-        };
-        if id.account.len() != 12 || !id.account.bytes().all(|b| b.is_ascii_digit()) || !id.arn.starts_with("arn:") {
-            return Err(AwsApiError::Response("malformed caller identity".into()));
-        }
-        Ok(id)
+        read_caller_identity(&root)
     }
+}
+
+// The readers of the responses: pure functions of the parsed XML, apart from
+// the client so that the fuzz targets (`fuzz/`, feature `fuzzing`) reach them.
+
+/// One DescribeAutoScalingGroups page: adds the instances of `group_name` to
+/// `out` (sets `found` when the group is listed); returns the NextToken.
+pub(crate) fn read_groups_page(
+    root: &Element,
+    group_name: &str,
+    out: &mut Vec<AsgInstance>,
+    found: &mut bool,
+) -> Result<Option<String>, AwsApiError> {
+    let result = expect_root(root, "DescribeAutoScalingGroupsResponse")?
+        .child("DescribeAutoScalingGroupsResult")
+        .ok_or_else(|| AwsApiError::Response("missing DescribeAutoScalingGroupsResult".into()))?;
+    if let Some(groups) = result.child("AutoScalingGroups") {
+        for g in groups.children_named("member") {
+            if text(g, "AutoScalingGroupName")? != group_name {
+                continue;
+            }
+            *found = true;
+            let Some(instances) = g.child("Instances") else { continue };
+            for m in instances.children_named("member") {
+                let inst = AsgInstance {
+                    instance_id: field(m, "InstanceId", 64)?,
+                    lifecycle_state: field(m, "LifecycleState", 64)?,
+                    health_status: m.child_text("HealthStatus").unwrap_or("").chars().take(64).collect(),
+                    availability_zone: m.child_text("AvailabilityZone").unwrap_or("").chars().take(64).collect(),
+                };
+                if !valid_instance_id(&inst.instance_id) {
+                    return Err(AwsApiError::Response(format!("bad instance id {:?}", inst.instance_id)));
+                }
+                if !out.iter().any(|o| o.instance_id == inst.instance_id) {
+                    out.push(inst);
+                }
+            }
+        }
+    }
+    Ok(next_token(result.child("NextToken")))
+}
+
+/// A DescribeAutoScalingInstances answer: the group of `instance_id`, if any.
+pub(crate) fn read_group_of_instance(
+    root: &Element,
+    instance_id: &str,
+) -> Result<Option<AsgInstanceInfo>, AwsApiError> {
+    let result = expect_root(root, "DescribeAutoScalingInstancesResponse")?
+        .child("DescribeAutoScalingInstancesResult")
+        .ok_or_else(|| AwsApiError::Response("missing DescribeAutoScalingInstancesResult".into()))?;
+    let Some(list) = result.child("AutoScalingInstances") else { return Ok(None) };
+    for m in list.children_named("member") {
+        if text(m, "InstanceId")? != instance_id {
+            continue;
+        }
+        let group_name = field(m, "AutoScalingGroupName", 255)?;
+        if !valid_group_name(&group_name) {
+            return Err(AwsApiError::Response("bad group name".into()));
+        }
+        return Ok(Some(AsgInstanceInfo {
+            instance_id: instance_id.to_string(),
+            group_name,
+            lifecycle_state: field(m, "LifecycleState", 64)?,
+            health_status: m.child_text("HealthStatus").unwrap_or("").chars().take(64).collect(),
+            availability_zone: m.child_text("AvailabilityZone").unwrap_or("").chars().take(64).collect(),
+        }));
+    }
+    Ok(None)
+}
+
+/// One DescribeInstances page: adds the instances of `wanted` to `out`;
+/// returns the nextToken.
+pub(crate) fn read_instances_page(
+    root: &Element,
+    wanted: &[&str],
+    out: &mut Vec<Ec2Instance>,
+) -> Result<Option<String>, AwsApiError> {
+    let root = expect_root(root, "DescribeInstancesResponse")?;
+    if let Some(rs) = root.child("reservationSet") {
+        for r in rs.children_named("item") {
+            let Some(is) = r.child("instancesSet") else { continue };
+            for i in is.children_named("item") {
+                let inst = parse_ec2_instance(i)?;
+                if wanted.contains(&inst.instance_id.as_str()) && !out.iter().any(|o| o.instance_id == inst.instance_id)
+                {
+                    out.push(inst);
+                }
+            }
+        }
+    }
+    Ok(next_token(root.child("nextToken")))
+}
+
+/// A GetCallerIdentity answer.
+pub(crate) fn read_caller_identity(root: &Element) -> Result<CallerIdentity, AwsApiError> {
+    let result = expect_root(root, "GetCallerIdentityResponse")?
+        .child("GetCallerIdentityResult")
+        .ok_or_else(|| AwsApiError::Response("missing GetCallerIdentityResult".into()))?;
+    let id = CallerIdentity {
+        arn: field(result, "Arn", 2048)?,
+        account: field(result, "Account", 12)?,
+        user_id: field(result, "UserId", 256)?,
+    };
+    if id.account.len() != 12 || !id.account.bytes().all(|b| b.is_ascii_digit()) || !id.arn.starts_with("arn:") {
+        return Err(AwsApiError::Response("malformed caller identity".into()));
+    }
+    Ok(id)
 }
 
 fn parse_ec2_instance(i: &Element) -> Result<Ec2Instance, AwsApiError> {

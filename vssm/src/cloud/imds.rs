@@ -277,7 +277,7 @@ struct RoleCredentialsJson {
     expiration: Option<String>,
 }
 
-fn parse_role_credentials(body: &[u8]) -> Result<AwsCredentials, ImdsError> {
+pub(crate) fn parse_role_credentials(body: &[u8]) -> Result<AwsCredentials, ImdsError> {
     let bad = |m: &str| ImdsError::Invalid(format!("role credentials: {m}"));
     let j: RoleCredentialsJson = serde_json::from_slice(body).map_err(|_| bad("not the expected JSON"))?;
     let secret = Zeroizing::new(j.secret_access_key.unwrap_or_default());

@@ -340,7 +340,7 @@ impl StsVerifier {
 }
 
 /// `20150830T123600Z` to a time.
-fn parse_amz_date(text: &str) -> Option<SystemTime> {
+pub(crate) fn parse_amz_date(text: &str) -> Option<SystemTime> {
     let b = text.as_bytes();
     if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
