@@ -145,9 +145,9 @@ impl Bootstrapper {
             listener,
             crate::server::PeerProof::Nothing { max_body: super::join::server::MAX_JOIN_BODY },
             move || Some(Arc::clone(&tls)),
-            move |peer, request| {
+            move |peer, body: crate::server::body::BodyPolicy, request| {
                 let (server, key, audit) = (Arc::clone(&server), Arc::clone(&key), Arc::clone(&audit));
-                async move { server.handle(Some(&key), &audit, peer, request).await }
+                async move { server.handle(Some(&key), &audit, peer, &body, request).await }
             },
             move |peer, reason| {
                 refusals.record("tls-handshake", "-", Outcome::Refused, &format!("from {peer}: {reason}"))

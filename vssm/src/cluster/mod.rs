@@ -14,6 +14,7 @@ pub mod sync;
 
 use crate::audit::Outcome;
 use crate::node::Node;
+use crate::server::body::BodyPolicy;
 use crate::server::listener::ClusterListeners;
 use crate::server::PeerProof;
 use discovery::{Discovery, Peer};
@@ -166,7 +167,7 @@ fn serve_cluster_port<H, F>(
     handler: H,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) where
-    H: Fn(std::net::SocketAddr, hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(std::net::SocketAddr, BodyPolicy, hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
 {
     let port = listener.local_addr().map_or(0, |a| a.port());
@@ -193,7 +194,8 @@ fn serve_sync_port(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let handler_node = Arc::clone(node);
-    let handler = move |peer, request| sync::handle(Arc::clone(&handler_node), Arc::clone(&members), peer, request);
+    let handler =
+        move |peer, _body, request| sync::handle(Arc::clone(&handler_node), Arc::clone(&members), peer, request);
     serve_cluster_port(node, listener, PeerProof::Certificate, |t| &t.sync_server, handler, shutdown);
 }
 
@@ -205,9 +207,9 @@ fn serve_join_port(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let handler_node = Arc::clone(node);
-    let handler = move |peer, request| {
+    let handler = move |peer, body: BodyPolicy, request| {
         let (node, server) = (Arc::clone(&handler_node), Arc::clone(&server));
-        async move { server.handle(node.rpc_key(), &node.audit, peer, request).await }
+        async move { server.handle(node.rpc_key(), &node.audit, peer, &body, request).await }
     };
     let proof = PeerProof::Nothing { max_body: join::server::MAX_JOIN_BODY };
     serve_cluster_port(node, listener, proof, |t| &t.join_server, handler, shutdown);

@@ -12,7 +12,7 @@ use crate::audit::Outcome;
 use crate::error::{error_response, Classify, ErrorKind};
 use crate::keystore::{ConflictPolicy, Fingerprint, Inventory, KeyRecord, KeyType, MergeReport, Origin};
 use crate::node::Node;
-use crate::server::body::{read_body, BodyError};
+use crate::server::body::{read_body, BodyError, BodyPolicy};
 use crate::server::json::{json_response, parse_json, JsonError};
 use crate::wire::{Bytes as WireBytes, Int64};
 use bytes::Bytes;
@@ -111,7 +111,7 @@ async fn route(
     let with_origin = request.headers().contains_key(ORIGIN_HEADER);
     // Not charged to the client budget: peers hold the RPC key, and one
     // push may be larger than that budget.
-    let body = read_body(request, MAX_SYNC_BODY_BYTES).await?;
+    let body = read_body(request, MAX_SYNC_BODY_BYTES, &BodyPolicy::cluster_peer()).await?;
     let snapshot = node.keystore.snapshot();
     match path.as_str() {
         DIGEST_PATH => {

@@ -39,7 +39,7 @@ pub const AUTHENTICATED_BODY_DEADLINE: Duration = Duration::from_secs(120);
 pub const UNAUTHENTICATED_BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How the request bodies of one connection are paid for and timed; the
-/// connection layer attaches it to every request as an extension.
+/// connection layer chooses it once per connection.
 #[derive(Clone, Debug)]
 pub struct BodyPolicy {
     budget: Option<Arc<Semaphore>>,
@@ -63,20 +63,12 @@ impl BodyPolicy {
     pub fn cluster_peer() -> Self {
         BodyPolicy { budget: None, deadline: AUTHENTICATED_BODY_DEADLINE }
     }
-
-    /// The policy the connection layer attached to `request`; a request
-    /// without one is treated as an unauthenticated connection's.
-    fn of<B>(request: &Request<B>, limit: usize) -> Self {
-        request.extensions().get::<BodyPolicy>().cloned().unwrap_or_else(|| Self::unauthenticated_connection(limit))
-    }
 }
 
-/// Reads the body under the policy its connection attached: more than
-/// `limit` bytes is refused with 413, a spent budget with 503, a stalled or
-/// too slow body with 408. The budget charge lasts as long as the returned
-/// bytes.
-pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
-    let policy = BodyPolicy::of(&request, limit);
+/// Reads the body under its connection's `policy`: more than `limit` bytes
+/// is refused with 413, a spent budget with 503, a stalled or too slow body
+/// with 408. The budget charge lasts as long as the returned bytes.
+pub async fn read_body(request: Request<Incoming>, limit: usize, policy: &BodyPolicy) -> Result<Bytes, BodyError> {
     let declared =
         request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let mut body = request.into_body();
@@ -84,7 +76,7 @@ pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes
         drain(&mut body).await;
         return Err(Refusal::TooLarge.into_error(limit));
     }
-    let mut collector = BodyCollector::new(limit, policy.budget);
+    let mut collector = BodyCollector::new(limit, policy.budget.clone());
     let collected = tokio::time::timeout(policy.deadline, async {
         loop {
             let frame = match tokio::time::timeout(BODY_STALL_TIMEOUT, body.frame()).await {

@@ -16,8 +16,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Notify};
 
-use super::body::BodyPolicy;
-
 /// Time allowed for the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -64,8 +62,6 @@ pub fn http_builder(timeouts: HttpTimeouts) -> auto::Builder<TokioExecutor> {
 pub struct ConnectionSettings {
     /// Its timeouts.
     pub timeouts: HttpTimeouts,
-    /// How its request bodies are paid for (attached to every request).
-    pub body: BodyPolicy,
     /// Notified by a handler to end this connection after the current
     /// response.
     pub close: Option<Arc<Notify>>,
@@ -83,10 +79,9 @@ where
     let started = Instant::now();
     let last_activity = Arc::new(AtomicU64::new(0));
     let io = ActivityTracker { inner: io, started, last_activity: Arc::clone(&last_activity) };
-    let ConnectionSettings { timeouts, body, close } = settings;
+    let ConnectionSettings { timeouts, close } = settings;
     let handler = Arc::new(handler);
-    let service = service_fn(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(body.clone());
+    let service = service_fn(move |request: Request<Incoming>| {
         let handler = Arc::clone(&handler);
         async move { Ok::<_, std::convert::Infallible>(handler(request).await) }
     });

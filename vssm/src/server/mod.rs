@@ -105,11 +105,7 @@ async fn io_thread(
                 let node = Arc::clone(&node);
                 let shutdown = shutdown.clone();
                 async move {
-                    let settings = ConnectionSettings {
-                        timeouts: HEALTH_PORT_TIMEOUTS,
-                        body: BodyPolicy::unauthenticated_connection(0),
-                        close: None,
-                    };
+                    let settings = ConnectionSettings { timeouts: HEALTH_PORT_TIMEOUTS, close: None };
                     connection::serve(
                         tcp,
                         move |request| health::handle(Arc::clone(&node), request),
@@ -149,8 +145,9 @@ pub enum PeerProof {
     },
 }
 
-/// Serves a TLS port whose handler needs only the peer address (the
-/// cluster's sync and join ports, the bootstrapper). `tls` is asked at each
+/// Serves a TLS port whose handler needs only the peer address and its
+/// connection's body policy (the cluster's sync and join ports, the
+/// bootstrapper). `tls` is asked at each
 /// accept; None (not bootstrapped yet) closes the connection at once.
 /// Refused handshakes are reported to `on_refused` (for the audit log).
 pub async fn serve_tls_port<T, H, F, R>(
@@ -162,7 +159,7 @@ pub async fn serve_tls_port<T, H, F, R>(
     shutdown: watch::Receiver<bool>,
 ) where
     T: Fn() -> Option<Arc<rustls::ServerConfig>> + Send + Sync + 'static,
-    H: Fn(SocketAddr, hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(SocketAddr, BodyPolicy, hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
     R: Fn(SocketAddr, String) + Send + Sync + 'static,
 {
@@ -188,8 +185,8 @@ pub async fn serve_tls_port<T, H, F, R>(
                 }
                 PeerProof::Nothing { max_body } => BodyPolicy::unauthenticated_connection(max_body),
             };
-            let settings = ConnectionSettings { timeouts: TLS_PORT_TIMEOUTS, body, close: None };
-            connection::serve(stream, move |request| handler(peer, request), shutdown, settings).await;
+            let settings = ConnectionSettings { timeouts: TLS_PORT_TIMEOUTS, close: None };
+            connection::serve(stream, move |request| handler(peer, body.clone(), request), shutdown, settings).await;
         }
     })
     .await;
@@ -245,12 +242,6 @@ async fn serve_api_connection(
     let Some(stream) = accept_tls(node.api_tls(), tcp, refused).await else { return };
     let certificates = stream.get_ref().1.peer_certificates();
     let authenticated = certificates.is_some_and(|c| !c.is_empty());
-    let client = ClientInfo {
-        subject: tls::peer_subject(certificates).into(),
-        authenticated,
-        peer,
-        close: Arc::new(tokio::sync::Notify::new()),
-    };
     // Before bootstrap nobody has a client certificate: such a connection
     // may only bootstrap, stays evictable, and pays for its own body.
     let body = if authenticated {
@@ -259,7 +250,14 @@ async fn serve_api_connection(
     } else {
         BodyPolicy::unauthenticated_connection(api::MAX_BOOTSTRAP_BODY_BYTES)
     };
-    let settings = ConnectionSettings { timeouts: TLS_PORT_TIMEOUTS, body, close: Some(Arc::clone(&client.close)) };
+    let client = ClientInfo {
+        subject: tls::peer_subject(certificates).into(),
+        authenticated,
+        peer,
+        close: Arc::new(tokio::sync::Notify::new()),
+        body,
+    };
+    let settings = ConnectionSettings { timeouts: TLS_PORT_TIMEOUTS, close: Some(Arc::clone(&client.close)) };
     connection::serve(
         stream,
         move |request| api::handle(Arc::clone(&node), client.clone(), request),

@@ -9,7 +9,7 @@ use crate::audit::{AuditLog, Outcome};
 use crate::cluster::protocol::*;
 use crate::crypto::keys::AsymmetricKey;
 use crate::error::{error_response, Classify, ErrorKind};
-use crate::server::body::{read_body, BodyError};
+use crate::server::body::{read_body, BodyError, BodyPolicy};
 use crate::server::json::{json_response, parse_json, JsonError};
 use crate::wire::{Bytes as WireBytes, Int64};
 use bytes::Bytes;
@@ -88,14 +88,16 @@ impl JoinServer {
     }
 
     /// Serves one request; `rpc_key` is None while this node is bootstrapping.
+    /// `body` is the body policy of the requester's connection.
     pub async fn handle(
         &self,
         rpc_key: Option<&AsymmetricKey>,
         audit: &AuditLog,
         peer: SocketAddr,
+        body: &BodyPolicy,
         request: Request<Incoming>,
     ) -> Response<Full<Bytes>> {
-        match self.route(rpc_key, audit, peer, request).await {
+        match self.route(rpc_key, audit, peer, body, request).await {
             Ok(response) => response,
             Err(error) => error_response(&error),
         }
@@ -106,6 +108,7 @@ impl JoinServer {
         rpc_key: Option<&AsymmetricKey>,
         audit: &AuditLog,
         peer: SocketAddr,
+        body_policy: &BodyPolicy,
         request: Request<Incoming>,
     ) -> Result<Response<Full<Bytes>>, JoinError> {
         if request.method() != Method::POST {
@@ -115,7 +118,7 @@ impl JoinServer {
         // RPC key with crypto it cannot trust.
         crate::crypto::selftest::check().map_err(JoinError::SelfTestFailed)?;
         let path = request.uri().path().to_string();
-        let body = read_body(request, MAX_JOIN_BODY).await?;
+        let body = read_body(request, MAX_JOIN_BODY, body_policy).await?;
         let rpc_key = rpc_key.ok_or(JoinError::Bootstrapping)?;
         match path.as_str() {
             CHALLENGE_PATH => {

@@ -35,6 +35,8 @@ pub struct ClientInfo {
     pub peer: std::net::SocketAddr,
     /// Notified to end this connection gracefully after the current response.
     pub close: Arc<tokio::sync::Notify>,
+    /// How this connection's request bodies are paid for.
+    pub body: super::body::BodyPolicy,
 }
 
 /// The response type of every handler.
@@ -62,7 +64,7 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         "admin/restorebackup" => MAX_RESTORE_BODY_BYTES,
         _ => MAX_BODY_BYTES,
     };
-    let body = read_body(request, limit).await?;
+    let body = read_body(request, limit, &client.body).await?;
     if endpoint.is_empty() {
         return Err(ApiError::UnknownEndpoint(printable(&path)));
     }
