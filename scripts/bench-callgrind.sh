@@ -12,6 +12,12 @@
 # Needs valgrind (Debian package `valgrind`). Uses 127.0.0.1:8080/8081.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# callgrind counts every byte of a `rep stosb`/`rep movsb` as an
+# instruction, while the CPU moves 32 or more bytes a cycle with them;
+# glibc picks them for blocks over a few KiB. Keep glibc on its AVX2 vector
+# loops (one instruction per 32 bytes) so large memsets and copies, such as
+# the allocator's wipe of freed buffers, count for about what they cost.
+export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.cpu.x86_rep_stosb_threshold=0x7fffffff:glibc.cpu.x86_rep_movsb_threshold=0x7fffffff}
 bin=$(realpath "${1:-target/release/vssm}")
 n=${REQUESTS:-500}
 work=$(mktemp -d -t vssm-callgrind.XXXXXX)
