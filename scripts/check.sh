@@ -25,3 +25,9 @@ scripts/advisory-db.sh
 
 echo "== cargo clippy -D warnings" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The fuzz targets (fuzz/, its own workspace) run only by hand, with
+# nightly (scripts/fuzz.sh); compiling them here keeps them in step with
+# the parsers' signatures.
+echo "== fuzz targets compile" >&2
+cargo check --manifest-path fuzz/Cargo.toml --bins --locked -q

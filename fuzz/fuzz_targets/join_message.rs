@@ -7,6 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vssm::cloud::http_client::Url;
+use vssm::cluster::config_digest::ConfigDigest;
 use vssm::cluster::join::policy::bound_headers;
 use vssm::cluster::join::seal::{ephemeral_key, open_from};
 use vssm::cluster::protocol::{ChallengeResponse, Empty, JoinRequest, JoinResponse};
@@ -14,7 +15,10 @@ use vssm::server::json::parse_json;
 
 fn join_request(body: &[u8]) {
     let Ok(request) = parse_json::<JoinRequest>(body) else { return };
-    let _ = bound_headers(&request.challenge.0, &request.ephemeral_public_key.0);
+    let digest = request.config_digest.as_ref().and_then(|d| ConfigDigest::from_slice(&d.0));
+    if let Some(digest) = &digest {
+        let _ = bound_headers(&request.challenge.0, &request.ephemeral_public_key.0, digest);
+    }
     if let Some(sts) = &request.sts_request {
         let _ = Url::parse(&sts.url);
         let _ = sts.authorization();

@@ -1,11 +1,12 @@
 //! The sync port's messages (cluster/protocol.rs), both directions: digest,
 //! manifest, fetch and push bodies, and the key records they carry
-//! (`backup::records_from_wire`, the one record codec).
+//! (`sync::records_from_message`: the one record codec plus the restored
+//! marks).
 //! Input: one selector byte, then the JSON body.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vssm::admin::backup::records_from_wire;
+use vssm::cluster::sync::records_from_message;
 use vssm::cluster::protocol::{
     DigestResponse, Empty, FetchRequest, ManifestEntry, ManifestResponse, PushResponse, RecordsMessage,
 };
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         }
         2 => {
             if let Ok(request) = parse_json::<RecordsMessage>(body) {
-                let _ = records_from_wire(request.inventory);
+                let _ = records_from_message(request);
             }
         }
         // Answers, read by the peer client.
@@ -48,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         }
         5 => {
             if let Ok(answer) = serde_json::from_slice::<RecordsMessage>(body) {
-                let _ = records_from_wire(answer.inventory);
+                let _ = records_from_message(answer);
             }
         }
         _ => {

@@ -178,6 +178,31 @@ def test_idle_sockets_on_the_health_port_do_not_fail_health_checks(make_node):
     assert node.alive()
 
 
+def test_one_address_holding_more_than_its_share_loses_its_oldest_sockets(make_node):
+    """40 idle sockets from one address on the health port: only its
+    newest 16 stay open (the old cap let one address hold all 64 places)."""
+    node = make_node(IP_FLOOD)
+    node.start_bootstrapped()
+    held = hold_idle_sockets(node.ip, HEALTH_PORT, attacker_sources(1), 40)
+    try:
+        assert len(held) == 40
+
+        def closed_by_node(s) -> bool:
+            s.settimeout(0.05)
+            try:
+                return s.recv(1) == b""
+            except (socket.timeout, BlockingIOError):
+                return False
+            except OSError:
+                return True
+
+        closed = [closed_by_node(s) for s in held]
+        assert closed == [True] * 24 + [False] * 16, closed
+        assert health(node.ip) == (200, "running")
+    finally:
+        close_all(held)
+
+
 def test_sockets_that_never_send_a_client_hello_do_not_lock_out_clients(make_node):
     """4,400 TCP connections that never start TLS, from 20 addresses, more
     than the port's 4,096 places: an mTLS client still gets its answer."""
@@ -223,9 +248,16 @@ def test_join_port_uploads_cannot_take_the_client_body_budget(pki, tmp_path):
                 pass
         time.sleep(1.0)
         assert encrypt_status(c, key, 300_000) == 200
-        # The join port itself still serves a legitimate joiner's challenge.
+        # The join port itself still serves a legitimate joiner's challenge,
+        # also while 300 idle sockets from 20 more addresses hold more
+        # than its 256 places.
         challenge = JoinClient(pki, node.ip).challenge("127.0.0.1")
         assert len(challenge) >= 16
+        idle = hold_idle_sockets(node.ip, JOIN_PORT, [f"127.0.3.{i}" for i in range(1, 21)], 15)
+        try:
+            assert len(JoinClient(pki, node.ip).challenge("127.0.0.1")) >= 16
+        finally:
+            close_all(idle)
     finally:
         for u in uploaders:
             u.close()
@@ -276,8 +308,9 @@ def test_stalled_uploads_before_bootstrap_do_not_block_the_operator(make_node):
         # What is left of the budget goes to ever smaller uploads.
         for declared in (8 * KiB, 2 * KiB, 512):
             for n in range(64):
+                count = len(held)
                 upload(n, declared, declared // 2 + 1)
-                if answered_at_once(held[-1]):
+                if len(held) > count and answered_at_once(held[-1]):
                     break
         assert time.monotonic() - started < 60
         r = node.bootstrap()

@@ -5,7 +5,7 @@
 //!
 //! Two stores, so that no client can erase the history: the *history*
 //! holds what only the admin (or the cluster) can cause — successful
-//! state-changing admin actions, bootstrap, key-name conflicts — and is
+//! admin actions, bootstrap, key-name conflicts — and is
 //! never rate-limited; the *events* hold everything else, where failures
 //! and refusals are limited per window and summarized. `getlogs` shows both,
 //! merged in the order they happened.
@@ -163,8 +163,8 @@ impl AuditLog {
         }
     }
 
-    /// Records an entry of the history: a successful state-changing admin
-    /// action (the caller proved the admin password), the bootstrap, or a
+    /// Records an entry of the history: a successful admin action (the
+    /// caller proved the admin password), the bootstrap, or a
     /// key-name conflict. Never rate-limited, and never pushed out by events.
     pub fn record_history(&self, action: &str, subject: &str, outcome: Outcome, detail: &str) {
         let mut stores = self.lock();

@@ -5,6 +5,7 @@
 //! recently are exempt from the address and node limits, so that strangers
 //! cannot lock the admin out.
 
+use crate::server::admission::source_key;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -74,15 +75,6 @@ impl<K: Hash + Eq + Clone> Counters<K> {
         if let Some(counter) = self.0.get_mut(key) {
             counter.failures = counter.failures.saturating_sub(1);
         }
-    }
-}
-
-/// The address a source is counted under: IPv4 as is, IPv6 by its /64
-/// (one host commonly holds a whole /64).
-fn source_key(source: IpAddr) -> IpAddr {
-    match source.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        v4 => v4,
     }
 }
 

@@ -11,12 +11,15 @@
 //!
 //! Covered, in a canonical form (sets sorted and without duplicates):
 //! `rpcCertificate`, `clientTrustStore`, `rootPassword` (the parsed scrypt
-//! parameters, salt and hash) and the cluster's policy: `discovery` with
+//! parameters, salt and hash), `healthDetails` (what the unauthenticated
+//! health port shows) and the cluster's policy: `discovery` with
 //! the static `peers`, `attestation`, `trustedImageIds`,
 //! `attestationCaCertificates`, `awsEndpoints` and `acceptedConfigDigests`
 //! itself. Not covered, because they are per node or do not decide who
 //! gets keys: `bindAddress`, the ports, `imdsEndpoint` (each instance's
-//! own metadata service), `syncIntervalSeconds` and `bootstrappers`.
+//! own metadata service: in the qemu harness and the tests it differs per
+//! instance; a joiner's documents are checked against AWS's signatures
+//! whatever its IMDS says), `syncIntervalSeconds` and `bootstrappers`.
 
 use crate::config::{AttestationMode, ClusterConfig, Config, DiscoveryConfig};
 use std::fmt;
@@ -40,6 +43,7 @@ impl ConfigDigest {
         out.bytes(config.rpc_certificate.as_ref());
         out.set(config.client_trust_store.iter().map(|c| c.as_ref().to_vec()));
         out.bytes(&config.root_password.canonical_encoding());
+        out.bytes(if config.health_details { b"health details" } else { b"health minimal" });
         match &config.cluster {
             None => out.bytes(b"standalone"),
             Some(cluster) => out.cluster(cluster),
@@ -238,6 +242,7 @@ mod tests {
                 r#","cluster":{"peers":["10.0.0.1"],"trustedImageIds":["ami-1","ami-2"]}"#,
             ),
             digest(&p, &[a, b], &p.password, &accepted),
+            digest(&p, &[a, b], &p.password, &format!(r#","healthDetails":true{cluster}"#)),
         ];
         for (i, d) in changed.iter().enumerate() {
             assert_ne!(*d, base, "change {i} kept the digest");

@@ -81,6 +81,8 @@ impl Discovery {
     /// instance of the group with this private address, from an answer at
     /// most [`super::aws::MEMBERSHIP_MAX_AGE`] old (AWS), or listed (static).
     pub async fn is_member_ip(&self, ip: IpAddr) -> Result<bool, DiscoveryError> {
+        // A node bound to `::` sees IPv4 peers as IPv4-mapped addresses.
+        let ip = ip.to_canonical();
         match &self.source {
             Source::Static(ips) => Ok(ips.contains(&ip)),
             Source::Aws(aws) => Ok(aws.is_member_ip(ip).await?),

@@ -172,8 +172,9 @@ fn records_message<'a>(records: impl IntoIterator<Item = &'a Arc<KeyRecord>>, wi
     RecordsMessage { inventory: backup::records_to_wire(records), restored }
 }
 
-/// The records of a message, those it names as restored marked so.
-fn records_from_message(message: RecordsMessage) -> Result<Vec<KeyRecord>, BackupError> {
+/// The records of a message, those it names as restored marked so
+/// (indexes past the end are ignored).
+pub fn records_from_message(message: RecordsMessage) -> Result<Vec<KeyRecord>, BackupError> {
     let mut records = backup::records_from_wire(message.inventory)?;
     for i in message.restored {
         if let Some(record) = records.get_mut(i as usize) {

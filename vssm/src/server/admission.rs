@@ -6,12 +6,18 @@
 //! where nobody proves anything (health, join, the API before bootstrap) it
 //! stays unauthenticated for its whole life. Only unauthenticated
 //! connections are ever closed to make room:
-//! - a source address holding `unauthenticated_per_source` of them loses its
-//!   oldest to its newest, so one address cannot touch anyone else's;
-//! - a full port closes its oldest unauthenticated connection for a new one,
-//!   so an attacker spread over many addresses must open connections faster
-//!   than a legitimate client completes its handshake to keep it out;
+//! - a source holding `unauthenticated_per_source` of them loses its
+//!   oldest to its newest, so one source cannot touch anyone else's;
+//! - a full port closes the oldest unauthenticated connection of the source
+//!   that holds the most of them (fair share): a client with one or a few
+//!   connections in progress — a joiner waiting for AWS, a health check —
+//!   gives way only after every bigger holder has, so an attacker spread
+//!   over many addresses must hold fewer connections per address than the
+//!   client to reach it;
 //! - a port full of authenticated connections refuses new ones.
+//!
+//! A source is an IPv4 address, or an IPv6 /64 (one host usually owns a
+//! whole /64), as in the admin password throttle.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -60,17 +66,16 @@ impl Admission {
     /// unauthenticated ones if a limit requires; None when the port is full
     /// of authenticated connections.
     pub fn admit(self: &Arc<Self>, source: IpAddr) -> Option<Slot> {
+        let source = source_key(source);
         let mut state = self.lock();
         let from_source = state.unauthenticated_by_source.get(&source).copied().unwrap_or(0);
         if from_source >= self.limits.unauthenticated_per_source {
-            let oldest = state.unauthenticated.iter().find(|(_, w)| w.source == source).map(|(id, _)| *id);
-            if let Some(id) = oldest {
-                state.evict(id);
-            }
+            state.evict_oldest_of(source);
         }
         if state.open - state.evicted.len() >= self.limits.total {
-            let oldest = state.unauthenticated.keys().next().copied()?;
-            state.evict(oldest);
+            // The source holding the most (ties: any of them) gives way.
+            let biggest = state.unauthenticated_by_source.iter().max_by_key(|(_, count)| **count).map(|(s, _)| *s)?;
+            state.evict_oldest_of(biggest);
         }
         let id = state.next_id;
         state.next_id += 1;
@@ -91,7 +96,25 @@ impl Admission {
     }
 }
 
+/// The source an address counts as: IPv4 as is, IPv6 by its /64 (one host
+/// commonly holds a whole /64), IPv4-mapped IPv6 as its IPv4 address. The
+/// admin password throttle counts sources the same way.
+pub fn source_key(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
 impl State {
+    /// Evicts the oldest unauthenticated connection of `source`, if any.
+    fn evict_oldest_of(&mut self, source: IpAddr) {
+        let oldest = self.unauthenticated.iter().find(|(_, w)| w.source == source).map(|(id, _)| *id);
+        if let Some(id) = oldest {
+            self.evict(id);
+        }
+    }
+
     /// Stops counting `id` as unauthenticated and tells it to close.
     fn evict(&mut self, id: u64) {
         if let Some(waiting) = self.forget_unauthenticated(id) {
@@ -175,22 +198,37 @@ mod tests {
     }
 
     #[test]
-    fn a_full_port_makes_room_by_closing_the_oldest_unauthenticated_connection() {
-        let admission = port(3, 10);
+    fn a_full_port_makes_room_by_closing_the_oldest_connection_of_the_biggest_source() {
+        let admission = port(4, 10);
         let trusted = admission.admit(ip(1)).unwrap();
         trusted.authenticated();
-        let idle_a = admission.admit(ip(2)).unwrap();
-        let idle_b = admission.admit(ip(3)).unwrap();
+        let joiner = admission.admit(ip(2)).unwrap(); // the oldest, alone at its address
+        let flood_a = admission.admit(ip(3)).unwrap();
+        let flood_b = admission.admit(ip(3)).unwrap();
         let newcomer = admission.admit(ip(4)).expect("room is made");
-        assert!(was_evicted(&idle_a), "the oldest unauthenticated one gives way");
-        assert!(!was_evicted(&trusted) && !was_evicted(&idle_b) && !was_evicted(&newcomer));
+        assert!(was_evicted(&flood_a), "the biggest source's oldest gives way, not the older joiner");
+        assert!(!was_evicted(&trusted) && !was_evicted(&joiner) && !was_evicted(&flood_b));
         // The evicted connection has not closed yet, and the next arrival
-        // does not wait for it: it evicts the next oldest.
+        // does not wait for it: with one each now, one of them gives way.
         let another = admission.admit(ip(5)).expect("room is made again");
-        assert!(was_evicted(&idle_b));
-        drop((idle_a, idle_b));
+        assert_eq!([&joiner, &flood_b, &newcomer].iter().filter(|s| was_evicted(s)).count(), 1);
+        drop((flood_a, flood_b, joiner));
         assert_eq!(admission.open(), 3);
         drop((newcomer, another));
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_source_and_mapped_ipv4_is_its_ipv4() {
+        let admission = port(100, 2);
+        let v6 = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        let first = admission.admit(v6(1)).unwrap();
+        let _second = admission.admit(v6(2)).unwrap();
+        let _third = admission.admit(v6(3)).unwrap();
+        assert!(was_evicted(&first), "other addresses of the /64 count together");
+        let v4 = admission.admit(ip(9)).unwrap();
+        let _mapped = admission.admit("::ffff:10.0.0.9".parse().unwrap()).unwrap();
+        let _mapped_again = admission.admit("::ffff:10.0.0.9".parse().unwrap()).unwrap();
+        assert!(was_evicted(&v4));
     }
 
     #[test]

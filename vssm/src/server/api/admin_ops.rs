@@ -42,10 +42,10 @@ pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[
             reply.outcome
         }
     };
-    // A successful change (or export) of the key set goes to the history,
-    // which failures of any client cannot push out; the rest are events.
-    let changes_keys = matches!(action, "generatekey" | "injectkey" | "restorebackup" | "generatebackup");
-    if outcome == Outcome::Ok && changes_keys {
+    // Every successful admin action (each proved the admin password) goes
+    // to the history, which failures of any client cannot push out; the
+    // rest are events.
+    if outcome == Outcome::Ok {
         node.audit.record_history(action, &client.subject, outcome, &detail);
     } else {
         node.audit.record(action, &client.subject, outcome, &detail);
