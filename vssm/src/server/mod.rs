@@ -147,9 +147,9 @@ pub enum PeerProof {
 
 /// Serves a TLS port whose handler needs only the peer address and its
 /// connection's body policy (the cluster's sync and join ports, the
-/// bootstrapper). `tls` is asked at each
-/// accept; None (not bootstrapped yet) closes the connection at once.
-/// Refused handshakes are reported to `on_refused` (for the audit log).
+/// bootstrapper). `tls` is asked at each accept; None (not bootstrapped
+/// yet) closes the connection at once. Refused handshakes are reported to
+/// `on_refused` (for the audit log).
 pub async fn serve_tls_port<T, H, F, R>(
     listener: TcpListener,
     proof: PeerProof,
