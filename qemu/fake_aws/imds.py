@@ -169,6 +169,10 @@ class IMDSHandler(http.server.BaseHTTPRequestHandler):
         status, body, extra = imds_response(inst, self.instance_id, self.minter,
                                             self.command, self.path, self.headers)
         data = body.encode()
+        # Recorded before the answer goes out: a client that reads the log
+        # right after its answer finds its request in it.
+        self.record({"kind": "imds", "instanceId": self.instance_id, "method": self.command,
+                     "path": self.path, "status": status})
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(data)))
@@ -177,8 +181,6 @@ class IMDSHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        self.record({"kind": "imds", "instanceId": self.instance_id, "method": self.command,
-                     "path": self.path, "status": status})
 
     do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = do_PATCH = _serve
 

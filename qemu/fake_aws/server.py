@@ -109,7 +109,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 out = (f'<{action}Response xmlns="{NAMESPACES[service]}">{result}'
                        f"<ResponseMetadata><RequestId>{self._rid}</RequestId></ResponseMetadata></{action}Response>")
             entry.update(status=200, errorCode=None)
-            self._send(200, out)
+            status = 200
         except ApiError as e:
             entry.update(status=e.status, errorCode=e.code, errorMessage=e.message, **e.debug)
             if service == "ec2":
@@ -120,14 +120,16 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 out = (f'<ErrorResponse xmlns="{NAMESPACES[service]}"><Error>'
                        f"<Type>{'Sender' if e.sender else 'Receiver'}</Type><Code>{xml(e.code)}</Code>"
                        f"<Message>{xml(e.message)}</Message></Error><RequestId>{self._rid}</RequestId></ErrorResponse>")
-            self._send(e.status, out)
+            status = e.status
         except Exception as e:  # noqa: BLE001 -- a fake must keep serving
             traceback.print_exc()
             entry.update(status=500, errorCode="InternalFailure", errorMessage=repr(e))
-            self._send(500, "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>"
-                            f"<Message>{xml(repr(e))}</Message></Error></ErrorResponse>")
-        finally:
-            fake.record(entry)
+            status, out = 500, ("<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code>"
+                                f"<Message>{xml(repr(e))}</Message></Error></ErrorResponse>")
+        # Recorded before the answer goes out: a client that reads the log
+        # right after its answer finds its request in it.
+        fake.record(entry)
+        self._send(status, out)
 
     do_POST = do_GET = _handle
 
