@@ -16,6 +16,8 @@ Modules, by concern:
 - crypto_ref: independent reference crypto on Python `cryptography` (symmetric
   modes, paddings, OAEP, digests, scrypt MCF).
 - backup: the backup blob format of the first VSSM (open_backup, make_backup).
+- authz: per-identity authorization (issue 9): test identities with chosen
+  subjects and SANs, grant bodies, the whoami identity a certificate must get.
 
 The names below are re-exported for tools that use the harness as one object
 (qemu/launch.py: Pki, ApiClient, scrypt_mcf, terminate); tests import from the

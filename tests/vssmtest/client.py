@@ -145,11 +145,16 @@ class ApiClient:
         return r.json
 
     # --- admin helpers -------------------------------------------------
+    def _admin_body(self, fields: dict) -> dict:
+        """`fields` with this client's adminPassword; none if the password is
+        None (certificate administration)."""
+        return fields if self.password is None else {"adminPassword": self.password, **fields}
+
     def admin(self, op: str, **fields) -> Resp:
-        return self.post(f"/REST/v1/admin/{op}", {"adminPassword": self.password, **fields})
+        return self.post(f"/REST/v1/admin/{op}", self._admin_body(fields))
 
     def admin_ok(self, op: str, **fields) -> dict:
-        return self.ok(f"/REST/v1/admin/{op}", {"adminPassword": self.password, **fields})
+        return self.ok(f"/REST/v1/admin/{op}", self._admin_body(fields))
 
     def inject(self, name: str, key_type: str, key: bytes) -> dict:
         return self.admin_ok("injectkey", keyName=name, keyType=key_type, key=b64e(key))
@@ -164,6 +169,20 @@ class ApiClient:
 
     def listkeys(self, **f) -> dict:
         return self.admin_ok("listkeys", **f)
+
+    # --- authorization (issue 9) ---------------------------------------
+    def whoami(self) -> dict:
+        return self.ok("/REST/v1/authz/whoami", {})
+
+    def create_grants(self, *grants: dict) -> list[dict]:
+        """admin/creategrants of `grants` (see vssmtest.authz.grant); the created grants."""
+        return self.admin_ok("creategrants", grants=list(grants))["grants"]
+
+    def revoke_grants(self, *ids: str) -> dict:
+        return self.admin_ok("revokegrants", ids=list(ids))
+
+    def set_policy(self, enforce: bool) -> dict:
+        return self.admin_ok("setpolicy", enforce=enforce)
 
     # --- crypto helpers ------------------------------------------------
     def op(self, path: str, **fields) -> Resp:

@@ -354,6 +354,27 @@ def static_pair(pki, root, ips) -> tuple[ClusterNode, ClusterNode]:
     return a, b
 
 
+def static_cluster(pki, root, ips, configs: dict[int, dict] | None = None) -> list[ClusterNode]:
+    """The nodes of a static-discovery cluster (no attestation, a sync round
+    every second), each started and bootstrapped by hand; `configs[i]` adds
+    top-level config fields to node i. All are stopped if one fails to start."""
+    cluster = {"discovery": "static", "peers": list(ips), "attestation": "none",
+               "syncIntervalSeconds": 1}
+    nodes = [ClusterNode(pki, ip, root / f"node-{ip}", cluster=cluster, **((configs or {}).get(i) or {}))
+             for i, ip in enumerate(ips)]
+    try:
+        for n in nodes:
+            n.start(wait=True)
+            assert n.bootstrap().status == 200, n.log()[-2000:]
+        for n in nodes:
+            n.wait_ready(10)
+    except BaseException:
+        for n in nodes:
+            n.stop()
+        raise
+    return nodes
+
+
 def start_lagging(node: ClusterNode):
     """Starts and bootstraps `node` (its peer is stopped, so it lags)."""
     node.start(wait=True)

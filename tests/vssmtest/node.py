@@ -163,10 +163,11 @@ class Node:
         self._clients.append(c)
         return c
 
-    def client(self, cn: str = "vssm-test-client", **kw) -> ApiClient:
-        """mTLS client with a certificate of the test CA (subject CN=`cn`)."""
-        c = ApiClient(self.ip, ca=self.rpc_crt, cert=self.pki.client_cert(cn),
-                      password=self.password, **kw)
+    def client(self, cn: str = "vssm-test-client", cert=None, **kw) -> ApiClient:
+        """mTLS client with a certificate of the test CA: subject CN=`cn`, or
+        `cert` ((crt, key) paths). `password=None` omits adminPassword."""
+        kw.setdefault("password", self.password)
+        c = ApiClient(self.ip, ca=self.rpc_crt, cert=cert or self.pki.client_cert(cn), **kw)
         self._clients.append(c)
         return c
 
