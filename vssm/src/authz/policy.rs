@@ -24,6 +24,8 @@ pub struct Policy {
     by_dns_name: HashMap<String, Vec<Arc<Grant>>>,
     /// Pattern, email, URI and IP grants: checked one by one.
     scanned: Vec<Arc<Grant>>,
+    /// The state's digest, computed once (every sync round asks).
+    digest: std::sync::OnceLock<[u8; 32]>,
 }
 
 static GENERATIONS: AtomicU64 = AtomicU64::new(1);
@@ -59,6 +61,11 @@ impl Policy {
     /// True when everything not granted is denied.
     pub fn enforced(&self) -> bool {
         self.state.enforced()
+    }
+
+    /// [`AuthzState::digest`] of the state, computed once per snapshot.
+    pub fn digest(&self) -> [u8; 32] {
+        *self.digest.get_or_init(|| self.state.digest())
     }
 
     /// Identifies this snapshot.

@@ -248,6 +248,20 @@ impl AuthzState {
         self.mode.as_ref().is_some_and(|m| m.enforce)
     }
 
+    /// The mode register, when ever set.
+    pub fn mode(&self) -> Option<&PolicyMode> {
+        self.mode.as_ref()
+    }
+
+    /// Moves a mode change dated after `now_ms` to `now_ms`, so that state
+    /// from outside the cluster (a backup) cannot win the register against
+    /// every later change.
+    pub fn clamp_mode_time(&mut self, now_ms: i64) {
+        if let Some(mode) = &mut self.mode {
+            mode.changed_at_ms = mode.changed_at_ms.min(now_ms);
+        }
+    }
+
     /// Grant plus revocation records.
     pub fn record_count(&self) -> usize {
         self.grants.len() + self.revocations.len()

@@ -1,7 +1,9 @@
 //! Replication of the authorization state (grants, revocations, the mode)
 //! on the sync port, beside the key records: a push of the records a node
-//! added, and in every anti-entropy round a digest comparison followed,
-//! when the digests differ, by one exchange of the whole state both ways.
+//! added, and in an anti-entropy round whose state digest differs
+//! ([`super::protocol::STATE_DIGEST_PATH`]) a comparison of the
+//! authorization digests followed, when they differ, by one exchange of
+//! the whole state both ways.
 //! Merging is a union (see [`crate::authz::state`]), so a partial push, a
 //! repeated one or one that crosses another is harmless.
 //!
@@ -65,7 +67,7 @@ pub fn merge_from_peer(node: &Node, peer: &str, wire: &AuthorizationStateWire) -
 pub fn handle(node: &Node, peer: &str, path: &str, body: &[u8]) -> Option<Result<HttpResponse, SyncError>> {
     Some(match path {
         DIGEST_PATH => parse_json::<Empty>(body).map_err(SyncError::from).and_then(|_| {
-            let digest = Bytes(node.authz.policy().state().digest().to_vec());
+            let digest = Bytes(node.authz.policy().digest().to_vec());
             Ok(json_response(&PolicyDigestResponse { digest })?)
         }),
         STATE_PATH => parse_json::<AuthorizationStateWire>(body).map_err(SyncError::from).and_then(|theirs| {
@@ -92,7 +94,7 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
     if unsupported(&remote) {
         return Ok(());
     }
-    if remote?.digest.0 == ours.state().digest() {
+    if remote?.digest.0 == ours.digest() {
         return Ok(());
     }
     let theirs: AuthorizationStateWire = client.post_json(peer, STATE_PATH, &ours.state().to_wire()).await?;

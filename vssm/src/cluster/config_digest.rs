@@ -210,6 +210,9 @@ mod tests {
         // Order and duplicates of sets, ports, bind address, IMDS and sync interval do not matter.
         let local = r#","bindAddress":"127.0.0.9","apiPort":9000,"cluster":{"discovery":"aws","trustedImageIds":["ami-2","ami-1","ami-2"],"imdsEndpoint":"http://127.0.0.1:1","syncIntervalSeconds":3,"bootstrappers":["10.0.0.1"]}"#;
         assert_eq!(digest(&p, &[b, a, b], &p.password, local), base);
+        // The default of passwordAdmin, stated or not, keeps earlier versions' digest.
+        let stated_default = format!(r#","authorization":{{"passwordAdmin":true}}{cluster}"#);
+        assert_eq!(digest(&p, &[a, b], &p.password, &stated_default), base);
 
         let other_password = PasswordHash::create(b"pw", 4).unwrap(); // same password, other salt
         let accepted = format!(
@@ -248,6 +251,7 @@ mod tests {
             ),
             digest(&p, &[a, b], &p.password, &accepted),
             digest(&p, &[a, b], &p.password, &format!(r#","healthDetails":true{cluster}"#)),
+            digest(&p, &[a, b], &p.password, &format!(r#","authorization":{{"passwordAdmin":false}}{cluster}"#)),
         ];
         for (i, d) in changed.iter().enumerate() {
             assert_ne!(*d, base, "change {i} kept the digest");

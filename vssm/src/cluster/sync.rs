@@ -128,6 +128,14 @@ async fn route(
                 count: Int64(snapshot.len() as i64),
             })?)
         }
+        STATE_DIGEST_PATH => {
+            parse_json::<Empty>(&body)?;
+            let digest = state_digest(&snapshot.digest(), &node.authz.policy().digest());
+            Ok(json_response(&DigestResponse {
+                digest: WireBytes(digest.to_vec()),
+                count: Int64(snapshot.len() as i64),
+            })?)
+        }
         MANIFEST_PATH => {
             parse_json::<Empty>(&body)?;
             Ok(json_response(&ManifestResponse { entries: manifest(&snapshot, with_origin) })?)
@@ -219,13 +227,22 @@ pub struct RoundReport {
     pub pushed: usize,
 }
 
-/// One anti-entropy round with `peer`: the authorization state, then the
-/// keys: digest first, then only the difference.
+/// One anti-entropy round with `peer`: one digest of everything (O(1)
+/// bytes when in sync), else the authorization state, then the keys:
+/// digest first, then only the difference.
 pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Result<RoundReport, PeerError> {
-    // Authorization first: a revocation matters more than a new key.
-    super::authz_sync::reconcile(node, client, peer).await?;
-    let remote: DigestResponse = client.post_json(peer, DIGEST_PATH, &Empty {}).await?;
     let snapshot = node.keystore.snapshot();
+    let ours = state_digest(&snapshot.digest(), &node.authz.policy().digest());
+    let remote = client.post_json::<_, DigestResponse>(peer, STATE_DIGEST_PATH, &Empty {}).await;
+    match remote {
+        Ok(remote) if remote.digest.0 == ours => return Ok(RoundReport::default()),
+        // Authorization first: a revocation matters more than a new key.
+        Ok(_) => super::authz_sync::reconcile(node, client, peer).await?,
+        // A node of an older version: keys only.
+        Err(PeerError::Status { status, .. }) if status == hyper::StatusCode::NOT_FOUND => {}
+        Err(e) => return Err(e),
+    }
+    let remote: DigestResponse = client.post_json(peer, DIGEST_PATH, &Empty {}).await?;
     if remote.digest.0 == snapshot.digest() {
         return Ok(RoundReport::default());
     }

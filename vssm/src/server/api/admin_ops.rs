@@ -186,10 +186,23 @@ async fn generate_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: 
 
 async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: RestoreBackupRequest = parse_json(body)?;
-    authorize(node, client, &request.admin_password.0, Operation::Restore, None, detail).await?;
+    let proof = authorize(node, client, &request.admin_password.0, Operation::Restore, None, detail).await?;
     let blob = request.backup.ok_or(ApiError::BackupRequired)?;
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
-    let contents = backup::open(&blob, rpc_key)?;
+    let mut contents = backup::open(&blob, rpc_key)?;
+    // Anybody can encrypt a backup to the public RPC certificate: grants in
+    // one are grants made by its restorer, who must hold manage-grants.
+    let with_grants = contents.authorization.as_ref().is_some_and(|a| !a.is_empty());
+    if with_grants
+        && proof == AdminProof::Certificate
+        && !super::access::grants_of(node, client).is_some_and(|g| g.granted(Operation::ManageGrants, None))
+    {
+        return Err(super::access::refuse(node, client, Operation::ManageGrants, "*"));
+    }
+    if let Some(authorization) = &mut contents.authorization {
+        // Nor may a backup dated in the future pin the policy mode.
+        authorization.clamp_mode_time(now_ms());
+    }
     let mut records = contents.records;
     // A backup's createdAt is whatever the backup says: restored material
     // never outranks material generated or injected in the cluster.

@@ -134,15 +134,13 @@ pub async fn set_policy(node: &Node, client: &ClientInfo, body: &[u8], detail: &
         request.enforce.ok_or_else(|| GrantError { field: "enforce".into(), reason: "is required".into() })?;
     let mode = PolicyMode { enforce, changed_at_ms: now_ms(), changed_by: client.subject.to_string() };
     let mut added = AuthzState::default();
-    added.set_mode(mode.clone());
     node.authz.update(|state| {
         // A clock behind the last change would lose the register: the
         // change is made one millisecond after it instead.
         let mut mode = mode;
-        if let Some(last) = state.to_wire().policy {
-            mode.changed_at_ms = mode.changed_at_ms.max(last.changed_at.0 + 1);
+        if let Some(last) = state.mode() {
+            mode.changed_at_ms = mode.changed_at_ms.max(last.changed_at_ms + 1);
         }
-        added = AuthzState::default();
         added.set_mode(mode.clone());
         state.set_mode(mode);
         Ok::<_, ApiError>(())
