@@ -55,7 +55,8 @@ enum Command {
     ///
     /// The node must present the RPC certificate given (pinned). Admin calls take the admin password
     /// from --password-file, else VSSM_ADMIN_PASSWORD, else DIR/admin-password; never from the
-    /// command line.
+    /// command line. Without any of these they go without a password, for a certificate with a
+    /// management grant.
     #[command(after_help = "Examples:\n  vssm call --dir vssm-dev admin/listkeys\n  \
                             vssm call --dir vssm-dev symmetric/encrypt \\\n    \
                             '{\"keyName\":\"k\",\"algorithm\":\"AES/GCM/NoPadding\",\"input\":\"aGk=\"}'\n  \

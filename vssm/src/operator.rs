@@ -51,9 +51,6 @@ pub enum CallError {
     /// The admin password file is not UTF-8.
     #[error("{}: not UTF-8", .0.display())]
     PasswordNotText(PathBuf),
-    /// An admin call without any source for the admin password.
-    #[error("admin calls need the admin password: --password-file FILE or {PASSWORD_ENV}")]
-    NoPassword,
     /// The admin password found is empty.
     #[error("the admin password is empty")]
     EmptyPassword,
@@ -105,9 +102,12 @@ pub fn call(options: &CallOptions, password_from_env: Option<String>) -> Result<
     let Some(fields) = body.as_object_mut() else {
         return Err(CallError::NotAnObject);
     };
+    // Without any password source an admin call goes without one: the
+    // node then decides by the grants of the client certificate.
     if endpoint.starts_with("admin/") && endpoint != "admin/bootstrap" && !fields.contains_key("adminPassword") {
-        let password = admin_password(options, password_from_env)?;
-        fields.insert("adminPassword".into(), serde_json::Value::String(password.to_string()));
+        if let Some(password) = admin_password(options, password_from_env)? {
+            fields.insert("adminPassword".into(), serde_json::Value::String(password.to_string()));
+        }
     }
     let tls = client_tls(options)?;
     let address = resolve(&options.node)?;
@@ -157,13 +157,16 @@ fn client_tls(options: &CallOptions) -> Result<std::sync::Arc<rustls::ClientConf
         .map_err(|source| CallError::Tls { what: "TLS client".into(), source })
 }
 
-fn admin_password(options: &CallOptions, from_env: Option<String>) -> Result<Zeroizing<String>, CallError> {
+/// The admin password from `--password-file`, the environment or the
+/// folder's `admin-password` file, in that order; None when there is none
+/// (certificate administration).
+fn admin_password(options: &CallOptions, from_env: Option<String>) -> Result<Option<Zeroizing<String>>, CallError> {
     let file = options.password_file.clone().or_else(|| {
         // The environment comes before a dev folder's file, after an explicit file.
         if from_env.is_some() {
             None
         } else {
-            options.dir.as_ref().map(|d| d.join("admin-password"))
+            options.dir.as_ref().map(|d| d.join("admin-password")).filter(|f| f.exists())
         }
     });
     let password = match (file, from_env) {
@@ -172,12 +175,12 @@ fn admin_password(options: &CallOptions, from_env: Option<String>) -> Result<Zer
             Zeroizing::new(text.lines().next().unwrap_or_default().to_string())
         }
         (None, Some(env)) => Zeroizing::new(env),
-        (None, None) => return Err(CallError::NoPassword),
+        (None, None) => return Ok(None),
     };
     if password.is_empty() {
         return Err(CallError::EmptyPassword);
     }
-    Ok(password)
+    Ok(Some(password))
 }
 
 fn resolve(node: &str) -> Result<SocketAddr, CallError> {
@@ -216,7 +219,10 @@ mod tests {
         o.endpoint = "../etc".into();
         assert!(call(&o, None).unwrap_err().to_string().contains("not an endpoint"));
         o.endpoint = "admin/listkeys".into();
-        assert!(call(&o, None).unwrap_err().to_string().contains("admin password"));
+        assert!(
+            matches!(call(&o, None), Err(CallError::MissingFile("--server-cert"))),
+            "no password: certificate admin"
+        );
         o.endpoint = "symmetric/encrypt".into();
         assert!(matches!(call(&o, None), Err(CallError::MissingFile("--server-cert"))));
     }
@@ -228,13 +234,17 @@ mod tests {
         let file = dir.join("pw");
         std::fs::write(&file, "from file\nignored\n").unwrap();
         let mut o = CallOptions { password_file: Some(file), ..Default::default() };
-        assert_eq!(*admin_password(&o, Some("from env".into())).unwrap(), "from file");
+        let found = |o: &CallOptions, env: Option<&str>| {
+            admin_password(o, env.map(str::to_string)).unwrap().map(|p| p.to_string())
+        };
+        assert_eq!(found(&o, Some("from env")).as_deref(), Some("from file"));
         o.password_file = None;
-        assert_eq!(*admin_password(&o, Some("from env".into())).unwrap(), "from env");
-        std::fs::write(dir.join("admin-password"), "dev\n").unwrap();
+        assert_eq!(found(&o, Some("from env")).as_deref(), Some("from env"));
         o.dir = Some(dir.clone());
-        assert_eq!(*admin_password(&o, None).unwrap(), "dev");
-        assert_eq!(*admin_password(&o, Some("from env".into())).unwrap(), "from env");
+        assert_eq!(found(&o, None), None, "a folder without admin-password: certificate admin");
+        std::fs::write(dir.join("admin-password"), "dev\n").unwrap();
+        assert_eq!(found(&o, None).as_deref(), Some("dev"));
+        assert_eq!(found(&o, Some("from env")).as_deref(), Some("from env"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

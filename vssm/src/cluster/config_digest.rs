@@ -12,7 +12,7 @@
 //! Covered, in a canonical form (sets sorted and without duplicates):
 //! `rpcCertificate`, `clientTrustStore`, `rootPassword` (the parsed scrypt
 //! parameters, salt and hash), `healthDetails` (what the unauthenticated
-//! health port shows) and the cluster's policy: `discovery` with
+//! health port shows), `authorization.passwordAdmin` (when false) and the cluster's policy: `discovery` with
 //! the static `peers`, `attestation`, `trustedImageIds`,
 //! `attestationCaCertificates`, `awsEndpoints` and `acceptedConfigDigests`
 //! itself. Not covered, because they are per node or do not decide who
@@ -44,6 +44,11 @@ impl ConfigDigest {
         out.set(config.client_trust_store.iter().map(|c| c.as_ref().to_vec()));
         out.bytes(&config.root_password.canonical_encoding());
         out.bytes(if config.health_details { b"health details" } else { b"health minimal" });
+        // Only the non-default adds bytes: configurations without the
+        // setting keep the digest that earlier versions compute.
+        if !config.password_admin {
+            out.bytes(b"password admin off");
+        }
         match &config.cluster {
             None => out.bytes(b"standalone"),
             Some(cluster) => out.cluster(cluster),
@@ -205,6 +210,9 @@ mod tests {
         // Order and duplicates of sets, ports, bind address, IMDS and sync interval do not matter.
         let local = r#","bindAddress":"127.0.0.9","apiPort":9000,"cluster":{"discovery":"aws","trustedImageIds":["ami-2","ami-1","ami-2"],"imdsEndpoint":"http://127.0.0.1:1","syncIntervalSeconds":3,"bootstrappers":["10.0.0.1"]}"#;
         assert_eq!(digest(&p, &[b, a, b], &p.password, local), base);
+        // The default of passwordAdmin, stated or not, keeps earlier versions' digest.
+        let stated_default = format!(r#","authorization":{{"passwordAdmin":true}}{cluster}"#);
+        assert_eq!(digest(&p, &[a, b], &p.password, &stated_default), base);
 
         let other_password = PasswordHash::create(b"pw", 4).unwrap(); // same password, other salt
         let accepted = format!(
@@ -243,6 +251,7 @@ mod tests {
             ),
             digest(&p, &[a, b], &p.password, &accepted),
             digest(&p, &[a, b], &p.password, &format!(r#","healthDetails":true{cluster}"#)),
+            digest(&p, &[a, b], &p.password, &format!(r#","authorization":{{"passwordAdmin":false}}{cluster}"#)),
         ];
         for (i, d) in changed.iter().enumerate() {
             assert_ne!(*d, base, "change {i} kept the digest");

@@ -1,12 +1,16 @@
 //! Messages between nodes: anti-entropy on the sync port and the join
 //! exchange on the join port. Key records travel in the backup inventory
 //! form ([`crate::wire::BackupInventory`]), so there is one record codec.
+//! The authorization state has its own paths, in [`super::authz_sync`].
 
 use crate::wire::{BackupInventory, Bytes, Int64};
 use serde::{Deserialize, Serialize};
 
 /// Sync port: the digest of all records.
 pub const DIGEST_PATH: &str = "/cluster/v1/digest";
+/// Sync port: one digest of all records and the authorization state
+/// (nodes of this version; an older node answers 404).
+pub const STATE_DIGEST_PATH: &str = "/cluster/v1/statedigest";
 /// Sync port: the identities of all records.
 pub const MANIFEST_PATH: &str = "/cluster/v1/manifest";
 /// Sync port: records by identity.
@@ -31,6 +35,19 @@ pub struct DigestResponse {
     pub digest: Bytes,
     /// Number of records.
     pub count: Int64,
+}
+
+/// The digest [`STATE_DIGEST_PATH`] answers: of the key digest and the
+/// authorization digest together, so that a steady-state round is one small
+/// call whatever the state.
+pub fn state_digest(keys: &[u8; 32], authorization: &[u8; 32]) -> [u8; 32] {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(b"vssm state digest v1\0");
+    context.update(keys);
+    context.update(authorization);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
 }
 
 /// One record's identity without its material.
