@@ -37,13 +37,14 @@ pub async fn create(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
     }
     let created_at_ms = now_ms();
     let mut added = AuthzState::default();
+    let mut grants = Vec::with_capacity(request.grants.len());
     for (i, wire) in request.grants.iter().enumerate() {
         let field = format!("grants[{i}]");
         if !wire.id.is_empty() || !wire.created_by.is_empty() || wire.created_at.0 != 0 {
             return Err(GrantError { field, reason: "id, createdAt and createdBy are set by the node".into() }.into());
         }
         let (identity, keys, operations) = parse_grant_content(wire, &field)?;
-        added.add_grant(Grant {
+        let grant = Grant {
             id: GrantId::random(),
             identity,
             keys,
@@ -51,7 +52,9 @@ pub async fn create(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
             comment: wire.comment.clone(),
             created_at_ms,
             created_by: client.subject.to_string(),
-        });
+        };
+        grants.push(grant.to_wire());
+        added.add_grant(grant);
     }
     node.authz.update(|state| {
         if state.record_count() + added.record_count() > MAX_GRANT_RECORDS {
@@ -63,7 +66,6 @@ pub async fn create(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
         state.merge(&added);
         Ok(())
     })?;
-    let grants: Vec<_> = added.active().map(|g| g.to_wire()).collect();
     detail.push_str(&format!(
         " created={}",
         grants
