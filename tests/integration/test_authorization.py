@@ -808,6 +808,8 @@ def test_backups_carry_grants_and_revocations_and_an_old_one_revives_nothing(mak
         for i, n in enumerate(nodes):
             r = wait_until(lambda: ok_or_none(encrypt(svc_a[i], "bk/go")), 5, desc=f"bk/go on {n.ip}")
             assert sym_decrypt(GCM, go_key, b64d(r.json["output"])) == b"x"
+            [entry] = admins[i].listkeys(keyName="bk/go", keyType="SYMMETRIC")["symmetricKey"]
+            assert entry["createdAt"] == "1600000000123", entry
             assert active_grant_ids(admins[i]) == [ga["id"]], n.ip
             assert_refused(encrypt(svc_b[i], "bk/aes"), "encrypt", "bk/aes")
     finally:

@@ -12,6 +12,7 @@ client for the join port (8083) to play instances and attackers.
   requester's side of the key agreement (to prove a grant really carries the
   RPC key).
 - sigv4_sts_request: a strong-mode stsRequest signed with given credentials.
+- static_cluster, static_pair: static-discovery nodes bootstrapped by hand.
 - wait_until, Measurements.
 """
 
