@@ -56,6 +56,10 @@ pub struct Config {
     /// shows peer addresses, the key-set digest and counters (config
     /// `healthDetails`, default false: only readiness).
     pub health_details: bool,
+    /// Whether admin endpoints accept the admin password (config
+    /// `authorization.passwordAdmin`, default true). When false, only
+    /// certificates with management grants administer.
+    pub password_admin: bool,
 }
 
 /// How a node finds its peers.
@@ -187,6 +191,14 @@ struct RawConfig {
     join_port: Option<u16>,
     cluster: Option<RawCluster>,
     health_details: Option<bool>,
+    authorization: Option<RawAuthorization>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawAuthorization {
+    #[serde(alias = "password_admin")]
+    password_admin: Option<bool>,
 }
 
 impl Config {
@@ -281,6 +293,7 @@ impl Config {
             ports,
             cluster,
             health_details: raw.health_details.unwrap_or(false),
+            password_admin: raw.authorization.and_then(|a| a.password_admin).unwrap_or(true),
         })
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod authz;
 pub mod cloud;
 pub mod cluster;
 pub mod config;

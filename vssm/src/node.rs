@@ -57,6 +57,8 @@ pub struct Node {
     pub audit: AuditLog,
     /// The admin password guard.
     pub admin: AdminGuard,
+    /// Grants, revocations and the policy mode.
+    pub authz: crate::authz::Authorization,
     /// TLS for the API port: self-signed before bootstrap, mutual TLS with
     /// the RPC certificate after.
     api_tls: ArcSwap<rustls::ServerConfig>,
@@ -85,8 +87,16 @@ pub struct ClusterTls {
     pub peer_client: Arc<rustls::ClientConfig>,
 }
 
-/// Called with the records a node added locally, so the cluster can push them.
-pub type ChangeHook = Box<dyn Fn(Vec<Arc<KeyRecord>>) + Send + Sync>;
+/// What a node changed locally, for the cluster to push to its peers.
+pub enum LocalChange {
+    /// Key records added.
+    Records(Vec<Arc<KeyRecord>>),
+    /// Authorization records added (grants, revocations, the mode).
+    Authorization(crate::authz::AuthzState),
+}
+
+/// Called with each local change, so the cluster can push it.
+pub type ChangeHook = Box<dyn Fn(LocalChange) + Send + Sync>;
 
 impl Node {
     /// A node in the bootstrapping state.
@@ -98,11 +108,14 @@ impl Node {
         let bootstrap_key_pin = tls::public_key_pin(&chain[0])?;
         let bootstrap_tls = tls::server_config(chain, key, None)?;
         let admin = AdminGuard::new(config.root_password.clone());
+        let authz =
+            crate::authz::Authorization::new(config.password_admin, config.cluster.as_ref().map(|c| c.sync_interval));
         Ok(Arc::new(Node {
             config,
             keystore: Keystore::new(),
             audit: AuditLog::new(DEFAULT_CAPACITY, true),
             admin,
+            authz,
             api_tls: ArcSwap::new(bootstrap_tls),
             rpc_key: OnceLock::new(),
             bootstrap_lock: Mutex::new(()),
@@ -148,8 +161,18 @@ impl Node {
 
     /// Tells the cluster layer about records this node added (pushed to peers).
     pub fn cluster_changed(&self, records: Vec<Arc<KeyRecord>>) {
+        self.changed(LocalChange::Records(records));
+    }
+
+    /// Tells the cluster layer about authorization records this node added
+    /// (pushed to peers).
+    pub fn authorization_changed(&self, added: crate::authz::AuthzState) {
+        self.changed(LocalChange::Authorization(added));
+    }
+
+    fn changed(&self, change: LocalChange) {
         if let Some(hook) = self.change_hook.get() {
-            hook(records);
+            hook(change);
         }
     }
 

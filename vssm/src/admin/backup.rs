@@ -1,7 +1,10 @@
-//! Encrypted backups in the version-1 format of the first VSSM:
-//! a fresh AES-256 data key wrapped with RSA-OAEP/SHA-256 under the RPC
-//! certificate's key, and the proto3-JSON inventory under AES-256-GCM.
+//! Encrypted backups in the format of the first VSSM: a fresh AES-256 data
+//! key wrapped with RSA-OAEP/SHA-256 under the RPC certificate's key, and
+//! the proto3-JSON inventory under AES-256-GCM. Version 1 is the first
+//! VSSM's; version 2 adds the authorization state (grants, revocations,
+//! the policy mode) to the inventory, in the same envelope.
 
+use crate::authz::AuthzState;
 use crate::crypto::algorithm::{AsymmetricEncryption, HashAlg, SymmetricAlgorithm};
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::crypto::{asymmetric, quote, symmetric};
@@ -13,8 +16,49 @@ use crate::wire::{
 use std::fmt;
 use zeroize::Zeroizing;
 
-/// The only backup format there is.
-pub const BACKUP_VERSION: i64 = 1;
+/// The first VSSM's format: keys only.
+pub const BACKUP_VERSION_1: i64 = 1;
+/// Keys and authorization state.
+pub const BACKUP_VERSION_2: i64 = 2;
+
+/// Which version a backup is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Version 1: keys only (readable by the first VSSM).
+    V1,
+    /// Version 2: keys and authorization state.
+    V2,
+}
+
+impl Format {
+    /// The version `requested` (0: version 1 while the cluster has no
+    /// authorization state, so that the first VSSM can still read it;
+    /// else version 2).
+    pub fn choose(requested: i64, state: &AuthzState) -> Result<Format, BackupError> {
+        match requested {
+            0 if state.is_empty() => Ok(Format::V1),
+            0 | BACKUP_VERSION_2 => Ok(Format::V2),
+            BACKUP_VERSION_1 => Ok(Format::V1),
+            other => Err(BackupError::Invalid(format!("backupVersion must be 1 or 2, not {other}"))),
+        }
+    }
+
+    /// The number in the blob.
+    pub fn version(self) -> i64 {
+        match self {
+            Format::V1 => BACKUP_VERSION_1,
+            Format::V2 => BACKUP_VERSION_2,
+        }
+    }
+}
+
+/// What a backup holds.
+pub struct BackupContents {
+    /// The keys.
+    pub records: Vec<KeyRecord>,
+    /// The authorization state (version 2 only).
+    pub authorization: Option<AuthzState>,
+}
 const GCM: &str = "AES/GCM/NoPadding";
 
 /// Why a backup could not be made or opened. Messages name keys, never bytes.
@@ -71,13 +115,22 @@ fn json_in_one_buffer<T: serde::Serialize>(value: &T) -> serde_json::Result<Zero
     Ok(buffer)
 }
 
-/// Encrypts the whole inventory for `rpc_key`'s public key.
-pub fn create(inventory: &Inventory, rpc_key: &AsymmetricKey, timestamp_ms: i64) -> Result<BackupBlob, BackupError> {
+/// Encrypts the whole inventory (and in version 2 the authorization state
+/// of `format`) for `rpc_key`'s public key.
+pub fn create(
+    inventory: &Inventory,
+    format: (Format, &AuthzState),
+    rpc_key: &AsymmetricKey,
+    timestamp_ms: i64,
+) -> Result<BackupBlob, BackupError> {
     if rpc_key.spec() != KeySpec::Rsa {
         return Err(BackupError::NeedsRsa);
     }
-    let state = json_in_one_buffer(&records_to_wire(inventory.records()))
-        .map_err(|_| BackupError::Internal("cannot serialize the inventory"))?;
+    let mut wire = records_to_wire(inventory.records());
+    if format.0 == Format::V2 {
+        wire.authorization = Some(format.1.to_wire());
+    }
+    let state = json_in_one_buffer(&wire).map_err(|_| BackupError::Internal("cannot serialize the inventory"))?;
     let data_key = SymmetricKey::generate(32).map_err(|_| BackupError::Internal("cannot generate the data key"))?;
     let encrypted_state = symmetric::encrypt(&gcm(), &data_key, &state, &[])
         .map_err(|_| BackupError::Internal("cannot encrypt the inventory"))?;
@@ -85,16 +138,16 @@ pub fn create(inventory: &Inventory, rpc_key: &AsymmetricKey, timestamp_ms: i64)
         .map_err(|_| BackupError::Internal("cannot wrap the data key"))?;
     Ok(BackupBlob {
         encryption_key: Bytes(encryption_key),
-        version: Int64Number(BACKUP_VERSION),
+        version: Int64Number(format.0.version()),
         timestamp: Int64(timestamp_ms),
         encrypted_state: Bytes(encrypted_state),
     })
 }
 
-/// Decrypts and validates a backup; every key in it must be usable, or
-/// nothing is returned (a restore is all or nothing).
-pub fn open(blob: &BackupBlob, rpc_key: &AsymmetricKey) -> Result<Vec<KeyRecord>, BackupError> {
-    if blob.version.0 != BACKUP_VERSION {
+/// Decrypts and validates a backup; every key and grant in it must be
+/// valid, or nothing is returned (a restore is all or nothing).
+pub fn open(blob: &BackupBlob, rpc_key: &AsymmetricKey) -> Result<BackupContents, BackupError> {
+    if blob.version.0 != BACKUP_VERSION_1 && blob.version.0 != BACKUP_VERSION_2 {
         return Err(BackupError::Invalid(format!("unsupported backup version {}", blob.version.0)));
     }
     let undecryptable = || BackupError::Invalid("backup cannot be decrypted with this cluster's RPC key".into());
@@ -108,13 +161,21 @@ pub fn open(blob: &BackupBlob, rpc_key: &AsymmetricKey) -> Result<Vec<KeyRecord>
     let state = Zeroizing::new(
         symmetric::decrypt(&gcm(), &data_key, &blob.encrypted_state.0, &[]).map_err(|_| undecryptable())?,
     );
-    let inventory: BackupInventory = serde_json::from_slice(&state).map_err(|e| {
+    let mut inventory: BackupInventory = serde_json::from_slice(&state).map_err(|e| {
         BackupError::Invalid(format!(
             "backup content is not a key inventory: {}",
             crate::wire::codec::json_error_kind(&e)
         ))
     })?;
-    records_from_wire(inventory)
+    // Version 1 carries no authorization state, whatever its JSON holds.
+    let authorization = match inventory.authorization.take() {
+        Some(wire) if blob.version.0 == BACKUP_VERSION_2 => Some(
+            AuthzState::from_wire(&wire, "authorization").map_err(|e| BackupError::Invalid(format!("backup {e}")))?,
+        ),
+        _ if blob.version.0 == BACKUP_VERSION_2 => Some(AuthzState::default()),
+        _ => None,
+    };
+    Ok(BackupContents { records: records_from_wire(inventory)?, authorization })
 }
 
 /// The proto3-JSON inventory form of `records` (backups and node-to-node sync).

@@ -12,7 +12,7 @@
 //! Covered, in a canonical form (sets sorted and without duplicates):
 //! `rpcCertificate`, `clientTrustStore`, `rootPassword` (the parsed scrypt
 //! parameters, salt and hash), `healthDetails` (what the unauthenticated
-//! health port shows) and the cluster's policy: `discovery` with
+//! health port shows), `authorization.passwordAdmin` (when false) and the cluster's policy: `discovery` with
 //! the static `peers`, `attestation`, `trustedImageIds`,
 //! `attestationCaCertificates`, `awsEndpoints` and `acceptedConfigDigests`
 //! itself. Not covered, because they are per node or do not decide who
@@ -44,6 +44,11 @@ impl ConfigDigest {
         out.set(config.client_trust_store.iter().map(|c| c.as_ref().to_vec()));
         out.bytes(&config.root_password.canonical_encoding());
         out.bytes(if config.health_details { b"health details" } else { b"health minimal" });
+        // Only the non-default adds bytes: configurations without the
+        // setting keep the digest that earlier versions compute.
+        if !config.password_admin {
+            out.bytes(b"password admin off");
+        }
         match &config.cluster {
             None => out.bytes(b"standalone"),
             Some(cluster) => out.cluster(cluster),

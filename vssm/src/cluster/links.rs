@@ -6,10 +6,11 @@
 
 use super::discovery::Peer;
 use super::peer_client::PeerClient;
-use super::sync;
+use super::{authz_sync, sync};
 use crate::audit::Outcome;
+use crate::authz::AuthzState;
 use crate::keystore::KeyRecord;
-use crate::node::Node;
+use crate::node::{LocalChange, Node};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -18,8 +19,23 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-/// Records of one local change, shared by every link.
-pub type Change = Arc<[Arc<KeyRecord>]>;
+/// One local change, shared by every link.
+#[derive(Clone)]
+pub enum Change {
+    /// Key records added.
+    Records(Arc<[Arc<KeyRecord>]>),
+    /// Authorization records added.
+    Authorization(Arc<AuthzState>),
+}
+
+impl From<LocalChange> for Change {
+    fn from(change: LocalChange) -> Change {
+        match change {
+            LocalChange::Records(records) => Change::Records(records.into()),
+            LocalChange::Authorization(state) => Change::Authorization(Arc::new(state)),
+        }
+    }
+}
 
 /// How links reach peers.
 #[derive(Clone)]
@@ -92,7 +108,7 @@ impl PeerLinks {
     /// Queues a local change for every peer.
     pub fn push(&self, change: &Change) {
         for link in self.links.values() {
-            let _ = link.changes.send(Arc::clone(change));
+            let _ = link.changes.send(change.clone());
         }
     }
 }
@@ -106,12 +122,15 @@ struct LinkWorker {
 
 impl LinkWorker {
     async fn run(self, mut queue: mpsc::UnboundedReceiver<Change>, first_round_done: oneshot::Sender<()>) {
+        let mut round_wanted = self.node.authz.freshness.round_wanted();
         self.round().await;
         let _ = first_round_done.send(());
         let mut next_round = Instant::now() + jittered(self.round_interval);
         loop {
             tokio::select! {
                 Some(change) = queue.recv() => self.push_queued(change, &mut queue).await,
+                // A request found the authorization state stale: a round now.
+                Ok(()) = round_wanted.changed() => self.round().await,
                 _ = tokio::time::sleep_until(next_round) => {
                     self.round().await;
                     next_round = Instant::now() + jittered(self.round_interval);
@@ -120,13 +139,29 @@ impl LinkWorker {
         }
     }
 
-    /// Pushes `first` and everything queued behind it. After a failure the
-    /// rest of the queue is dropped: the next round moves whatever the peer
-    /// still lacks, and a peer that is down must not pile up work.
+    /// Pushes `first` and everything queued behind it, authorization
+    /// records first. After a failure the rest of the queue is dropped: the
+    /// next round moves whatever the peer still lacks, and a peer that is
+    /// down must not pile up work.
     async fn push_queued(&self, first: Change, queue: &mut mpsc::UnboundedReceiver<Change>) {
-        let mut records: Vec<Arc<KeyRecord>> = first.to_vec();
+        let mut records: Vec<Arc<KeyRecord>> = Vec::new();
+        let mut authorization = AuthzState::default();
+        let mut take = |change: Change| match change {
+            Change::Records(more) => records.extend(more.iter().cloned()),
+            Change::Authorization(added) => {
+                authorization.merge(&added);
+            }
+        };
+        take(first);
         while let Ok(more) = queue.try_recv() {
-            records.extend(more.iter().cloned());
+            take(more);
+        }
+        if !authorization.is_empty() {
+            if let Err(e) = authz_sync::push(&self.client, self.peer, &authorization).await {
+                eprintln!("vssm: push to {}: {e}", self.peer);
+                while queue.try_recv().is_ok() {}
+                return;
+            }
         }
         for batch in records.chunks(sync::BATCH) {
             if let Err(e) = sync::push(&self.client, self.peer, batch.iter()).await {
@@ -145,6 +180,7 @@ impl LinkWorker {
         let before = self.client.bytes_moved();
         match sync::reconcile(&self.node, &self.client, self.peer).await {
             Ok(report) => {
+                self.node.authz.freshness.mark_confirmed();
                 stats.rounds.fetch_add(1, Ordering::Relaxed);
                 stats.last_round_bytes.store(self.client.bytes_moved() - before, Ordering::Relaxed);
                 if report.fetched + report.pushed > 0 {

@@ -2,6 +2,7 @@
 //! synchronization. Runs on its own thread with a single-threaded runtime,
 //! apart from the I/O threads that serve clients.
 
+pub mod authz_sync;
 pub mod aws;
 pub mod bootstrapper;
 pub mod config_digest;
@@ -126,8 +127,8 @@ async fn run(node: Arc<Node>, listeners: ClusterListeners) {
         },
     );
     let (changes_tx, mut changes) = mpsc::unbounded_channel::<Change>();
-    node.set_change_hook(Box::new(move |records| {
-        let _ = changes_tx.send(records.into());
+    node.set_change_hook(Box::new(move |change| {
+        let _ = changes_tx.send(change.into());
     }));
 
     // Pull from every peer at start-up (at once, in parallel); the API
@@ -136,6 +137,7 @@ async fn run(node: Arc<Node>, listeners: ClusterListeners) {
     for first_round in links.update(&peers) {
         let _ = first_round.await;
     }
+    confirm_if_alone(&node, &peers);
     node.mark_synced();
     // From here on: forward changes to the links; refresh the peer list
     // before each push (discovery caches its answer) and once per sync
@@ -144,12 +146,18 @@ async fn run(node: Arc<Node>, listeners: ClusterListeners) {
     // for longer than discovery's staleness bound, every link closes.
     let refresh_period = || links::jittered(settings.sync_interval).min(discovery::MEMBERSHIP_REFRESH);
     let mut next_refresh = Instant::now() + refresh_period();
+    let mut round_wanted = node.authz.freshness.round_wanted();
     loop {
         let change = tokio::select! {
             Some(change) = changes.recv() => Some(change),
             _ = tokio::time::sleep_until(next_refresh) => None,
+            Ok(()) = round_wanted.changed() => None,
         };
-        links.update(&current_peers(&node, &discovery).await.unwrap_or_default());
+        let peers = current_peers(&node, &discovery).await;
+        links.update(peers.as_deref().unwrap_or_default());
+        if let Some(peers) = &peers {
+            confirm_if_alone(&node, peers);
+        }
         match change {
             Some(change) => links.push(&change),
             None => next_refresh = Instant::now() + refresh_period(),
@@ -213,6 +221,14 @@ fn serve_join_port(
     };
     let proof = PeerProof::Nothing { max_body: join::server::MAX_JOIN_BODY };
     serve_cluster_port(node, listener, proof, |t| &t.join_server, handler, shutdown);
+}
+
+/// A node that discovery reports alone has nobody to hear a revocation
+/// from: its authorization state is as current as it can be.
+fn confirm_if_alone(node: &Node, peers: &[Peer]) {
+    if peers.is_empty() {
+        node.authz.freshness.mark_confirmed();
+    }
 }
 
 /// The current peers, or `None` (logged) when discovery failed for longer

@@ -85,6 +85,14 @@ pub enum PeerError {
         /// Which record is invalid.
         source: BackupError,
     },
+    /// The peer sent authorization records that are not valid.
+    #[error("{peer}: {source}")]
+    Authorization {
+        /// The peer called.
+        peer: SocketAddr,
+        /// Which record is invalid.
+        source: crate::authz::GrantError,
+    },
 }
 
 /// Calls peers over pinned TLS, keeping one idle keep-alive connection per

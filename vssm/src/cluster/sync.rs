@@ -43,6 +43,9 @@ pub enum SyncError {
     /// Pushed records that are not valid keys.
     #[error(transparent)]
     Records(#[from] BackupError),
+    /// Authorization records that are not valid.
+    #[error(transparent)]
+    Authorization(#[from] crate::authz::GrantError),
     /// No sync endpoint at this path.
     #[error("unknown sync endpoint")]
     UnknownEndpoint,
@@ -66,6 +69,7 @@ impl Classify for SyncError {
             SyncError::Body(e) => e.kind(),
             SyncError::Json(e) => e.kind(),
             SyncError::Records(e) => e.kind(),
+            SyncError::Authorization(e) => e.kind(),
             SyncError::UnknownEndpoint => ErrorKind::NotFound,
             SyncError::SelfTestFailed(_) | SyncError::MembershipUnknown(_) => ErrorKind::ServiceUnavailable,
             SyncError::NotMember(_) => ErrorKind::Forbidden,
@@ -112,6 +116,9 @@ async fn route(
     // Not charged to the client budget: peers hold the RPC key, and one
     // push may be larger than that budget.
     let body = read_body(request, MAX_SYNC_BODY_BYTES, &BodyPolicy::cluster_peer()).await?;
+    if let Some(answer) = super::authz_sync::handle(node, &peer.ip().to_string(), &path, &body) {
+        return answer;
+    }
     let snapshot = node.keystore.snapshot();
     match path.as_str() {
         DIGEST_PATH => {
@@ -212,8 +219,11 @@ pub struct RoundReport {
     pub pushed: usize,
 }
 
-/// One anti-entropy round with `peer`: digest first, then only the difference.
+/// One anti-entropy round with `peer`: the authorization state, then the
+/// keys: digest first, then only the difference.
 pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Result<RoundReport, PeerError> {
+    // Authorization first: a revocation matters more than a new key.
+    super::authz_sync::reconcile(node, client, peer).await?;
     let remote: DigestResponse = client.post_json(peer, DIGEST_PATH, &Empty {}).await?;
     let snapshot = node.keystore.snapshot();
     if remote.digest.0 == snapshot.digest() {

@@ -6,6 +6,7 @@
 use super::*;
 use crate::admin::backup::BackupError;
 use crate::admin::AdminRefusal;
+use crate::authz::{AccessError, GrantError, Operation};
 use crate::cloud::aws_identity::IdentityError;
 use crate::cluster::aws::AwsError;
 use crate::cluster::config_digest::ConfigDigest;
@@ -56,6 +57,8 @@ fn index_api(e: &ApiError) -> usize {
         ApiError::BackupRequired => 23,
         ApiError::GenerationInterrupted => 24,
         ApiError::SelfTestFailed(_) => 25,
+        ApiError::Access(_) => 26,
+        ApiError::Grant(_) => 27,
     }
 }
 
@@ -119,6 +122,32 @@ fn index_name(e: &NameError) -> usize {
     }
 }
 
+fn index_access(e: &AccessError) -> usize {
+    match e {
+        AccessError::Use { .. } => 0,
+        AccessError::Manage { .. } => 1,
+        AccessError::ClusterWide(_) => 2,
+        AccessError::PasswordAdminOff => 3,
+        AccessError::NotConfirmed(_) => 4,
+        AccessError::Limit(_) => 5,
+    }
+}
+
+fn access_table() -> Vec<(AccessError, u16)> {
+    vec![
+        (AccessError::denied(Operation::Encrypt, "k"), 403),
+        (AccessError::denied(Operation::Generate, "k"), 403),
+        (AccessError::denied(Operation::Backup, "*"), 403),
+        (AccessError::PasswordAdminOff, 403),
+        (AccessError::NotConfirmed(6), 503),
+        (AccessError::Limit("the cluster holds 100000 of at most 100000 grant records".into()), 409),
+    ]
+}
+
+fn grant_error() -> GrantError {
+    GrantError { field: "grants[0].operations[1]".into(), reason: "unknown operation \"encryp\"".into() }
+}
+
 fn index_sync(e: &SyncError) -> usize {
     match e {
         SyncError::MethodNotAllowed => 0,
@@ -129,6 +158,7 @@ fn index_sync(e: &SyncError) -> usize {
         SyncError::SelfTestFailed(_) => 5,
         SyncError::NotMember(_) => 6,
         SyncError::MembershipUnknown(_) => 7,
+        SyncError::Authorization(_) => 8,
     }
 }
 
@@ -292,7 +322,9 @@ fn api_table() -> Vec<(ApiError, u16)> {
         (ApiError::NameTaken(KeyType::Asymmetric), 409),
         (ApiError::BackupRequired, 400),
         (ApiError::GenerationInterrupted, 500),
+        (ApiError::from(grant_error()), 400),
     ]);
+    table.extend(access_table().into_iter().map(|(e, s)| (ApiError::from(e), s)));
     table
 }
 
@@ -304,6 +336,7 @@ fn sync_table() -> Vec<(SyncError, u16)> {
         (SyncError::SelfTestFailed("crypto self-test failed: x"), 503),
         (SyncError::NotMember("10.0.0.1".parse().unwrap()), 403),
         (SyncError::MembershipUnknown(DiscoveryError::NoIdentity), 503),
+        (SyncError::Authorization(grant_error()), 400),
     ];
     table.extend(body_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
     table.extend(json_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
@@ -342,7 +375,8 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 12);
     assert_complete("SealError", &seal_table(), |(e, _)| index_seal(e), 7);
     let api = api_table();
-    assert_complete("ApiError", &api, |(e, _)| index_api(e), 26);
+    assert_complete("ApiError", &api, |(e, _)| index_api(e), 28);
+    assert_complete("AccessError", &access_table(), |(e, _)| index_access(e), 6);
     let inner = |f: &dyn Fn(&ApiError) -> Option<usize>| api.iter().filter_map(|(e, _)| f(e)).collect::<Vec<_>>();
     let admin = inner(&|e| if let ApiError::Admin(a) = e { Some(index_admin(a)) } else { None });
     assert_complete("AdminRefusal", &admin, |i| *i, 2);
@@ -352,7 +386,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("BackupError", &backup, |i| *i, 3);
     let name = inner(&|e| if let ApiError::Name(n) = e { Some(index_name(n)) } else { None });
     assert_complete("NameError", &name, |i| *i, 3);
-    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 8);
+    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 9);
     assert_complete("JoinError", &join_table(), |(e, _)| index_join(e), 10);
 }
 

@@ -252,6 +252,9 @@ async fn serve_api_connection(
     };
     let client = ClientInfo {
         subject: tls::peer_subject(certificates).into(),
+        authz: crate::authz::ClientIdentity::of_peer(certificates)
+            .filter(|_| authenticated)
+            .map(|identity| Arc::new(crate::authz::ConnectionAuthz::new(identity))),
         authenticated,
         peer,
         close: Arc::new(tokio::sync::Notify::new()),

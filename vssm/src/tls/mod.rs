@@ -27,12 +27,14 @@ mod subject;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use cert::parse_certificate;
 pub use client_ca::ClientCaVerifier;
 pub use config::{pinned_client_config, server_config};
 pub use error::TlsError;
 pub use identity::{bootstrap_identity, generate_dev_pki, public_key_pin, DevPki};
 pub use load::{load_certificate, load_certificates, load_private_key};
 pub use pinned::{PinnedClientCert, PinnedServerCert};
+pub(crate) use subject::format_name;
 pub use subject::peer_subject;
 
 /// Installs AWS-LC as the process-wide rustls `CryptoProvider` (idempotent: does

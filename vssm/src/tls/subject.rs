@@ -28,7 +28,8 @@ pub fn peer_subject(certs: Option<&[CertificateDer<'_>]>) -> String {
     }
 }
 
-fn format_name(name: &X509Name<'_>) -> String {
+/// The RFC 4514 rendering of `name` that [`peer_subject`] gives.
+pub(crate) fn format_name(name: &X509Name<'_>) -> String {
     let rdns: Vec<String> =
         name.iter_rdn().map(|rdn| rdn.iter().map(format_attribute).collect::<Vec<_>>().join("+")).collect();
     rdns.into_iter().rev().collect::<Vec<_>>().join(", ")

@@ -146,13 +146,25 @@ pub struct InjectKeyRequest {
     pub key: SecretBytes,
 }
 
-/// admin/generatebackup and admin/getlogs: only the password.
+/// admin/getlogs: only the password.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordOnlyRequest {
     /// The admin password (never logged).
     #[serde(default, alias = "admin_password")]
     pub admin_password: SecretString,
+}
+
+/// admin/generatebackup.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenerateBackupRequest {
+    /// The admin password (never logged); empty for certificate administration.
+    #[serde(default, alias = "admin_password")]
+    pub admin_password: SecretString,
+    /// 1 or 2; 0 or absent: 1 when the cluster has no authorization state, else 2.
+    #[serde(default, alias = "backup_version")]
+    pub backup_version: Int64,
 }
 
 /// admin/restorebackup.
@@ -191,14 +203,14 @@ pub struct BootstrapRequest {
     pub rpc_private_key: SecretBytes,
 }
 
-/// The encrypted backup, version 1 (API.md).
+/// The encrypted backup, version 1 or 2 (API.md).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupBlob {
     /// The AES-256 data key wrapped with RSA-OAEP/SHA-256 under the RPC key.
     #[serde(default, alias = "encryption_key")]
     pub encryption_key: Bytes,
-    /// Format version (1).
+    /// Format version (1, or 2 with authorization state).
     #[serde(default)]
     pub version: Int64Number,
     /// When the backup was made, in ms since the Unix epoch.
@@ -315,6 +327,9 @@ pub struct BackupInventory {
     /// MAC keys.
     #[serde(default, alias = "mac_key")]
     pub mac_key: Vec<BackupRawKey>,
+    /// Grants, revocations and the policy mode (backup version 2 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<super::authz::AuthorizationStateWire>,
 }
 
 /// A symmetric or MAC key in a backup.

@@ -2,6 +2,7 @@
 //! the domain types. Field names are lowerCamelCase with the snake_case
 //! spelling accepted on input; unknown fields are refused by name.
 
+pub mod authz;
 pub mod codec;
 pub mod messages;
 

@@ -2,16 +2,18 @@
 //! the I/O thread, throttled per client) and is written to the audit log
 //! with its outcome — key names only, never key bytes or the password.
 
+use super::access::AdminProof;
 use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
 use crate::admin::backup;
 use crate::audit::Outcome;
+use crate::authz::Operation;
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::error::reply;
 use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType, Origin};
 use crate::node::Node;
 use crate::wire::{
-    AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupResponse, GenerateKeyRequest,
-    InjectKeyRequest, Int64, ListKeysRequest, ListKeysResponse, LogsResponse, PasswordOnlyRequest,
+    AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupRequest, GenerateBackupResponse,
+    GenerateKeyRequest, InjectKeyRequest, Int64, ListKeysRequest, ListKeysResponse, LogsResponse, PasswordOnlyRequest,
     RestoreBackupRequest, RestoreBackupResponse, SymmetricKeyInfo,
 };
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,10 +26,14 @@ pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[
     let result = match endpoint {
         "admin/generatekey" => generate_key(node, client, body, &mut detail).await,
         "admin/injectkey" => inject_key(node, client, body, &mut detail).await,
-        "admin/generatebackup" => generate_backup(node, client, body).await,
+        "admin/generatebackup" => generate_backup(node, client, body, &mut detail).await,
         "admin/restorebackup" => restore_backup(node, client, body, &mut detail).await,
         "admin/listkeys" => list_keys(node, client, body, &mut detail).await,
-        "admin/getlogs" => get_logs(node, client, body).await,
+        "admin/getlogs" => get_logs(node, client, body, &mut detail).await,
+        "admin/creategrants" => super::grant_ops::create(node, client, body, &mut detail).await,
+        "admin/revokegrants" => super::grant_ops::revoke(node, client, body, &mut detail).await,
+        "admin/listgrants" => super::grant_ops::list(node, client, body, &mut detail).await,
+        "admin/setpolicy" => super::grant_ops::set_policy(node, client, body, &mut detail).await,
         _ => return None,
     };
     let outcome = match &result {
@@ -75,8 +81,22 @@ pub fn bootstrap(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
     json_response(&EmptyResponse {})
 }
 
-async fn authorize(node: &Node, client: &ClientInfo, password: &str) -> Result<(), ApiError> {
-    Ok(node.admin.authorize(&client.subject, client.peer.ip(), password).await?)
+/// Authorizes a management request (see [`super::access::authorize_admin`])
+/// and notes in the audit detail how it was proved.
+pub(super) async fn authorize(
+    node: &Node,
+    client: &ClientInfo,
+    password: &str,
+    op: Operation,
+    key: Option<&str>,
+    detail: &mut String,
+) -> Result<AdminProof, ApiError> {
+    let proof = super::access::authorize_admin(node, client, password, op, key).await?;
+    if !detail.is_empty() {
+        detail.push(' ');
+    }
+    detail.push_str(proof.as_str());
+    Ok(proof)
 }
 
 fn key_type(text: &str) -> Result<KeyType, ApiError> {
@@ -109,7 +129,7 @@ fn refuse_existing(node: &Node, key_type: KeyType, name: &str) -> Result<(), Api
 async fn generate_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: GenerateKeyRequest = parse_json(body)?;
     *detail = format!("key={} type={}", super::printable(&request.key_name), super::printable(&request.key_type));
-    authorize(node, client, &request.admin_password.0).await?;
+    authorize(node, client, &request.admin_password.0, Operation::Generate, Some(&request.key_name), detail).await?;
     let key_type = key_type(&request.key_type)?;
     // Refuse a taken name before spending seconds on an RSA key.
     refuse_existing(node, key_type, &request.key_name)?;
@@ -133,7 +153,7 @@ async fn generate_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mu
 async fn inject_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: InjectKeyRequest = parse_json(body)?;
     *detail = format!("key={} type={}", super::printable(&request.key_name), super::printable(&request.key_type));
-    authorize(node, client, &request.admin_password.0).await?;
+    authorize(node, client, &request.admin_password.0, Operation::Inject, Some(&request.key_name), detail).await?;
     let key_type = key_type(&request.key_type)?;
     refuse_existing(node, key_type, &request.key_name)?;
     let bytes = &request.key.0;
@@ -152,27 +172,44 @@ fn rpc_key_missing() -> ApiError {
     ApiError::Bootstrapping
 }
 
-async fn generate_backup(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
-    let request: PasswordOnlyRequest = parse_json(body)?;
-    authorize(node, client, &request.admin_password.0).await?;
+async fn generate_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
+    let request: GenerateBackupRequest = parse_json(body)?;
+    authorize(node, client, &request.admin_password.0, Operation::Backup, None, detail).await?;
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
     let snapshot = node.keystore.snapshot();
-    let blob = backup::create(&snapshot, rpc_key, now_ms())?;
+    let policy = node.authz.policy();
+    let format = backup::Format::choose(request.backup_version.0, policy.state())?;
+    detail.push_str(&format!(" version={}", format.version()));
+    let blob = backup::create(&snapshot, (format, policy.state()), rpc_key, now_ms())?;
     json_response(&GenerateBackupResponse { backup: blob })
 }
 
 async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: RestoreBackupRequest = parse_json(body)?;
-    authorize(node, client, &request.admin_password.0).await?;
+    authorize(node, client, &request.admin_password.0, Operation::Restore, None, detail).await?;
     let blob = request.backup.ok_or(ApiError::BackupRequired)?;
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
-    let mut records = backup::open(&blob, rpc_key)?;
+    let contents = backup::open(&blob, rpc_key)?;
+    let mut records = contents.records;
     // A backup's createdAt is whatever the backup says: restored material
     // never outranks material generated or injected in the cluster.
     records.iter_mut().for_each(|r| r.origin = Origin::Restored);
     let report = node.keystore.merge(records, ConflictPolicy::KeepExisting);
     node.cluster_changed(report.new_records.clone());
-    *detail = format!("added={} unchanged={} conflicts={}", report.added, report.unchanged, report.conflicts.len());
+    detail.push_str(&format!(
+        " added={} unchanged={} conflicts={}",
+        report.added,
+        report.unchanged,
+        report.conflicts.len()
+    ));
+    if let Some(authorization) = contents.authorization {
+        // Unions only: a grant revoked since the backup stays revoked.
+        let changes = node.authz.merge(&authorization);
+        if !changes.is_empty() {
+            node.authorization_changed(authorization);
+        }
+        detail.push_str(&format!(" grants-added={} revocations-added={}", changes.grants, changes.revocations));
+    }
     for conflict in &report.conflicts {
         node.audit.record_history(
             "restorebackup-conflict",
@@ -187,7 +224,13 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
 async fn list_keys(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: ListKeysRequest = parse_json(body)?;
     *detail = format!("key={}", super::printable(&request.key_name));
-    authorize(node, client, &request.admin_password.0).await?;
+    let named = Some(request.key_name.as_str()).filter(|n| !n.is_empty());
+    let proof = authorize(node, client, &request.admin_password.0, Operation::List, named, detail).await?;
+    // A certificate lists only the keys its list grants cover.
+    let grants = super::access::grants_of(node, client);
+    let listable = |name: &str| {
+        proof == AdminProof::Password || grants.as_ref().is_some_and(|g| g.granted(Operation::List, Some(name)))
+    };
     let snapshot = node.keystore.snapshot();
     let only_type = match (request.key_name.is_empty(), request.key_type.is_empty()) {
         (false, true) => return Err(ApiError::KeyTypeRequired),
@@ -197,7 +240,7 @@ async fn list_keys(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut S
     let mut records = Vec::new();
     for t in KeyType::ALL.into_iter().filter(|t| only_type.is_none_or(|o| o == *t)) {
         if request.key_name.is_empty() {
-            records.extend(snapshot.sorted(t));
+            records.extend(snapshot.sorted(t).into_iter().filter(|(name, _)| listable(name)));
         } else if let Some(record) = snapshot.get(t, &request.key_name) {
             records.push((request.key_name.clone(), record));
         } else {
@@ -225,8 +268,8 @@ async fn list_keys(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut S
     json_response(&response)
 }
 
-async fn get_logs(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
+async fn get_logs(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: PasswordOnlyRequest = parse_json(body)?;
-    authorize(node, client, &request.admin_password.0).await?;
+    authorize(node, client, &request.admin_password.0, Operation::GetLogs, None, detail).await?;
     json_response(&LogsResponse { log: node.audit.snapshot() })
 }

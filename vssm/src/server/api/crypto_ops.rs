@@ -2,7 +2,9 @@
 //! the algorithm, run the operation on this I/O thread (each takes at most a
 //! few milliseconds), answer.
 
-use super::{json_response, parse_json, ApiError, ApiResult};
+use super::access::check_use;
+use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
+use crate::authz::Operation;
 use crate::crypto::algorithm::{AsymmetricEncryption, MacAlgorithm, SignatureAlgorithm, SymmetricAlgorithm};
 use crate::crypto::asymmetric::{self, Message};
 use crate::crypto::{mac, symmetric};
@@ -15,26 +17,41 @@ use crate::wire::{
 use std::sync::Arc;
 
 /// Runs the crypto endpoint `endpoint`, or None when it is not one.
-pub fn dispatch(node: &Node, endpoint: &str, body: &[u8]) -> Option<ApiResult> {
+pub fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -> Option<ApiResult> {
+    let caller = Caller { node, client };
     Some(match endpoint {
-        "symmetric/encrypt" => symmetric_op(node, body, symmetric::encrypt),
-        "symmetric/decrypt" => symmetric_op(node, body, symmetric::decrypt),
-        "asymmetric/encrypt" => asymmetric_op(node, body, asymmetric::encrypt),
-        "asymmetric/decrypt" => asymmetric_op(node, body, asymmetric::decrypt),
-        "asymmetric/sign" => sign(node, body),
-        "asymmetric/verify" => verify(node, body),
-        "hmac/create" => hmac_create(node, body),
-        "hmac/verify" => hmac_verify(node, body),
+        "symmetric/encrypt" => symmetric_op(caller, body, Operation::Encrypt, symmetric::encrypt),
+        "symmetric/decrypt" => symmetric_op(caller, body, Operation::Decrypt, symmetric::decrypt),
+        "asymmetric/encrypt" => asymmetric_op(caller, body, Operation::Encrypt, asymmetric::encrypt),
+        "asymmetric/decrypt" => asymmetric_op(caller, body, Operation::Decrypt, asymmetric::decrypt),
+        "asymmetric/sign" => sign(caller, body),
+        "asymmetric/verify" => verify(caller, body),
+        "hmac/create" => hmac_create(caller, body),
+        "hmac/verify" => hmac_verify(caller, body),
         _ => return None,
     })
 }
 
-/// The key `name` of `key_type`: 400 without a name, 404 when unknown.
-fn lookup(node: &Node, key_type: KeyType, name: &str) -> Result<Arc<KeyRecord>, ApiError> {
+/// The node and the client of one request.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    node: &'a Node,
+    client: &'a ClientInfo,
+}
+
+/// The key `name` of `key_type` for `op`: 400 without a name, 403 when no
+/// grant allows it (decided before the lookup, so whether the key exists
+/// stays hidden), 404 when unknown.
+fn lookup(caller: Caller, op: Operation, key_type: KeyType, name: &str) -> Result<Arc<KeyRecord>, ApiError> {
     if name.is_empty() {
         return Err(ApiError::KeyNameRequired);
     }
-    node.keystore.get(key_type, name).ok_or_else(|| ApiError::NoSuchKey { key_type, name: super::printable(name) })
+    check_use(caller.node, caller.client, op, name)?;
+    caller
+        .node
+        .keystore
+        .get(key_type, name)
+        .ok_or_else(|| ApiError::NoSuchKey { key_type, name: super::printable(name) })
 }
 
 fn output(bytes: Vec<u8>) -> ApiResult {
@@ -52,9 +69,9 @@ type SymmetricFn = fn(
     &[u8],
 ) -> Result<Vec<u8>, crate::crypto::CryptoError>;
 
-fn symmetric_op(node: &Node, body: &[u8], operation: SymmetricFn) -> ApiResult {
+fn symmetric_op(caller: Caller, body: &[u8], op: Operation, operation: SymmetricFn) -> ApiResult {
     let request: SymmetricRequest = parse_json(body)?;
-    let record = lookup(node, KeyType::Symmetric, &request.key_name)?;
+    let record = lookup(caller, op, KeyType::Symmetric, &request.key_name)?;
     let key = record.material.symmetric().ok_or_else(missing_material)?;
     let algorithm = SymmetricAlgorithm::parse(&request.algorithm)?;
     output(operation(&algorithm, key, &request.input.0, &request.aad.0)?)
@@ -66,9 +83,9 @@ type AsymmetricFn = fn(
     &[u8],
 ) -> Result<Vec<u8>, crate::crypto::CryptoError>;
 
-fn asymmetric_op(node: &Node, body: &[u8], operation: AsymmetricFn) -> ApiResult {
+fn asymmetric_op(caller: Caller, body: &[u8], op: Operation, operation: AsymmetricFn) -> ApiResult {
     let request: KeyedInputRequest = parse_json(body)?;
-    let record = lookup(node, KeyType::Asymmetric, &request.key_name)?;
+    let record = lookup(caller, op, KeyType::Asymmetric, &request.key_name)?;
     let key = record.material.asymmetric().ok_or_else(missing_material)?;
     let algorithm = AsymmetricEncryption::parse(&request.algorithm)?;
     output(operation(&algorithm, key, &request.input.0)?)
@@ -83,18 +100,18 @@ fn message<'a>(input: &'a [u8], hashed: &'a [u8]) -> Result<Message<'a>, ApiErro
     }
 }
 
-fn sign(node: &Node, body: &[u8]) -> ApiResult {
+fn sign(caller: Caller, body: &[u8]) -> ApiResult {
     let request: SignRequest = parse_json(body)?;
-    let record = lookup(node, KeyType::Asymmetric, &request.key_name)?;
+    let record = lookup(caller, Operation::Sign, KeyType::Asymmetric, &request.key_name)?;
     let key = record.material.asymmetric().ok_or_else(missing_material)?;
     let algorithm = SignatureAlgorithm::parse(&request.algorithm)?;
     let msg = message(&request.input.0, &request.hashed.0)?;
     output(asymmetric::sign(&algorithm, key, msg)?)
 }
 
-fn verify(node: &Node, body: &[u8]) -> ApiResult {
+fn verify(caller: Caller, body: &[u8]) -> ApiResult {
     let request: VerifyRequest = parse_json(body)?;
-    let record = lookup(node, KeyType::Asymmetric, &request.key_name)?;
+    let record = lookup(caller, Operation::Verify, KeyType::Asymmetric, &request.key_name)?;
     let key = record.material.asymmetric().ok_or_else(missing_material)?;
     let algorithm = SignatureAlgorithm::parse(&request.algorithm)?;
     let msg = message(&request.input.0, &request.hashed.0)?;
@@ -102,17 +119,17 @@ fn verify(node: &Node, body: &[u8]) -> ApiResult {
     json_response(&ValidResponse { valid })
 }
 
-fn hmac_create(node: &Node, body: &[u8]) -> ApiResult {
+fn hmac_create(caller: Caller, body: &[u8]) -> ApiResult {
     let request: KeyedInputRequest = parse_json(body)?;
-    let record = lookup(node, KeyType::Mac, &request.key_name)?;
+    let record = lookup(caller, Operation::MacCreate, KeyType::Mac, &request.key_name)?;
     let key = record.material.mac().ok_or_else(missing_material)?;
     let algorithm = MacAlgorithm::parse(&request.algorithm)?;
     output(mac::create(&algorithm, key, &request.input.0))
 }
 
-fn hmac_verify(node: &Node, body: &[u8]) -> ApiResult {
+fn hmac_verify(caller: Caller, body: &[u8]) -> ApiResult {
     let request: HmacVerifyRequest = parse_json(body)?;
-    let record = lookup(node, KeyType::Mac, &request.key_name)?;
+    let record = lookup(caller, Operation::MacVerify, KeyType::Mac, &request.key_name)?;
     let key = record.material.mac().ok_or_else(missing_material)?;
     let algorithm = MacAlgorithm::parse(&request.algorithm)?;
     let valid = mac::verify(&algorithm, key, &request.input.0, &request.hmac.0);

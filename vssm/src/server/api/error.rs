@@ -33,6 +33,12 @@ pub enum ApiError {
     /// A backup could not be made or restored.
     #[error(transparent)]
     Backup(#[from] BackupError),
+    /// The authorization layer refused the request.
+    #[error(transparent)]
+    Access(#[from] crate::authz::AccessError),
+    /// A grant in the request is not acceptable.
+    #[error(transparent)]
+    Grant(#[from] crate::authz::GrantError),
     /// The key name is not acceptable.
     #[error(transparent)]
     Name(#[from] NameError),
@@ -112,6 +118,8 @@ impl Classify for ApiError {
             ApiError::Bootstrap(e) => e.kind(),
             ApiError::Backup(e) => e.kind(),
             ApiError::Name(e) => e.kind(),
+            ApiError::Access(e) => e.kind(),
+            ApiError::Grant(e) => e.kind(),
             ApiError::UnknownEndpoint(_) | ApiError::NoSuchKey { .. } | ApiError::NoKeyWithName(_) => {
                 ErrorKind::NotFound
             }

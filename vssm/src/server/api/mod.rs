@@ -1,9 +1,12 @@
 //! The client API on port 8080: routing to the crypto and admin endpoints.
 //! Errors are [`ApiError`]s, answered through [`crate::error`].
 
+mod access;
 mod admin_ops;
 mod crypto_ops;
+mod discovery_ops;
 mod error;
+mod grant_ops;
 
 pub use error::ApiError;
 
@@ -37,6 +40,8 @@ pub struct ClientInfo {
     pub close: Arc<tokio::sync::Notify>,
     /// How this connection's request bodies are paid for.
     pub body: super::body::BodyPolicy,
+    /// The certificate's identity and its grants (None before bootstrap).
+    pub authz: Option<Arc<crate::authz::ConnectionAuthz>>,
 }
 
 /// The response type of every handler.
@@ -91,7 +96,11 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         client.close.notify_one();
         return Err(ApiError::Reconnect);
     }
-    if let Some(result) = crypto_ops::dispatch(node, &endpoint, &body) {
+    access::ensure_current(node).await?;
+    if let Some(result) = crypto_ops::dispatch(node, client, &endpoint, &body) {
+        return result;
+    }
+    if let Some(result) = discovery_ops::dispatch(node, client, &endpoint, &body) {
         return result;
     }
     if let Some(result) = admin_ops::dispatch(node, client, &endpoint, &body).await {

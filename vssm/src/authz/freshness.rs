@@ -1,0 +1,125 @@
+//! Whether this node's authorization state is recent enough to decide on.
+//!
+//! A node that was stopped or cut off from its peers may hold a grant that
+//! was revoked meanwhile. Under enforcement a cluster node therefore decides
+//! only while it has completed an anti-entropy round with some peer (or
+//! found itself alone in the cluster) within a bound; past it, a request
+//! asks for rounds at once and waits briefly for one, and is refused (503)
+//! if none completes: revocations are applied before the node serves again.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+
+/// The shortest staleness bound, whatever the sync interval.
+pub const MIN_BOUND: Duration = Duration::from_secs(2);
+/// How long a request waits for a confirming round.
+pub const CONFIRM_WAIT: Duration = Duration::from_secs(2);
+
+/// Time of the last confirmation, and the signals between requests and the
+/// cluster's links.
+#[derive(Debug)]
+pub struct Freshness {
+    start: Instant,
+    /// Milliseconds after `start` of the last confirmation.
+    confirmed_ms: AtomicU64,
+    /// None outside a cluster: a single node is always current.
+    bound: Option<Duration>,
+    confirmed: Notify,
+    /// Bumped when a request wants a round; each link watches it (a watch
+    /// remembers a bump that came while the link was busy).
+    round_wanted: watch::Sender<u64>,
+}
+
+impl Freshness {
+    /// Freshness of a node whose peers sync every `sync_interval` (None for
+    /// a node without a cluster). The bound is three intervals, at least
+    /// [`MIN_BOUND`]: a round may fail or come late once without effect.
+    pub fn new(sync_interval: Option<Duration>) -> Freshness {
+        Freshness {
+            start: Instant::now(),
+            confirmed_ms: AtomicU64::new(0),
+            bound: sync_interval.map(|i| (i * 3).max(MIN_BOUND)),
+            confirmed: Notify::new(),
+            round_wanted: watch::Sender::new(0),
+        }
+    }
+
+    /// The staleness bound, if any.
+    pub fn bound(&self) -> Option<Duration> {
+        self.bound
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// True when the state was confirmed within the bound (one atomic load
+    /// and a clock read).
+    pub fn is_fresh(&self) -> bool {
+        match self.bound {
+            None => true,
+            Some(bound) => {
+                self.now_ms().saturating_sub(self.confirmed_ms.load(Ordering::Acquire)) <= bound.as_millis() as u64
+            }
+        }
+    }
+
+    /// A round with a peer completed, or the node found no peer at all.
+    pub fn mark_confirmed(&self) {
+        self.confirmed_ms.fetch_max(self.now_ms(), Ordering::AcqRel);
+        self.confirmed.notify_waiters();
+    }
+
+    /// A receiver that changes when some request wants a round now (each
+    /// link holds one).
+    pub fn round_wanted(&self) -> watch::Receiver<u64> {
+        self.round_wanted.subscribe()
+    }
+
+    /// Asks the links for a round and waits up to [`CONFIRM_WAIT`] for a
+    /// confirmation; true when the state is fresh afterwards.
+    pub async fn confirm(&self) -> bool {
+        if self.is_fresh() {
+            return true;
+        }
+        let deadline = tokio::time::Instant::now() + CONFIRM_WAIT;
+        loop {
+            let confirmed = self.confirmed.notified();
+            tokio::pin!(confirmed);
+            confirmed.as_mut().enable();
+            self.round_wanted.send_modify(|n| *n = n.wrapping_add(1));
+            if tokio::time::timeout_at(deadline, confirmed).await.is_err() {
+                return self.is_fresh();
+            }
+            if self.is_fresh() {
+                return true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stale_node_is_fresh_again_only_after_a_confirmation() {
+        let single = Freshness::new(None);
+        assert!(single.is_fresh() && single.confirm().await);
+        let mut cluster = Freshness::new(Some(Duration::from_millis(10)));
+        cluster.bound = Some(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!cluster.is_fresh());
+        let cluster = std::sync::Arc::new(cluster);
+        let links = std::sync::Arc::clone(&cluster);
+        let mut wanted = links.round_wanted();
+        let link = tokio::spawn(async move {
+            wanted.changed().await.unwrap();
+            links.mark_confirmed();
+        });
+        assert!(cluster.confirm().await, "a round that completes confirms");
+        link.await.unwrap();
+        assert!(cluster.is_fresh());
+    }
+}

@@ -1,0 +1,153 @@
+//! The grant endpoints: create, revoke and list grants, and turn
+//! enforcement on or off (operation `manage-grants`). Each change is
+//! applied all or nothing, audited by the dispatcher in `admin_ops`, and
+//! pushed to the peers.
+
+use super::admin_ops::authorize;
+use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
+use crate::authz::state::{parse_grant_content, MAX_GRANT_RECORDS};
+use crate::authz::{AccessError, AuthzState, Grant, GrantError, GrantId, Operation, PolicyMode, Revocation};
+use crate::node::Node;
+use crate::wire::authz::{
+    CreateGrantsRequest, GrantsResponse, ListGrantsResponse, RevokeGrantsRequest, RevokeGrantsResponse,
+    SetPolicyRequest, SetPolicyResponse,
+};
+use crate::wire::{Int64, PasswordOnlyRequest};
+
+/// Grants or ids one request may carry.
+pub const MAX_PER_REQUEST: usize = 1000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn too_many(field: &str) -> ApiError {
+    GrantError { field: field.into(), reason: format!("holds more than {MAX_PER_REQUEST} entries") }.into()
+}
+
+/// admin/creategrants: every grant valid, or none added.
+pub async fn create(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
+    let request: CreateGrantsRequest = parse_json(body)?;
+    authorize(node, client, &request.admin_password.0, Operation::ManageGrants, None, detail).await?;
+    if request.grants.is_empty() {
+        return Err(GrantError { field: "grants".into(), reason: "is required".into() }.into());
+    }
+    if request.grants.len() > MAX_PER_REQUEST {
+        return Err(too_many("grants"));
+    }
+    let created_at_ms = now_ms();
+    let mut added = AuthzState::default();
+    for (i, wire) in request.grants.iter().enumerate() {
+        let field = format!("grants[{i}]");
+        if !wire.id.is_empty() || !wire.created_by.is_empty() || wire.created_at.0 != 0 {
+            return Err(GrantError { field, reason: "id, createdAt and createdBy are set by the node".into() }.into());
+        }
+        let (identity, keys, operations) = parse_grant_content(wire, &field)?;
+        added.add_grant(Grant {
+            id: GrantId::random(),
+            identity,
+            keys,
+            operations,
+            comment: wire.comment.clone(),
+            created_at_ms,
+            created_by: client.subject.to_string(),
+        });
+    }
+    node.authz.update(|state| {
+        if state.record_count() + added.record_count() > MAX_GRANT_RECORDS {
+            return Err(AccessError::Limit(format!(
+                "the cluster holds {} of at most {MAX_GRANT_RECORDS} grant records",
+                state.record_count()
+            )));
+        }
+        state.merge(&added);
+        Ok(())
+    })?;
+    let grants: Vec<_> = added.active().map(|g| g.to_wire()).collect();
+    detail.push_str(&format!(
+        " created={}",
+        grants
+            .iter()
+            .map(|g| format!("{}({} {} {})", g.id, g.identity, g.keys, g.operations.join(",")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    node.authorization_changed(added);
+    json_response(&GrantsResponse { grants })
+}
+
+/// admin/revokegrants: records a revocation for every id (known here or not).
+pub async fn revoke(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
+    let request: RevokeGrantsRequest = parse_json(body)?;
+    authorize(node, client, &request.admin_password.0, Operation::ManageGrants, None, detail).await?;
+    if request.ids.is_empty() {
+        return Err(GrantError { field: "ids".into(), reason: "is required".into() }.into());
+    }
+    if request.ids.len() > MAX_PER_REQUEST {
+        return Err(too_many("ids"));
+    }
+    let mut ids = Vec::with_capacity(request.ids.len());
+    for (i, text) in request.ids.iter().enumerate() {
+        let id = GrantId::parse(text)
+            .ok_or_else(|| GrantError { field: format!("ids[{i}]"), reason: "is not 32 hex digits".into() })?;
+        ids.push(id);
+    }
+    let revocation = Revocation { revoked_at_ms: now_ms(), revoked_by: client.subject.to_string() };
+    let mut added = AuthzState::default();
+    let mut answer = RevokeGrantsResponse { revoked: Vec::new(), unknown: Vec::new() };
+    node.authz.update(|state| {
+        // Revocations are never limited: they must always be possible.
+        for id in &ids {
+            let active = state.knows_grant(id) && !state.is_revoked(id);
+            if !state.knows_grant(id) {
+                answer.unknown.push(id.to_string());
+            } else if active {
+                answer.revoked.push(id.to_string());
+            }
+            state.add_revocation(*id, revocation.clone());
+            added.add_revocation(*id, revocation.clone());
+        }
+        Ok::<_, ApiError>(())
+    })?;
+    detail.push_str(&format!(" revoked={} unknown={}", answer.revoked.join(","), answer.unknown.join(",")));
+    node.authorization_changed(added);
+    json_response(&answer)
+}
+
+/// admin/listgrants: the active grants.
+pub async fn list(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
+    let request: PasswordOnlyRequest = parse_json(body)?;
+    authorize(node, client, &request.admin_password.0, Operation::ManageGrants, None, detail).await?;
+    let policy = node.authz.policy();
+    json_response(&ListGrantsResponse {
+        policy_enforced: policy.enforced(),
+        grants: policy.state().active().map(|g| g.to_wire()).collect(),
+        revoked_count: Int64(policy.state().revocation_count() as i64),
+    })
+}
+
+/// admin/setpolicy: turns enforcement on or off, cluster-wide.
+pub async fn set_policy(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
+    let request: SetPolicyRequest = parse_json(body)?;
+    authorize(node, client, &request.admin_password.0, Operation::ManageGrants, None, detail).await?;
+    let enforce =
+        request.enforce.ok_or_else(|| GrantError { field: "enforce".into(), reason: "is required".into() })?;
+    let mode = PolicyMode { enforce, changed_at_ms: now_ms(), changed_by: client.subject.to_string() };
+    let mut added = AuthzState::default();
+    added.set_mode(mode.clone());
+    node.authz.update(|state| {
+        // A clock behind the last change would lose the register: the
+        // change is made one millisecond after it instead.
+        let mut mode = mode;
+        if let Some(last) = state.to_wire().policy {
+            mode.changed_at_ms = mode.changed_at_ms.max(last.changed_at.0 + 1);
+        }
+        added = AuthzState::default();
+        added.set_mode(mode.clone());
+        state.set_mode(mode);
+        Ok::<_, ApiError>(())
+    })?;
+    detail.push_str(&format!(" enforce={enforce}"));
+    node.authorization_changed(added);
+    json_response(&SetPolicyResponse { policy_enforced: node.authz.enforced() })
+}
