@@ -3,14 +3,23 @@
 # that does not move with the machine's load (the wall-clock benchmark,
 # scripts/bench.sh, varies by ±15% on a shared VM).
 #
-# Starts `vssm dev` under valgrind, makes keys, then for each op sends 500
-# keep-alive requests (after one warm-up request, so the TLS handshake is
-# not counted) between a callgrind counter reset and a dump, and prints the
-# server's instructions per request.
+# Starts `vssm dev` under valgrind, makes the keys (vssm-bench --setup-only),
+# then for each op sends 500 keep-alive requests (after one warm-up request,
+# so the TLS handshake is not counted) between a callgrind counter reset and
+# a dump, and prints the server's instructions per request.
 #
-# usage: scripts/bench-callgrind.sh [VSSM-BINARY]   (default target/release/vssm)
+# With GRANTS=N it then measures the same ops again, on the same process,
+# with authorization enforced and N grants for other identities loaded
+# (vssm-bench --grants N), and prints both modes side by side with their
+# throughput ratio, instructions(compatibility) / instructions(enforced);
+# issue 9 wants >= 0.97 with N = 10000.
+#
+# usage: [GRANTS=N] [REQUESTS=500] scripts/bench-callgrind.sh [VSSM-BINARY]
+#   VSSM-BINARY defaults to target/release/vssm; vssm-bench is taken from the
+#   same folder (BENCH_BIN overrides).
 # Needs valgrind (Debian package `valgrind`). Uses 127.0.0.1:8080/8081.
 set -euo pipefail
+shopt -s inherit_errexit  # a failing drive.py stops the script inside $(measure)
 cd "$(dirname "$0")/.."
 # callgrind counts every byte of a `rep stosb`/`rep movsb` as an
 # instruction, while the CPU moves 32 or more bytes a cycle with them;
@@ -19,7 +28,10 @@ cd "$(dirname "$0")/.."
 # the allocator's wipe of freed buffers, count for about what they cost.
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.cpu.x86_rep_stosb_threshold=0x7fffffff:glibc.cpu.x86_rep_movsb_threshold=0x7fffffff}
 bin=$(realpath "${1:-target/release/vssm}")
+bench=$(realpath "${BENCH_BIN:-$(dirname "$bin")/vssm-bench}")
 n=${REQUESTS:-500}
+grants=${GRANTS:-}
+ops=(aes hmac ecdsa)
 work=$(mktemp -d -t vssm-callgrind.XXXXXX)
 pid=
 cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
@@ -39,11 +51,32 @@ healthy 240; kill "$pid"; wait "$pid" 2>/dev/null || true
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
     "$bin" dev --dir "$work/dev" --bind 127.0.0.1 >"$work/vg.log" 2>&1 & pid=$!
 healthy 1200
-python3 bench/callgrind/drive.py "$work/dev" setup 0
-printf '%-8s %12s\n' op instr/req
-for op in aes hmac ecdsa; do
-    python3 bench/callgrind/drive.py "$work/dev" "$op" "$n"
+# Keys (and with --grants N, grants and enforcement) for the ops; progress on stderr.
+setup() { "$bench" --dir "$work/dev" --ops "$(IFS=,; echo "${ops[*]}")" --setup-only "$@" >&2; }
+# The server's instructions per request of op $1.
+measure() {
+    python3 bench/callgrind/drive.py "$work/dev" "$1" "$n"
+    local dump total
     dump=$(ls -t "$work"/cg.*.* | head -1)
     total=$(sed -n 's/^\(summary\|totals\): *\([0-9]*\).*/\2/p' "$dump" | head -1)
-    printf '%-8s %12d\n' "$op" $((total / n))
+    echo $((total / n))
+}
+
+setup
+if [[ -z $grants ]]; then
+    printf '%-8s %12s\n' op instr/req
+    for op in "${ops[@]}"; do
+        count=$(measure "$op")
+        printf '%-8s %12d\n' "$op" "$count"
+    done
+    exit 0
+fi
+declare -A compat
+for op in "${ops[@]}"; do compat[$op]=$(measure "$op"); done
+setup --grants "$grants"
+printf '%-8s %14s %22s %7s\n' op compatibility "enforced, $grants grants" ratio
+for op in "${ops[@]}"; do
+    enforced=$(measure "$op")
+    awk -v op="$op" -v c="${compat[$op]}" -v e="$enforced" 'BEGIN {
+        r = c / e; printf "%-8s %14d %22d %7.3f%s\n", op, c, e, r, (r < 0.97 ? "  below 0.97" : "") }'
 done

@@ -1,6 +1,7 @@
 """Drives N keep-alive requests of one op against a `vssm dev` node for
-scripts/bench-callgrind.sh: `setup` makes the keys; an op sends one warm-up
-request, resets the callgrind counters, sends N requests and dumps."""
+scripts/bench-callgrind.sh: sends one warm-up request, resets the callgrind
+counters, sends N requests and dumps. The keys (and grants) are vssm-bench's
+(`vssm-bench --setup-only`, key names in bench/src/ops.rs)."""
 import sys, json, base64, http.client, socket, ssl, os
 d, op, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ctx = ssl.create_default_context(cafile=f"{d}/rpc.crt")
@@ -12,22 +13,16 @@ class C(http.client.HTTPSConnection):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self._context.wrap_socket(s, server_hostname="VSSM")
 c = C("127.0.0.1", 8080, context=ctx, timeout=600)
-pw = open(f"{d}/admin-password").read().strip()
 def post(path, body):
     c.request("POST", "/REST/v1/" + path, json.dumps(body), {"Content-Type": "application/json"})
     r = c.getresponse(); b = r.read()
-    assert r.status in (200, 409), (path, r.status, b[:200])
+    assert r.status == 200, (path, r.status, b[:200])
     return b
 b64 = lambda x: base64.b64encode(x).decode()
-if op == "setup":
-    post("admin/generatekey", {"adminPassword": pw, "keyName": "cg-aes", "keyType": "SYMMETRIC", "keySize": "32"})
-    post("admin/generatekey", {"adminPassword": pw, "keyName": "cg-mac", "keyType": "MAC", "keySize": "32"})
-    post("admin/generatekey", {"adminPassword": pw, "keyName": "cg-ec", "keyType": "ASYMMETRIC", "keySpec": "EC", "keySize": "256"})
-    sys.exit(0)
 reqs = {
-    "aes": ("symmetric/encrypt", {"keyName": "cg-aes", "algorithm": "AES/GCM/NoPadding", "input": b64(os.urandom(1024))}),
-    "hmac": ("hmac/create", {"keyName": "cg-mac", "algorithm": "SHA256", "input": b64(os.urandom(64))}),
-    "ecdsa": ("asymmetric/sign", {"keyName": "cg-ec", "algorithm": "SHA256withECDSA", "input": b64(os.urandom(64))}),
+    "aes": ("symmetric/encrypt", {"keyName": "bench-aes", "algorithm": "AES/GCM/NoPadding", "input": b64(os.urandom(1024))}),
+    "hmac": ("hmac/create", {"keyName": "bench-hmac", "algorithm": "SHA256", "input": b64(os.urandom(64))}),
+    "ecdsa": ("asymmetric/sign", {"keyName": "bench-ec", "algorithm": "SHA256withECDSA", "input": b64(os.urandom(64))}),
 }
 path, body = reqs[op]
 post(path, body)  # connection and handshake before counting

@@ -18,6 +18,10 @@ usage: vssm-bench --dir DIR [options]
   --h2                 negotiate HTTP/2 instead of HTTP/1.1
   --server-pid PID     report the server's VmRSS (idle, and peak under load)
   --bare-seconds S     duration of each in-process primitive measurement, 0 = skip [2]
+  --grants N           put the node under authorization: N grants for other identities,
+                       one for this client (exactly the use ops of the benchmark keys),
+                       policy enforced; re-running reconciles instead of adding
+  --setup-only         create the keys (and grants), print the policy mode and exit
   --json               print one JSON document instead of the table
 ";
 
@@ -42,6 +46,11 @@ pub struct Args {
     pub bare_duration: Duration,
     /// Machine-readable output.
     pub json: bool,
+    /// Grants for other identities to load before enforcing the policy
+    /// (`None`: leave the node's authorization state as it is).
+    pub grants: Option<usize>,
+    /// Stop after creating the keys (and grants): no measurement.
+    pub setup_only: bool,
 }
 
 impl Args {
@@ -63,6 +72,8 @@ impl Args {
             server_pid: None,
             bare_duration: Duration::from_secs(2),
             json: false,
+            grants: None,
+            setup_only: false,
         };
         let mut dir = None;
         let mut it = argv.into_iter();
@@ -79,6 +90,8 @@ impl Args {
                 "--ops" => args.ops = parse_ops(&value()?)?,
                 "--h2" => args.h2 = true,
                 "--json" => args.json = true,
+                "--grants" => args.grants = Some(parse_num(&flag, &value()?)?),
+                "--setup-only" => args.setup_only = true,
                 _ => return Err(Some(format!("unknown argument {flag:?}"))),
             }
         }

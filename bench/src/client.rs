@@ -85,4 +85,25 @@ impl Client {
         let body = response.into_body().collect().await?.to_bytes();
         Ok((status, body))
     }
+
+    /// POSTs a JSON value to the API `path` (setup calls, not the hot loop).
+    pub async fn call(&mut self, path: &str, body: &serde_json::Value) -> Result<(StatusCode, Bytes), Error> {
+        self.post(&Target::new(path, self.is_h2()), Bytes::from(body.to_string())).await
+    }
+
+    /// [`Client::call`] that wants a 200 with a JSON answer, and returns it.
+    pub async fn call_json(&mut self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, Error> {
+        let (status, answer) = self.call(path, body).await?;
+        json_answer(path, status, &answer)
+    }
+}
+
+/// The JSON answer of a call to `path`; any status but 200, or a body that
+/// is not JSON, is an error naming the path, the status and the body.
+pub fn json_answer(path: &str, status: StatusCode, body: &[u8]) -> Result<serde_json::Value, Error> {
+    let fail = || format!("{path}: HTTP {status}: {}", String::from_utf8_lossy(body));
+    if status != StatusCode::OK {
+        return Err(fail().into());
+    }
+    serde_json::from_slice(body).map_err(|_| fail().into())
 }

@@ -2,13 +2,16 @@
 //! compared with the bare single-core rate of the same primitives (in the
 //! libraries the server uses: AWS-LC, RustCrypto for AES).
 //!
-//! Flow: measure the bare primitives, create the benchmark keys through the
-//! admin API, then for each op open N keep-alive connections and drive them
-//! back-to-back for the given duration while sampling the server's RSS.
+//! Flow: create the benchmark keys through the admin API (and with
+//! `--grants N`, load grants and enforce the authorization policy), measure
+//! the bare primitives, then for each op open N keep-alive connections and
+//! drive them back-to-back for the given duration while sampling the
+//! server's RSS.
 
 mod args;
 mod bare;
 mod client;
+mod grants;
 mod load;
 mod ops;
 mod procfs;
@@ -38,7 +41,8 @@ fn main() -> ExitCode {
     // One thread: the bench is meant to be pinned to one core next to the server.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(&args)) {
-        Ok(report) => {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(report)) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report.to_json()).expect("JSON"));
             } else {
@@ -58,8 +62,58 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the benchmark; progress goes to stderr so `--json` stdout stays clean.
-async fn run(args: &Args) -> Result<Report, Error> {
+/// What the setup left for the load phases.
+struct Prepared {
+    /// The `input` bytes of each op of `args.ops`, in order.
+    inputs: Vec<Vec<u8>>,
+    /// The node's authorization mode (`None`: the server predates it).
+    policy: Option<grants::PolicyState>,
+}
+
+/// Creates the keys (reusing existing ones), with `--grants` reconciles the
+/// grants and enforces the policy, reads the mode and makes the ops' inputs.
+async fn setup(args: &Args, connector: &tokio_rustls::TlsConnector) -> Result<Prepared, Error> {
+    let password = setup::admin_password(&args.dir)?;
+    let mut admin =
+        client::Client::connect(args.addr, connector).await.map_err(|e| format!("connect {}: {e}", args.addr))?;
+    if admin.is_h2() != args.h2 {
+        let got = if admin.is_h2() { "h2" } else { "HTTP/1.1" };
+        return Err(format!("server negotiated {got}, not the requested protocol").into());
+    }
+    for line in setup::ensure_keys(&mut admin, args.h2, &password, &args.ops).await? {
+        eprintln!("{line}");
+    }
+    let policy = match args.grants {
+        Some(others) => {
+            let (lines, state) = grants::load(&mut admin, &password, others, &args.ops).await?;
+            lines.iter().for_each(|line| eprintln!("{line}"));
+            Some(state)
+        }
+        None => {
+            let state = grants::state(&mut admin, &password).await?;
+            match &state {
+                Some(state) => eprintln!("policy: {state}"),
+                None => eprintln!("policy: none (the server predates authorization)"),
+            }
+            state
+        }
+    };
+    let mut inputs = Vec::new();
+    for op in &args.ops {
+        inputs.push(setup::op_input(&mut admin, args.h2, op).await?);
+    }
+    Ok(Prepared { inputs, policy })
+}
+
+/// Runs the benchmark; progress goes to stderr so `--json` stdout stays
+/// clean. `None` after `--setup-only`.
+async fn run(args: &Args) -> Result<Option<Report>, Error> {
+    let connector = tls::connector(&args.dir, args.h2)?;
+    let Prepared { inputs, policy } = setup(args, &connector).await?;
+    if args.setup_only {
+        return Ok(None);
+    }
+
     let bare: Vec<Option<f64>> = args
         .ops
         .iter()
@@ -71,23 +125,6 @@ async fn run(args: &Args) -> Result<Report, Error> {
             })
         })
         .collect();
-
-    let connector = tls::connector(&args.dir, args.h2)?;
-    let password = setup::admin_password(&args.dir)?;
-    let mut admin =
-        client::Client::connect(args.addr, &connector).await.map_err(|e| format!("connect {}: {e}", args.addr))?;
-    if admin.is_h2() != args.h2 {
-        let got = if admin.is_h2() { "h2" } else { "HTTP/1.1" };
-        return Err(format!("server negotiated {got}, not the requested protocol").into());
-    }
-    for line in setup::ensure_keys(&mut admin, args.h2, &password, &args.ops).await? {
-        eprintln!("{line}");
-    }
-    let mut inputs = Vec::new();
-    for op in &args.ops {
-        inputs.push(setup::op_input(&mut admin, args.h2, op).await?);
-    }
-    drop(admin);
 
     let rss_idle_kib = args.server_pid.and_then(procfs::vm_rss_kib);
     let mut ops = Vec::new();
@@ -112,12 +149,13 @@ async fn run(args: &Args) -> Result<Report, Error> {
         ops.push(OpReport { op, load, bare_per_s, rss_peak_kib, server_cpu_pct, bench_cpu_pct });
     }
 
-    Ok(Report {
+    Ok(Some(Report {
         addr: args.addr.to_string(),
         protocol: if args.h2 { "h2" } else { "http/1.1" },
         connections: args.connections,
         seconds: args.duration.as_secs_f64(),
         rss_idle_kib,
+        policy,
         ops,
-    })
+    }))
 }

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use crate::grants::PolicyState;
 use crate::load::LoadResult;
 use crate::ops::Op;
 
@@ -43,6 +44,8 @@ pub struct Report {
     pub seconds: f64,
     /// Server RSS before load (KiB).
     pub rss_idle_kib: Option<u64>,
+    /// The node's authorization mode during the run (`None`: the server predates it).
+    pub policy: Option<PolicyState>,
     /// Per-op results, in run order.
     pub ops: Vec<OpReport>,
 }
@@ -79,6 +82,10 @@ impl Report {
             "VSSM load: {} over {}, {} connections, {} s per op (bare: same primitive in-process, 1 thread)",
             self.addr, self.protocol, self.connections, self.seconds
         );
+        match &self.policy {
+            Some(policy) => println!("authorization: {policy}"),
+            None => println!("authorization: none (the server predates it)"),
+        }
         println!(
             "{:<28} {:>8} {:>7} {:>7} {:>6} {:>10} {:>8} {:>7} {:>7} {:>7}",
             "op", "req/s", "p50 ms", "p99 ms", "errors", "bare op/s", "srv/bare", "srv CPU", "cli CPU", "RSS MiB"
@@ -161,6 +168,8 @@ impl Report {
             "connections": self.connections,
             "seconds": self.seconds,
             "rss_idle_kib": self.rss_idle_kib,
+            "policy_enforced": self.policy.map(|p| p.enforced),
+            "active_grants": self.policy.map(|p| p.active_grants),
             "rss_peak_kib": self.rss_peak_kib(),
             "errors": self.errors(),
             "ops": ops,
