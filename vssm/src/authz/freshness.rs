@@ -16,6 +16,10 @@ pub const MIN_BOUND: Duration = Duration::from_secs(2);
 /// How long a request waits for a confirming round.
 pub const CONFIRM_WAIT: Duration = Duration::from_secs(2);
 
+/// When a round started (see [`Freshness::mark_confirmed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RoundStart(u64);
+
 /// Time of the last confirmation, and the signals between requests and the
 /// cluster's links.
 #[derive(Debug)]
@@ -65,9 +69,17 @@ impl Freshness {
         }
     }
 
-    /// A round with a peer completed, or the node found no peer at all.
-    pub fn mark_confirmed(&self) {
-        self.confirmed_ms.fetch_max(self.now_ms(), Ordering::AcqRel);
+    /// A mark of the present, to take when a round starts.
+    pub fn round_start(&self) -> RoundStart {
+        RoundStart(self.now_ms())
+    }
+
+    /// A round that started at `start` completed: the state is as current
+    /// as the peer's was then. The start counts, not the end: a round that
+    /// was under way while this node (or the peer) was stopped may end with
+    /// an answer that predates revocations made meanwhile.
+    pub fn mark_confirmed(&self, start: RoundStart) {
+        self.confirmed_ms.fetch_max(start.0, Ordering::AcqRel);
         self.confirmed.notify_waiters();
     }
 
@@ -114,9 +126,13 @@ mod tests {
         let cluster = std::sync::Arc::new(cluster);
         let links = std::sync::Arc::clone(&cluster);
         let mut wanted = links.round_wanted();
+        let held_up = cluster.round_start();
+        std::thread::sleep(Duration::from_millis(30));
+        cluster.mark_confirmed(held_up);
+        assert!(!cluster.is_fresh(), "a round that started before the bound confirms nothing now");
         let link = tokio::spawn(async move {
             wanted.changed().await.unwrap();
-            links.mark_confirmed();
+            links.mark_confirmed(links.round_start());
         });
         assert!(cluster.confirm().await, "a round that completes confirms");
         link.await.unwrap();

@@ -36,6 +36,10 @@ pub enum SelectorError {
     /// A control character.
     #[error("contains control characters")]
     Control,
+    /// `subject:-`: how an empty subject is shown; it would match every
+    /// certificate without a subject.
+    #[error("an empty subject (shown as \"-\") identifies nobody; use spki:, dns:, uri:, email: or ip:")]
+    EmptySubject,
     /// The literal part of a key selector is no valid key name.
     #[error("{0}")]
     KeyName(crate::keystore::NameError),
@@ -128,6 +132,7 @@ impl IdentitySelector {
         nonempty(value)?;
         Ok(match kind {
             "spki" => IdentitySelector::Spki(parse_hex32(value).ok_or(SelectorError::BadSpki)?),
+            "subject" if value == "-" => return Err(SelectorError::EmptySubject),
             "subject" => IdentitySelector::Subject(value.to_string()),
             "cn" => IdentitySelector::CommonName(Pattern::parse(value)?),
             "dns" => IdentitySelector::Dns(Pattern::parse(value)?),
@@ -297,6 +302,7 @@ mod tests {
             ("ip:10.0.0", SelectorError::BadIp),
             ("cn:*a*", SelectorError::BadWildcard("a pattern may hold one '*' at most")),
             ("cn:a\nb", SelectorError::Control),
+            ("subject:-", SelectorError::EmptySubject),
         ] {
             assert_eq!(IdentitySelector::parse(text), Err(expected), "{text:?}");
         }

@@ -178,9 +178,10 @@ impl LinkWorker {
     async fn round(&self) {
         let stats = &self.node.cluster_stats;
         let before = self.client.bytes_moved();
+        let start = self.node.authz.freshness.round_start();
         match sync::reconcile(&self.node, &self.client, self.peer).await {
             Ok(report) => {
-                self.node.authz.freshness.mark_confirmed();
+                self.node.authz.freshness.mark_confirmed(start);
                 stats.rounds.fetch_add(1, Ordering::Relaxed);
                 stats.last_round_bytes.store(self.client.bytes_moved() - before, Ordering::Relaxed);
                 if report.fetched + report.pushed > 0 {

@@ -227,7 +227,8 @@ fn serve_join_port(
 /// from: its authorization state is as current as it can be.
 fn confirm_if_alone(node: &Node, peers: &[Peer]) {
     if peers.is_empty() {
-        node.authz.freshness.mark_confirmed();
+        let freshness = &node.authz.freshness;
+        freshness.mark_confirmed(freshness.round_start());
     }
 }
 

@@ -98,7 +98,15 @@ pub async fn revoke(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
     let mut added = AuthzState::default();
     let mut answer = RevokeGrantsResponse { revoked: Vec::new(), unknown: Vec::new() };
     node.authz.update(|state| {
-        // Revocations are never limited: they must always be possible.
+        // Revoking a known grant is always possible (it adds at most one
+        // record per grant); ids unknown here count against the limit.
+        let unknown = ids.iter().filter(|id| !state.knows_grant(id) && !state.is_revoked(id)).count();
+        if unknown > 0 && state.record_count() + unknown > MAX_GRANT_RECORDS {
+            return Err(ApiError::from(AccessError::Limit(format!(
+                "the cluster holds {} of at most {MAX_GRANT_RECORDS} grant records; unknown ids cannot be revoked ahead",
+                state.record_count()
+            ))));
+        }
         for id in &ids {
             let active = state.knows_grant(id) && !state.is_revoked(id);
             if !state.knows_grant(id) {
@@ -109,7 +117,7 @@ pub async fn revoke(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
             state.add_revocation(*id, revocation.clone());
             added.add_revocation(*id, revocation.clone());
         }
-        Ok::<_, ApiError>(())
+        Ok(())
     })?;
     detail.push_str(&format!(" revoked={} unknown={}", answer.revoked.join(","), answer.unknown.join(",")));
     node.authorization_changed(added);
