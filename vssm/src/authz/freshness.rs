@@ -25,7 +25,8 @@ pub struct RoundStart(u64);
 #[derive(Debug)]
 pub struct Freshness {
     start: Instant,
-    /// Milliseconds after `start` of the last confirmation.
+    /// One plus the milliseconds after `start` of the last confirmation;
+    /// 0 until the first (a node has confirmed nothing when it starts).
     confirmed_ms: AtomicU64,
     /// None outside a cluster: a single node is always current.
     bound: Option<Duration>,
@@ -54,8 +55,9 @@ impl Freshness {
         self.bound
     }
 
+    /// One plus the milliseconds since `start` (0 stands for never).
     fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        self.start.elapsed().as_millis() as u64 + 1
     }
 
     /// True when the state was confirmed within the bound (one atomic load
@@ -64,7 +66,8 @@ impl Freshness {
         match self.bound {
             None => true,
             Some(bound) => {
-                self.now_ms().saturating_sub(self.confirmed_ms.load(Ordering::Acquire)) <= bound.as_millis() as u64
+                let confirmed = self.confirmed_ms.load(Ordering::Acquire);
+                confirmed != 0 && self.now_ms() - confirmed.min(self.now_ms()) <= bound.as_millis() as u64
             }
         }
     }
@@ -121,6 +124,9 @@ mod tests {
         assert!(single.is_fresh() && single.confirm().await);
         let mut cluster = Freshness::new(Some(Duration::from_millis(10)));
         cluster.bound = Some(Duration::from_millis(20));
+        assert!(!cluster.is_fresh(), "a cluster node starts unconfirmed");
+        cluster.mark_confirmed(cluster.round_start());
+        assert!(cluster.is_fresh());
         std::thread::sleep(Duration::from_millis(30));
         assert!(!cluster.is_fresh());
         let cluster = std::sync::Arc::new(cluster);

@@ -87,8 +87,10 @@ impl Operation {
         matches!(self, Operation::Backup | Operation::Restore | Operation::GetLogs | Operation::ManageGrants)
     }
 
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+    fn bit(self) -> u32 {
+        // 32 operations at most; the assertion runs at compile time.
+        const _: () = assert!(Operation::ALL.len() <= 32);
+        1 << (self as u32)
     }
 }
 
@@ -100,7 +102,7 @@ impl fmt::Display for Operation {
 
 /// A set of operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct OperationSet(u16);
+pub struct OperationSet(u32);
 
 impl OperationSet {
     /// The six uses of a key.

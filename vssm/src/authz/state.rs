@@ -22,8 +22,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// Grant records (active and revoked) a cluster holds at most.
+/// Grant records (active and revoked) a cluster admits: creategrants, a
+/// revocation ahead of its grant and a restore stop there.
 pub const MAX_GRANT_RECORDS: usize = 100_000;
+/// Records accepted from a peer or a backup: above [`MAX_GRANT_RECORDS`],
+/// because revoking known grants is never refused (up to two records per
+/// grant) and nodes admit concurrently; a state this node made always
+/// passes between nodes.
+pub const MAX_STATE_RECORDS: usize = 4 * MAX_GRANT_RECORDS;
 /// Operations one grant may list.
 pub const MAX_OPERATIONS: usize = 16;
 /// Longest comment, in bytes.
@@ -45,7 +51,7 @@ impl GrantId {
 
     /// Parses 32 hex digits.
     pub fn parse(text: &str) -> Option<GrantId> {
-        if text.len() != 32 || !text.is_ascii() {
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut id = [0u8; 16];
@@ -95,9 +101,10 @@ impl Grant {
         }
     }
 
-    /// Order between two contents under one id (see the module doc).
+    /// Order between two contents under one id (see the module doc): the
+    /// canonical JSON of the wire form breaks ties.
     fn rank(&self) -> (i64, String) {
-        (self.created_at_ms, format!("{:?}", self.to_wire()))
+        (self.created_at_ms, serde_json::to_string(&self.to_wire()).unwrap_or_default())
     }
 }
 
@@ -175,13 +182,14 @@ fn grant_from_wire(wire: &GrantWire, field: &str) -> Result<Grant, GrantError> {
         operations,
         comment: wire.comment.clone(),
         created_at_ms: wire.created_at.0,
-        created_by: printable(&wire.created_by),
+        created_by: stored_subject(&wire.created_by),
     })
 }
 
-/// Subjects from the wire, bounded and without control characters (they
-/// end up in listings and the audit log).
-fn printable(text: &str) -> String {
+/// A subject as records store it, bounded and without control characters
+/// (it ends up in listings and the audit log). Locally made records go
+/// through it too, so that a record reads back from the wire unchanged.
+pub fn stored_subject(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(1024).collect()
 }
 
@@ -224,6 +232,9 @@ pub struct AuthzState {
 pub struct MergeChanges {
     /// Grants that were new here.
     pub grants: usize,
+    /// Grants whose id held other content here, replaced by the lower
+    /// ranked content (only a faulty peer or a crafted backup makes them).
+    pub replaced: usize,
     /// Revocations that were new here.
     pub revocations: usize,
     /// The mode changed.
@@ -233,7 +244,7 @@ pub struct MergeChanges {
 impl MergeChanges {
     /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.grants == 0 && self.revocations == 0 && !self.mode
+        self.grants == 0 && self.replaced == 0 && self.revocations == 0 && !self.mode
     }
 }
 
@@ -290,7 +301,7 @@ impl AuthzState {
     /// Adds a grant (merge rule for grants).
     pub fn add_grant(&mut self, grant: Grant) -> bool {
         match self.grants.get(&grant.id) {
-            Some(existing) if existing.rank() <= grant.rank() => false,
+            Some(existing) if **existing == grant || existing.rank() <= grant.rank() => false,
             _ => {
                 self.grants.insert(grant.id, Arc::new(grant));
                 true
@@ -328,8 +339,12 @@ impl AuthzState {
         let mut changes = MergeChanges::default();
         for grant in other.grants.values() {
             let new = !self.grants.contains_key(&grant.id);
-            if self.add_grant(Grant::clone(grant)) && new {
-                changes.grants += 1;
+            if self.add_grant(Grant::clone(grant)) {
+                if new {
+                    changes.grants += 1;
+                } else {
+                    changes.replaced += 1;
+                }
             }
         }
         for (id, revocation) in &other.revocations {
@@ -394,14 +409,17 @@ impl AuthzState {
                 .ok_or_else(|| GrantError::new(format!("{field}.revocations[{i}].id"), "is not 32 hex digits"))?;
             state.add_revocation(
                 id,
-                Revocation { revoked_at_ms: revocation.revoked_at.0, revoked_by: printable(&revocation.revoked_by) },
+                Revocation {
+                    revoked_at_ms: revocation.revoked_at.0,
+                    revoked_by: stored_subject(&revocation.revoked_by),
+                },
             );
         }
         if let Some(mode) = &wire.policy {
             state.set_mode(PolicyMode {
                 enforce: mode.enforce,
                 changed_at_ms: mode.changed_at.0,
-                changed_by: printable(&mode.changed_by),
+                changed_by: stored_subject(&mode.changed_by),
             });
         }
         Ok(state)
@@ -496,7 +514,12 @@ mod tests {
     #[test]
     fn bad_records_name_their_field() {
         let mut wire = AuthzState::default();
-        wire.add_grant(grant(1, 1));
+        let mut long = grant(1, 1);
+        long.created_by = format!("CN={}", "x".repeat(2000));
+        long.created_by = stored_subject(&long.created_by);
+        wire.add_grant(long);
+        let again = AuthzState::from_wire(&wire.to_wire(), "authorization").unwrap();
+        assert_eq!(again, wire, "a stored subject reads back unchanged");
         let mut text = wire.to_wire();
         text.grants[0].operations.push("encryp".into());
         let error = AuthzState::from_wire(&text, "authorization").unwrap_err();

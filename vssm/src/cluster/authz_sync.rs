@@ -87,20 +87,21 @@ fn unsupported(result: &Result<impl Sized, PeerError>) -> bool {
     matches!(result, Err(PeerError::Status { status, .. }) if *status == hyper::StatusCode::NOT_FOUND)
 }
 
-/// The authorization part of an anti-entropy round with `peer`.
-pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Result<(), PeerError> {
+/// The authorization part of an anti-entropy round with `peer`; true when
+/// both states are now equal (false with a peer of an older version).
+pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Result<bool, PeerError> {
     let ours = node.authz.policy();
     let remote = client.post_json::<_, PolicyDigestResponse>(peer, DIGEST_PATH, &Empty {}).await;
     if unsupported(&remote) {
-        return Ok(());
+        return Ok(false);
     }
     if remote?.digest.0 == ours.digest() {
-        return Ok(());
+        return Ok(true);
     }
     let theirs: AuthorizationStateWire = client.post_json(peer, STATE_PATH, &ours.state().to_wire()).await?;
     merge_from_peer(node, &peer.ip().to_string(), &theirs)
         .map_err(|source| PeerError::Authorization { peer, source })?;
-    Ok(())
+    Ok(true)
 }
 
 /// Pushes the records this node added to `peer`.

@@ -181,7 +181,9 @@ impl LinkWorker {
         let start = self.node.authz.freshness.round_start();
         match sync::reconcile(&self.node, &self.client, self.peer).await {
             Ok(report) => {
-                self.node.authz.freshness.mark_confirmed(start);
+                if report.authorization_current {
+                    self.node.authz.freshness.mark_confirmed(start);
+                }
                 stats.rounds.fetch_add(1, Ordering::Relaxed);
                 stats.last_round_bytes.store(self.client.bytes_moved() - before, Ordering::Relaxed);
                 if report.fetched + report.pushed > 0 {

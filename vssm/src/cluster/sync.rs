@@ -225,6 +225,9 @@ pub struct RoundReport {
     pub fetched: usize,
     /// Records pushed to the peer.
     pub pushed: usize,
+    /// The authorization states were compared and are now equal (false
+    /// with a peer of an older version, or when the exchange failed).
+    pub authorization_current: bool,
 }
 
 /// One anti-entropy round with `peer`: one digest of everything (O(1)
@@ -234,17 +237,25 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
     let snapshot = node.keystore.snapshot();
     let ours = state_digest(&snapshot.digest(), &node.authz.policy().digest());
     let remote = client.post_json::<_, DigestResponse>(peer, STATE_DIGEST_PATH, &Empty {}).await;
+    let mut report = RoundReport::default();
     match remote {
-        Ok(remote) if remote.digest.0 == ours => return Ok(RoundReport::default()),
+        Ok(remote) if remote.digest.0 == ours => {
+            report.authorization_current = true;
+            return Ok(report);
+        }
         // Authorization first: a revocation matters more than a new key.
-        Ok(_) => super::authz_sync::reconcile(node, client, peer).await?,
+        // Its failure must not hold up the keys.
+        Ok(_) => match super::authz_sync::reconcile(node, client, peer).await {
+            Ok(current) => report.authorization_current = current,
+            Err(e) => eprintln!("vssm: authorization sync with {}: {e}", peer.ip()),
+        },
         // A node of an older version: keys only.
         Err(PeerError::Status { status, .. }) if status == hyper::StatusCode::NOT_FOUND => {}
         Err(e) => return Err(e),
     }
     let remote: DigestResponse = client.post_json(peer, DIGEST_PATH, &Empty {}).await?;
     if remote.digest.0 == snapshot.digest() {
-        return Ok(RoundReport::default());
+        return Ok(report);
     }
     let theirs: ManifestResponse = client.post_json(peer, MANIFEST_PATH, &Empty {}).await?;
     let ours = manifest(&snapshot, true);
@@ -253,7 +264,6 @@ pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Re
     let missing_here: Vec<ManifestEntry> = theirs.entries.iter().filter(|e| !our_set.contains(e)).cloned().collect();
     let missing_there: Vec<&ManifestEntry> = ours.iter().filter(|e| !their_set.contains(e)).collect();
 
-    let mut report = RoundReport::default();
     for batch in missing_here.chunks(BATCH) {
         let answer: RecordsMessage =
             client.post_json(peer, FETCH_PATH, &FetchRequest { entries: batch.to_vec() }).await?;

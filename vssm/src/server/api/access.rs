@@ -37,7 +37,15 @@ pub fn grants_of(node: &Node, client: &ClientInfo) -> Option<Arc<IdentityGrants>
 /// Under enforcement, waits for a cluster node's state to be confirmed
 /// with a peer when it is stale (see `authz::freshness`); at once otherwise.
 pub async fn ensure_current(node: &Node) -> Result<(), ApiError> {
-    if !node.authz.enforced() || node.authz.freshness.confirm().await {
+    if node.authz.enforced() {
+        confirm(node).await?;
+    }
+    Ok(())
+}
+
+/// Confirms a cluster node's state with a peer if it is stale.
+async fn confirm(node: &Node) -> Result<(), ApiError> {
+    if node.authz.freshness.confirm().await {
         return Ok(());
     }
     let bound = node.authz.freshness.bound().map_or(0, |b| b.as_secs());
@@ -90,6 +98,9 @@ pub async fn authorize_admin(
         return Ok(AdminProof::Password);
     }
     if grants_of(node, client).is_some_and(|g| g.granted(op, key)) {
+        // Even in compatibility mode: a revoked officer must not act on a
+        // node that has not heard of the revocation.
+        confirm(node).await?;
         return Ok(AdminProof::Certificate);
     }
     if node.authz.enforced() || !node.authz.password_admin {

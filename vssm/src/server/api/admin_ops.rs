@@ -48,10 +48,12 @@ pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[
             reply.outcome
         }
     };
-    // Every successful admin action (each proved the admin password) goes
-    // to the history, which failures of any client cannot push out; the
-    // rest are events.
-    if outcome == Outcome::Ok {
+    // Every successful action that changes state or exports the inventory
+    // goes to the history, which failures of any client cannot push out;
+    // reads and failures are events (a holder of a mere `list` grant must
+    // not be able to flush the history).
+    let reads_only = matches!(endpoint, "admin/listkeys" | "admin/getlogs" | "admin/listgrants");
+    if outcome == Outcome::Ok && !reads_only {
         node.audit.record_history(action, &client.subject, outcome, &detail);
     } else {
         node.audit.record(action, &client.subject, outcome, &detail);
@@ -202,6 +204,7 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
     if let Some(authorization) = &mut contents.authorization {
         // Nor may a backup dated in the future pin the policy mode.
         authorization.clamp_mode_time(now_ms());
+        super::grant_ops::check_restore_limit(node, authorization)?;
     }
     let mut records = contents.records;
     // A backup's createdAt is whatever the backup says: restored material
@@ -221,7 +224,10 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
         if !changes.is_empty() {
             node.authorization_changed(authorization);
         }
-        detail.push_str(&format!(" grants-added={} revocations-added={}", changes.grants, changes.revocations));
+        detail.push_str(&format!(
+            " grants-added={} grants-replaced={} revocations-added={} mode-changed={}",
+            changes.grants, changes.replaced, changes.revocations, changes.mode
+        ));
     }
     for conflict in &report.conflicts {
         node.audit.record_history(

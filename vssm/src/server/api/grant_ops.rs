@@ -5,7 +5,8 @@
 
 use super::admin_ops::authorize;
 use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
-use crate::authz::state::{parse_grant_content, MAX_GRANT_RECORDS};
+use crate::audit::Outcome;
+use crate::authz::state::{parse_grant_content, stored_subject, MAX_GRANT_RECORDS};
 use crate::authz::{AccessError, AuthzState, Grant, GrantError, GrantId, Operation, PolicyMode, Revocation};
 use crate::node::Node;
 use crate::wire::authz::{
@@ -51,7 +52,7 @@ pub async fn create(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
             operations,
             comment: wire.comment.clone(),
             created_at_ms,
-            created_by: client.subject.to_string(),
+            created_by: stored_subject(&client.subject),
         };
         grants.push(grant.to_wire());
         added.add_grant(grant);
@@ -66,16 +67,31 @@ pub async fn create(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
         state.merge(&added);
         Ok(())
     })?;
-    detail.push_str(&format!(
-        " created={}",
-        grants
-            .iter()
-            .map(|g| format!("{}({} {} {})", g.id, g.identity, g.keys, g.operations.join(",")))
-            .collect::<Vec<_>>()
-            .join(" ")
-    ));
+    // One history line per grant: the request's own line is bounded.
+    detail.push_str(&format!(" created={}", grants.len()));
+    for g in &grants {
+        let line = format!("id={} identity={} keys={} operations={}", g.id, g.identity, g.keys, g.operations.join(","));
+        node.audit.record_history("creategrant", &client.subject, Outcome::Ok, &line);
+    }
     node.authorization_changed(added);
     json_response(&GrantsResponse { grants })
+}
+
+/// Refuses a restore whose authorization state would take the cluster past
+/// [`MAX_GRANT_RECORDS`] (records it holds already do not count).
+pub fn check_restore_limit(node: &Node, incoming: &AuthzState) -> Result<(), ApiError> {
+    let policy = node.authz.policy();
+    let mut merged = policy.state().clone();
+    merged.merge(incoming);
+    let new_records = merged.record_count() - policy.state().record_count();
+    if new_records > 0 && merged.record_count() > MAX_GRANT_RECORDS {
+        return Err(AccessError::Limit(format!(
+            "the backup would take the cluster to {} of at most {MAX_GRANT_RECORDS} grant records",
+            merged.record_count()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// admin/revokegrants: records a revocation for every id (known here or not).
@@ -94,7 +110,7 @@ pub async fn revoke(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
             .ok_or_else(|| GrantError { field: format!("ids[{i}]"), reason: "is not 32 hex digits".into() })?;
         ids.push(id);
     }
-    let revocation = Revocation { revoked_at_ms: now_ms(), revoked_by: client.subject.to_string() };
+    let revocation = Revocation { revoked_at_ms: now_ms(), revoked_by: stored_subject(&client.subject) };
     let mut added = AuthzState::default();
     let mut answer = RevokeGrantsResponse { revoked: Vec::new(), unknown: Vec::new() };
     node.authz.update(|state| {
@@ -119,7 +135,10 @@ pub async fn revoke(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
         }
         Ok(())
     })?;
-    detail.push_str(&format!(" revoked={} unknown={}", answer.revoked.join(","), answer.unknown.join(",")));
+    detail.push_str(&format!(" revoked={} unknown={}", answer.revoked.len(), answer.unknown.len()));
+    for id in answer.revoked.iter().chain(&answer.unknown) {
+        node.audit.record_history("revokegrant", &client.subject, Outcome::Ok, &format!("id={id}"));
+    }
     node.authorization_changed(added);
     json_response(&answer)
 }
@@ -142,14 +161,14 @@ pub async fn set_policy(node: &Node, client: &ClientInfo, body: &[u8], detail: &
     authorize(node, client, &request.admin_password.0, Operation::ManageGrants, None, detail).await?;
     let enforce =
         request.enforce.ok_or_else(|| GrantError { field: "enforce".into(), reason: "is required".into() })?;
-    let mode = PolicyMode { enforce, changed_at_ms: now_ms(), changed_by: client.subject.to_string() };
+    let mode = PolicyMode { enforce, changed_at_ms: now_ms(), changed_by: stored_subject(&client.subject) };
     let mut added = AuthzState::default();
     node.authz.update(|state| {
         // A clock behind the last change would lose the register: the
         // change is made one millisecond after it instead.
         let mut mode = mode;
         if let Some(last) = state.mode() {
-            mode.changed_at_ms = mode.changed_at_ms.max(last.changed_at_ms + 1);
+            mode.changed_at_ms = mode.changed_at_ms.max(last.changed_at_ms.saturating_add(1));
         }
         added.set_mode(mode.clone());
         state.set_mode(mode);
