@@ -180,6 +180,7 @@ mod tests {
                 identity: IdentitySelector::parse(identity).unwrap(),
                 keys: KeySelector::parse(keys).unwrap(),
                 operations: ops.iter().copied().collect(),
+                unknown_operations: Vec::new(),
                 comment: String::new(),
                 created_at_ms: 0,
                 created_by: String::new(),

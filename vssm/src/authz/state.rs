@@ -79,6 +79,10 @@ pub struct Grant {
     pub keys: KeySelector,
     /// What it allows.
     pub operations: OperationSet,
+    /// Operation names this version does not know, from a peer or backup of
+    /// a newer version: kept so that the grant travels on unchanged, and
+    /// allowing nothing here.
+    pub unknown_operations: Vec<String>,
     /// Operator's note.
     pub comment: String,
     /// Milliseconds since the Unix epoch.
@@ -94,7 +98,12 @@ impl Grant {
             id: self.id.to_string(),
             identity: self.identity.to_string(),
             keys: self.keys.to_string(),
-            operations: self.operations.iter().map(|op| op.as_str().to_string()).collect(),
+            operations: self
+                .operations
+                .iter()
+                .map(|op| op.as_str().to_string())
+                .chain(self.unknown_operations.iter().cloned())
+                .collect(),
             comment: self.comment.clone(),
             created_at: Int64(self.created_at_ms),
             created_by: self.created_by.clone(),
@@ -131,12 +140,44 @@ impl crate::error::Classify for GrantError {
     }
 }
 
-/// The content of a grant as a request states it, checked; `field` is the
-/// path of the grant in the request (e.g. `grants[2]`).
+/// What to do with an operation name this version does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownOperations {
+    /// A client's request: 400 naming it.
+    Refuse,
+    /// A peer's or a backup's record (a newer version during a rolling
+    /// upgrade): kept, allowing nothing.
+    Keep,
+}
+
+/// The checked content of a grant.
+#[derive(Debug)]
+pub struct GrantContent {
+    /// The clients it is for.
+    pub identity: IdentitySelector,
+    /// The keys it covers.
+    pub keys: KeySelector,
+    /// The operations this version knows.
+    pub operations: OperationSet,
+    /// The others (empty with [`UnknownOperations::Refuse`]), sorted.
+    pub unknown_operations: Vec<String>,
+}
+
+/// A well-formed operation name of some version: lowercase letters,
+/// digits and `-`, at most 64 bytes.
+fn is_operation_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The content of a grant as a request, a peer or a backup states it,
+/// checked; `field` is the path of the grant (e.g. `grants[2]`).
 pub fn parse_grant_content(
     wire: &GrantWire,
     field: &str,
-) -> Result<(IdentitySelector, KeySelector, OperationSet), GrantError> {
+    unknown: UnknownOperations,
+) -> Result<GrantContent, GrantError> {
     let sub = |name: &str| format!("{field}.{name}");
     let identity = IdentitySelector::parse(&wire.identity).map_err(|e| GrantError::new(sub("identity"), e))?;
     let keys = KeySelector::parse(&wire.keys).map_err(|e: SelectorError| GrantError::new(sub("keys"), e))?;
@@ -147,15 +188,23 @@ pub fn parse_grant_content(
         return Err(GrantError::new(sub("operations"), format_args!("holds more than {MAX_OPERATIONS} entries")));
     }
     let mut operations = OperationSet::empty();
+    let mut unknown_operations = Vec::new();
     for (i, name) in wire.operations.iter().enumerate() {
-        let op = Operation::parse(name).ok_or_else(|| {
-            GrantError::new(
-                format!("{field}.operations[{i}]"),
-                format_args!("unknown operation {}", crate::crypto::quote(name)),
-            )
-        })?;
-        operations.insert(op);
+        match Operation::parse(name) {
+            Some(op) => operations.insert(op),
+            None if unknown == UnknownOperations::Keep && is_operation_name(name) => {
+                unknown_operations.push(name.clone())
+            }
+            None => {
+                return Err(GrantError::new(
+                    format!("{field}.operations[{i}]"),
+                    format_args!("unknown operation {}", crate::crypto::quote(name)),
+                ))
+            }
+        }
     }
+    unknown_operations.sort();
+    unknown_operations.dedup();
     if operations.has_cluster_wide() && keys != KeySelector::All {
         return Err(GrantError::new(
             sub("keys"),
@@ -168,18 +217,19 @@ pub fn parse_grant_content(
     if wire.comment.chars().any(char::is_control) {
         return Err(GrantError::new(sub("comment"), "contains control characters"));
     }
-    Ok((identity, keys, operations))
+    Ok(GrantContent { identity, keys, operations, unknown_operations })
 }
 
 /// A complete grant from a backup or a peer.
 fn grant_from_wire(wire: &GrantWire, field: &str) -> Result<Grant, GrantError> {
     let id = GrantId::parse(&wire.id).ok_or_else(|| GrantError::new(format!("{field}.id"), "is not 32 hex digits"))?;
-    let (identity, keys, operations) = parse_grant_content(wire, field)?;
+    let content = parse_grant_content(wire, field, UnknownOperations::Keep)?;
     Ok(Grant {
         id,
-        identity,
-        keys,
-        operations,
+        identity: content.identity,
+        keys: content.keys,
+        operations: content.operations,
+        unknown_operations: content.unknown_operations,
         comment: wire.comment.clone(),
         created_at_ms: wire.created_at.0,
         created_by: stored_subject(&wire.created_by),
@@ -437,6 +487,7 @@ mod tests {
             identity: IdentitySelector::parse(&format!("cn:svc-{id}")).unwrap(),
             keys: KeySelector::parse("k*").unwrap(),
             operations: [Operation::Encrypt].into_iter().collect(),
+            unknown_operations: Vec::new(),
             comment: String::new(),
             created_at_ms,
             created_by: "CN=officer".into(),
@@ -521,11 +572,27 @@ mod tests {
         let again = AuthzState::from_wire(&wire.to_wire(), "authorization").unwrap();
         assert_eq!(again, wire, "a stored subject reads back unchanged");
         let mut text = wire.to_wire();
-        text.grants[0].operations.push("encryp".into());
+        text.grants[0].operations.push("Encrypt".into());
         let error = AuthzState::from_wire(&text, "authorization").unwrap_err();
-        assert_eq!(error.to_string(), "authorization.grants[0].operations[1]: unknown operation \"encryp\"");
+        assert_eq!(error.to_string(), "authorization.grants[0].operations[1]: unknown operation \"Encrypt\"");
         let mut backup_wide = GrantWire { identity: "cn:o".into(), keys: "k".into(), ..GrantWire::default() };
         backup_wide.operations = vec!["backup".into()];
-        assert_eq!(parse_grant_content(&backup_wide, "grants[0]").unwrap_err().field, "grants[0].keys");
+        let refused = parse_grant_content(&backup_wide, "grants[0]", UnknownOperations::Refuse).unwrap_err();
+        assert_eq!(refused.field, "grants[0].keys");
+    }
+
+    #[test]
+    fn operations_of_a_newer_version_travel_on_and_allow_nothing() {
+        let mut state = AuthzState::default();
+        state.add_grant(grant(1, 1));
+        let mut wire = state.to_wire();
+        wire.grants[0].operations.push("rotate".into());
+        let read = AuthzState::from_wire(&wire, "authorization").unwrap();
+        let kept = read.active().next().unwrap();
+        assert_eq!(kept.operations, [Operation::Encrypt].into_iter().collect());
+        assert_eq!(kept.unknown_operations, vec!["rotate".to_string()]);
+        assert_eq!(read.to_wire(), wire, "the grant travels on unchanged");
+        wire.grants[0].operations.push("Rotate Now".into());
+        assert!(AuthzState::from_wire(&wire, "authorization").is_err(), "malformed names are still refused");
     }
 }

@@ -6,7 +6,7 @@
 use super::admin_ops::authorize;
 use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
 use crate::audit::Outcome;
-use crate::authz::state::{parse_grant_content, stored_subject, MAX_GRANT_RECORDS};
+use crate::authz::state::{parse_grant_content, stored_subject, UnknownOperations, MAX_GRANT_RECORDS};
 use crate::authz::{AccessError, AuthzState, Grant, GrantError, GrantId, Operation, PolicyMode, Revocation};
 use crate::node::Node;
 use crate::wire::authz::{
@@ -44,12 +44,13 @@ pub async fn create(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
         if !wire.id.is_empty() || !wire.created_by.is_empty() || wire.created_at.0 != 0 {
             return Err(GrantError { field, reason: "id, createdAt and createdBy are set by the node".into() }.into());
         }
-        let (identity, keys, operations) = parse_grant_content(wire, &field)?;
+        let content = parse_grant_content(wire, &field, UnknownOperations::Refuse)?;
         let grant = Grant {
             id: GrantId::random(),
-            identity,
-            keys,
-            operations,
+            identity: content.identity,
+            keys: content.keys,
+            operations: content.operations,
+            unknown_operations: content.unknown_operations,
             comment: wire.comment.clone(),
             created_at_ms,
             created_by: stored_subject(&client.subject),
