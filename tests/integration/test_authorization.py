@@ -59,6 +59,7 @@ USE_CALLS = [
     ("verify", "asymmetric/verify", dict(algorithm="SHA384withECDSA", input=b"x", signature=b"s")),
     ("mac-create", "hmac/create", dict(algorithm="SHA256", input=b"x")),
     ("mac-verify", "hmac/verify", dict(algorithm="SHA256", input=b"x", hmac=bytes(32))),
+    ("generate-data-key", "symmetric/generatedatakey", dict()),
 ]
 
 
@@ -138,7 +139,7 @@ def test_without_grants_every_client_uses_every_key_and_admin_needs_the_password
     # Discovery needs no password and shows every key with every use it supports.
     listing = keys_of(stranger)
     assert [(k["name"], k["keyType"], k["operations"]) for k in listing] == [
-        ("compat/aes", "SYMMETRIC", ["encrypt", "decrypt"]),
+        ("compat/aes", "SYMMETRIC", ["encrypt", "decrypt", "generate-data-key"]),
         ("compat/ec", "ASYMMETRIC", ["sign", "verify"])], listing
     pub = stranger.ok("/REST/v1/keys/publickey", {"keyName": "compat/ec"})
     serialization.load_der_public_key(b64d(pub["publicKey"])).verify(sig, b"m", ec.ECDSA(hashes.SHA256()))
@@ -211,7 +212,8 @@ def test_refusals_read_the_same_for_existing_and_missing_keys(enforced, ids):
     existing = {"symmetric/encrypt": "a/aes", "symmetric/decrypt": "a/aes",
                 "asymmetric/encrypt": "a/rsa", "asymmetric/decrypt": "a/rsa",
                 "asymmetric/sign": "b/ec", "asymmetric/verify": "b/ec",
-                "hmac/create": "nobody/mac", "hmac/verify": "nobody/mac"}
+                "hmac/create": "nobody/mac", "hmac/verify": "nobody/mac",
+                "symmetric/generatedatakey": "a/aes"}
     stranger = ids.stranger.client(enforced.node)
     for op, path, fields in USE_CALLS:
         key = existing[path]

@@ -32,11 +32,14 @@ pub enum Operation {
     GetLogs,
     /// The grant endpoints and admin/setpolicy (cluster-wide).
     ManageGrants,
+    /// symmetric/generatedatakey: a new data key wrapped under the key (a
+    /// use; new operations go last, see SECURITY.md on rolling upgrades).
+    GenerateDataKey,
 }
 
 impl Operation {
     /// Every operation, in the order listings use.
-    pub const ALL: [Operation; 13] = [
+    pub const ALL: [Operation; 14] = [
         Operation::Encrypt,
         Operation::Decrypt,
         Operation::Sign,
@@ -50,6 +53,7 @@ impl Operation {
         Operation::Restore,
         Operation::GetLogs,
         Operation::ManageGrants,
+        Operation::GenerateDataKey,
     ];
 
     /// The API spelling.
@@ -68,6 +72,7 @@ impl Operation {
             Operation::Restore => "restore",
             Operation::GetLogs => "getlogs",
             Operation::ManageGrants => "manage-grants",
+            Operation::GenerateDataKey => "generate-data-key",
         }
     }
 
@@ -105,8 +110,8 @@ impl fmt::Display for Operation {
 pub struct OperationSet(u32);
 
 impl OperationSet {
-    /// The six uses of a key.
-    pub const USES: OperationSet = OperationSet(0b11_1111);
+    /// The uses of a key: the first six operations and generate-data-key.
+    pub const USES: OperationSet = OperationSet(0b11_1111 | 1 << (Operation::GenerateDataKey as u32));
 
     /// The empty set.
     pub const fn empty() -> Self {
@@ -162,10 +167,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_operation_round_trips_and_uses_are_the_first_six() {
+    fn every_operation_round_trips_and_uses_are_the_key_operations() {
         for op in Operation::ALL {
             assert_eq!(Operation::parse(op.as_str()), Some(op));
-            assert_eq!(op.is_use(), (op as u16) < 6, "{op}");
+            assert_eq!(op.is_use(), (op as u16) < 6 || op == Operation::GenerateDataKey, "{op}");
         }
         assert_eq!(Operation::parse("Encrypt"), None, "spelling is exact");
         let set: OperationSet = [Operation::Sign, Operation::Backup].into_iter().collect();

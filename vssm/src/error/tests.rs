@@ -59,6 +59,7 @@ fn index_api(e: &ApiError) -> usize {
         ApiError::SelfTestFailed(_) => 25,
         ApiError::Access(_) => 26,
         ApiError::Grant(_) => 27,
+        ApiError::InvalidDataKeySpec(_) => 28,
     }
 }
 
@@ -318,6 +319,7 @@ fn api_table() -> Vec<(ApiError, u16)> {
         (ApiError::KeyTypeRequired, 400),
         (ApiError::NegativeKeySize, 400),
         (ApiError::InvalidKeySpec("DSA".into()), 400),
+        (ApiError::InvalidDataKeySpec("AES_512".into()), 400),
         (ApiError::KeyTooLarge, 400),
         (ApiError::NameTaken(KeyType::Asymmetric), 409),
         (ApiError::BackupRequired, 400),
@@ -375,7 +377,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 12);
     assert_complete("SealError", &seal_table(), |(e, _)| index_seal(e), 7);
     let api = api_table();
-    assert_complete("ApiError", &api, |(e, _)| index_api(e), 28);
+    assert_complete("ApiError", &api, |(e, _)| index_api(e), 29);
     assert_complete("AccessError", &access_table(), |(e, _)| index_access(e), 6);
     let inner = |f: &dyn Fn(&ApiError) -> Option<usize>| api.iter().filter_map(|(e, _)| f(e)).collect::<Vec<_>>();
     let admin = inner(&|e| if let ApiError::Admin(a) = e { Some(index_admin(a)) } else { None });

@@ -21,6 +21,38 @@ pub struct SymmetricRequest {
     pub aad: Bytes,
 }
 
+/// symmetric/generatedatakey.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenerateDataKeyRequest {
+    /// The key that wraps the data key (an AES key).
+    #[serde(default, alias = "key_name")]
+    pub key_name: String,
+    /// `AES_256` (default) or `AES_128`.
+    #[serde(default, alias = "key_spec")]
+    pub key_spec: String,
+    /// True: answer only the wrapped form.
+    #[serde(default, alias = "without_plaintext")]
+    pub without_plaintext: bool,
+    /// Additional authenticated data bound into the wrapped form.
+    #[serde(default)]
+    pub aad: Bytes,
+}
+
+/// symmetric/generatedatakey answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateDataKeyResponse {
+    /// The data key under the named key, as symmetric/encrypt with
+    /// `AES/GCM/NoPadding` writes it: nonce(12) || ciphertext || tag(16).
+    pub ciphertext: Bytes,
+    /// The data key itself, unless `withoutPlaintext`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<SecretBytes>,
+    /// `AES_256` or `AES_128`.
+    pub key_spec: &'static str,
+}
+
 /// asymmetric/encrypt, asymmetric/decrypt and hmac/create.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -11,8 +11,8 @@ use crate::crypto::{mac, symmetric};
 use crate::keystore::{KeyRecord, KeyType};
 use crate::node::Node;
 use crate::wire::{
-    Bytes, HmacVerifyRequest, KeyedInputRequest, OutputResponse, SignRequest, SymmetricRequest, ValidResponse,
-    VerifyRequest,
+    Bytes, GenerateDataKeyRequest, GenerateDataKeyResponse, HmacVerifyRequest, KeyedInputRequest, OutputResponse,
+    SecretBytes, SignRequest, SymmetricRequest, ValidResponse, VerifyRequest,
 };
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ pub fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -
         "asymmetric/verify" => verify(caller, body),
         "hmac/create" => hmac_create(caller, body),
         "hmac/verify" => hmac_verify(caller, body),
+        "symmetric/generatedatakey" => generate_data_key(caller, body),
         _ => return None,
     })
 }
@@ -117,6 +118,24 @@ fn verify(caller: Caller, body: &[u8]) -> ApiResult {
     let msg = message(&request.input.0, &request.hashed.0)?;
     let valid = asymmetric::verify(&algorithm, key, msg, &request.signature.0)?;
     json_response(&ValidResponse { valid })
+}
+
+/// A fresh AES data key, wrapped under the named key with AES-GCM exactly
+/// as symmetric/encrypt would, so that symmetric/decrypt unwraps it.
+fn generate_data_key(caller: Caller, body: &[u8]) -> ApiResult {
+    let request: GenerateDataKeyRequest = parse_json(body)?;
+    let (key_spec, length) = match request.key_spec.as_str() {
+        "" | "AES_256" => ("AES_256", 32),
+        "AES_128" => ("AES_128", 16),
+        other => return Err(ApiError::InvalidDataKeySpec(super::printable(other))),
+    };
+    let record = lookup(caller, Operation::GenerateDataKey, KeyType::Symmetric, &request.key_name)?;
+    let key = record.material.symmetric().ok_or_else(missing_material)?;
+    let data_key = zeroize::Zeroizing::new(crate::crypto::random_bytes(length)?);
+    let algorithm = SymmetricAlgorithm::parse("AES/GCM/NoPadding")?;
+    let ciphertext = symmetric::encrypt(&algorithm, key, &data_key, &request.aad.0)?;
+    let plaintext = (!request.without_plaintext).then(|| SecretBytes(data_key.clone()));
+    json_response(&GenerateDataKeyResponse { ciphertext: Bytes(ciphertext), plaintext, key_spec })
 }
 
 fn hmac_create(caller: Caller, body: &[u8]) -> ApiResult {

@@ -50,7 +50,7 @@ fn whoami(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
 fn supported_uses(material: &KeyMaterial) -> OperationSet {
     use Operation::*;
     let ops: &[Operation] = match material {
-        KeyMaterial::Symmetric(_) => &[Encrypt, Decrypt],
+        KeyMaterial::Symmetric(_) => &[Encrypt, Decrypt, GenerateDataKey],
         KeyMaterial::Mac(_) => &[MacCreate, MacVerify],
         KeyMaterial::Asymmetric(k) if k.spec() == KeySpec::Rsa => &[Encrypt, Decrypt, Sign, Verify],
         KeyMaterial::Asymmetric(_) => &[Sign, Verify],

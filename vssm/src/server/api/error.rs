@@ -94,6 +94,9 @@ pub enum ApiError {
     /// keySpec is neither RSA nor EC (the value, bounded and printable).
     #[error("keySpec must be RSA or EC, not {0:?}")]
     InvalidKeySpec(String),
+    /// generatedatakey with a keySpec other than AES_256 or AES_128.
+    #[error("keySpec must be AES_256 or AES_128, not {0:?}")]
+    InvalidDataKeySpec(String),
     /// An injected key larger than any supported key.
     #[error("key is larger than {} bytes", crate::node::MAX_KEY_DER_BYTES)]
     KeyTooLarge,
@@ -133,6 +136,7 @@ impl Classify for ApiError {
             | ApiError::KeyTypeRequired
             | ApiError::NegativeKeySize
             | ApiError::InvalidKeySpec(_)
+            | ApiError::InvalidDataKeySpec(_)
             | ApiError::KeyTooLarge
             | ApiError::BackupRequired => ErrorKind::BadRequest,
             ApiError::NameTaken(_) => ErrorKind::Conflict,
