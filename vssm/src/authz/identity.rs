@@ -64,7 +64,7 @@ impl ClientIdentity {
 
     /// Lowercase hex of [`ClientIdentity::spki_sha256`].
     pub fn spki_hex(&self) -> String {
-        self.spki_sha256.iter().map(|b| format!("{b:02x}")).collect()
+        crate::wire::codec::encode_hex(&self.spki_sha256)
     }
 }
 

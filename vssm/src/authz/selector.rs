@@ -6,6 +6,7 @@
 
 use super::identity::ClientIdentity;
 use crate::keystore::validate_name;
+use crate::wire::codec::{decode_hex_array, encode_hex};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -131,7 +132,7 @@ impl IdentitySelector {
         let nonempty = |v: &str| if v.is_empty() { Err(SelectorError::Empty) } else { Ok(()) };
         nonempty(value)?;
         Ok(match kind {
-            "spki" => IdentitySelector::Spki(parse_hex32(value).ok_or(SelectorError::BadSpki)?),
+            "spki" => IdentitySelector::Spki(decode_hex_array(value).ok_or(SelectorError::BadSpki)?),
             "subject" if value == "-" => return Err(SelectorError::EmptySubject),
             "subject" => IdentitySelector::Subject(value.to_string()),
             "cn" => IdentitySelector::CommonName(Pattern::parse(value)?),
@@ -162,10 +163,7 @@ impl fmt::Display for IdentitySelector {
     /// The canonical spelling (what listings show).
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            IdentitySelector::Spki(h) => {
-                f.write_str("spki:")?;
-                h.iter().try_for_each(|b| write!(f, "{b:02x}"))
-            }
+            IdentitySelector::Spki(h) => write!(f, "spki:{}", encode_hex(h)),
             IdentitySelector::Subject(s) => write!(f, "subject:{s}"),
             IdentitySelector::CommonName(p) => write!(f, "cn:{p}"),
             IdentitySelector::Dns(p) => write!(f, "dns:{p}"),
@@ -174,17 +172,6 @@ impl fmt::Display for IdentitySelector {
             IdentitySelector::Ip(ip) => write!(f, "ip:{ip}"),
         }
     }
-}
-
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Which key names a grant covers (of every key type).

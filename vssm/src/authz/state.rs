@@ -51,20 +51,13 @@ impl GrantId {
 
     /// Parses 32 hex digits.
     pub fn parse(text: &str) -> Option<GrantId> {
-        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let mut id = [0u8; 16];
-        for (i, byte) in id.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(GrantId(id))
+        crate::wire::codec::decode_hex_array(text).map(GrantId)
     }
 }
 
 impl fmt::Display for GrantId {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&crate::wire::codec::encode_hex(&self.0))
     }
 }
 

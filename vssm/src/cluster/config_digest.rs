@@ -12,10 +12,10 @@
 //! Covered, in a canonical form (sets sorted and without duplicates):
 //! `rpcCertificate`, `clientTrustStore`, `rootPassword` (the parsed scrypt
 //! parameters, salt and hash), `healthDetails` (what the unauthenticated
-//! health port shows), `authorization.passwordAdmin` (when false) and the cluster's policy: `discovery` with
-//! the static `peers`, `attestation`, `trustedImageIds`,
-//! `attestationCaCertificates`, `awsEndpoints` and `acceptedConfigDigests`
-//! itself. Not covered, because they are per node or do not decide who
+//! health port shows), `authorization.passwordAdmin` (when false) and the
+//! cluster's policy: `discovery` with the static `peers`, `attestation`,
+//! `trustedImageIds`, `attestationCaCertificates`, `awsEndpoints` and
+//! `acceptedConfigDigests` itself. Not covered, because they are per node or do not decide who
 //! gets keys: `bindAddress`, the ports, `imdsEndpoint` (each instance's
 //! own metadata service: in the qemu harness and the tests it differs per
 //! instance; a joiner's documents are checked against AWS's signatures
@@ -59,16 +59,7 @@ impl ConfigDigest {
 
     /// Parses 64 hex digits (either case).
     pub fn parse_hex(text: &str) -> Option<ConfigDigest> {
-        let text = text.as_bytes();
-        if text.len() != 2 * CONFIG_DIGEST_LEN {
-            return None;
-        }
-        let mut digest = [0u8; CONFIG_DIGEST_LEN];
-        for (byte, pair) in digest.iter_mut().zip(text.chunks(2)) {
-            let digit = |c: u8| (c as char).to_digit(16);
-            *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-        }
-        Some(ConfigDigest(digest))
+        crate::wire::codec::decode_hex_array(text).map(ConfigDigest)
     }
 
     /// The digest from wire bytes; None unless exactly 32 bytes.

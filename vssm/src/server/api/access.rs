@@ -80,9 +80,10 @@ pub fn refuse(node: &Node, client: &ClientInfo, op: Operation, name: &str) -> Ap
 
 /// Authorizes a management request: a non-empty `password` is checked as
 /// the admin password (when the configuration allows it); without one a
-/// grant of the caller must allow `op` on `key` (None: on some key, as
-/// for a whole listing and the cluster-wide operations). In compatibility mode, a caller without such a grant gets
-/// the password check as before (an empty password fails it).
+/// grant of the caller must allow `op` on `key` (None: on some key, as for
+/// a whole listing and the cluster-wide operations). In compatibility
+/// mode, a caller without such a grant gets the password check as before
+/// (an empty password fails it).
 pub async fn authorize_admin(
     node: &Node,
     client: &ClientInfo,

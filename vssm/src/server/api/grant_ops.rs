@@ -22,20 +22,21 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-fn too_many(field: &str) -> ApiError {
-    GrantError { field: field.into(), reason: format!("holds more than {MAX_PER_REQUEST} entries") }.into()
+/// Refuses a list `field` that is empty or longer than [`MAX_PER_REQUEST`].
+fn check_entries(field: &str, len: usize) -> Result<(), ApiError> {
+    let reason = match len {
+        0 => "is required".to_string(),
+        n if n > MAX_PER_REQUEST => format!("holds more than {MAX_PER_REQUEST} entries"),
+        _ => return Ok(()),
+    };
+    Err(GrantError { field: field.into(), reason }.into())
 }
 
 /// admin/creategrants: every grant valid, or none added.
 pub async fn create(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: CreateGrantsRequest = parse_json(body)?;
     authorize(node, client, &request.admin_password.0, Operation::ManageGrants, None, detail).await?;
-    if request.grants.is_empty() {
-        return Err(GrantError { field: "grants".into(), reason: "is required".into() }.into());
-    }
-    if request.grants.len() > MAX_PER_REQUEST {
-        return Err(too_many("grants"));
-    }
+    check_entries("grants", request.grants.len())?;
     let created_at_ms = now_ms();
     let mut added = AuthzState::default();
     let mut grants = Vec::with_capacity(request.grants.len());
@@ -99,12 +100,7 @@ pub fn check_restore_limit(node: &Node, incoming: &AuthzState) -> Result<(), Api
 pub async fn revoke(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: RevokeGrantsRequest = parse_json(body)?;
     authorize(node, client, &request.admin_password.0, Operation::ManageGrants, None, detail).await?;
-    if request.ids.is_empty() {
-        return Err(GrantError { field: "ids".into(), reason: "is required".into() }.into());
-    }
-    if request.ids.len() > MAX_PER_REQUEST {
-        return Err(too_many("ids"));
-    }
+    check_entries("ids", request.ids.len())?;
     let mut ids = Vec::with_capacity(request.ids.len());
     for (i, text) in request.ids.iter().enumerate() {
         let id = GrantId::parse(text)
