@@ -32,6 +32,8 @@ pub enum ErrorKind {
     RequestTimeout,
     /// The request conflicts with the node's state (409).
     Conflict,
+    /// The key or key version was destroyed (410).
+    Gone,
     /// The request body is over its limit (413).
     PayloadTooLarge,
     /// The caller is throttled (429).
@@ -44,7 +46,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for tables and tests.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::BadRequest,
         ErrorKind::Unauthorized,
         ErrorKind::Forbidden,
@@ -52,6 +54,7 @@ impl ErrorKind {
         ErrorKind::MethodNotAllowed,
         ErrorKind::RequestTimeout,
         ErrorKind::Conflict,
+        ErrorKind::Gone,
         ErrorKind::PayloadTooLarge,
         ErrorKind::TooManyRequests,
         ErrorKind::ServiceUnavailable,
@@ -68,6 +71,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Gone => StatusCode::GONE,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,

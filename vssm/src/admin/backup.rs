@@ -9,7 +9,7 @@ use crate::crypto::algorithm::{AsymmetricEncryption, HashAlg, SymmetricAlgorithm
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::crypto::{asymmetric, quote, symmetric};
 use crate::error::{Classify, ErrorKind};
-use crate::keystore::{validate_name, Inventory, KeyMaterial, KeyRecord};
+use crate::keystore::{validate_name, Inventory, KeyMaterial, KeyRecord, MAX_VERSIONS};
 use crate::wire::{
     BackupAsymmetricKey, BackupBlob, BackupInventory, BackupRawKey, Bytes, Int64, Int64Number, SecretBytes,
 };
@@ -182,6 +182,7 @@ pub fn open(blob: &BackupBlob, rpc_key: &AsymmetricKey) -> Result<BackupContents
 pub fn records_to_wire<'a>(records: impl IntoIterator<Item = &'a std::sync::Arc<KeyRecord>>) -> BackupInventory {
     let raw = |record: &KeyRecord, bytes: &[u8]| BackupRawKey {
         name: record.name.clone(),
+        version: record.version,
         created_at: Int64(record.created_at_ms),
         key: SecretBytes(Zeroizing::new(bytes.to_vec())),
     };
@@ -194,6 +195,7 @@ pub fn records_to_wire<'a>(records: impl IntoIterator<Item = &'a std::sync::Arc<
             KeyMaterial::Mac(k) => out.mac_key.push(raw(record, k.as_bytes())),
             KeyMaterial::Asymmetric(k) => out.asymmetric_key.push(BackupAsymmetricKey {
                 name: record.name.clone(),
+                version: record.version,
                 created_at: Int64(record.created_at_ms),
                 key_type: k.spec().as_str().to_string(),
                 key: SecretBytes(k.to_pkcs8_der()),
@@ -201,6 +203,15 @@ pub fn records_to_wire<'a>(records: impl IntoIterator<Item = &'a std::sync::Arc<
         }
     }
     out
+}
+
+/// A record's version number: 1 to [`MAX_VERSIONS`].
+fn check_version(list: &str, i: usize, version: u32) -> Result<u32, BackupError> {
+    if (1..=MAX_VERSIONS).contains(&version) {
+        Ok(version)
+    } else {
+        Err(BackupError::Invalid(format!("backup {list}[{i}].version: must be 1 to {MAX_VERSIONS}, got {version}")))
+    }
 }
 
 /// Validates every key of a wire inventory; all or nothing.
@@ -211,12 +222,14 @@ pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, B
     for (i, k) in inventory.symmetric_key.iter().enumerate() {
         validate_name(&k.name).map_err(|w| invalid("symmetricKey", i, &w))?;
         let key = SymmetricKey::from_bytes(&k.key.0).map_err(|e| invalid("symmetricKey", i, &e))?;
-        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Symmetric(key)));
+        let version = check_version("symmetricKey", i, k.version)?;
+        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Symmetric(key)).with_version(version));
     }
     for (i, k) in inventory.mac_key.iter().enumerate() {
         validate_name(&k.name).map_err(|w| invalid("macKey", i, &w))?;
         let key = MacKey::from_bytes(&k.key.0).map_err(|e| invalid("macKey", i, &e))?;
-        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Mac(key)));
+        let version = check_version("macKey", i, k.version)?;
+        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Mac(key)).with_version(version));
     }
     for (i, k) in inventory.asymmetric_key.iter().enumerate() {
         validate_name(&k.name).map_err(|w| invalid("asymmetricKey", i, &w))?;
@@ -231,7 +244,9 @@ pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, B
                 &format_args!("keyType {} does not match the key", quote(&k.key_type)),
             ));
         }
-        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Asymmetric(Box::new(key))));
+        let version = check_version("asymmetricKey", i, k.version)?;
+        let material = KeyMaterial::Asymmetric(Box::new(key));
+        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, material).with_version(version));
     }
     Ok(records)
 }

@@ -35,11 +35,17 @@ pub enum Operation {
     /// symmetric/generatedatakey: a new data key wrapped under the key (a
     /// use; new operations go last, see SECURITY.md on rolling upgrades).
     GenerateDataKey,
+    /// admin/rotatekey, admin/setrotation, admin/setmindecryptionversion.
+    Rotate,
+    /// admin/disablekey and admin/enablekey.
+    Disable,
+    /// admin/scheduledeletion, admin/canceldeletion, admin/trimversions.
+    Delete,
 }
 
 impl Operation {
     /// Every operation, in the order listings use.
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 17] = [
         Operation::Encrypt,
         Operation::Decrypt,
         Operation::Sign,
@@ -54,6 +60,9 @@ impl Operation {
         Operation::GetLogs,
         Operation::ManageGrants,
         Operation::GenerateDataKey,
+        Operation::Rotate,
+        Operation::Disable,
+        Operation::Delete,
     ];
 
     /// The API spelling.
@@ -73,6 +82,9 @@ impl Operation {
             Operation::GetLogs => "getlogs",
             Operation::ManageGrants => "manage-grants",
             Operation::GenerateDataKey => "generate-data-key",
+            Operation::Rotate => "rotate",
+            Operation::Disable => "disable",
+            Operation::Delete => "delete",
         }
     }
 

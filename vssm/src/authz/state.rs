@@ -579,13 +579,13 @@ mod tests {
         let mut state = AuthzState::default();
         state.add_grant(grant(1, 1));
         let mut wire = state.to_wire();
-        wire.grants[0].operations.push("rotate".into());
+        wire.grants[0].operations.push("attest".into());
         let read = AuthzState::from_wire(&wire, "authorization").unwrap();
         let kept = read.active().next().unwrap();
         assert_eq!(kept.operations, [Operation::Encrypt].into_iter().collect());
-        assert_eq!(kept.unknown_operations, vec!["rotate".to_string()]);
+        assert_eq!(kept.unknown_operations, vec!["attest".to_string()]);
         assert_eq!(read.to_wire(), wire, "the grant travels on unchanged");
-        wire.grants[0].operations.push("Rotate Now".into());
+        wire.grants[0].operations.push("Attest Now".into());
         assert!(AuthzState::from_wire(&wire, "authorization").is_err(), "malformed names are still refused");
     }
 }

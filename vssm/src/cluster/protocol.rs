@@ -60,6 +60,10 @@ pub struct ManifestEntry {
     pub name: String,
     /// Fingerprint of the material (see `keystore::Fingerprint`).
     pub fingerprint: Bytes,
+    /// The key version (absent for 1, so that a node of an older version
+    /// reads the manifest of keys that were never rotated).
+    #[serde(default = "crate::wire::first_version", skip_serializing_if = "crate::wire::is_first_version")]
+    pub version: u32,
     /// The record was restored from a backup (`keystore::Origin`); sent
     /// only to peers that sent [`ORIGIN_HEADER`], absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -172,8 +176,13 @@ mod tests {
 
     #[test]
     fn origins_are_absent_unless_a_record_is_restored() {
-        let entry =
-            ManifestEntry { key_type: "MAC".into(), name: "k".into(), fingerprint: Bytes(vec![1]), restored: false };
+        let entry = ManifestEntry {
+            key_type: "MAC".into(),
+            name: "k".into(),
+            fingerprint: Bytes(vec![1]),
+            version: 1,
+            restored: false,
+        };
         let plain = serde_json::to_string(&RecordsMessage::default()).unwrap();
         assert_eq!(
             plain,

@@ -208,6 +208,7 @@ fn entry_of(record: &KeyRecord, with_origin: bool) -> ManifestEntry {
         key_type: record.material.key_type().as_str().to_string(),
         name: record.name.clone(),
         fingerprint: WireBytes(record.fingerprint.to_vec()),
+        version: record.version,
         restored: with_origin && record.origin == Origin::Restored,
     }
 }

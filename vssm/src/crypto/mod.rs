@@ -42,6 +42,7 @@ pub mod mac;
 pub mod rsa;
 pub mod selftest;
 pub mod symmetric;
+pub mod versioned;
 
 #[cfg(test)]
 pub(crate) mod test_util;

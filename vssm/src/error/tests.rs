@@ -19,7 +19,7 @@ use crate::cluster::sync::SyncError;
 use crate::crypto::CryptoError;
 use crate::keystore::{KeyType, NameError};
 use crate::node::BootstrapError;
-use crate::server::api::ApiError;
+use crate::server::api::{ApiError, KeyUseError};
 use crate::server::body::BodyError;
 use crate::server::json::JsonError;
 use http_body_util::BodyExt;
@@ -60,6 +60,8 @@ fn index_api(e: &ApiError) -> usize {
         ApiError::Access(_) => 26,
         ApiError::Grant(_) => 27,
         ApiError::InvalidDataKeySpec(_) => 28,
+        ApiError::KeyUse(_) => 29,
+        ApiError::TooManyVersions => 30,
     }
 }
 
@@ -325,9 +327,31 @@ fn api_table() -> Vec<(ApiError, u16)> {
         (ApiError::BackupRequired, 400),
         (ApiError::GenerationInterrupted, 500),
         (ApiError::from(grant_error()), 400),
+        (ApiError::TooManyVersions, 409),
     ]);
+    table.extend(key_use_table().into_iter().map(|(e, s)| (ApiError::from(e), s)));
     table.extend(access_table().into_iter().map(|(e, s)| (ApiError::from(e), s)));
     table
+}
+
+fn index_key_use(e: &KeyUseError) -> usize {
+    match e {
+        KeyUseError::VersionRequired { .. } => 0,
+        KeyUseError::NoSuchVersion { .. } => 1,
+        KeyUseError::NotVersioned { .. } => 2,
+        KeyUseError::VersionMismatch { .. } => 3,
+        KeyUseError::VerifyNeedsVersion => 4,
+    }
+}
+
+fn key_use_table() -> Vec<(KeyUseError, u16)> {
+    vec![
+        (KeyUseError::VersionRequired { name: "k".into(), newest: 2 }, 400),
+        (KeyUseError::NoSuchVersion { name: "k".into(), version: 9 }, 400),
+        (KeyUseError::NotVersioned { name: "k".into() }, 400),
+        (KeyUseError::VersionMismatch { requested: 1, found: 2 }, 400),
+        (KeyUseError::VerifyNeedsVersion, 400),
+    ]
 }
 
 fn sync_table() -> Vec<(SyncError, u16)> {
@@ -377,7 +401,8 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 12);
     assert_complete("SealError", &seal_table(), |(e, _)| index_seal(e), 7);
     let api = api_table();
-    assert_complete("ApiError", &api, |(e, _)| index_api(e), 29);
+    assert_complete("ApiError", &api, |(e, _)| index_api(e), 31);
+    assert_complete("KeyUseError", &key_use_table(), |(e, _)| index_key_use(e), 5);
     assert_complete("AccessError", &access_table(), |(e, _)| index_access(e), 6);
     let inner = |f: &dyn Fn(&ApiError) -> Option<usize>| api.iter().filter_map(|(e, _)| f(e)).collect::<Vec<_>>();
     let admin = inner(&|e| if let ApiError::Admin(a) = e { Some(index_admin(a)) } else { None });

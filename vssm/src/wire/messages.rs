@@ -19,6 +19,12 @@ pub struct SymmetricRequest {
     /// Additional authenticated data (GCM only; an addition to the first VSSM).
     #[serde(default)]
     pub aad: Bytes,
+    /// The key version to use (0 or absent: not named; see API.md, "Key versions").
+    #[serde(default, alias = "key_version")]
+    pub key_version: u32,
+    /// True: a ciphertext carries the version header, and the answer names the version.
+    #[serde(default)]
+    pub versioned: bool,
 }
 
 /// symmetric/generatedatakey.
@@ -37,6 +43,12 @@ pub struct GenerateDataKeyRequest {
     /// Additional authenticated data bound into the wrapped form.
     #[serde(default)]
     pub aad: Bytes,
+    /// The key version to use (0 or absent: not named; see API.md, "Key versions").
+    #[serde(default, alias = "key_version")]
+    pub key_version: u32,
+    /// True: a ciphertext carries the version header, and the answer names the version.
+    #[serde(default)]
+    pub versioned: bool,
 }
 
 /// symmetric/generatedatakey answer.
@@ -51,6 +63,9 @@ pub struct GenerateDataKeyResponse {
     pub plaintext: Option<SecretBytes>,
     /// `AES_256` or `AES_128`.
     pub key_spec: &'static str,
+    /// As in [`OutputResponse`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
 }
 
 /// asymmetric/encrypt, asymmetric/decrypt and hmac/create.
@@ -66,6 +81,12 @@ pub struct KeyedInputRequest {
     /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
+    /// The key version to use (0 or absent: not named; see API.md, "Key versions").
+    #[serde(default, alias = "key_version")]
+    pub key_version: u32,
+    /// True: a ciphertext carries the version header, and the answer names the version.
+    #[serde(default)]
+    pub versioned: bool,
 }
 
 /// asymmetric/sign: `input` (server hashes) or `hashed` (caller's digest).
@@ -84,6 +105,12 @@ pub struct SignRequest {
     /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
+    /// The key version to use (0 or absent: not named; see API.md, "Key versions").
+    #[serde(default, alias = "key_version")]
+    pub key_version: u32,
+    /// True: a ciphertext carries the version header, and the answer names the version.
+    #[serde(default)]
+    pub versioned: bool,
 }
 
 /// asymmetric/verify.
@@ -105,6 +132,12 @@ pub struct VerifyRequest {
     /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
+    /// The key version to use (0 or absent: not named; see API.md, "Key versions").
+    #[serde(default, alias = "key_version")]
+    pub key_version: u32,
+    /// True: a ciphertext carries the version header, and the answer names the version.
+    #[serde(default)]
+    pub versioned: bool,
 }
 
 /// hmac/verify.
@@ -123,6 +156,12 @@ pub struct HmacVerifyRequest {
     /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
     #[serde(default)]
     pub algorithm: String,
+    /// The key version to use (0 or absent: not named; see API.md, "Key versions").
+    #[serde(default, alias = "key_version")]
+    pub key_version: u32,
+    /// True: a ciphertext carries the version header, and the answer names the version.
+    #[serde(default)]
+    pub versioned: bool,
 }
 
 /// Response of every operation that produces bytes.
@@ -130,6 +169,10 @@ pub struct HmacVerifyRequest {
 pub struct OutputResponse {
     /// The result bytes (base64).
     pub output: Bytes,
+    /// The key version used; only when the request named one or asked for
+    /// `versioned` (first-VSSM clients never see it).
+    #[serde(rename = "keyVersion", skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
 }
 
 /// Response of the verify operations.
@@ -137,7 +180,46 @@ pub struct OutputResponse {
 pub struct ValidResponse {
     /// Whether the signature or MAC is valid.
     pub valid: bool,
+    /// As in [`OutputResponse`].
+    #[serde(rename = "keyVersion", skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
 }
+
+/// What a crypto request says about key versions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VersionChoice {
+    /// The version named (0: none).
+    pub key_version: u32,
+    /// Versioned ciphertexts and answers.
+    pub versioned: bool,
+}
+
+impl VersionChoice {
+    /// True when the answer must name the version.
+    pub fn reports_version(self) -> bool {
+        self.key_version != 0 || self.versioned
+    }
+}
+
+macro_rules! version_choice_of {
+    ($($ty:ident),*) => {$(
+        impl $ty {
+            /// The request's key-version fields.
+            pub fn version_choice(&self) -> VersionChoice {
+                VersionChoice { key_version: self.key_version, versioned: self.versioned }
+            }
+        }
+    )*};
+}
+
+version_choice_of!(
+    SymmetricRequest,
+    GenerateDataKeyRequest,
+    KeyedInputRequest,
+    SignRequest,
+    VerifyRequest,
+    HmacVerifyRequest
+);
 
 /// admin/generatekey.
 #[derive(Debug, Deserialize)]
@@ -364,13 +446,26 @@ pub struct BackupInventory {
     pub authorization: Option<super::authz::AuthorizationStateWire>,
 }
 
+/// The version of a key record that names none.
+pub fn first_version() -> u32 {
+    1
+}
+
+/// True for version 1 (left out of the JSON).
+pub fn is_first_version(version: &u32) -> bool {
+    *version == 1
+}
+
 /// A symmetric or MAC key in a backup.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupRawKey {
     /// Key name.
     #[serde(default)]
     pub name: String,
+    /// The key version (1, and absent, unless the key was rotated).
+    #[serde(default = "first_version", skip_serializing_if = "is_first_version")]
+    pub version: u32,
     /// Creation time in ms since the Unix epoch.
     #[serde(default, alias = "created_at")]
     pub created_at: Int64,
@@ -380,12 +475,15 @@ pub struct BackupRawKey {
 }
 
 /// An asymmetric key in a backup: `keyType` is "RSA" or "EC" (or "ED25519").
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupAsymmetricKey {
     /// Key name.
     #[serde(default)]
     pub name: String,
+    /// The key version (1, and absent, unless the key was rotated).
+    #[serde(default = "first_version", skip_serializing_if = "is_first_version")]
+    pub version: u32,
     /// Creation time in ms since the Unix epoch.
     #[serde(default, alias = "created_at")]
     pub created_at: Int64,

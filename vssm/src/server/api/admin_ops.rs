@@ -34,7 +34,7 @@ pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[
         "admin/revokegrants" => super::grant_ops::revoke(node, client, body, &mut detail).await,
         "admin/listgrants" => super::grant_ops::list(node, client, body, &mut detail).await,
         "admin/setpolicy" => super::grant_ops::set_policy(node, client, body, &mut detail).await,
-        _ => return None,
+        _ => super::lifecycle_ops::dispatch(node, client, endpoint, body, &mut detail).await?,
     };
     let outcome = match &result {
         Ok(_) => Outcome::Ok,
@@ -105,7 +105,7 @@ fn key_type(text: &str) -> Result<KeyType, ApiError> {
     KeyType::parse(text).ok_or_else(|| ApiError::InvalidKeyType(super::printable(text)))
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 

@@ -2,28 +2,27 @@
 //! the algorithm, run the operation on this I/O thread (each takes at most a
 //! few milliseconds), answer.
 
-use super::access::check_use;
-use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
+use super::key_use::{self, KeyUse};
+use super::{json_response, parse_json, ApiError, ApiResult, Caller, ClientInfo};
 use crate::authz::Operation;
 use crate::crypto::algorithm::{AsymmetricEncryption, MacAlgorithm, SignatureAlgorithm, SymmetricAlgorithm};
 use crate::crypto::asymmetric::{self, Message};
 use crate::crypto::{mac, symmetric};
-use crate::keystore::{KeyRecord, KeyType};
+use crate::keystore::KeyType;
 use crate::node::Node;
 use crate::wire::{
     Bytes, GenerateDataKeyRequest, GenerateDataKeyResponse, HmacVerifyRequest, KeyedInputRequest, OutputResponse,
     SecretBytes, SignRequest, SymmetricRequest, ValidResponse, VerifyRequest,
 };
-use std::sync::Arc;
 
 /// Runs the crypto endpoint `endpoint`, or None when it is not one.
 pub fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -> Option<ApiResult> {
     let caller = Caller { node, client };
     Some(match endpoint {
-        "symmetric/encrypt" => symmetric_op(caller, body, Operation::Encrypt, symmetric::encrypt),
-        "symmetric/decrypt" => symmetric_op(caller, body, Operation::Decrypt, symmetric::decrypt),
-        "asymmetric/encrypt" => asymmetric_op(caller, body, Operation::Encrypt, asymmetric::encrypt),
-        "asymmetric/decrypt" => asymmetric_op(caller, body, Operation::Decrypt, asymmetric::decrypt),
+        "symmetric/encrypt" => symmetric_encrypt(caller, body),
+        "symmetric/decrypt" => symmetric_decrypt(caller, body),
+        "asymmetric/encrypt" => asymmetric_encrypt(caller, body),
+        "asymmetric/decrypt" => asymmetric_decrypt(caller, body),
         "asymmetric/sign" => sign(caller, body),
         "asymmetric/verify" => verify(caller, body),
         "hmac/create" => hmac_create(caller, body),
@@ -33,63 +32,54 @@ pub fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -
     })
 }
 
-/// The node and the client of one request.
-#[derive(Clone, Copy)]
-struct Caller<'a> {
-    node: &'a Node,
-    client: &'a ClientInfo,
-}
-
-/// The key `name` of `key_type` for `op`: 400 without a name, 403 when no
-/// grant allows it (decided before the lookup, so whether the key exists
-/// stays hidden), 404 when unknown.
-fn lookup(caller: Caller, op: Operation, key_type: KeyType, name: &str) -> Result<Arc<KeyRecord>, ApiError> {
-    if name.is_empty() {
-        return Err(ApiError::KeyNameRequired);
-    }
-    check_use(caller.node, caller.client, op, name)?;
-    caller
-        .node
-        .keystore
-        .get(key_type, name)
-        .ok_or_else(|| ApiError::NoSuchKey { key_type, name: super::printable(name) })
-}
-
-fn output(bytes: Vec<u8>) -> ApiResult {
-    json_response(&OutputResponse { output: Bytes(bytes) })
+fn output(key: &KeyUse, bytes: Vec<u8>) -> ApiResult {
+    json_response(&OutputResponse { output: Bytes(bytes), key_version: key.reported_version() })
 }
 
 fn missing_material() -> ApiError {
     ApiError::WrongMaterial
 }
 
-type SymmetricFn = fn(
-    &SymmetricAlgorithm,
-    &crate::crypto::keys::SymmetricKey,
-    &[u8],
-    &[u8],
-) -> Result<Vec<u8>, crate::crypto::CryptoError>;
-
-fn symmetric_op(caller: Caller, body: &[u8], op: Operation, operation: SymmetricFn) -> ApiResult {
+fn symmetric_encrypt(caller: Caller, body: &[u8]) -> ApiResult {
     let request: SymmetricRequest = parse_json(body)?;
-    let record = lookup(caller, op, KeyType::Symmetric, &request.key_name)?;
-    let key = record.material.symmetric().ok_or_else(missing_material)?;
+    let choice = request.version_choice();
+    let key = key_use::for_output(caller, Operation::Encrypt, KeyType::Symmetric, &request.key_name, choice)?;
+    let material = key.record.material.symmetric().ok_or_else(missing_material)?;
     let algorithm = SymmetricAlgorithm::parse(&request.algorithm)?;
-    output(operation(&algorithm, key, &request.input.0, &request.aad.0)?)
+    let ciphertext = symmetric::encrypt(&algorithm, material, &request.input.0, &request.aad.0)?;
+    output(&key, key.wrap_output(ciphertext))
 }
 
-type AsymmetricFn = fn(
-    &AsymmetricEncryption,
-    &crate::crypto::keys::AsymmetricKey,
-    &[u8],
-) -> Result<Vec<u8>, crate::crypto::CryptoError>;
+fn symmetric_decrypt(caller: Caller, body: &[u8]) -> ApiResult {
+    let request: SymmetricRequest = parse_json(body)?;
+    let choice = request.version_choice();
+    let input = Some(request.input.0.as_slice());
+    let (key, input) =
+        key_use::for_input(caller, Operation::Decrypt, KeyType::Symmetric, &request.key_name, choice, input)?;
+    let material = key.record.material.symmetric().ok_or_else(missing_material)?;
+    let algorithm = SymmetricAlgorithm::parse(&request.algorithm)?;
+    output(&key, symmetric::decrypt(&algorithm, material, input.unwrap_or_default(), &request.aad.0)?)
+}
 
-fn asymmetric_op(caller: Caller, body: &[u8], op: Operation, operation: AsymmetricFn) -> ApiResult {
+fn asymmetric_encrypt(caller: Caller, body: &[u8]) -> ApiResult {
     let request: KeyedInputRequest = parse_json(body)?;
-    let record = lookup(caller, op, KeyType::Asymmetric, &request.key_name)?;
-    let key = record.material.asymmetric().ok_or_else(missing_material)?;
+    let choice = request.version_choice();
+    let key = key_use::for_output(caller, Operation::Encrypt, KeyType::Asymmetric, &request.key_name, choice)?;
+    let material = key.record.material.asymmetric().ok_or_else(missing_material)?;
     let algorithm = AsymmetricEncryption::parse(&request.algorithm)?;
-    output(operation(&algorithm, key, &request.input.0)?)
+    let ciphertext = asymmetric::encrypt(&algorithm, material, &request.input.0)?;
+    output(&key, key.wrap_output(ciphertext))
+}
+
+fn asymmetric_decrypt(caller: Caller, body: &[u8]) -> ApiResult {
+    let request: KeyedInputRequest = parse_json(body)?;
+    let choice = request.version_choice();
+    let input = Some(request.input.0.as_slice());
+    let (key, input) =
+        key_use::for_input(caller, Operation::Decrypt, KeyType::Asymmetric, &request.key_name, choice, input)?;
+    let material = key.record.material.asymmetric().ok_or_else(missing_material)?;
+    let algorithm = AsymmetricEncryption::parse(&request.algorithm)?;
+    output(&key, asymmetric::decrypt(&algorithm, material, input.unwrap_or_default())?)
 }
 
 /// `input` (the server hashes) or `hashed` (the caller's digest), not both.
@@ -103,21 +93,23 @@ fn message<'a>(input: &'a [u8], hashed: &'a [u8]) -> Result<Message<'a>, ApiErro
 
 fn sign(caller: Caller, body: &[u8]) -> ApiResult {
     let request: SignRequest = parse_json(body)?;
-    let record = lookup(caller, Operation::Sign, KeyType::Asymmetric, &request.key_name)?;
-    let key = record.material.asymmetric().ok_or_else(missing_material)?;
+    let choice = request.version_choice();
+    let key = key_use::for_output(caller, Operation::Sign, KeyType::Asymmetric, &request.key_name, choice)?;
+    let material = key.record.material.asymmetric().ok_or_else(missing_material)?;
     let algorithm = SignatureAlgorithm::parse(&request.algorithm)?;
     let msg = message(&request.input.0, &request.hashed.0)?;
-    output(asymmetric::sign(&algorithm, key, msg)?)
+    output(&key, asymmetric::sign(&algorithm, material, msg)?)
 }
 
 fn verify(caller: Caller, body: &[u8]) -> ApiResult {
     let request: VerifyRequest = parse_json(body)?;
-    let record = lookup(caller, Operation::Verify, KeyType::Asymmetric, &request.key_name)?;
-    let key = record.material.asymmetric().ok_or_else(missing_material)?;
+    let choice = request.version_choice();
+    let (key, _) = key_use::for_input(caller, Operation::Verify, KeyType::Asymmetric, &request.key_name, choice, None)?;
+    let material = key.record.material.asymmetric().ok_or_else(missing_material)?;
     let algorithm = SignatureAlgorithm::parse(&request.algorithm)?;
     let msg = message(&request.input.0, &request.hashed.0)?;
-    let valid = asymmetric::verify(&algorithm, key, msg, &request.signature.0)?;
-    json_response(&ValidResponse { valid })
+    let valid = asymmetric::verify(&algorithm, material, msg, &request.signature.0)?;
+    json_response(&ValidResponse { valid, key_version: key.reported_version() })
 }
 
 /// A fresh AES data key, wrapped under the named key with AES-GCM exactly
@@ -129,28 +121,32 @@ fn generate_data_key(caller: Caller, body: &[u8]) -> ApiResult {
         "AES_128" => ("AES_128", 16),
         other => return Err(ApiError::InvalidDataKeySpec(super::printable(other))),
     };
-    let record = lookup(caller, Operation::GenerateDataKey, KeyType::Symmetric, &request.key_name)?;
-    let key = record.material.symmetric().ok_or_else(missing_material)?;
+    let choice = request.version_choice();
+    let key = key_use::for_output(caller, Operation::GenerateDataKey, KeyType::Symmetric, &request.key_name, choice)?;
+    let material = key.record.material.symmetric().ok_or_else(missing_material)?;
     let data_key = zeroize::Zeroizing::new(crate::crypto::random_bytes(length)?);
     let algorithm = SymmetricAlgorithm::parse("AES/GCM/NoPadding")?;
-    let ciphertext = symmetric::encrypt(&algorithm, key, &data_key, &request.aad.0)?;
+    let ciphertext = key.wrap_output(symmetric::encrypt(&algorithm, material, &data_key, &request.aad.0)?);
     let plaintext = (!request.without_plaintext).then(|| SecretBytes(data_key.clone()));
-    json_response(&GenerateDataKeyResponse { ciphertext: Bytes(ciphertext), plaintext, key_spec })
+    let key_version = key.reported_version();
+    json_response(&GenerateDataKeyResponse { ciphertext: Bytes(ciphertext), plaintext, key_spec, key_version })
 }
 
 fn hmac_create(caller: Caller, body: &[u8]) -> ApiResult {
     let request: KeyedInputRequest = parse_json(body)?;
-    let record = lookup(caller, Operation::MacCreate, KeyType::Mac, &request.key_name)?;
-    let key = record.material.mac().ok_or_else(missing_material)?;
+    let choice = request.version_choice();
+    let key = key_use::for_output(caller, Operation::MacCreate, KeyType::Mac, &request.key_name, choice)?;
+    let material = key.record.material.mac().ok_or_else(missing_material)?;
     let algorithm = MacAlgorithm::parse(&request.algorithm)?;
-    output(mac::create(&algorithm, key, &request.input.0))
+    output(&key, mac::create(&algorithm, material, &request.input.0))
 }
 
 fn hmac_verify(caller: Caller, body: &[u8]) -> ApiResult {
     let request: HmacVerifyRequest = parse_json(body)?;
-    let record = lookup(caller, Operation::MacVerify, KeyType::Mac, &request.key_name)?;
-    let key = record.material.mac().ok_or_else(missing_material)?;
+    let choice = request.version_choice();
+    let (key, _) = key_use::for_input(caller, Operation::MacVerify, KeyType::Mac, &request.key_name, choice, None)?;
+    let material = key.record.material.mac().ok_or_else(missing_material)?;
     let algorithm = MacAlgorithm::parse(&request.algorithm)?;
-    let valid = mac::verify(&algorithm, key, &request.input.0, &request.hmac.0);
-    json_response(&ValidResponse { valid })
+    let valid = mac::verify(&algorithm, material, &request.input.0, &request.hmac.0);
+    json_response(&ValidResponse { valid, key_version: key.reported_version() })
 }

@@ -39,6 +39,12 @@ pub enum ApiError {
     /// A grant in the request is not acceptable.
     #[error(transparent)]
     Grant(#[from] crate::authz::GrantError),
+    /// The key cannot serve the request as asked (versions).
+    #[error(transparent)]
+    KeyUse(#[from] super::key_use::KeyUseError),
+    /// A rotation of a key that has the most versions a key may have.
+    #[error("the key has {} versions, the most a key may have", crate::keystore::MAX_VERSIONS)]
+    TooManyVersions,
     /// The key name is not acceptable.
     #[error(transparent)]
     Name(#[from] NameError),
@@ -121,6 +127,7 @@ impl Classify for ApiError {
             ApiError::Bootstrap(e) => e.kind(),
             ApiError::Backup(e) => e.kind(),
             ApiError::Name(e) => e.kind(),
+            ApiError::KeyUse(e) => e.kind(),
             ApiError::Access(e) => e.kind(),
             ApiError::Grant(e) => e.kind(),
             ApiError::UnknownEndpoint(_) | ApiError::NoSuchKey { .. } | ApiError::NoKeyWithName(_) => {
@@ -139,7 +146,7 @@ impl Classify for ApiError {
             | ApiError::InvalidDataKeySpec(_)
             | ApiError::KeyTooLarge
             | ApiError::BackupRequired => ErrorKind::BadRequest,
-            ApiError::NameTaken(_) => ErrorKind::Conflict,
+            ApiError::NameTaken(_) | ApiError::TooManyVersions => ErrorKind::Conflict,
             ApiError::WrongMaterial | ApiError::GenerationInterrupted => ErrorKind::Internal,
         }
     }

@@ -7,8 +7,11 @@ mod crypto_ops;
 mod discovery_ops;
 mod error;
 mod grant_ops;
+mod key_use;
+mod lifecycle_ops;
 
 pub use error::ApiError;
+pub use key_use::KeyUseError;
 
 use super::body::read_body;
 use crate::error::error_response;
@@ -42,6 +45,13 @@ pub struct ClientInfo {
     pub body: super::body::BodyPolicy,
     /// The certificate's identity and its grants (None before bootstrap).
     pub authz: Option<Arc<crate::authz::ConnectionAuthz>>,
+}
+
+/// The node and the client of one request.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    node: &'a Node,
+    client: &'a ClientInfo,
 }
 
 /// The response type of every handler.

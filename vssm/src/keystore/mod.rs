@@ -1,12 +1,18 @@
 //! The key inventory. Readers on the hot path take no lock: they load an
 //! atomically swapped snapshot. Writers serialize on one mutex, copy the
-//! snapshot (key material is shared through `Arc`, not copied), change the
-//! copy and swap it in, so a change is applied entirely or not at all.
+//! snapshot (key material and key entries are shared through `Arc`, not
+//! copied), change the copy and swap it in, so a change is applied
+//! entirely or not at all.
+//!
+//! A key is a [`KeyEntry`]: its versions (1 when created, one more per
+//! rotation), each found in O(1) by number, and at each number the
+//! material that competes for it (more than one only after a conflict).
 
-use crate::crypto::keys::{AsymmetricKey, MacKey, SymmetricKey};
+use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The three key namespaces of the API; a name is unique within its type.
@@ -68,6 +74,32 @@ impl KeyMaterial {
             KeyMaterial::Asymmetric(_) => KeyType::Asymmetric,
             KeyMaterial::Mac(_) => KeyType::Mac,
         }
+    }
+
+    /// Fresh material of the same kind and size, for a new version. An
+    /// RSA key of a size VSSM does not generate (an imported 1024-bit
+    /// key, say) gets the next generated size, 2048 to 4096 bits. RSA
+    /// generation takes up to seconds: call it off the I/O threads.
+    pub fn generate_like(&self) -> Result<KeyMaterial, crate::crypto::CryptoError> {
+        use crate::crypto::keys::RSA_GENERATE_BITS;
+        Ok(match self {
+            KeyMaterial::Symmetric(k) => KeyMaterial::Symmetric(SymmetricKey::generate(k.len() as u64)?),
+            KeyMaterial::Mac(k) => {
+                let bytes = zeroize::Zeroizing::new(crate::crypto::random_bytes(k.len())?);
+                KeyMaterial::Mac(MacKey::from_bytes(&bytes)?)
+            }
+            KeyMaterial::Asymmetric(k) => {
+                let spec = k.spec();
+                let size = match spec {
+                    KeySpec::Rsa => {
+                        let bits = k.size_bits() as u64;
+                        RSA_GENERATE_BITS.into_iter().find(|b| *b >= bits).unwrap_or(RSA_GENERATE_BITS[2])
+                    }
+                    KeySpec::Ec | KeySpec::Ed25519 => k.size_bits() as u64,
+                };
+                KeyMaterial::Asymmetric(Box::new(AsymmetricKey::generate(spec, size)?))
+            }
+        })
     }
 
     /// The symmetric key, if this is one.
@@ -168,13 +200,46 @@ pub struct KeyRecord {
     pub material: KeyMaterial,
     /// Set by the keystore when the record is stored.
     pub fingerprint: Fingerprint,
+    /// The key version: 1 as created, one more per rotation.
+    pub version: u32,
+    /// When this node last used the material, in seconds since the Unix
+    /// epoch (0: never); local to the node, not replicated.
+    pub last_used_s: AtomicI64,
 }
 
 impl KeyRecord {
     /// A record of created material to hand to [`Keystore::insert`] or
     /// [`Keystore::merge`] (set `origin` for restored material).
     pub fn new(name: String, created_at_ms: i64, material: KeyMaterial) -> Self {
-        KeyRecord { name, created_at_ms, origin: Origin::Created, material, fingerprint: [0; 32] }
+        KeyRecord {
+            name,
+            created_at_ms,
+            origin: Origin::Created,
+            material,
+            fingerprint: [0; 32],
+            version: 1,
+            last_used_s: AtomicI64::new(0),
+        }
+    }
+
+    /// The same record as version `version`.
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The 4 bytes that name this material in a versioned ciphertext: the
+    /// start of its fingerprint (so two materials that both became the
+    /// same version number in concurrent rotations are told apart).
+    pub fn key_id(&self) -> [u8; 4] {
+        [self.fingerprint[0], self.fingerprint[1], self.fingerprint[2], self.fingerprint[3]]
+    }
+
+    /// Notes a use now; one relaxed load, and a store only when the second changed.
+    pub fn touch(&self, now_s: i64) {
+        if self.last_used_s.load(Ordering::Relaxed) < now_s {
+            self.last_used_s.store(now_s, Ordering::Relaxed);
+        }
     }
 
     /// The order of versions of one name: created before restored, then
@@ -194,15 +259,16 @@ fn hex_prefix(fingerprint: &Fingerprint) -> String {
     fingerprint[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// All versions of one (type, name): more than one only after a conflict.
-/// Sorted by [`KeyRecord::rank`] (origin, creation time, fingerprint): the
-/// first is the one new operations use, on every node alike.
+/// The materials that hold one version number of one name: more than one
+/// only after a conflict. Sorted by [`KeyRecord::rank`] (origin, creation
+/// time, fingerprint): the first is the one operations use, on every node
+/// alike.
 #[derive(Clone, Default)]
 struct Versions(Vec<Arc<KeyRecord>>);
 
 impl Versions {
-    fn active(&self) -> &Arc<KeyRecord> {
-        &self.0[0]
+    fn active(&self) -> Option<&Arc<KeyRecord>> {
+        self.0.first()
     }
 
     fn position(&self, fingerprint: &Fingerprint) -> Option<usize> {
@@ -216,14 +282,81 @@ impl Versions {
 
     /// A restored version that a created one outranks.
     fn restored_outranked(&self) -> bool {
-        self.active().origin == Origin::Created && self.0.iter().any(|r| r.origin == Origin::Restored)
+        self.active().is_some_and(|a| a.origin == Origin::Created)
+            && self.0.iter().any(|r| r.origin == Origin::Restored)
+    }
+}
+
+/// Most versions one key may have (rotations stop there).
+pub const MAX_VERSIONS: u32 = 100_000;
+
+/// One key: its versions by number.
+#[derive(Clone, Default)]
+pub struct KeyEntry {
+    versions: HashMap<u32, Versions>,
+    /// The highest version number held (0 for none).
+    newest: u32,
+}
+
+impl KeyEntry {
+    /// The highest version number (0 when no material is held).
+    pub fn newest_version(&self) -> u32 {
+        self.newest
+    }
+
+    /// True once the key was rotated: legacy requests, which cannot name a
+    /// version, are refused from then on.
+    pub fn was_rotated(&self) -> bool {
+        self.newest > 1
+    }
+
+    /// The material of the newest version.
+    pub fn active(&self) -> Option<&Arc<KeyRecord>> {
+        self.version(self.newest)
+    }
+
+    /// The material of version `number` (O(1)).
+    pub fn version(&self, number: u32) -> Option<&Arc<KeyRecord>> {
+        self.versions.get(&number)?.active()
+    }
+
+    /// The material of version `number` whose key id is `key_id` (O(1)
+    /// but for conflicts, which hold a handful).
+    pub fn version_with_id(&self, number: u32, key_id: &[u8; 4]) -> Option<&Arc<KeyRecord>> {
+        self.versions.get(&number)?.0.iter().find(|r| &r.key_id() == key_id)
+    }
+
+    /// The version numbers held, ascending.
+    pub fn version_numbers(&self) -> Vec<u32> {
+        let mut numbers: Vec<u32> = self.versions.keys().copied().collect();
+        numbers.sort_unstable();
+        numbers
+    }
+
+    /// Every record of every version.
+    fn records(&self) -> impl Iterator<Item = &Arc<KeyRecord>> {
+        self.versions.values().flat_map(|v| v.0.iter())
+    }
+
+    /// Records that lost a conflict for their version number (usable by alias).
+    fn conflict_losers(&self) -> impl Iterator<Item = &Arc<KeyRecord>> {
+        self.versions.values().flat_map(|v| v.0.iter().skip(1))
+    }
+
+    fn add(&mut self, record: Arc<KeyRecord>) {
+        self.newest = self.newest.max(record.version);
+        self.versions.entry(record.version).or_default().add(record);
+    }
+
+    fn restored_outranked(&self) -> bool {
+        self.versions.values().any(Versions::restored_outranked)
     }
 }
 
 /// One immutable snapshot of all keys.
 #[derive(Default)]
 pub struct Inventory {
-    by_type: [HashMap<String, Versions>; 3],
+    by_type: [HashMap<String, Arc<KeyEntry>>; 3],
     /// Computed once per snapshot (sync and the status page ask often).
     digest: std::sync::OnceLock<[u8; 32]>,
 }
@@ -236,25 +369,30 @@ impl Clone for Inventory {
 }
 
 impl Inventory {
-    /// The key `name` of `key_type`: the active version, or a losing version
-    /// of a conflict by its alias `name~fingerprint-prefix`.
+    /// The key `name` of `key_type`: the newest version, or a losing
+    /// version of a conflict by its alias `name~fingerprint-prefix`.
     pub fn get(&self, key_type: KeyType, name: &str) -> Option<&Arc<KeyRecord>> {
         let map = &self.by_type[key_type.index()];
-        if let Some(versions) = map.get(name) {
-            return Some(versions.active());
+        if let Some(entry) = map.get(name) {
+            return entry.active();
         }
         let (base, prefix) = name.rsplit_once('~')?;
-        let versions = map.get(base)?;
-        versions.0.iter().skip(1).find(|r| hex_prefix(&r.fingerprint) == prefix)
+        map.get(base)?.conflict_losers().find(|r| hex_prefix(&r.fingerprint) == prefix)
     }
 
-    /// The keys of one type sorted by name, with losing conflict versions
-    /// listed under their aliases.
+    /// The entry of key `name` of `key_type` (all its versions), by its
+    /// name only (no alias).
+    pub fn entry(&self, key_type: KeyType, name: &str) -> Option<&KeyEntry> {
+        self.by_type[key_type.index()].get(name).map(|e| e.as_ref())
+    }
+
+    /// The keys of one type sorted by name (each with its newest version),
+    /// with losing conflict versions listed under their aliases.
     pub fn sorted(&self, key_type: KeyType) -> Vec<(String, &Arc<KeyRecord>)> {
         let mut keys: Vec<(String, &Arc<KeyRecord>)> = Vec::new();
-        for (name, versions) in &self.by_type[key_type.index()] {
-            keys.push((name.clone(), versions.active()));
-            keys.extend(versions.0.iter().skip(1).map(|r| (r.conflict_alias(), r)));
+        for (name, entry) in &self.by_type[key_type.index()] {
+            keys.extend(entry.active().map(|active| (name.clone(), active)));
+            keys.extend(entry.conflict_losers().map(|r| (r.conflict_alias(), r)));
         }
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         keys
@@ -263,11 +401,12 @@ impl Inventory {
     /// Every stored record (all versions), in a stable order.
     pub fn records(&self) -> Vec<&Arc<KeyRecord>> {
         let mut out: Vec<&Arc<KeyRecord>> =
-            self.by_type.iter().flat_map(|m| m.values().flat_map(|v| v.0.iter())).collect();
+            self.by_type.iter().flat_map(|m| m.values().flat_map(|e| e.records())).collect();
         out.sort_by(|a, b| {
-            (a.material.key_type().index(), &a.name, a.fingerprint).cmp(&(
+            (a.material.key_type().index(), &a.name, a.version, a.fingerprint).cmp(&(
                 b.material.key_type().index(),
                 &b.name,
+                b.version,
                 b.fingerprint,
             ))
         });
@@ -276,12 +415,12 @@ impl Inventory {
 
     /// The record of `key_type`/`name` with exactly this fingerprint.
     pub fn version(&self, key_type: KeyType, name: &str, fingerprint: &Fingerprint) -> Option<&Arc<KeyRecord>> {
-        self.by_type[key_type.index()].get(name)?.0.iter().find(|r| &r.fingerprint == fingerprint)
+        self.by_type[key_type.index()].get(name)?.records().find(|r| &r.fingerprint == fingerprint)
     }
 
     /// Number of stored records (all versions).
     pub fn len(&self) -> usize {
-        self.by_type.iter().map(|m| m.values().map(|v| v.0.len()).sum::<usize>()).sum()
+        self.by_type.iter().map(|m| m.values().map(|e| e.records().count()).sum::<usize>()).sum()
     }
 
     /// True when there is no key at all.
@@ -303,6 +442,13 @@ impl Inventory {
             context.update(record.name.as_bytes());
             context.update(&record.created_at_ms.to_be_bytes());
             context.update(&record.fingerprint);
+            // Only rotated versions add their number, and only restored
+            // records a byte: a set without either digests as before
+            // versions and origins existed (peers of an older version agree).
+            if record.version != 1 {
+                context.update(b"V");
+                context.update(&record.version.to_be_bytes());
+            }
             // Only restored records add a byte: a set without any digests
             // as before origins existed (peers of an older version agree).
             if record.origin == Origin::Restored {
@@ -410,6 +556,7 @@ impl Keystore {
     /// Adds a new key; refuses a name that exists in that type.
     pub fn insert(&self, mut record: KeyRecord) -> Result<Arc<KeyRecord>, InsertError> {
         record.fingerprint = self.fingerprint(&record.material);
+        record.version = 1;
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.current.load();
         let key_type = record.material.key_type();
@@ -417,20 +564,47 @@ impl Keystore {
             return Err(InsertError::Exists);
         }
         let record = Arc::new(record);
+        let mut entry = KeyEntry::default();
+        entry.add(Arc::clone(&record));
         let mut next = Inventory::clone(&current);
-        next.by_type[key_type.index()].insert(record.name.clone(), Versions(vec![Arc::clone(&record)]));
+        next.by_type[key_type.index()].insert(record.name.clone(), Arc::new(entry));
+        self.current.store(Arc::new(next));
+        Ok(record)
+    }
+
+    /// Adds `record` as the next version of the existing key of its type
+    /// and name (a rotation): the number is the newest held plus one,
+    /// decided under the writer lock.
+    pub fn add_version(&self, mut record: KeyRecord) -> Result<Arc<KeyRecord>, RotateError> {
+        record.fingerprint = self.fingerprint(&record.material);
+        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.current.load();
+        let key_type = record.material.key_type();
+        let entry = current.by_type[key_type.index()].get(&record.name).ok_or(RotateError::NoSuchKey)?;
+        if entry.newest == 0 {
+            return Err(RotateError::NoSuchKey);
+        }
+        if entry.newest >= MAX_VERSIONS {
+            return Err(RotateError::TooManyVersions);
+        }
+        record.version = entry.newest + 1;
+        let record = Arc::new(record);
+        let mut entry = KeyEntry::clone(entry);
+        entry.add(Arc::clone(&record));
+        let mut next = Inventory::clone(&current);
+        next.by_type[key_type.index()].insert(record.name.clone(), Arc::new(entry));
         self.current.store(Arc::new(next));
         Ok(record)
     }
 
     /// Merges records (from a backup or a peer). Key material is never
-    /// replaced or dropped: identical records are one, and a name that
-    /// arrives with different material is a conflict handled by `policy`.
-    /// With [`ConflictPolicy::KeepBoth`] the result is a pure function of
-    /// the record sets (commutative, associative, idempotent): copies of the
-    /// same material keep the higher-ranked (origin, creation time), and
-    /// versions of a name are ordered by [`KeyRecord::rank`].
-    /// Applied at once: readers see all of it or none.
+    /// replaced or dropped: identical records are one, and a version of a
+    /// name that arrives with different material is a conflict handled by
+    /// `policy`. With [`ConflictPolicy::KeepBoth`] the result is a pure
+    /// function of the record sets (commutative, associative, idempotent):
+    /// copies of the same material keep the higher-ranked (origin, creation
+    /// time), and the materials of one version are ordered by
+    /// [`KeyRecord::rank`]. Applied at once: readers see all of it or none.
     pub fn merge(&self, records: Vec<KeyRecord>, policy: ConflictPolicy) -> MergeReport {
         let records: Vec<KeyRecord> = records
             .into_iter()
@@ -446,10 +620,13 @@ impl Keystore {
         let mut conflicts = std::collections::HashSet::new();
         for record in records {
             let key_type = record.material.key_type();
-            let versions = next.by_type[key_type.index()].entry(record.name.clone()).or_default();
-            if let Some(i) = versions.position(&record.fingerprint) {
+            let map = &mut next.by_type[key_type.index()];
+            let entry = Arc::make_mut(map.entry(record.name.clone()).or_default());
+            let held = entry.versions.get(&record.version);
+            if let Some(i) = held.and_then(|v| v.position(&record.fingerprint)) {
                 // A restore never reorders what is here; a peer's better copy
                 // (created rather than restored, or older) wins everywhere.
+                let versions = entry.versions.get_mut(&record.version).expect("held above");
                 if policy == ConflictPolicy::KeepBoth && record.rank() < versions.0[i].rank() {
                     let record = Arc::new(record);
                     versions.0.remove(i);
@@ -461,21 +638,23 @@ impl Keystore {
                 }
                 continue;
             }
-            if !versions.0.is_empty() {
+            if held.is_some_and(|v| !v.0.is_empty()) {
                 let label = format!("{}/{}", key_type.as_str(), record.name);
                 if conflicts.insert(label.clone()) {
                     report.conflicts.push(label);
                 }
-                // KeepExisting protects what the name meant before this
-                // merge; versions that arrive together (a backup of a
+                // KeepExisting protects what the version meant before this
+                // merge; materials that arrive together (a backup of a
                 // conflict) are all kept, as on the cluster they came from.
-                let existed_before = before.by_type[key_type.index()].contains_key(&record.name);
+                let existed_before = before.by_type[key_type.index()]
+                    .get(&record.name)
+                    .is_some_and(|e| e.versions.contains_key(&record.version));
                 if policy == ConflictPolicy::KeepExisting && existed_before {
                     continue;
                 }
             }
             let record = Arc::new(record);
-            versions.add(Arc::clone(&record));
+            entry.add(Arc::clone(&record));
             report.added += 1;
             report.new_records.push(record);
         }
@@ -483,7 +662,7 @@ impl Keystore {
             let outranked = label.split_once('/').is_some_and(|(t, name)| {
                 KeyType::parse(t)
                     .and_then(|t| next.by_type[t.index()].get(name))
-                    .is_some_and(Versions::restored_outranked)
+                    .is_some_and(|e| e.restored_outranked())
             });
             if outranked {
                 report.restored_outranked.push(label.clone());
@@ -496,248 +675,14 @@ impl Keystore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sym(name: &str, byte: u8) -> KeyRecord {
-        KeyRecord::new(name.into(), 1, KeyMaterial::Symmetric(SymmetricKey::from_bytes(&[byte; 16]).unwrap()))
-    }
-
-    fn mac(name: &str, byte: u8) -> KeyRecord {
-        KeyRecord::new(name.into(), 1, KeyMaterial::Mac(MacKey::from_bytes(&[byte; 32]).unwrap()))
-    }
-
-    #[test]
-    fn names_are_unique_per_type_only() {
-        let ks = Keystore::new();
-        ks.insert(sym("a", 1)).unwrap();
-        assert_eq!(ks.insert(sym("a", 2)).unwrap_err(), InsertError::Exists);
-        ks.insert(mac("a", 1)).unwrap();
-        assert_eq!(ks.snapshot().len(), 2);
-        assert!(ks.get(KeyType::Asymmetric, "a").is_none());
-    }
-
-    fn bytes_of(record: &KeyRecord) -> Vec<u8> {
-        record.material.symmetric().unwrap().as_bytes().to_vec()
-    }
-
-    #[test]
-    fn merge_keeps_every_version_and_resolves_conflicts_alike_everywhere() {
-        let a = Keystore::new();
-        let b = Keystore::new();
-        a.insert(sym("k", 1)).unwrap();
-        b.insert(sym("k", 9)).unwrap();
-        let report_a = a.merge(vec![sym("k", 9), sym("k", 1), sym("other", 2), mac("m", 3)], ConflictPolicy::KeepBoth);
-        assert_eq!(report_a.added, 3);
-        assert_eq!(report_a.unchanged, 1);
-        assert_eq!(report_a.conflicts, vec!["SYMMETRIC/k".to_string()]);
-        b.merge(vec![sym("k", 1), sym("other", 2), mac("m", 3)], ConflictPolicy::KeepBoth);
-        // Same record set, same digest, same active version, whatever the order.
-        assert_eq!(a.snapshot().digest(), b.snapshot().digest());
-        let active_a = a.get(KeyType::Symmetric, "k").unwrap();
-        let active_b = b.get(KeyType::Symmetric, "k").unwrap();
-        assert_eq!(bytes_of(&active_a), bytes_of(&active_b));
-        // The other version stays usable under its alias.
-        let listing = a.snapshot();
-        let names: Vec<String> = listing.sorted(KeyType::Symmetric).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names.len(), 3, "{names:?}");
-        let alias = names.iter().find(|n| n.starts_with("k~")).unwrap();
-        let loser = a.get(KeyType::Symmetric, alias).unwrap();
-        assert_ne!(bytes_of(&loser), bytes_of(&active_a));
-    }
-
-    #[test]
-    fn keep_existing_never_changes_what_a_name_means() {
-        let ks = Keystore::new();
-        ks.insert(sym("k", 1)).unwrap();
-        let mut older = sym("k", 9);
-        older.created_at_ms = 0;
-        let report = ks.merge(vec![older, sym("new", 2)], ConflictPolicy::KeepExisting);
-        assert_eq!(report.added, 1);
-        assert_eq!(report.conflicts, vec!["SYMMETRIC/k".to_string()]);
-        assert_eq!(bytes_of(&ks.get(KeyType::Symmetric, "k").unwrap()), vec![1u8; 16]);
-        assert_eq!(ks.snapshot().len(), 2);
-    }
-
-    #[test]
-    fn a_restored_conflict_keeps_both_versions_on_a_node_without_the_name() {
-        let ks = Keystore::new();
-        let report = ks.merge(vec![sym("k", 1), sym("k", 9)], ConflictPolicy::KeepExisting);
-        assert_eq!(report.added, 2);
-        assert_eq!(ks.snapshot().len(), 2);
-    }
-
-    /// (name, material byte, createdAt, origin) of the test records.
-    type Spec = (&'static str, u8, i64, Origin);
-
-    fn record(spec: &Spec) -> KeyRecord {
-        let mut r = sym(spec.0, spec.1);
-        r.created_at_ms = spec.2;
-        r.origin = spec.3;
-        r
-    }
-
-    /// Every listed name with the material byte, createdAt and origin behind it.
-    type Listing = Vec<(String, Vec<u8>, i64, Origin)>;
-
-    /// Everything a node's state means: every version with its rank, and
-    /// which one each name uses.
-    fn state(ks: &Keystore) -> (Listing, [u8; 32]) {
-        let snapshot = ks.snapshot();
-        let listed = snapshot
-            .sorted(KeyType::Symmetric)
-            .into_iter()
-            .map(|(name, r)| (name, bytes_of(r), r.created_at_ms, r.origin))
-            .collect();
-        (listed, snapshot.digest())
-    }
-
-    fn merged(batches: &[Vec<Spec>]) -> Keystore {
-        let ks = Keystore::new();
-        for batch in batches {
-            ks.merge(batch.iter().map(record).collect(), ConflictPolicy::KeepBoth);
-        }
-        ks
-    }
-
-    /// The takeover of issue 8 item 6 and its neighbours: a crafted restored
-    /// `payments` with createdAt=1, the real one, a copy of the real one
-    /// restored from an old backup, a concurrent creation elsewhere, and the
-    /// same material injected twice with different times.
-    const SPECS: [Spec; 6] = [
-        ("payments", 66, 1, Origin::Restored),
-        ("payments", 1, 1000, Origin::Created),
-        ("payments", 1, 500, Origin::Restored),
-        ("payments", 2, 2000, Origin::Created),
-        ("other", 3, 10, Origin::Created),
-        ("other", 3, 5, Origin::Created),
-    ];
-
-    fn permutations(items: &[Spec]) -> Vec<Vec<Spec>> {
-        if items.len() <= 1 {
-            return vec![items.to_vec()];
-        }
-        let mut out = Vec::new();
-        for i in 0..items.len() {
-            let mut rest = items.to_vec();
-            let first = rest.remove(i);
-            for mut tail in permutations(&rest) {
-                tail.insert(0, first);
-                out.push(tail);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn sync_merge_is_commutative_associative_and_idempotent() {
-        let reference = state(&merged(&[SPECS.to_vec()]));
-        for order in permutations(&SPECS) {
-            // One record per merge, in every order (commutativity) ...
-            let one_by_one: Vec<Vec<Spec>> = order.iter().map(|s| vec![*s]).collect();
-            assert_eq!(state(&merged(&one_by_one)), reference, "{order:?}");
-            // ... and split into two batches at every point (associativity).
-            for cut in 1..order.len() {
-                let ks = merged(&[order[..cut].to_vec(), order[cut..].to_vec()]);
-                assert_eq!(state(&ks), reference, "{order:?} cut at {cut}");
-            }
-        }
-        // Merging what is there already changes nothing (idempotence).
-        let ks = merged(&[SPECS.to_vec()]);
-        let again = ks.merge(SPECS.iter().map(record).collect(), ConflictPolicy::KeepBoth);
-        assert_eq!((again.added, again.updated), (0, 0));
-        assert_eq!(state(&ks), reference);
-        // Two nodes merging each other's records end equal.
-        let (a, b) = (merged(&[SPECS[..3].to_vec()]), merged(&[SPECS[3..].to_vec()]));
-        let records_of = |ks: &Keystore| -> Vec<KeyRecord> {
-            ks.snapshot()
-                .records()
-                .into_iter()
-                .map(|r| {
-                    record(&(
-                        SPECS.iter().find(|s| s.0 == r.name && s.1 == bytes_of(r)[0]).unwrap().0,
-                        bytes_of(r)[0],
-                        r.created_at_ms,
-                        r.origin,
-                    ))
-                })
-                .collect()
-        };
-        let (from_a, from_b) = (records_of(&a), records_of(&b));
-        a.merge(from_b, ConflictPolicy::KeepBoth);
-        b.merge(from_a, ConflictPolicy::KeepBoth);
-        assert_eq!(state(&a), state(&b));
-        assert_eq!(state(&a), reference);
-    }
-
-    #[test]
-    fn a_restored_version_never_outranks_a_created_one() {
-        let ks = merged(&[SPECS.to_vec()]);
-        let active = ks.get(KeyType::Symmetric, "payments").unwrap();
-        assert_eq!((bytes_of(&active)[0], active.origin, active.created_at_ms), (1, Origin::Created, 1000));
-        let (listed, _) = state(&ks);
-        let crafted = listed.iter().find(|(_, bytes, _, _)| bytes[0] == 66).unwrap();
-        assert!(crafted.0.starts_with("payments~"), "the crafted key is only an alias: {crafted:?}");
-        assert_eq!(listed.iter().filter(|(n, ..)| n.starts_with("payments")).count(), 3);
-        // The same material, restored and created: the created copy (and its time) stays.
-        let other = ks.get(KeyType::Symmetric, "other").unwrap();
-        assert_eq!((other.origin, other.created_at_ms), (Origin::Created, 5));
-    }
-
-    #[test]
-    fn the_merge_reports_a_restored_version_that_a_created_one_outranks() {
-        let lagging = Keystore::new();
-        let restore = lagging.merge(vec![record(&SPECS[0])], ConflictPolicy::KeepExisting);
-        assert!(restore.conflicts.is_empty(), "the lagging node cannot know yet");
-        let report = lagging.merge(vec![record(&SPECS[1])], ConflictPolicy::KeepBoth);
-        assert_eq!(report.conflicts, vec!["SYMMETRIC/payments".to_string()]);
-        assert_eq!(report.restored_outranked, report.conflicts);
-        assert_eq!(bytes_of(&lagging.get(KeyType::Symmetric, "payments").unwrap())[0], 1);
-    }
-
-    #[test]
-    fn a_restore_does_not_reorder_or_taint_what_is_here() {
-        let ks = Keystore::new();
-        ks.insert(sym("k", 1)).unwrap();
-        let report = ks.merge(vec![record(&("k", 1, 0, Origin::Restored))], ConflictPolicy::KeepExisting);
-        assert_eq!((report.unchanged, report.updated), (1, 0));
-        let k = ks.get(KeyType::Symmetric, "k").unwrap();
-        assert_eq!((k.origin, k.created_at_ms), (Origin::Created, 1));
-    }
-
-    #[test]
-    fn origins_change_the_digest_only_when_restored() {
-        let plain = merged(&[vec![("k", 1, 1, Origin::Created)]]);
-        let restored = merged(&[vec![("k", 1, 1, Origin::Restored)]]);
-        assert_ne!(plain.snapshot().digest(), restored.snapshot().digest());
-        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        let r = plain.get(KeyType::Symmetric, "k").unwrap();
-        context.update(&[0]);
-        context.update(&1u32.to_be_bytes());
-        context.update(b"k");
-        context.update(&1i64.to_be_bytes());
-        context.update(&r.fingerprint);
-        assert_eq!(plain.snapshot().digest().as_slice(), context.finish().as_ref(), "the digest of older versions");
-    }
-
-    #[test]
-    fn fingerprints_depend_on_the_cluster_secret() {
-        let a = Keystore::new();
-        let b = Keystore::new();
-        a.set_fingerprint_secret(b"one");
-        b.set_fingerprint_secret(b"two");
-        let m = KeyMaterial::Mac(MacKey::from_bytes(&[7; 32]).unwrap());
-        assert_ne!(a.fingerprint(&m), b.fingerprint(&m));
-        assert_eq!(a.fingerprint(&m), a.fingerprint(&m));
-    }
-
-    #[test]
-    fn a_reader_keeps_its_snapshot_while_a_writer_swaps() {
-        let ks = Keystore::new();
-        let before = ks.snapshot();
-        ks.insert(sym("a", 1)).unwrap();
-        assert!(before.is_empty());
-        assert_eq!(ks.snapshot().len(), 1);
-    }
+/// Why a rotation did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateError {
+    /// No key of that type and name.
+    NoSuchKey,
+    /// The key has [`MAX_VERSIONS`] versions.
+    TooManyVersions,
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! Which material of a key a crypto request uses: the key's state, the
+//! version the request names (or the newest), and the versioned
+//! ciphertext header. A key that was never rotated answers exactly as
+//! before versions existed; once rotated, a request that cannot say which
+//! version it means is refused rather than answered with the wrong key.
+
+use super::access::check_use;
+use super::{ApiError, Caller};
+use crate::authz::Operation;
+use crate::crypto::versioned;
+use crate::error::{Classify, ErrorKind};
+use crate::keystore::{Inventory, KeyEntry, KeyRecord, KeyType};
+use crate::wire::VersionChoice;
+use std::sync::Arc;
+
+/// Why a key cannot serve a request (names bounded and printable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyUseError {
+    /// A rotated key and a request that names no version.
+    #[error(
+        "key {name:?} has {newest} versions: send \"versioned\": true (decrypting a versioned ciphertext) or \"keyVersion\""
+    )]
+    VersionRequired {
+        /// The key.
+        name: String,
+        /// Its newest version.
+        newest: u32,
+    },
+    /// The named version does not exist (or never reached this node).
+    #[error("key {name:?} has no version {version}")]
+    NoSuchVersion {
+        /// The key.
+        name: String,
+        /// The version asked for.
+        version: u32,
+    },
+    /// `versioned` decryption of input without the header, or whose key id
+    /// names other material than this key's version.
+    #[error("input is not a versioned ciphertext of key {name:?}")]
+    NotVersioned {
+        /// The key.
+        name: String,
+    },
+    /// The header and `keyVersion` disagree.
+    #[error("keyVersion {requested} differs from version {found} in the ciphertext")]
+    VersionMismatch {
+        /// `keyVersion` of the request.
+        requested: u32,
+        /// The version in the header.
+        found: u32,
+    },
+    /// A verification of a rotated key needs `keyVersion` (signatures and
+    /// MACs carry no header).
+    #[error("verifying with a versioned key needs \"keyVersion\"")]
+    VerifyNeedsVersion,
+}
+
+impl Classify for KeyUseError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::BadRequest
+    }
+}
+
+/// The material a request uses, and what the answer says about it.
+pub struct KeyUse {
+    /// The material.
+    pub record: Arc<KeyRecord>,
+    /// The request's version fields.
+    pub choice: VersionChoice,
+}
+
+impl KeyUse {
+    /// The version for the answer: only when the request asked.
+    pub fn reported_version(&self) -> Option<u32> {
+        self.choice.reports_version().then_some(self.record.version)
+    }
+
+    /// `ciphertext` as the request wants it: behind the version header when
+    /// `versioned`.
+    pub fn wrap_output(&self, ciphertext: Vec<u8>) -> Vec<u8> {
+        if self.choice.versioned {
+            versioned::prepend(self.record.version, self.record.key_id(), &ciphertext)
+        } else {
+            ciphertext
+        }
+    }
+}
+
+/// What a request's key name names.
+enum Target<'a> {
+    /// A key, with all its versions.
+    Entry(&'a KeyEntry),
+    /// One material exactly: a conflict alias (`name~prefix`).
+    Alias(Arc<KeyRecord>),
+}
+
+/// The checks before any lookup: 400 without a name, 403 when no grant
+/// allows `op` (decided before the lookup, so whether the key exists
+/// stays hidden).
+fn authorize(caller: Caller, op: Operation, name: &str) -> Result<Arc<Inventory>, ApiError> {
+    if name.is_empty() {
+        return Err(ApiError::KeyNameRequired);
+    }
+    check_use(caller.node, caller.client, op, name)?;
+    Ok(caller.node.keystore.snapshot())
+}
+
+/// The key `name` of `key_type` in `snapshot`: 404 when unknown.
+fn find<'a>(snapshot: &'a Inventory, key_type: KeyType, name: &str) -> Result<Target<'a>, ApiError> {
+    if let Some(entry) = snapshot.entry(key_type, name) {
+        return Ok(Target::Entry(entry));
+    }
+    match snapshot.get(key_type, name) {
+        Some(record) => Ok(Target::Alias(Arc::clone(record))),
+        None => Err(no_such_key(key_type, name)),
+    }
+}
+
+fn no_such_key(key_type: KeyType, name: &str) -> ApiError {
+    ApiError::NoSuchKey { key_type, name: super::printable(name) }
+}
+
+fn newest(entry: &KeyEntry, key_type: KeyType, name: &str) -> Result<Arc<KeyRecord>, ApiError> {
+    entry.active().cloned().ok_or_else(|| no_such_key(key_type, name))
+}
+
+fn numbered(entry: &KeyEntry, name: &str, version: u32) -> Result<Arc<KeyRecord>, KeyUseError> {
+    entry.version(version).cloned().ok_or_else(|| KeyUseError::NoSuchVersion { name: super::printable(name), version })
+}
+
+fn touched(record: Arc<KeyRecord>, choice: VersionChoice) -> KeyUse {
+    record.touch(now_s());
+    KeyUse { record, choice }
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// The material that makes new output (encrypt, sign, MAC, data keys):
+/// the named version, else the newest when the request is versioned or
+/// the key was never rotated.
+pub fn for_output(
+    caller: Caller,
+    op: Operation,
+    key_type: KeyType,
+    name: &str,
+    choice: VersionChoice,
+) -> Result<KeyUse, ApiError> {
+    let snapshot = authorize(caller, op, name)?;
+    let entry = match find(&snapshot, key_type, name)? {
+        Target::Alias(record) => return Ok(touched(record, choice)),
+        Target::Entry(entry) => entry,
+    };
+    let record = if choice.key_version != 0 {
+        numbered(entry, name, choice.key_version)?
+    } else if choice.versioned || !entry.was_rotated() {
+        newest(entry, key_type, name)?
+    } else {
+        return Err(
+            KeyUseError::VersionRequired { name: super::printable(name), newest: entry.newest_version() }.into()
+        );
+    };
+    Ok(touched(record, choice))
+}
+
+/// The material that checks or opens existing output (decrypt, verify),
+/// and the input without its version header. `header_in` is the input
+/// that carries the header when the request is `versioned` (ciphertexts);
+/// None for signatures and MACs, which carry none.
+pub fn for_input<'a>(
+    caller: Caller,
+    op: Operation,
+    key_type: KeyType,
+    name: &str,
+    choice: VersionChoice,
+    header_in: Option<&'a [u8]>,
+) -> Result<(KeyUse, Option<&'a [u8]>), ApiError> {
+    let snapshot = authorize(caller, op, name)?;
+    let target = find(&snapshot, key_type, name)?;
+    let not_versioned = || KeyUseError::NotVersioned { name: super::printable(name) };
+    let (header, rest) = match (choice.versioned, header_in) {
+        (true, Some(input)) => {
+            let (version, key_id, rest) = versioned::split(input).ok_or_else(not_versioned)?;
+            if choice.key_version != 0 && choice.key_version != version {
+                return Err(KeyUseError::VersionMismatch { requested: choice.key_version, found: version }.into());
+            }
+            (Some((version, key_id)), Some(rest))
+        }
+        (_, input) => (None, input),
+    };
+    let entry = match target {
+        Target::Alias(record) => {
+            if header.is_some_and(|(v, id)| v != record.version || id != record.key_id()) {
+                return Err(not_versioned().into());
+            }
+            return Ok((touched(record, choice), rest));
+        }
+        Target::Entry(entry) => entry,
+    };
+    let record = match header {
+        Some((version, key_id)) => entry.version_with_id(version, &key_id).cloned().ok_or_else(not_versioned)?,
+        None if choice.key_version != 0 => numbered(entry, name, choice.key_version)?,
+        None if choice.versioned && header_in.is_none() && entry.was_rotated() => {
+            return Err(KeyUseError::VerifyNeedsVersion.into())
+        }
+        None if !entry.was_rotated() => newest(entry, key_type, name)?,
+        None => {
+            return Err(
+                KeyUseError::VersionRequired { name: super::printable(name), newest: entry.newest_version() }.into()
+            )
+        }
+    };
+    Ok((touched(record, choice), rest))
+}
