@@ -60,6 +60,25 @@ pub struct Config {
     /// `authorization.passwordAdmin`, default true). When false, only
     /// certificates with management grants administer.
     pub password_admin: bool,
+    /// Bounds of the key lifecycle (config `lifecycle`).
+    pub lifecycle: LifecycleConfig,
+}
+
+/// Bounds of the key lifecycle that an operator sets (config `lifecycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleConfig {
+    /// The shortest waiting period admin/scheduledeletion accepts
+    /// (`minimumDeletionWindowSeconds`, default 7 days).
+    pub minimum_deletion_window_s: u64,
+    /// The shortest automatic rotation period admin/setrotation accepts
+    /// (`minimumRotationPeriodSeconds`, default 1 day).
+    pub minimum_rotation_period_s: u64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig { minimum_deletion_window_s: 7 * 86_400, minimum_rotation_period_s: 86_400 }
+    }
 }
 
 /// How a node finds its peers.
@@ -192,6 +211,16 @@ struct RawConfig {
     cluster: Option<RawCluster>,
     health_details: Option<bool>,
     authorization: Option<RawAuthorization>,
+    lifecycle: Option<RawLifecycle>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawLifecycle {
+    #[serde(alias = "minimum_deletion_window_seconds")]
+    minimum_deletion_window_seconds: Option<u64>,
+    #[serde(alias = "minimum_rotation_period_seconds")]
+    minimum_rotation_period_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -284,6 +313,26 @@ impl Config {
         }
 
         let cluster = raw.cluster.map(|c| parse_cluster(c, &fail)).transpose()?;
+        let defaults = LifecycleConfig::default();
+        let lifecycle = match raw.lifecycle {
+            None => defaults,
+            Some(l) => LifecycleConfig {
+                minimum_deletion_window_s: l
+                    .minimum_deletion_window_seconds
+                    .unwrap_or(defaults.minimum_deletion_window_s),
+                minimum_rotation_period_s: l
+                    .minimum_rotation_period_seconds
+                    .unwrap_or(defaults.minimum_rotation_period_s),
+            },
+        };
+        for (field, value) in [
+            ("lifecycle.minimumDeletionWindowSeconds", lifecycle.minimum_deletion_window_s),
+            ("lifecycle.minimumRotationPeriodSeconds", lifecycle.minimum_rotation_period_s),
+        ] {
+            if !(1..=366 * 86_400).contains(&value) {
+                return Err(fail(field, format!("must be 1 to 31622400 seconds, got {value}")));
+            }
+        }
         Ok(Config {
             rpc_certificate,
             rpc_public_key_spki,
@@ -294,6 +343,7 @@ impl Config {
             cluster,
             health_details: raw.health_details.unwrap_or(false),
             password_admin: raw.authorization.and_then(|a| a.password_admin).unwrap_or(true),
+            lifecycle,
         })
     }
 }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod fuzz_api;
 pub mod hardening;
 pub mod keystore;
+pub mod lifecycle;
 pub mod node;
 pub mod operator;
 pub mod server;

@@ -93,6 +93,8 @@ pub enum LocalChange {
     Records(Vec<Arc<KeyRecord>>),
     /// Authorization records added (grants, revocations, the mode).
     Authorization(crate::authz::AuthzState),
+    /// Key lifecycle state changed (the changed keys' whole lifecycle).
+    Lifecycle(crate::lifecycle::LifecycleMap),
 }
 
 /// Called with each local change, so the cluster can push it.
@@ -168,6 +170,11 @@ impl Node {
     /// (pushed to peers).
     pub fn authorization_changed(&self, added: crate::authz::AuthzState) {
         self.changed(LocalChange::Authorization(added));
+    }
+
+    /// Tells the cluster layer about lifecycle changes made here (pushed to peers).
+    pub fn lifecycle_changed(&self, changed: crate::lifecycle::LifecycleMap) {
+        self.changed(LocalChange::Lifecycle(changed));
     }
 
     fn changed(&self, change: LocalChange) {

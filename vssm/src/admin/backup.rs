@@ -1,8 +1,10 @@
 //! Encrypted backups in the format of the first VSSM: a fresh AES-256 data
 //! key wrapped with RSA-OAEP/SHA-256 under the RPC certificate's key, and
 //! the proto3-JSON inventory under AES-256-GCM. Version 1 is the first
-//! VSSM's; version 2 adds the authorization state (grants, revocations,
-//! the policy mode) to the inventory, in the same envelope.
+//! VSSM's; version 2 adds, in the same envelope, the authorization state
+//! (grants, revocations, the policy mode), key versions (a `version` per
+//! key record) and the key lifecycle state (states, deletion schedules,
+//! tombstones, minimum versions, rotation schedules).
 
 use crate::authz::AuthzState;
 use crate::crypto::algorithm::{AsymmetricEncryption, HashAlg, SymmetricAlgorithm};
@@ -10,6 +12,7 @@ use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::crypto::{asymmetric, quote, symmetric};
 use crate::error::{Classify, ErrorKind};
 use crate::keystore::{validate_name, Inventory, KeyMaterial, KeyRecord, MAX_VERSIONS};
+use crate::lifecycle::LifecycleMap;
 use crate::wire::{
     BackupAsymmetricKey, BackupBlob, BackupInventory, BackupRawKey, Bytes, Int64, Int64Number, SecretBytes,
 };
@@ -26,18 +29,23 @@ pub const BACKUP_VERSION_2: i64 = 2;
 pub enum Format {
     /// Version 1: keys only (readable by the first VSSM).
     V1,
-    /// Version 2: keys and authorization state.
+    /// Version 2: keys with their versions, authorization and lifecycle state.
     V2,
 }
 
 impl Format {
     /// The version `requested` (0: version 1 while the cluster has no
-    /// authorization state, so that the first VSSM can still read it;
-    /// else version 2).
-    pub fn choose(requested: i64, state: &AuthzState) -> Result<Format, BackupError> {
+    /// authorization state, no lifecycle state and no rotated key, so that
+    /// the first VSSM can still read it; else version 2). Version 1 is
+    /// refused for rotated keys: it cannot tell their versions apart.
+    pub fn choose(requested: i64, state: &AuthzState, inventory: &Inventory) -> Result<Format, BackupError> {
+        let rotated = || inventory.records().iter().any(|r| r.version > 1);
         match requested {
-            0 if state.is_empty() => Ok(Format::V1),
+            0 if state.is_empty() && !inventory.has_lifecycle() && !rotated() => Ok(Format::V1),
             0 | BACKUP_VERSION_2 => Ok(Format::V2),
+            BACKUP_VERSION_1 if rotated() => Err(BackupError::Invalid(
+                "backupVersion 1 cannot hold the versions of rotated keys: use backupVersion 2".into(),
+            )),
             BACKUP_VERSION_1 => Ok(Format::V1),
             other => Err(BackupError::Invalid(format!("backupVersion must be 1 or 2, not {other}"))),
         }
@@ -58,6 +66,8 @@ pub struct BackupContents {
     pub records: Vec<KeyRecord>,
     /// The authorization state (version 2 only).
     pub authorization: Option<AuthzState>,
+    /// The key lifecycle state (version 2 only; empty for version 1).
+    pub lifecycle: LifecycleMap,
 }
 const GCM: &str = "AES/GCM/NoPadding";
 
@@ -129,6 +139,7 @@ pub fn create(
     let mut wire = records_to_wire(inventory.records());
     if format.0 == Format::V2 {
         wire.authorization = Some(format.1.to_wire());
+        wire.lifecycle = Some(inventory.lifecycle_map().to_wire());
     }
     let state = json_in_one_buffer(&wire).map_err(|_| BackupError::Internal("cannot serialize the inventory"))?;
     let data_key = SymmetricKey::generate(32).map_err(|_| BackupError::Internal("cannot generate the data key"))?;
@@ -175,7 +186,13 @@ pub fn open(blob: &BackupBlob, rpc_key: &AsymmetricKey) -> Result<BackupContents
         _ if blob.version.0 == BACKUP_VERSION_2 => Some(AuthzState::default()),
         _ => None,
     };
-    Ok(BackupContents { records: records_from_wire(inventory)?, authorization })
+    let lifecycle = match inventory.lifecycle.take() {
+        Some(wire) if blob.version.0 == BACKUP_VERSION_2 => {
+            LifecycleMap::from_wire(&wire, "lifecycle").map_err(|e| BackupError::Invalid(format!("backup {e}")))?
+        }
+        _ => LifecycleMap::default(),
+    };
+    Ok(BackupContents { records: records_from_wire(inventory)?, authorization, lifecycle })
 }
 
 /// The proto3-JSON inventory form of `records` (backups and node-to-node sync).

@@ -49,6 +49,11 @@ impl ConfigDigest {
         if !config.password_admin {
             out.bytes(b"password admin off");
         }
+        if config.lifecycle != crate::config::LifecycleConfig::default() {
+            out.bytes(b"lifecycle");
+            out.bytes(&config.lifecycle.minimum_deletion_window_s.to_be_bytes());
+            out.bytes(&config.lifecycle.minimum_rotation_period_s.to_be_bytes());
+        }
         match &config.cluster {
             None => out.bytes(b"standalone"),
             Some(cluster) => out.cluster(cluster),

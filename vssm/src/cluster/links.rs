@@ -6,10 +6,11 @@
 
 use super::discovery::Peer;
 use super::peer_client::PeerClient;
-use super::{authz_sync, sync};
+use super::{authz_sync, lifecycle_sync, sync};
 use crate::audit::Outcome;
 use crate::authz::AuthzState;
 use crate::keystore::KeyRecord;
+use crate::lifecycle::LifecycleMap;
 use crate::node::{LocalChange, Node};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +27,8 @@ pub enum Change {
     Records(Arc<[Arc<KeyRecord>]>),
     /// Authorization records added.
     Authorization(Arc<AuthzState>),
+    /// Lifecycle state changed.
+    Lifecycle(Arc<LifecycleMap>),
 }
 
 impl From<LocalChange> for Change {
@@ -33,6 +36,7 @@ impl From<LocalChange> for Change {
         match change {
             LocalChange::Records(records) => Change::Records(records.into()),
             LocalChange::Authorization(state) => Change::Authorization(Arc::new(state)),
+            LocalChange::Lifecycle(changed) => Change::Lifecycle(Arc::new(changed)),
         }
     }
 }
@@ -146,10 +150,14 @@ impl LinkWorker {
     async fn push_queued(&self, first: Change, queue: &mut mpsc::UnboundedReceiver<Change>) {
         let mut records: Vec<Arc<KeyRecord>> = Vec::new();
         let mut authorization = AuthzState::default();
+        let mut lifecycle = LifecycleMap::default();
         let mut take = |change: Change| match change {
             Change::Records(more) => records.extend(more.iter().cloned()),
             Change::Authorization(added) => {
                 authorization.merge(&added);
+            }
+            Change::Lifecycle(changed) => {
+                lifecycle.merge(&changed);
             }
         };
         take(first);
@@ -163,6 +171,8 @@ impl LinkWorker {
                 return;
             }
         }
+        // Records before lifecycle state: a rotation's new version should
+        // be there when a state that names it arrives.
         for batch in records.chunks(sync::BATCH) {
             if let Err(e) = sync::push(&self.client, self.peer, batch.iter()).await {
                 eprintln!("vssm: push to {}: {e}", self.peer);
@@ -170,6 +180,12 @@ impl LinkWorker {
                 return;
             }
             self.node.cluster_stats.pushed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+        if !lifecycle.is_empty() {
+            if let Err(e) = lifecycle_sync::push(&self.client, self.peer, &lifecycle).await {
+                eprintln!("vssm: push to {}: {e}", self.peer);
+                while queue.try_recv().is_ok() {}
+            }
         }
     }
 
@@ -181,7 +197,7 @@ impl LinkWorker {
         let start = self.node.authz.freshness.round_start();
         match sync::reconcile(&self.node, &self.client, self.peer).await {
             Ok(report) => {
-                if report.authorization_current {
+                if report.authorization_current && report.lifecycle_current {
                     self.node.authz.freshness.mark_confirmed(start);
                 }
                 stats.rounds.fetch_add(1, Ordering::Relaxed);

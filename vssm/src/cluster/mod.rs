@@ -8,6 +8,7 @@ pub mod bootstrapper;
 pub mod config_digest;
 pub mod discovery;
 pub mod join;
+pub mod lifecycle_sync;
 pub mod links;
 pub mod peer_client;
 pub mod protocol;

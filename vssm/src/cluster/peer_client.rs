@@ -93,6 +93,14 @@ pub enum PeerError {
         /// Which record is invalid.
         source: crate::authz::GrantError,
     },
+    /// The peer's lifecycle state is not valid.
+    #[error("invalid lifecycle state from {peer}: {source}")]
+    Lifecycle {
+        /// The peer called.
+        peer: SocketAddr,
+        /// Which entry is invalid.
+        source: Box<crate::lifecycle::LifecycleError>,
+    },
 }
 
 /// Calls peers over pinned TLS, keeping one idle keep-alive connection per

@@ -40,11 +40,16 @@ pub struct DigestResponse {
 /// The digest [`STATE_DIGEST_PATH`] answers: of the key digest and the
 /// authorization digest together, so that a steady-state round is one small
 /// call whatever the state.
-pub fn state_digest(keys: &[u8; 32], authorization: &[u8; 32]) -> [u8; 32] {
+/// Lifecycle state adds its digest only when there is some, so that a
+/// cluster without it agrees with nodes of the previous version.
+pub fn state_digest(keys: &crate::keystore::Inventory, authorization: &[u8; 32]) -> [u8; 32] {
     let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     context.update(b"vssm state digest v1\0");
-    context.update(keys);
+    context.update(&keys.digest());
     context.update(authorization);
+    if keys.has_lifecycle() {
+        context.update(&keys.lifecycle_map().digest());
+    }
     let mut out = [0u8; 32];
     out.copy_from_slice(context.finish().as_ref());
     out

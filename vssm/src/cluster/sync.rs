@@ -46,6 +46,9 @@ pub enum SyncError {
     /// Authorization records that are not valid.
     #[error(transparent)]
     Authorization(#[from] crate::authz::GrantError),
+    /// Lifecycle state that is not valid.
+    #[error(transparent)]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
     /// No sync endpoint at this path.
     #[error("unknown sync endpoint")]
     UnknownEndpoint,
@@ -70,6 +73,7 @@ impl Classify for SyncError {
             SyncError::Json(e) => e.kind(),
             SyncError::Records(e) => e.kind(),
             SyncError::Authorization(e) => e.kind(),
+            SyncError::Lifecycle(e) => e.kind(),
             SyncError::UnknownEndpoint => ErrorKind::NotFound,
             SyncError::SelfTestFailed(_) | SyncError::MembershipUnknown(_) => ErrorKind::ServiceUnavailable,
             SyncError::NotMember(_) => ErrorKind::Forbidden,
@@ -119,6 +123,9 @@ async fn route(
     if let Some(answer) = super::authz_sync::handle(node, &peer.ip().to_string(), &path, &body) {
         return answer;
     }
+    if let Some(answer) = super::lifecycle_sync::handle(node, &peer.ip().to_string(), &path, &body) {
+        return answer;
+    }
     let snapshot = node.keystore.snapshot();
     match path.as_str() {
         DIGEST_PATH => {
@@ -130,7 +137,7 @@ async fn route(
         }
         STATE_DIGEST_PATH => {
             parse_json::<Empty>(&body)?;
-            let digest = state_digest(&snapshot.digest(), &node.authz.policy().digest());
+            let digest = state_digest(&snapshot, &node.authz.policy().digest());
             Ok(json_response(&DigestResponse {
                 digest: WireBytes(digest.to_vec()),
                 count: Int64(snapshot.len() as i64),
@@ -229,6 +236,8 @@ pub struct RoundReport {
     /// The authorization states were compared and are now equal (false
     /// with a peer of an older version, or when the exchange failed).
     pub authorization_current: bool,
+    /// The same for the key lifecycle states.
+    pub lifecycle_current: bool,
 }
 
 /// One anti-entropy round with `peer`: one digest of everything (O(1)
@@ -236,20 +245,28 @@ pub struct RoundReport {
 /// digest first, then only the difference.
 pub async fn reconcile(node: &Node, client: &PeerClient, peer: SocketAddr) -> Result<RoundReport, PeerError> {
     let snapshot = node.keystore.snapshot();
-    let ours = state_digest(&snapshot.digest(), &node.authz.policy().digest());
+    let ours = state_digest(&snapshot, &node.authz.policy().digest());
     let remote = client.post_json::<_, DigestResponse>(peer, STATE_DIGEST_PATH, &Empty {}).await;
     let mut report = RoundReport::default();
     match remote {
         Ok(remote) if remote.digest.0 == ours => {
             report.authorization_current = true;
+            report.lifecycle_current = true;
             return Ok(report);
         }
-        // Authorization first: a revocation matters more than a new key.
-        // Its failure must not hold up the keys.
-        Ok(_) => match super::authz_sync::reconcile(node, client, peer).await {
-            Ok(current) => report.authorization_current = current,
-            Err(e) => eprintln!("vssm: authorization sync with {}: {e}", peer.ip()),
-        },
+        // Authorization first: a revocation matters more than a new key;
+        // then lifecycle state, so that a tombstone is here before the
+        // records it forbids. Their failure must not hold up the keys.
+        Ok(_) => {
+            match super::authz_sync::reconcile(node, client, peer).await {
+                Ok(current) => report.authorization_current = current,
+                Err(e) => eprintln!("vssm: authorization sync with {}: {e}", peer.ip()),
+            }
+            match super::lifecycle_sync::reconcile(node, client, peer).await {
+                Ok(current) => report.lifecycle_current = current,
+                Err(e) => eprintln!("vssm: lifecycle sync with {}: {e}", peer.ip()),
+            }
+        }
         // A node of an older version: keys only.
         Err(PeerError::Status { status, .. }) if status == hyper::StatusCode::NOT_FOUND => {}
         Err(e) => return Err(e),

@@ -18,8 +18,9 @@ use crate::cluster::join::server::JoinError;
 use crate::cluster::sync::SyncError;
 use crate::crypto::CryptoError;
 use crate::keystore::{KeyType, NameError};
+use crate::lifecycle::LifecycleError;
 use crate::node::BootstrapError;
-use crate::server::api::{ApiError, KeyUseError};
+use crate::server::api::{ApiError, KeyUseError, LifecycleChangeError};
 use crate::server::body::BodyError;
 use crate::server::json::JsonError;
 use http_body_util::BodyExt;
@@ -62,6 +63,8 @@ fn index_api(e: &ApiError) -> usize {
         ApiError::InvalidDataKeySpec(_) => 28,
         ApiError::KeyUse(_) => 29,
         ApiError::TooManyVersions => 30,
+        ApiError::LifecycleChange(_) => 31,
+        ApiError::NameDestroyed(_) => 32,
     }
 }
 
@@ -162,6 +165,7 @@ fn index_sync(e: &SyncError) -> usize {
         SyncError::NotMember(_) => 6,
         SyncError::MembershipUnknown(_) => 7,
         SyncError::Authorization(_) => 8,
+        SyncError::Lifecycle(_) => 9,
     }
 }
 
@@ -328,6 +332,20 @@ fn api_table() -> Vec<(ApiError, u16)> {
         (ApiError::GenerationInterrupted, 500),
         (ApiError::from(grant_error()), 400),
         (ApiError::TooManyVersions, 409),
+        (ApiError::NameDestroyed(KeyType::Mac), 409),
+        (ApiError::from(LifecycleChangeError::RotationPeriod { minimum: 1, maximum: 2, got: 3 }), 400),
+        (ApiError::from(LifecycleChangeError::PendingWindow { minimum: 1, maximum: 2, got: 3 }), 400),
+        (
+            ApiError::from(LifecycleChangeError::VersionBound {
+                field: "minAvailableVersion",
+                name: "k".into(),
+                lowest: 1,
+                highest: 2,
+                got: 3,
+            }),
+            400,
+        ),
+        (ApiError::from(LifecycleChangeError::WrongState { name: "k".into(), state: "DISABLED", what: "x" }), 409),
     ]);
     table.extend(key_use_table().into_iter().map(|(e, s)| (ApiError::from(e), s)));
     table.extend(access_table().into_iter().map(|(e, s)| (ApiError::from(e), s)));
@@ -341,6 +359,11 @@ fn index_key_use(e: &KeyUseError) -> usize {
         KeyUseError::NotVersioned { .. } => 2,
         KeyUseError::VersionMismatch { .. } => 3,
         KeyUseError::VerifyNeedsVersion => 4,
+        KeyUseError::VersionRetired { .. } => 5,
+        KeyUseError::VersionDestroyed { .. } => 6,
+        KeyUseError::Disabled { .. } => 7,
+        KeyUseError::PendingDeletion { .. } => 8,
+        KeyUseError::Destroyed { .. } => 9,
     }
 }
 
@@ -351,6 +374,11 @@ fn key_use_table() -> Vec<(KeyUseError, u16)> {
         (KeyUseError::NotVersioned { name: "k".into() }, 400),
         (KeyUseError::VersionMismatch { requested: 1, found: 2 }, 400),
         (KeyUseError::VerifyNeedsVersion, 400),
+        (KeyUseError::VersionRetired { name: "k".into(), version: 1, minimum: 2 }, 400),
+        (KeyUseError::VersionDestroyed { name: "k".into(), version: 1 }, 410),
+        (KeyUseError::Disabled { name: "k".into() }, 409),
+        (KeyUseError::PendingDeletion { name: "k".into(), delete_at_ms: 5 }, 409),
+        (KeyUseError::Destroyed { name: "k".into() }, 410),
     ]
 }
 
@@ -363,6 +391,7 @@ fn sync_table() -> Vec<(SyncError, u16)> {
         (SyncError::NotMember("10.0.0.1".parse().unwrap()), 403),
         (SyncError::MembershipUnknown(DiscoveryError::NoIdentity), 503),
         (SyncError::Authorization(grant_error()), 400),
+        (SyncError::Lifecycle(LifecycleError::UnknownStatus { field: "lifecycle[0]".into(), value: "X".into() }), 400),
     ];
     table.extend(body_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
     table.extend(json_table().into_iter().map(|(e, s)| (SyncError::from(e), s)));
@@ -401,8 +430,8 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 12);
     assert_complete("SealError", &seal_table(), |(e, _)| index_seal(e), 7);
     let api = api_table();
-    assert_complete("ApiError", &api, |(e, _)| index_api(e), 31);
-    assert_complete("KeyUseError", &key_use_table(), |(e, _)| index_key_use(e), 5);
+    assert_complete("ApiError", &api, |(e, _)| index_api(e), 33);
+    assert_complete("KeyUseError", &key_use_table(), |(e, _)| index_key_use(e), 10);
     assert_complete("AccessError", &access_table(), |(e, _)| index_access(e), 6);
     let inner = |f: &dyn Fn(&ApiError) -> Option<usize>| api.iter().filter_map(|(e, _)| f(e)).collect::<Vec<_>>();
     let admin = inner(&|e| if let ApiError::Admin(a) = e { Some(index_admin(a)) } else { None });
@@ -413,7 +442,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("BackupError", &backup, |i| *i, 3);
     let name = inner(&|e| if let ApiError::Name(n) = e { Some(index_name(n)) } else { None });
     assert_complete("NameError", &name, |i| *i, 3);
-    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 9);
+    assert_complete("SyncError", &sync_table(), |(e, _)| index_sync(e), 10);
     assert_complete("JoinError", &join_table(), |(e, _)| index_join(e), 10);
 }
 

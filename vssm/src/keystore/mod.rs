@@ -9,6 +9,7 @@
 //! material that competes for it (more than one only after a conflict).
 
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
+use crate::lifecycle::{KeyLifecycle, LifecycleMap};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::fmt;
@@ -290,12 +291,14 @@ impl Versions {
 /// Most versions one key may have (rotations stop there).
 pub const MAX_VERSIONS: u32 = 100_000;
 
-/// One key: its versions by number.
+/// One key: its versions by number, and its lifecycle. A destroyed key
+/// stays as an entry without material: its tombstone.
 #[derive(Clone, Default)]
 pub struct KeyEntry {
     versions: HashMap<u32, Versions>,
     /// The highest version number held (0 for none).
     newest: u32,
+    lifecycle: KeyLifecycle,
 }
 
 impl KeyEntry {
@@ -359,12 +362,18 @@ pub struct Inventory {
     by_type: [HashMap<String, Arc<KeyEntry>>; 3],
     /// Computed once per snapshot (sync and the status page ask often).
     digest: std::sync::OnceLock<[u8; 32]>,
+    /// The lifecycle of every key that has one, made once per snapshot.
+    lifecycle: std::sync::OnceLock<LifecycleMap>,
 }
 
 impl Clone for Inventory {
     /// A copy to change: the digest is not carried over.
     fn clone(&self) -> Self {
-        Inventory { by_type: self.by_type.clone(), digest: std::sync::OnceLock::new() }
+        Inventory {
+            by_type: self.by_type.clone(),
+            digest: std::sync::OnceLock::new(),
+            lifecycle: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -466,6 +475,8 @@ impl Inventory {
 pub enum InsertError {
     /// A key of that type and name exists already.
     Exists,
+    /// A key of that type and name was destroyed: names are never reused.
+    Destroyed,
 }
 
 /// What a merge does with a name that arrives with different material.
@@ -498,6 +509,9 @@ pub struct MergeReport {
     pub restored_outranked: Vec<String>,
     /// The records this merge added or updated, for pushing on to peers.
     pub new_records: Vec<Arc<KeyRecord>>,
+    /// `TYPE/name` of keys (or trimmed versions) that were destroyed here:
+    /// their material was left out.
+    pub destroyed: Vec<String>,
 }
 
 /// The node's key inventory.
@@ -560,11 +574,19 @@ impl Keystore {
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.current.load();
         let key_type = record.material.key_type();
-        if current.by_type[key_type.index()].contains_key(&record.name) {
-            return Err(InsertError::Exists);
+        if let Some(entry) = current.by_type[key_type.index()].get(&record.name) {
+            if entry.lifecycle.destroyed_at_ms.is_some() {
+                return Err(InsertError::Destroyed);
+            }
+            // An entry without material but with lifecycle state (which a
+            // peer's state can bring before the records) is taken over.
+            if entry.newest != 0 {
+                return Err(InsertError::Exists);
+            }
         }
         let record = Arc::new(record);
-        let mut entry = KeyEntry::default();
+        let mut entry =
+            current.by_type[key_type.index()].get(&record.name).map(|e| KeyEntry::clone(e)).unwrap_or_default();
         entry.add(Arc::clone(&record));
         let mut next = Inventory::clone(&current);
         next.by_type[key_type.index()].insert(record.name.clone(), Arc::new(entry));
@@ -581,6 +603,9 @@ impl Keystore {
         let current = self.current.load();
         let key_type = record.material.key_type();
         let entry = current.by_type[key_type.index()].get(&record.name).ok_or(RotateError::NoSuchKey)?;
+        if entry.lifecycle.destroyed_at_ms.is_some() {
+            return Err(RotateError::Destroyed);
+        }
         if entry.newest == 0 {
             return Err(RotateError::NoSuchKey);
         }
@@ -622,6 +647,13 @@ impl Keystore {
             let key_type = record.material.key_type();
             let map = &mut next.by_type[key_type.index()];
             let entry = Arc::make_mut(map.entry(record.name.clone()).or_default());
+            if entry.forbids(record.version) {
+                let label = format!("{}/{}", key_type.as_str(), record.name);
+                if !report.destroyed.contains(&label) {
+                    report.destroyed.push(label);
+                }
+                continue;
+            }
             let held = entry.versions.get(&record.version);
             if let Some(i) = held.and_then(|v| v.position(&record.fingerprint)) {
                 // A restore never reorders what is here; a peer's better copy
@@ -682,7 +714,12 @@ pub enum RotateError {
     NoSuchKey,
     /// The key has [`MAX_VERSIONS`] versions.
     TooManyVersions,
+    /// The key was destroyed.
+    Destroyed,
 }
+
+mod lifecycle_store;
+pub use lifecycle_store::LifecycleMerge;
 
 #[cfg(test)]
 mod tests;

@@ -94,6 +94,8 @@ async fn io_thread(
 ) {
     let api = TcpListener::from_std(api).expect("listener registers with the runtime");
     if let Some(health) = health {
+        // One thread keeps the lifecycle clock: the one that serves health.
+        tokio::spawn(api::lifecycle_clock::run(Arc::clone(&node), shutdown.clone()));
         let health = TcpListener::from_std(health).expect("listener registers with the runtime");
         let node = Arc::clone(&node);
         let shutdown = shutdown.clone();

@@ -234,6 +234,9 @@ pub struct PublicKeyRequest {
     /// Name of an asymmetric key.
     #[serde(default, alias = "key_name")]
     pub key_name: String,
+    /// The version whose public key is wanted (0 or absent: the newest).
+    #[serde(default, alias = "key_version")]
+    pub key_version: u32,
 }
 
 /// keys/publickey answer.
@@ -253,4 +256,7 @@ pub struct PublicKeyResponse {
     pub public_key: Bytes,
     /// The same in PEM (`PUBLIC KEY`).
     pub public_key_pem: String,
+    /// The version of the key, when it was rotated or the request named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
 }

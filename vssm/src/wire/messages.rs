@@ -366,6 +366,10 @@ pub struct RestoreBackupResponse {
     /// Names of the keys kept because the backup holds other material under them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
+    /// `TYPE/name` of keys (or trimmed versions) the backup holds but this
+    /// cluster destroyed: their material was left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub destroyed: Vec<String>,
 }
 
 /// admin/listkeys response.
@@ -444,6 +448,9 @@ pub struct BackupInventory {
     /// Grants, revocations and the policy mode (backup version 2 only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<super::authz::AuthorizationStateWire>,
+    /// Key lifecycle state (backup version 2 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Vec<super::lifecycle::KeyLifecycleWire>>,
 }
 
 /// The version of a key record that names none.

@@ -5,6 +5,7 @@
 pub mod authz;
 pub mod codec;
 pub mod key_admin;
+pub mod lifecycle;
 pub mod messages;
 
 pub use codec::{Bytes, Int64, SecretBytes, SecretString};

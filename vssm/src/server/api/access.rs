@@ -34,10 +34,13 @@ pub fn grants_of(node: &Node, client: &ClientInfo) -> Option<Arc<IdentityGrants>
     client.authz.as_ref().map(|authz| authz.grants(&node.authz))
 }
 
-/// Under enforcement, waits for a cluster node's state to be confirmed
-/// with a peer when it is stale (see `authz::freshness`); at once otherwise.
+/// Under enforcement, or once the cluster keeps key lifecycle state (a key
+/// disabled, scheduled for deletion or destroyed), waits for a cluster
+/// node's state to be confirmed with a peer when it is stale (see
+/// `authz::freshness`): a node that was stopped or cut off applies
+/// revocations and destructions before it serves again. At once otherwise.
 pub async fn ensure_current(node: &Node) -> Result<(), ApiError> {
-    if node.authz.enforced() {
+    if node.authz.enforced() || node.keystore.snapshot().has_lifecycle() {
         confirm(node).await?;
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! with its outcome — key names only, never key bytes or the password.
 
 use super::access::AdminProof;
+use super::now_ms;
 use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
 use crate::admin::backup;
 use crate::audit::Outcome;
@@ -16,7 +17,6 @@ use crate::wire::{
     GenerateKeyRequest, InjectKeyRequest, Int64, ListKeysRequest, ListKeysResponse, LogsResponse, PasswordOnlyRequest,
     RestoreBackupRequest, RestoreBackupResponse, SymmetricKeyInfo,
 };
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Runs an admin endpoint (below /REST/v1/; admin/bootstrap is apart) and
 /// audits it; None when `endpoint` is not one.
@@ -105,10 +105,6 @@ fn key_type(text: &str) -> Result<KeyType, ApiError> {
     KeyType::parse(text).ok_or_else(|| ApiError::InvalidKeyType(super::printable(text)))
 }
 
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 fn insert(node: &Node, name: String, material: KeyMaterial) -> ApiResult {
     let key_type = material.key_type();
     match node.keystore.insert(KeyRecord::new(name, now_ms(), material)) {
@@ -117,12 +113,17 @@ fn insert(node: &Node, name: String, material: KeyMaterial) -> ApiResult {
             json_response(&EmptyResponse {})
         }
         Err(InsertError::Exists) => Err(ApiError::NameTaken(key_type)),
+        Err(InsertError::Destroyed) => Err(ApiError::NameDestroyed(key_type)),
     }
 }
 
 fn refuse_existing(node: &Node, key_type: KeyType, name: &str) -> Result<(), ApiError> {
     validate_name(name)?;
-    if node.keystore.get(key_type, name).is_some() {
+    let snapshot = node.keystore.snapshot();
+    if snapshot.entry(key_type, name).is_some_and(|e| e.lifecycle().destroyed_at_ms.is_some()) {
+        return Err(ApiError::NameDestroyed(key_type));
+    }
+    if snapshot.get(key_type, name).is_some() {
         return Err(ApiError::NameTaken(key_type));
     }
     Ok(())
@@ -180,7 +181,7 @@ async fn generate_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: 
     let rpc_key = node.rpc_key().ok_or_else(rpc_key_missing)?;
     let snapshot = node.keystore.snapshot();
     let policy = node.authz.policy();
-    let format = backup::Format::choose(request.backup_version.0, policy.state())?;
+    let format = backup::Format::choose(request.backup_version.0, policy.state(), &snapshot)?;
     detail.push_str(&format!(" version={}", format.version()));
     let blob = backup::create(&snapshot, (format, policy.state()), rpc_key, now_ms())?;
     json_response(&GenerateBackupResponse { backup: blob })
@@ -206,6 +207,15 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
         authorization.clamp_mode_time(now_ms());
         super::grant_ops::check_restore_limit(node, authorization)?;
     }
+    // A backup's lifecycle state comes only with keys this cluster does
+    // not know: a restore never disables or destroys a key that is here,
+    // whoever encrypted the backup. First, so that its tombstones and
+    // states apply to the records that follow.
+    contents.lifecycle.clamp_future(now_ms());
+    let lifecycle = node.keystore.merge_lifecycle_of_new_keys(&contents.lifecycle);
+    if !lifecycle.changed.is_empty() {
+        node.lifecycle_changed(node.keystore.snapshot().lifecycle_of(&lifecycle.changed));
+    }
     let mut records = contents.records;
     // A backup's createdAt is whatever the backup says: restored material
     // never outranks material generated or injected in the cluster.
@@ -213,10 +223,12 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
     let report = node.keystore.merge(records, ConflictPolicy::KeepExisting);
     node.cluster_changed(report.new_records.clone());
     detail.push_str(&format!(
-        " added={} unchanged={} conflicts={}",
+        " added={} unchanged={} conflicts={} destroyed-left-out={} lifecycle-added={}",
         report.added,
         report.unchanged,
-        report.conflicts.len()
+        report.conflicts.len(),
+        report.destroyed.len(),
+        lifecycle.changed.len()
     ));
     if let Some(authorization) = contents.authorization {
         // Unions only: a grant revoked since the backup stays revoked.
@@ -237,7 +249,15 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
             &format!("{conflict}: backup holds different material under this name; the existing key was kept, the backup's left out"),
         );
     }
-    json_response(&RestoreBackupResponse { conflicts: report.conflicts })
+    for destroyed in &report.destroyed {
+        node.audit.record_history(
+            "restorebackup-destroyed",
+            &client.subject,
+            Outcome::Ok,
+            &format!("{destroyed}: destroyed in this cluster; the backup's material was left out"),
+        );
+    }
+    json_response(&RestoreBackupResponse { conflicts: report.conflicts, destroyed: report.destroyed })
 }
 
 async fn list_keys(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {

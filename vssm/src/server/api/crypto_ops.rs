@@ -12,7 +12,7 @@ use crate::keystore::KeyType;
 use crate::node::Node;
 use crate::wire::{
     Bytes, GenerateDataKeyRequest, GenerateDataKeyResponse, HmacVerifyRequest, KeyedInputRequest, OutputResponse,
-    SecretBytes, SignRequest, SymmetricRequest, ValidResponse, VerifyRequest,
+    SecretBytes, SignRequest, SymmetricRequest, ValidResponse, VerifyRequest, VersionChoice,
 };
 
 /// Runs the crypto endpoint `endpoint`, or None when it is not one.
@@ -21,6 +21,7 @@ pub fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -
     Some(match endpoint {
         "symmetric/encrypt" => symmetric_encrypt(caller, body),
         "symmetric/decrypt" => symmetric_decrypt(caller, body),
+        "symmetric/rewrap" => symmetric_rewrap(caller, body),
         "asymmetric/encrypt" => asymmetric_encrypt(caller, body),
         "asymmetric/decrypt" => asymmetric_decrypt(caller, body),
         "asymmetric/sign" => sign(caller, body),
@@ -59,6 +60,25 @@ fn symmetric_decrypt(caller: Caller, body: &[u8]) -> ApiResult {
     let material = key.record.material.symmetric().ok_or_else(missing_material)?;
     let algorithm = SymmetricAlgorithm::parse(&request.algorithm)?;
     output(&key, symmetric::decrypt(&algorithm, material, input.unwrap_or_default(), &request.aad.0)?)
+}
+
+/// Decrypts as symmetric/decrypt would and encrypts the plaintext again
+/// with the newest version, versioned; the plaintext never leaves the node.
+fn symmetric_rewrap(caller: Caller, body: &[u8]) -> ApiResult {
+    let request: SymmetricRequest = parse_json(body)?;
+    let choice = request.version_choice();
+    let input = Some(request.input.0.as_slice());
+    let (old, input) =
+        key_use::for_input(caller, Operation::Decrypt, KeyType::Symmetric, &request.key_name, choice, input)?;
+    let algorithm = SymmetricAlgorithm::parse(&request.algorithm)?;
+    let material = old.record.material.symmetric().ok_or_else(missing_material)?;
+    let plaintext =
+        zeroize::Zeroizing::new(symmetric::decrypt(&algorithm, material, input.unwrap_or_default(), &request.aad.0)?);
+    let newest = VersionChoice { key_version: 0, versioned: true };
+    let new = key_use::for_output(caller, Operation::Encrypt, KeyType::Symmetric, &request.key_name, newest)?;
+    let material = new.record.material.symmetric().ok_or_else(missing_material)?;
+    let ciphertext = symmetric::encrypt(&algorithm, material, &plaintext, &request.aad.0)?;
+    output(&new, new.wrap_output(ciphertext))
 }
 
 fn asymmetric_encrypt(caller: Caller, body: &[u8]) -> ApiResult {

@@ -4,15 +4,18 @@
 //! use are shown; a refusal reads the same for a missing key.
 
 use super::access::{grants_of, refuse};
+use super::key_use::KeyUseError;
 use super::{json_response, parse_json, ApiError, ApiResult, ClientInfo};
 use crate::authz::{Operation, OperationSet};
 use crate::crypto::keys::{AsymmetricKey, KeySpec};
 use crate::keystore::{KeyMaterial, KeyRecord, KeyType};
+use crate::lifecycle::EffectiveState;
 use crate::node::Node;
 use crate::wire::authz::{
     ClientKeyInfo, ClientListKeysRequest, ClientListKeysResponse, IdentityWire, PublicKeyRequest, PublicKeyResponse,
     WhoAmIResponse,
 };
+use crate::wire::key_admin::{DescribeKeyResponse, KeyRequest, KeyVersionInfo};
 use crate::wire::{Bytes, Int64};
 
 /// Runs a discovery endpoint, or None when `endpoint` is not one.
@@ -21,6 +24,7 @@ pub fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -
         "authz/whoami" => whoami(node, client, body),
         "keys/list" => list(node, client, body),
         "keys/publickey" => public_key(node, client, body),
+        "keys/describe" => describe(node, client, body),
         _ => return None,
     })
 }
@@ -136,10 +140,16 @@ fn public_key(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
         return Err(ApiError::KeyNameRequired);
     }
     check_any_use(node, client, &request.key_name)?;
-    let record = node.keystore.get(KeyType::Asymmetric, &request.key_name).ok_or_else(|| ApiError::NoSuchKey {
-        key_type: KeyType::Asymmetric,
-        name: super::printable(&request.key_name),
-    })?;
+    let no_such_key =
+        || ApiError::NoSuchKey { key_type: KeyType::Asymmetric, name: super::printable(&request.key_name) };
+    let snapshot = node.keystore.snapshot();
+    let record = match (request.key_version, snapshot.entry(KeyType::Asymmetric, &request.key_name)) {
+        (0, _) => snapshot.get(KeyType::Asymmetric, &request.key_name).ok_or_else(no_such_key)?,
+        (version, Some(entry)) => entry
+            .version(version)
+            .ok_or_else(|| KeyUseError::NoSuchVersion { name: super::printable(&request.key_name), version })?,
+        (_, None) => return Err(no_such_key()),
+    };
     let key = record.material.asymmetric().ok_or(ApiError::WrongMaterial)?;
     let der = key.public_key_der();
     json_response(&PublicKeyResponse {
@@ -149,6 +159,73 @@ fn public_key(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
         curve: curve(key),
         public_key_pem: pem("PUBLIC KEY", &der),
         public_key: Bytes(der),
+        key_version: (request.key_version != 0 || record.version != 1).then_some(record.version),
+    })
+}
+
+/// keys/describe: a key's state, versions and schedules, for any caller
+/// who may list or use it.
+fn describe(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
+    let request: KeyRequest = parse_json(body)?;
+    if request.key_name.is_empty() {
+        return Err(ApiError::KeyNameRequired);
+    }
+    let name = &request.key_name;
+    let grants = grants_of(node, client);
+    let allowed =
+        grants.as_ref().is_some_and(|g| g.granted(Operation::List, Some(name)) || !g.uses_of(name).is_empty());
+    if node.authz.enforced() && !allowed {
+        return Err(refuse(node, client, Operation::List, name));
+    }
+    let key_type = KeyType::parse(&request.key_type)
+        .ok_or_else(|| ApiError::InvalidKeyType(super::printable(&request.key_type)))?;
+    let snapshot = node.keystore.snapshot();
+    let no_such_key = || ApiError::NoSuchKey { key_type, name: super::printable(name) };
+    let entry = snapshot.entry(key_type, name).ok_or_else(no_such_key)?;
+    let lifecycle = entry.lifecycle();
+    let now = super::now_ms();
+    let state = lifecycle.effective(now);
+    if entry.newest_version() == 0 && !matches!(state, EffectiveState::Destroyed { .. }) {
+        return Err(no_such_key());
+    }
+    let (deletion_date, destroyed_at) = match state {
+        EffectiveState::PendingDeletion { delete_at_ms } | EffectiveState::DeletionDue { delete_at_ms } => {
+            (Some(Int64(delete_at_ms)), None)
+        }
+        EffectiveState::Destroyed { at_ms } => (None, Some(Int64(at_ms))),
+        _ => (None, None),
+    };
+    let period_ms = lifecycle.rotation_period_ms();
+    let next_rotation = entry
+        .active()
+        .filter(|_| period_ms > 0)
+        .map(|newest| Int64(newest.created_at_ms.saturating_add(period_ms as i64)));
+    let versions = entry
+        .version_numbers()
+        .into_iter()
+        .filter_map(|number| entry.version(number))
+        .map(|record| {
+            let last_used = record.last_used_s.load(std::sync::atomic::Ordering::Relaxed);
+            KeyVersionInfo {
+                version: record.version,
+                created_at: Int64(record.created_at_ms),
+                key_id: crate::wire::codec::encode_hex(&record.key_id()),
+                last_used: (last_used > 0).then(|| Int64(last_used * 1000)),
+            }
+        })
+        .collect();
+    json_response(&DescribeKeyResponse {
+        key_type: key_type.as_str(),
+        name: name.clone(),
+        state: super::lifecycle_ops::state_name(state),
+        deletion_date,
+        destroyed_at,
+        newest_version: entry.newest_version(),
+        min_decryption_version: lifecycle.min_decryption_version(),
+        min_available_version: lifecycle.min_available_version(),
+        rotation_period_seconds: Int64((period_ms / 1000) as i64),
+        next_rotation,
+        versions,
     })
 }
 

@@ -42,6 +42,12 @@ pub enum ApiError {
     /// The key cannot serve the request as asked (versions).
     #[error(transparent)]
     KeyUse(#[from] super::key_use::KeyUseError),
+    /// A lifecycle change that is not acceptable.
+    #[error(transparent)]
+    LifecycleChange(#[from] super::lifecycle_ops::LifecycleChangeError),
+    /// A new key under the name of a destroyed key.
+    #[error("a {} key of this name was destroyed: names of destroyed keys are not reused", .0.as_str())]
+    NameDestroyed(KeyType),
     /// A rotation of a key that has the most versions a key may have.
     #[error("the key has {} versions, the most a key may have", crate::keystore::MAX_VERSIONS)]
     TooManyVersions,
@@ -128,6 +134,7 @@ impl Classify for ApiError {
             ApiError::Backup(e) => e.kind(),
             ApiError::Name(e) => e.kind(),
             ApiError::KeyUse(e) => e.kind(),
+            ApiError::LifecycleChange(e) => e.kind(),
             ApiError::Access(e) => e.kind(),
             ApiError::Grant(e) => e.kind(),
             ApiError::UnknownEndpoint(_) | ApiError::NoSuchKey { .. } | ApiError::NoKeyWithName(_) => {
@@ -146,7 +153,7 @@ impl Classify for ApiError {
             | ApiError::InvalidDataKeySpec(_)
             | ApiError::KeyTooLarge
             | ApiError::BackupRequired => ErrorKind::BadRequest,
-            ApiError::NameTaken(_) | ApiError::TooManyVersions => ErrorKind::Conflict,
+            ApiError::NameTaken(_) | ApiError::NameDestroyed(_) | ApiError::TooManyVersions => ErrorKind::Conflict,
             ApiError::WrongMaterial | ApiError::GenerationInterrupted => ErrorKind::Internal,
         }
     }

@@ -10,6 +10,7 @@ use crate::authz::Operation;
 use crate::crypto::versioned;
 use crate::error::{Classify, ErrorKind};
 use crate::keystore::{Inventory, KeyEntry, KeyRecord, KeyType};
+use crate::lifecycle::EffectiveState;
 use crate::wire::VersionChoice;
 use std::sync::Arc;
 
@@ -53,11 +54,73 @@ pub enum KeyUseError {
     /// MACs carry no header).
     #[error("verifying with a versioned key needs \"keyVersion\"")]
     VerifyNeedsVersion,
+    /// The version is below the key's minimum decryption version.
+    #[error("version {version} of key {name:?} is below its minimum decryption version {minimum}")]
+    VersionRetired {
+        /// The key.
+        name: String,
+        /// The version asked for.
+        version: u32,
+        /// The key's minimum decryption version.
+        minimum: u32,
+    },
+    /// The version was trimmed: its material is destroyed.
+    #[error("version {version} of key {name:?} was destroyed")]
+    VersionDestroyed {
+        /// The key.
+        name: String,
+        /// The version asked for.
+        version: u32,
+    },
+    /// The key is disabled.
+    #[error("key {name:?} is disabled")]
+    Disabled {
+        /// The key.
+        name: String,
+    },
+    /// The key is scheduled for deletion.
+    #[error("key {name:?} is pending deletion (at {delete_at_ms} ms since the epoch); cancel the deletion to use it")]
+    PendingDeletion {
+        /// The key.
+        name: String,
+        /// The deadline.
+        delete_at_ms: i64,
+    },
+    /// The key was destroyed (or its deletion deadline has passed).
+    #[error("key {name:?} was destroyed")]
+    Destroyed {
+        /// The key.
+        name: String,
+    },
 }
 
 impl Classify for KeyUseError {
     fn kind(&self) -> ErrorKind {
-        ErrorKind::BadRequest
+        match self {
+            KeyUseError::VersionRequired { .. }
+            | KeyUseError::NoSuchVersion { .. }
+            | KeyUseError::NotVersioned { .. }
+            | KeyUseError::VersionMismatch { .. }
+            | KeyUseError::VerifyNeedsVersion
+            | KeyUseError::VersionRetired { .. } => ErrorKind::BadRequest,
+            KeyUseError::Disabled { .. } | KeyUseError::PendingDeletion { .. } => ErrorKind::Conflict,
+            KeyUseError::VersionDestroyed { .. } | KeyUseError::Destroyed { .. } => ErrorKind::Gone,
+        }
+    }
+}
+
+/// Refuses a key that is not enabled.
+pub fn check_state(entry: &KeyEntry, name: &str, now_ms: i64) -> Result<(), KeyUseError> {
+    let name = || super::printable(name);
+    match entry.lifecycle().effective(now_ms) {
+        EffectiveState::Enabled => Ok(()),
+        EffectiveState::Disabled => Err(KeyUseError::Disabled { name: name() }),
+        EffectiveState::PendingDeletion { delete_at_ms } => {
+            Err(KeyUseError::PendingDeletion { name: name(), delete_at_ms })
+        }
+        EffectiveState::DeletionDue { .. } | EffectiveState::Destroyed { .. } => {
+            Err(KeyUseError::Destroyed { name: name() })
+        }
     }
 }
 
@@ -105,15 +168,20 @@ fn authorize(caller: Caller, op: Operation, name: &str) -> Result<Arc<Inventory>
     Ok(caller.node.keystore.snapshot())
 }
 
-/// The key `name` of `key_type` in `snapshot`: 404 when unknown.
+/// The key `name` of `key_type` in `snapshot`, if its state allows use:
+/// 404 when unknown, 409 when disabled or pending deletion, 410 when
+/// destroyed. A conflict alias has the state of its key.
 fn find<'a>(snapshot: &'a Inventory, key_type: KeyType, name: &str) -> Result<Target<'a>, ApiError> {
+    let now_ms = super::now_ms();
     if let Some(entry) = snapshot.entry(key_type, name) {
+        check_state(entry, name, now_ms)?;
         return Ok(Target::Entry(entry));
     }
-    match snapshot.get(key_type, name) {
-        Some(record) => Ok(Target::Alias(Arc::clone(record))),
-        None => Err(no_such_key(key_type, name)),
+    let record = snapshot.get(key_type, name).ok_or_else(|| no_such_key(key_type, name))?;
+    if let Some(entry) = snapshot.entry(key_type, &record.name) {
+        check_state(entry, &record.name, now_ms)?;
     }
+    Ok(Target::Alias(Arc::clone(record)))
 }
 
 fn no_such_key(key_type: KeyType, name: &str) -> ApiError {
@@ -124,17 +192,30 @@ fn newest(entry: &KeyEntry, key_type: KeyType, name: &str) -> Result<Arc<KeyReco
     entry.active().cloned().ok_or_else(|| no_such_key(key_type, name))
 }
 
+/// Version `version` of the key, if it may still be used.
 fn numbered(entry: &KeyEntry, name: &str, version: u32) -> Result<Arc<KeyRecord>, KeyUseError> {
-    entry.version(version).cloned().ok_or_else(|| KeyUseError::NoSuchVersion { name: super::printable(name), version })
+    let record = entry.version(version).cloned();
+    check_version(entry, name, version, record.is_some())?;
+    record.ok_or_else(|| KeyUseError::NoSuchVersion { name: super::printable(name), version })
+}
+
+/// Refuses a trimmed version (410) and one below the minimum decryption
+/// version (400), whether or not its material is held here.
+fn check_version(entry: &KeyEntry, name: &str, version: u32, held: bool) -> Result<(), KeyUseError> {
+    let lifecycle = entry.lifecycle();
+    if version < lifecycle.min_available_version() && !held {
+        return Err(KeyUseError::VersionDestroyed { name: super::printable(name), version });
+    }
+    let minimum = lifecycle.min_decryption_version();
+    if version < minimum {
+        return Err(KeyUseError::VersionRetired { name: super::printable(name), version, minimum });
+    }
+    Ok(())
 }
 
 fn touched(record: Arc<KeyRecord>, choice: VersionChoice) -> KeyUse {
-    record.touch(now_s());
+    record.touch(super::now_ms() / 1000);
     KeyUse { record, choice }
-}
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// The material that makes new output (encrypt, sign, MAC, data keys):
@@ -199,7 +280,11 @@ pub fn for_input<'a>(
         Target::Entry(entry) => entry,
     };
     let record = match header {
-        Some((version, key_id)) => entry.version_with_id(version, &key_id).cloned().ok_or_else(not_versioned)?,
+        Some((version, key_id)) => {
+            let record = entry.version_with_id(version, &key_id).cloned();
+            check_version(entry, name, version, record.is_some())?;
+            record.ok_or_else(not_versioned)?
+        }
         None if choice.key_version != 0 => numbered(entry, name, choice.key_version)?,
         None if choice.versioned && header_in.is_none() && entry.was_rotated() => {
             return Err(KeyUseError::VerifyNeedsVersion.into())

@@ -8,10 +8,12 @@ mod discovery_ops;
 mod error;
 mod grant_ops;
 mod key_use;
+pub mod lifecycle_clock;
 mod lifecycle_ops;
 
 pub use error::ApiError;
 pub use key_use::KeyUseError;
+pub use lifecycle_ops::LifecycleChangeError;
 
 use super::body::read_body;
 use crate::error::error_response;
@@ -127,6 +129,11 @@ fn json_response<T: serde::Serialize>(value: &T) -> ApiResult {
 /// Parses a JSON request body.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(super::json::parse_json(body)?)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A path as it may appear in an error message: bounded and printable.
