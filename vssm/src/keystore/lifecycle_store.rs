@@ -37,6 +37,9 @@ impl KeyEntry {
         let lifecycle = &self.lifecycle;
         self.versions
             .retain(|version, _| !(lifecycle.destroyed_at_ms.is_some() || *version < lifecycle.min_available_version));
+        // The newest held, as if the dropped material had never arrived:
+        // the same whatever came first, the records or the lifecycle.
+        self.newest = self.versions.keys().copied().max().unwrap_or(0);
         self.versions.len() != before
     }
 }

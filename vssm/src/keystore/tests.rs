@@ -1,6 +1,7 @@
 //! Keystore tests: uniqueness, conflicts and the merge laws.
 
 use super::*;
+use crate::lifecycle::LifecycleMap;
 
 fn sym(name: &str, byte: u8) -> KeyRecord {
     KeyRecord::new(name.into(), 1, KeyMaterial::Symmetric(SymmetricKey::from_bytes(&[byte; 16]).unwrap()))
@@ -241,4 +242,136 @@ fn a_reader_keeps_its_snapshot_while_a_writer_swaps() {
     ks.insert(sym("a", 1)).unwrap();
     assert!(before.is_empty());
     assert_eq!(ks.snapshot().len(), 1);
+}
+
+/// One thing a node can receive: a key record or lifecycle state.
+#[derive(Clone, Copy, Debug)]
+enum Arrival {
+    /// A record of `k`: (version, material byte).
+    Record(u32, u8),
+    /// Versions below this are trimmed.
+    Trim(u32),
+    /// `k` is destroyed at this time.
+    Destroy(i64),
+    /// `k` is disabled at this time.
+    Disable(i64),
+}
+
+fn receive(ks: &Keystore, arrival: Arrival) {
+    let mut lifecycle = crate::lifecycle::KeyLifecycle::default();
+    match arrival {
+        Arrival::Record(version, byte) => {
+            ks.merge(vec![sym("k", byte).with_version(version)], ConflictPolicy::KeepBoth);
+            return;
+        }
+        Arrival::Trim(version) => {
+            lifecycle.trim(version);
+        }
+        Arrival::Destroy(at) => {
+            lifecycle.destroy(at);
+        }
+        Arrival::Disable(at) => {
+            lifecycle.set_status(crate::lifecycle::KeyStatus::Disabled, at, "node");
+        }
+    }
+    let mut map = LifecycleMap::default();
+    map.set(KeyType::Symmetric, "k", lifecycle);
+    ks.merge_lifecycle(&map);
+}
+
+/// Everything a node serves for `k`: every version's materials in order,
+/// the newest version, and the lifecycle state.
+fn key_state(ks: &Keystore) -> (Vec<(u32, Vec<Vec<u8>>)>, u32, [u8; 32], [u8; 32]) {
+    let snapshot = ks.snapshot();
+    let versions = snapshot
+        .entry(KeyType::Symmetric, "k")
+        .map(|entry| {
+            entry
+                .version_numbers()
+                .into_iter()
+                .map(|v| (v, entry.versions[&v].0.iter().map(|r| bytes_of(r)).collect()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let newest = snapshot.entry(KeyType::Symmetric, "k").map_or(0, |e| e.newest_version());
+    (versions, newest, snapshot.digest(), snapshot.lifecycle_map().digest())
+}
+
+fn converges(arrivals: &[Arrival]) -> (Vec<(u32, Vec<Vec<u8>>)>, u32, [u8; 32], [u8; 32]) {
+    let apply = |order: &[Arrival]| {
+        let ks = Keystore::new();
+        order.iter().for_each(|a| receive(&ks, *a));
+        // Idempotence: everything again changes nothing.
+        let once = key_state(&ks);
+        order.iter().for_each(|a| receive(&ks, *a));
+        assert_eq!(key_state(&ks), once, "{order:?} applied twice");
+        once
+    };
+    let reference = apply(arrivals);
+    let mut order = arrivals.to_vec();
+    // Every order (commutativity; with one arrival per merge, grouping
+    // cannot matter beyond order): Heap's algorithm, iteratively.
+    let mut c = vec![0; order.len()];
+    let mut i = 0;
+    while i < order.len() {
+        if c[i] < i {
+            order.swap(if i % 2 == 0 { 0 } else { c[i] }, i);
+            assert_eq!(apply(&order), reference, "{order:?}");
+            c[i] += 1;
+            i = 0;
+        } else {
+            c[i] = 0;
+            i += 1;
+        }
+    }
+    reference
+}
+
+#[test]
+fn versions_trims_and_concurrent_rotations_converge_in_any_order() {
+    // Version 2 made twice at once (two nodes rotated), and a trim of version 1.
+    let (versions, newest, ..) = converges(&[
+        Arrival::Record(1, 1),
+        Arrival::Record(2, 2),
+        Arrival::Record(2, 3),
+        Arrival::Trim(2),
+        Arrival::Disable(5),
+    ]);
+    assert_eq!(newest, 2);
+    assert_eq!(versions.len(), 1, "version 1 is trimmed whenever its record arrives: {versions:?}");
+    assert_eq!(versions[0].1.len(), 2, "both materials of version 2 are kept");
+}
+
+#[test]
+fn a_destroyed_key_never_comes_back_whatever_arrives_when() {
+    let (versions, ..) = converges(&[
+        Arrival::Record(1, 1),
+        Arrival::Record(2, 2),
+        Arrival::Destroy(10),
+        Arrival::Disable(20),
+        Arrival::Destroy(5),
+    ]);
+    assert!(versions.is_empty(), "no material of a destroyed key: {versions:?}");
+    let ks = Keystore::new();
+    receive(&ks, Arrival::Destroy(1));
+    assert_eq!(ks.insert(sym("k", 9)).unwrap_err(), InsertError::Destroyed, "names are not reused");
+    let report = ks.merge(vec![sym("k", 1)], ConflictPolicy::KeepExisting);
+    assert_eq!(report.destroyed, vec!["SYMMETRIC/k".to_string()], "a restore reports what it left out");
+}
+
+#[test]
+fn a_rotation_adds_the_next_version_and_keeps_the_old_one_addressable() {
+    let ks = Keystore::new();
+    ks.insert(sym("k", 1)).unwrap();
+    let v2 = ks.add_version(sym("k", 2)).unwrap();
+    assert_eq!(v2.version, 2);
+    let snapshot = ks.snapshot();
+    let entry = snapshot.entry(KeyType::Symmetric, "k").unwrap();
+    assert!(entry.was_rotated());
+    assert_eq!(bytes_of(entry.active().unwrap()), vec![2; 16]);
+    let v1 = entry.version(1).unwrap();
+    assert_eq!(bytes_of(v1), vec![1; 16]);
+    assert!(entry.version_with_id(1, &v1.key_id()).is_some());
+    assert!(entry.version_with_id(1, &v2.key_id()).is_none(), "the key id must match the version's material");
+    assert_eq!(ks.add_version(sym("nothing", 3)).unwrap_err(), RotateError::NoSuchKey);
 }
