@@ -267,3 +267,44 @@ pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, B
     }
     Ok(records)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::{ConflictPolicy, KeyType, Keystore};
+    use crate::lifecycle::{KeyLifecycle, KeyStatus};
+
+    fn sym(name: &str, byte: u8) -> KeyRecord {
+        KeyRecord::new(name.into(), 1, KeyMaterial::Symmetric(SymmetricKey::from_bytes(&[byte; 32]).unwrap()))
+    }
+
+    #[test]
+    fn version_2_carries_versions_and_lifecycle_and_version_1_refuses_rotated_keys() {
+        let rpc = crate::crypto::test_util::rsa2048();
+        let keystore = Keystore::new();
+        keystore.insert(sym("plain", 1)).unwrap();
+        let empty = AuthzState::default();
+        assert_eq!(Format::choose(0, &empty, &keystore.snapshot()).unwrap(), Format::V1, "as the first VSSM");
+        keystore.insert(sym("k", 2)).unwrap();
+        keystore.add_version(sym("k", 3)).unwrap();
+        let mut disabled = KeyLifecycle::default();
+        disabled.set_status(KeyStatus::Disabled, 10, "node");
+        let mut map = LifecycleMap::default();
+        map.set(KeyType::Symmetric, "plain", disabled.clone());
+        keystore.merge_lifecycle(&map);
+        let snapshot = keystore.snapshot();
+        assert_eq!(Format::choose(0, &empty, &snapshot).unwrap(), Format::V2);
+        assert!(Format::choose(BACKUP_VERSION_1, &empty, &snapshot).is_err(), "v1 cannot hold versions");
+
+        let blob = create(&snapshot, (Format::V2, &empty), rpc, 5).unwrap();
+        let contents = open(&blob, rpc).unwrap();
+        assert_eq!(contents.lifecycle.get(KeyType::Symmetric, "plain"), Some(&disabled));
+        let restored = Keystore::new();
+        restored.merge_lifecycle(&contents.lifecycle);
+        restored.merge(contents.records, ConflictPolicy::KeepExisting);
+        let entry = restored.snapshot().entry(KeyType::Symmetric, "k").map(|e| e.version_numbers());
+        assert_eq!(entry, Some(vec![1, 2]));
+        assert_eq!(restored.snapshot().digest(), snapshot.digest());
+        assert_eq!(restored.snapshot().lifecycle_map(), snapshot.lifecycle_map());
+    }
+}

@@ -82,11 +82,30 @@ impl Keystore {
     /// Merges lifecycle state from a peer or a backup, and drops the
     /// material it destroys. Applied at once.
     pub fn merge_lifecycle(&self, incoming: &LifecycleMap) -> LifecycleMerge {
+        self.merge_lifecycle_where(incoming, |_| true)
+    }
+
+    /// Merges the lifecycle state of keys that have no entry here (a
+    /// backup's, see admin/restorebackup): a restore never changes the
+    /// state of a key this node knows.
+    pub fn merge_lifecycle_of_new_keys(&self, incoming: &LifecycleMap) -> LifecycleMerge {
+        self.merge_lifecycle_where(incoming, |existing| existing.is_none())
+    }
+
+    /// Merges the entries of `incoming` whose key's entry here passes `take`.
+    fn merge_lifecycle_where(
+        &self,
+        incoming: &LifecycleMap,
+        take: impl Fn(Option<&KeyEntry>) -> bool,
+    ) -> LifecycleMerge {
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.current.load_full();
         let mut next = Inventory::clone(&current);
         let mut report = LifecycleMerge::default();
         for (key_type, name, lifecycle) in incoming.iter() {
+            if !take(current.by_type[key_type.index()].get(name).map(|e| e.as_ref())) {
+                continue;
+            }
             let map = &mut next.by_type[key_type.index()];
             let entry = Arc::make_mut(map.entry(name.to_string()).or_default());
             if entry.lifecycle.merge(lifecycle) {
@@ -100,20 +119,6 @@ impl Keystore {
             self.current.store(Arc::new(next));
         }
         report
-    }
-
-    /// Merges the lifecycle state of keys that have no entry here (a
-    /// backup's, see admin/restorebackup): a restore never changes the
-    /// state of a key this node knows.
-    pub fn merge_lifecycle_of_new_keys(&self, incoming: &LifecycleMap) -> LifecycleMerge {
-        let snapshot = self.snapshot();
-        let mut new_keys = LifecycleMap::default();
-        for (key_type, name, lifecycle) in incoming.iter() {
-            if snapshot.entry(key_type, name).is_none() {
-                new_keys.set(key_type, name, lifecycle.clone());
-            }
-        }
-        self.merge_lifecycle(&new_keys)
     }
 
     /// Changes the lifecycle of the existing key `key_type`/`name` with

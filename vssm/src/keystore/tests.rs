@@ -281,7 +281,10 @@ fn receive(ks: &Keystore, arrival: Arrival) {
 
 /// Everything a node serves for `k`: every version's materials in order,
 /// the newest version, and the lifecycle state.
-fn key_state(ks: &Keystore) -> (Vec<(u32, Vec<Vec<u8>>)>, u32, [u8; 32], [u8; 32]) {
+/// Every version with its materials, the newest version, the record and lifecycle digests.
+type KeyState = (Vec<(u32, Vec<Vec<u8>>)>, u32, [u8; 32], [u8; 32]);
+
+fn key_state(ks: &Keystore) -> KeyState {
     let snapshot = ks.snapshot();
     let versions = snapshot
         .entry(KeyType::Symmetric, "k")
@@ -297,7 +300,7 @@ fn key_state(ks: &Keystore) -> (Vec<(u32, Vec<Vec<u8>>)>, u32, [u8; 32], [u8; 32
     (versions, newest, snapshot.digest(), snapshot.lifecycle_map().digest())
 }
 
-fn converges(arrivals: &[Arrival]) -> (Vec<(u32, Vec<Vec<u8>>)>, u32, [u8; 32], [u8; 32]) {
+fn converges(arrivals: &[Arrival]) -> KeyState {
     let apply = |order: &[Arrival]| {
         let ks = Keystore::new();
         order.iter().for_each(|a| receive(&ks, *a));
