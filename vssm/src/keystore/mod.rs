@@ -337,7 +337,7 @@ impl KeyEntry {
     }
 
     /// Every record of every version.
-    fn records(&self) -> impl Iterator<Item = &Arc<KeyRecord>> {
+    pub fn records(&self) -> impl Iterator<Item = &Arc<KeyRecord>> {
         self.versions.values().flat_map(|v| v.0.iter())
     }
 

@@ -90,7 +90,7 @@ pub struct KeyVersionInfo {
     pub created_at: Int64,
     /// The key id in versioned ciphertexts (8 hex digits).
     pub key_id: String,
-    /// Last use on this node, ms since the Unix epoch (absent: never).
+    /// Last use on any node that answered, ms since the Unix epoch (absent: never).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used: Option<Int64>,
 }
@@ -124,4 +124,6 @@ pub struct DescribeKeyResponse {
     pub next_rotation: Option<Int64>,
     /// Every version held, oldest first.
     pub versions: Vec<KeyVersionInfo>,
+    /// How many nodes' uses `lastUsed` covers (this node and the peers that answered).
+    pub last_used_nodes: u32,
 }

@@ -24,7 +24,6 @@ pub fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -
         "authz/whoami" => whoami(node, client, body),
         "keys/list" => list(node, client, body),
         "keys/publickey" => public_key(node, client, body),
-        "keys/describe" => describe(node, client, body),
         _ => return None,
     })
 }
@@ -163,9 +162,10 @@ fn public_key(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
     })
 }
 
-/// keys/describe: a key's state, versions and schedules, for any caller
-/// who may list or use it.
-fn describe(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
+/// keys/describe: a key's state, versions and schedules, and when each
+/// version was last used anywhere in the cluster (this node and every peer
+/// that answers within two seconds), for any caller who may list or use it.
+pub async fn describe(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
     let request: KeyRequest = parse_json(body)?;
     if request.key_name.is_empty() {
         return Err(ApiError::KeyNameRequired);
@@ -200,21 +200,24 @@ fn describe(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
         .active()
         .filter(|_| period_ms > 0)
         .map(|newest| Int64(newest.created_at_ms.saturating_add(period_ms as i64)));
-    let versions = entry
+    let mut versions: Vec<KeyVersionInfo> = entry
         .version_numbers()
         .into_iter()
         .filter_map(|number| entry.version(number))
-        .map(|record| {
-            let last_used = record.last_used_s.load(std::sync::atomic::Ordering::Relaxed);
-            KeyVersionInfo {
-                version: record.version,
-                created_at: Int64(record.created_at_ms),
-                key_id: crate::wire::codec::encode_hex(&record.key_id()),
-                last_used: (last_used > 0).then(|| Int64(last_used * 1000)),
-            }
+        .map(|record| KeyVersionInfo {
+            version: record.version,
+            created_at: Int64(record.created_at_ms),
+            key_id: crate::wire::codec::encode_hex(&record.key_id()),
+            last_used: None,
         })
         .collect();
+    let (last_used, nodes) = crate::cluster::lifecycle_sync::cluster_last_used(node, key_type, name).await;
+    for version in &mut versions {
+        let seconds = last_used.get(&(version.version, version.key_id.clone())).copied();
+        version.last_used = seconds.map(|s| Int64(s * 1000));
+    }
     json_response(&DescribeKeyResponse {
+        last_used_nodes: nodes as u32,
         key_type: key_type.as_str(),
         name: name.clone(),
         state: super::lifecycle_ops::state_name(state),

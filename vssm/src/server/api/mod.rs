@@ -112,6 +112,9 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
     if let Some(result) = crypto_ops::dispatch(node, client, &endpoint, &body) {
         return result;
     }
+    if endpoint == "keys/describe" {
+        return discovery_ops::describe(node, client, &body).await;
+    }
     if let Some(result) = discovery_ops::dispatch(node, client, &endpoint, &body) {
         return result;
     }
