@@ -186,6 +186,20 @@ async fn set_rotation(node: &Node, client: &ClientInfo, body: &[u8], detail: &mu
     json_response(&EmptyResponse {})
 }
 
+/// Refuses a version bound outside `bounds`.
+fn check_bound(
+    field: &'static str,
+    name: &str,
+    bounds: std::ops::RangeInclusive<u32>,
+    got: u32,
+) -> Result<(), LifecycleChangeError> {
+    if bounds.contains(&got) {
+        return Ok(());
+    }
+    let (lowest, highest) = bounds.into_inner();
+    Err(LifecycleChangeError::VersionBound { field, name: super::printable(name), lowest, highest, got })
+}
+
 /// admin/setmindecryptionversion: older versions stop decrypting and verifying.
 async fn set_min_decryption_version(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
     let request: SetMinDecryptionVersionRequest = parse_json(body)?;
@@ -196,12 +210,8 @@ async fn set_min_decryption_version(node: &Node, client: &ClientInfo, body: &[u8
     let by = by(client);
     let name = &request.key_name;
     change(node, key_type, name, |entry, lifecycle, _| {
-        let (lowest, highest) = (lifecycle.min_available_version(), entry.newest_version());
-        if !(lowest..=highest).contains(&version) {
-            let field = "minDecryptionVersion";
-            let name = super::printable(name);
-            return Err(LifecycleChangeError::VersionBound { field, name, lowest, highest, got: version }.into());
-        }
+        let bounds = lifecycle.min_available_version()..=entry.newest_version();
+        check_bound("minDecryptionVersion", name, bounds, version)?;
         lifecycle.set_min_decryption_version(version, super::now_ms(), &by);
         Ok(())
     })?;
@@ -217,12 +227,12 @@ async fn trim_versions(node: &Node, client: &ClientInfo, body: &[u8], detail: &m
     detail.push_str(&format!(" minAvailableVersion={version}"));
     let name = &request.key_name;
     change(node, key_type, name, |_, lifecycle, _| {
-        let (lowest, highest) = (lifecycle.min_available_version(), lifecycle.min_decryption_version());
-        if !(lowest..=highest).contains(&version) {
-            let field = "minAvailableVersion";
-            let name = super::printable(name);
-            return Err(LifecycleChangeError::VersionBound { field, name, lowest, highest, got: version }.into());
-        }
+        check_bound(
+            "minAvailableVersion",
+            name,
+            lifecycle.min_available_version()..=lifecycle.min_decryption_version(),
+            version,
+        )?;
         lifecycle.trim(version);
         Ok(())
     })?;
