@@ -9,12 +9,12 @@
 //! idempotent):
 //! - **status** (enabled, disabled, or deletion pending with its deletion
 //!   date): a last-writer-wins register. Of two writes the one with the
-//!   greater (time, node id, value) wins, where ENABLED < DISABLED <
+//!   greater (time, writer, value) wins, where ENABLED < DISABLED <
 //!   PENDING_DELETION and pending deletions compare by deletion date. The
 //!   status moves both ways (enable ⇄ disable, schedule then cancel), so no
 //!   order of the values themselves could stand for the operator's intent:
 //!   the latest decision stands. A cancellation made after a scheduling
-//!   wins, and so does a scheduling made after a cancellation. The node id
+//!   wins, and so does a scheduling made after a cancellation. The writer
 //!   and the value only break ties, so that the result depends on the writes
 //!   alone.
 //! - **destroyed** (the tombstone): the earliest destruction time, and
@@ -92,7 +92,7 @@ pub enum KeyStatus {
 pub struct Lww<T> {
     /// Milliseconds since the Unix epoch of the write.
     pub at_ms: i64,
-    /// The node that wrote it (at most [`MAX_NODE_ID_BYTES`], no control
+    /// Who wrote it: the client certificate subject of an admin change (at most [`MAX_NODE_ID_BYTES`], no control
     /// characters).
     pub by: String,
     /// The value written.
@@ -267,6 +267,28 @@ impl KeyLifecycle {
     /// when the state changed.
     pub fn destroy(&mut self, at_ms: i64) -> bool {
         self.merge(&KeyLifecycle { destroyed_at_ms: Some(at_ms), ..KeyLifecycle::default() })
+    }
+
+    /// What a restore may apply of a backup's state: anyone can encrypt a
+    /// backup to the RPC certificate, so a backup never destroys or
+    /// schedules: the tombstone and the trim are left out (a destroyed key
+    /// or version has no material in the backup anyway) and a pending
+    /// deletion becomes a disabled key. States, minimum decryption version
+    /// and rotation period are kept.
+    pub fn restorable(&self) -> KeyLifecycle {
+        let mut status = self.status.clone();
+        if let Some(register) = &mut status {
+            if let KeyStatus::PendingDeletion { .. } = register.value {
+                register.value = KeyStatus::Disabled;
+            }
+        }
+        KeyLifecycle {
+            status,
+            destroyed_at_ms: None,
+            min_decryption_version: self.min_decryption_version.clone(),
+            min_available_version: 0,
+            rotation_period_ms: self.rotation_period_ms.clone(),
+        }
     }
 
     /// Moves every register write dated after `now_ms` to `now_ms`, so that

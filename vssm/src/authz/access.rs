@@ -31,7 +31,9 @@ pub enum AccessError {
     PasswordAdminOff,
     /// A cluster node could not confirm its authorization state with any
     /// peer within its bound (it may miss revocations).
-    #[error("authorization state not confirmed with the cluster within {0} s; retry")]
+    #[error(
+        "authorization state not confirmed with the cluster within {0} s (revocations and key lifecycle changes may be missing here); retry"
+    )]
     NotConfirmed(u64),
     /// A grant limit would be exceeded.
     #[error("{0}")]

@@ -235,7 +235,7 @@ pub struct PublicKeyRequest {
     #[serde(default, alias = "key_name")]
     pub key_name: String,
     /// The version whose public key is wanted (0 or absent: the newest).
-    #[serde(default, alias = "key_version")]
+    #[serde(default, alias = "key_version", deserialize_with = "crate::wire::u32_number_or_string")]
     pub key_version: u32,
 }
 

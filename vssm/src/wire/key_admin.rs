@@ -44,6 +44,7 @@ key_request!(
     /// admin/setmindecryptionversion.
     SetMinDecryptionVersionRequest {
         /// The oldest version that may still decrypt and verify.
+        #[serde(deserialize_with = "crate::wire::u32_number_or_string")]
         min_decryption_version: u32 = "min_decryption_version",
     }
 );
@@ -52,6 +53,7 @@ key_request!(
     /// admin/trimversions.
     TrimVersionsRequest {
         /// Versions below it are destroyed on every node.
+        #[serde(deserialize_with = "crate::wire::u32_number_or_string")]
         min_available_version: u32 = "min_available_version",
     }
 );

@@ -20,7 +20,7 @@ pub struct SymmetricRequest {
     #[serde(default)]
     pub aad: Bytes,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
-    #[serde(default, alias = "key_version")]
+    #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
     /// True: a ciphertext carries the version header, and the answer names the version.
     #[serde(default)]
@@ -44,7 +44,7 @@ pub struct GenerateDataKeyRequest {
     #[serde(default)]
     pub aad: Bytes,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
-    #[serde(default, alias = "key_version")]
+    #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
     /// True: a ciphertext carries the version header, and the answer names the version.
     #[serde(default)]
@@ -82,7 +82,7 @@ pub struct KeyedInputRequest {
     #[serde(default)]
     pub algorithm: String,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
-    #[serde(default, alias = "key_version")]
+    #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
     /// True: a ciphertext carries the version header, and the answer names the version.
     #[serde(default)]
@@ -106,7 +106,7 @@ pub struct SignRequest {
     #[serde(default)]
     pub algorithm: String,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
-    #[serde(default, alias = "key_version")]
+    #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
     /// True: a ciphertext carries the version header, and the answer names the version.
     #[serde(default)]
@@ -133,7 +133,7 @@ pub struct VerifyRequest {
     #[serde(default)]
     pub algorithm: String,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
-    #[serde(default, alias = "key_version")]
+    #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
     /// True: a ciphertext carries the version header, and the answer names the version.
     #[serde(default)]
@@ -157,7 +157,7 @@ pub struct HmacVerifyRequest {
     #[serde(default)]
     pub algorithm: String,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
-    #[serde(default, alias = "key_version")]
+    #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
     /// True: a ciphertext carries the version header, and the answer names the version.
     #[serde(default)]
@@ -333,6 +333,12 @@ pub struct BackupBlob {
     /// The JSON inventory under AES-256-GCM with the data key.
     #[serde(default, alias = "encrypted_state")]
     pub encrypted_state: Bytes,
+}
+
+/// Reads a proto3 `uint32` as JSON allows it: a number or a string.
+pub fn u32_number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let value = Int64::deserialize(d)?.0;
+    u32::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is not a 32-bit unsigned integer")))
 }
 
 /// A 32-bit proto field: written as a JSON number, read from a number or a string.

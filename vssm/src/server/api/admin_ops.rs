@@ -11,6 +11,7 @@ use crate::authz::Operation;
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::error::reply;
 use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType, Origin};
+use crate::lifecycle::LifecycleMap;
 use crate::node::Node;
 use crate::wire::{
     AsymmetricKeyInfo, BootstrapRequest, Bytes, EmptyResponse, GenerateBackupRequest, GenerateBackupResponse,
@@ -207,12 +208,20 @@ async fn restore_backup(node: &Node, client: &ClientInfo, body: &[u8], detail: &
         authorization.clamp_mode_time(now_ms());
         super::grant_ops::check_restore_limit(node, authorization)?;
     }
-    // A backup's lifecycle state comes only with keys this cluster does
-    // not know: a restore never disables or destroys a key that is here,
-    // whoever encrypted the backup. First, so that its tombstones and
-    // states apply to the records that follow.
-    contents.lifecycle.clamp_future(now_ms());
-    let lifecycle = node.keystore.merge_lifecycle_of_new_keys(&contents.lifecycle);
+    // A backup's lifecycle state comes only with the keys it holds and
+    // this node does not know, and never destroys or schedules anything
+    // (see KeyLifecycle::restorable): a restore never changes a key that
+    // is here, whoever encrypted the backup. First, so that the states
+    // apply to the records that follow.
+    let mut restorable = LifecycleMap::default();
+    for record in &contents.records {
+        let key_type = record.material.key_type();
+        if let Some(lifecycle) = contents.lifecycle.get(key_type, &record.name) {
+            restorable.set(key_type, &record.name, lifecycle.restorable());
+        }
+    }
+    restorable.clamp_future(now_ms());
+    let lifecycle = node.keystore.merge_lifecycle_of_new_keys(&restorable);
     if !lifecycle.changed.is_empty() {
         node.lifecycle_changed(node.keystore.snapshot().lifecycle_of(&lifecycle.changed));
     }

@@ -198,7 +198,7 @@ pub async fn describe(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResul
     let period_ms = lifecycle.rotation_period_ms();
     let next_rotation = entry
         .active()
-        .filter(|_| period_ms > 0)
+        .filter(|_| period_ms > 0 && state == EffectiveState::Enabled)
         .map(|newest| Int64(newest.created_at_ms.saturating_add(period_ms as i64)));
     let mut versions: Vec<KeyVersionInfo> = entry
         .version_numbers()

@@ -170,7 +170,8 @@ fn authorize(caller: Caller, op: Operation, name: &str) -> Result<Arc<Inventory>
 
 /// The key `name` of `key_type` in `snapshot`, if its state allows use:
 /// 404 when unknown, 409 when disabled or pending deletion, 410 when
-/// destroyed. A conflict alias has the state of its key.
+/// destroyed. A conflict alias has the state and the minimum decryption
+/// version of its key.
 fn find<'a>(snapshot: &'a Inventory, key_type: KeyType, name: &str) -> Result<Target<'a>, ApiError> {
     let now_ms = super::now_ms();
     if let Some(entry) = snapshot.entry(key_type, name) {
@@ -178,9 +179,9 @@ fn find<'a>(snapshot: &'a Inventory, key_type: KeyType, name: &str) -> Result<Ta
         return Ok(Target::Entry(entry));
     }
     let record = snapshot.get(key_type, name).ok_or_else(|| no_such_key(key_type, name))?;
-    if let Some(entry) = snapshot.entry(key_type, &record.name) {
-        check_state(entry, &record.name, now_ms)?;
-    }
+    let entry = snapshot.entry(key_type, &record.name).ok_or_else(|| no_such_key(key_type, name))?;
+    check_state(entry, &record.name, now_ms)?;
+    check_version(entry, &record.name, record.version, true)?;
     Ok(Target::Alias(Arc::clone(record)))
 }
 

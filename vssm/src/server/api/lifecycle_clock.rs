@@ -3,14 +3,16 @@
 //!
 //! Every node runs it, with no coordinator. A destruction is the same
 //! fact on every node (destroyedAt is the deadline), so nodes that do it
-//! independently agree; a node does it only while its state is confirmed
-//! with its peers (the staleness guard of `authz::freshness`), so a
-//! cancellation made before the deadline is never lost to a partition —
-//! meanwhile the key is refused anyway. A rotation waits a random moment
-//! first and looks again, so that usually one node rotates and the others
-//! receive its version; two nodes that still rotate at once make two
-//! materials of the same version number, which the version header's key
-//! id tells apart (see `crypto::versioned`).
+//! independently agree. At the deadline every node refuses the key at
+//! once; it destroys the material only while its state is confirmed with
+//! some peer (the staleness guard of `authz::freshness`), so that a
+//! cancellation made before the deadline and already known to a peer it
+//! reaches wins over the deadline. A partition can still keep a
+//! cancellation from the nodes of its other side (SECURITY.md says so).
+//! Due rotations wait one random moment, then look again, so that usually
+//! one node rotates and the others receive its version; two nodes that
+//! still rotate at once make two materials of the same version number,
+//! which the version header's key id tells apart (see `crypto::versioned`).
 
 use crate::audit::Outcome;
 use crate::keystore::KeyType;
@@ -35,14 +37,14 @@ pub async fn run(node: Arc<Node>, mut shutdown: tokio::sync::watch::Receiver<boo
             continue;
         }
         destroy_due(&node);
+        if rotations_due(&node, super::now_ms()).is_empty() {
+            continue;
+        }
+        let jitter = u64::from(crate::crypto::random_bytes(2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])));
+        tokio::time::sleep(Duration::from_millis(jitter % ROTATION_JITTER_MS)).await;
+        // Peers' rotations may have arrived meanwhile.
         for (key_type, name) in rotations_due(&node, super::now_ms()) {
-            let jitter = u64::from(crate::crypto::random_bytes(2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])));
-            tokio::time::sleep(Duration::from_millis(jitter % ROTATION_JITTER_MS)).await;
-            // A peer's rotation may have arrived meanwhile.
-            if !rotations_due(&node, super::now_ms()).contains(&(key_type, name.clone())) {
-                continue;
-            }
-            let detail = format!("key={} type={}", name, key_type.as_str());
+            let detail = format!("key={} type={}", crate::server::api::printable(&name), key_type.as_str());
             match super::lifecycle_ops::rotate(&node, key_type, &name).await {
                 Ok(record) => node.audit.record_history(
                     "rotatekey",
@@ -82,7 +84,11 @@ fn destroy_due(node: &Node) {
                 "destroy",
                 "scheduled",
                 Outcome::Ok,
-                &format!("key={} type={} deletionDate={delete_at_ms}", name, key_type.as_str()),
+                &format!(
+                    "key={} type={} deletionDate={delete_at_ms}",
+                    crate::server::api::printable(&name),
+                    key_type.as_str()
+                ),
             );
             pushed.set(key_type, &name, lifecycle);
         }

@@ -323,11 +323,14 @@ pub async fn rotate(node: &Node, key_type: KeyType, name: &str) -> Result<std::s
     let no_such_key = || ApiError::NoSuchKey { key_type, name: super::printable(name) };
     let snapshot = node.keystore.snapshot();
     let entry = snapshot.entry(key_type, name).ok_or_else(no_such_key)?;
-    if let state @ (EffectiveState::Destroyed { .. }
-    | EffectiveState::DeletionDue { .. }
-    | EffectiveState::PendingDeletion { .. }) = entry.lifecycle().effective(super::now_ms())
-    {
-        return Err(wrong_state(name, state, "a key being deleted is not rotated"));
+    match entry.lifecycle().effective(super::now_ms()) {
+        EffectiveState::Destroyed { .. } | EffectiveState::DeletionDue { .. } => {
+            return Err(KeyUseError::Destroyed { name: super::printable(name) }.into())
+        }
+        state @ EffectiveState::PendingDeletion { .. } => {
+            return Err(wrong_state(name, state, "a key pending deletion is not rotated"))
+        }
+        EffectiveState::Enabled | EffectiveState::Disabled => {}
     }
     let newest = entry.active().cloned().ok_or_else(no_such_key)?;
     // RSA generation takes up to seconds: never on an I/O thread.
