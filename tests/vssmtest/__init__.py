@@ -18,6 +18,9 @@ Modules, by concern:
 - backup: the backup blob format of the first VSSM (open_backup, make_backup).
 - authz: per-identity authorization (issue 9): test identities with chosen
   subjects and SANs, grant bodies, the whoami identity a certificate must get.
+- lifecycle: key lifecycle (issue 10): the node config for windows of
+  seconds, clusters with it, the versioned ciphertext header, short forms of
+  the lifecycle endpoints and keys/describe.
 
 The names below are re-exported for tools that use the harness as one object
 (qemu/launch.py: Pki, ApiClient, scrypt_mcf, terminate); tests import from the

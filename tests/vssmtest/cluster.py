@@ -355,19 +355,23 @@ def static_pair(pki, root, ips) -> tuple[ClusterNode, ClusterNode]:
     return a, b
 
 
-def static_cluster(pki, root, ips, configs: dict[int, dict] | None = None) -> list[ClusterNode]:
+def static_cluster(pki, root, ips, configs: dict[int, dict] | None = None,
+                   started: int | None = None) -> list[ClusterNode]:
     """The nodes of a static-discovery cluster (no attestation, a sync round
     every second), each started and bootstrapped by hand; `configs[i]` adds
-    top-level config fields to node i. All are stopped if one fails to start."""
+    top-level config fields to node i. Only the first `started` nodes (all
+    by default) are started: the others are members that join later
+    (start_lagging). All are stopped if one fails to start."""
     cluster = {"discovery": "static", "peers": list(ips), "attestation": "none",
                "syncIntervalSeconds": 1}
     nodes = [ClusterNode(pki, ip, root / f"node-{ip}", cluster=cluster, **((configs or {}).get(i) or {}))
              for i, ip in enumerate(ips)]
+    first = nodes[:started]
     try:
-        for n in nodes:
+        for n in first:
             n.start(wait=True)
             assert n.bootstrap().status == 200, n.log()[-2000:]
-        for n in nodes:
+        for n in first:
             n.wait_ready(10)
     except BaseException:
         for n in nodes:
