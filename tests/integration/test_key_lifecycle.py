@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import concurrent.futures
+import threading
 import time
 
 import pytest
@@ -288,34 +290,39 @@ def test_last_used_shows_which_versions_are_still_in_use(trio):
 
 
 def test_concurrent_rotations_on_two_nodes_keep_both_materials_apart(pki, tmp_path):
-    """A and B each make a "version 2" while they cannot hear each other;
-    after they meet, ciphertexts of both decrypt on both nodes (the header's
-    key id picks the material) and both encrypt with the same newest."""
+    """A and B each make a "version 2" before either hears of the other's
+    (both rotations sent at the same moment); after they meet, ciphertexts
+    of both decrypt on both nodes (the header's key id picks the material)
+    and both encrypt with the same newest. (Pausing one node instead would
+    not do: a paused node confirms with a peer before it serves again.)"""
     nodes = lifecycle_cluster(pki, tmp_path, IPS_PAIR)
     try:
         a, b = nodes
         ca, cb = clients(nodes)
         attempts = []
-        for _ in range(4):
+        for _ in range(20):
             name = uniq("lc-split")
             assert ca.generate(name, SYM, 32).status == 200
             on_every_node(nodes, name)
-            b.sigstop()
-            time.sleep(1.5)  # A's link to B is stuck in a round: A's push of its rotation waits in A
-            try:
-                assert key_admin_ok(ca, "rotatekey", name) == {"keyVersion": 2}
-                ct_a = b64d(encrypt(ca, name, versioned=True, pt=b"from A").json["output"])
-                a.sigstop()
-                b.sigcont()
-                attempts.append(key_admin_ok(cb, "rotatekey", name)["keyVersion"])
-                ct_b = b64d(encrypt(cb, name, versioned=True, pt=b"from B").json["output"])
-            finally:
-                a.sigcont()
-                b.sigcont()
-            if attempts[-1] == 2:
+            start = threading.Barrier(2)
+
+            def rotate(c):
+                start.wait()
+                return key_admin_ok(c, "rotatekey", name)["keyVersion"]
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                versions = list(pool.map(rotate, (ca, cb)))
+            attempts.append(versions)
+            if versions == [2, 2]:
                 break
-            # A's rotation had reached B's socket before B stopped: not concurrent, try again.
-        assert attempts[-1] == 2, f"B always heard of A's rotation first: {attempts}"
+            # One node heard of the other's rotation first: not concurrent, try again.
+        assert attempts[-1] == [2, 2], f"the rotations never crossed: {attempts}"
+        # Both materials of version 2 are kept: the one both nodes use, and
+        # the other under its conflict alias name~<fingerprint prefix>.
+        alias = wait_until(
+            lambda: next((k["name"] for k in ca.ok("/REST/v1/keys/list", {}).get("keys", [])
+                          if k["name"].startswith(name + "~")), None), 5, desc="the conflict alias")
+        ct_a = b64d(encrypt(ca, name, versioned=True, pt=b"from A").json["output"])
+        ct_b = b64d(encrypt(cb, alias, versioned=True, pt=b"from B").json["output"])
         (va, id_a, _), (vb, id_b, _) = split_versioned(ct_a), split_versioned(ct_b)
         assert va == vb == 2 and id_a != id_b, "two materials, both numbered 2"
 
@@ -514,8 +521,13 @@ def test_node_stopped_during_a_destruction_never_serves_the_key_again(pki, tmp_p
             stopped_at = time.monotonic()
         try:
             time.sleep(max(0.0, (date - now_ms()) / 1000))
+            # A and B refuse the key from the deadline on, but keep the
+            # material until C, which might hold a cancellation, has
+            # compared states with them.
             for x in (ca, cb):
-                wait_until(lambda: "destroyedAt" in describe_ok(x, name), 5, desc=f"destroyed on {x.host}")
+                r = wait_until(lambda: (r := encrypt(x, name)).status == 410 and r, 5, desc=f"refused on {x.host}")
+                d = describe_ok(x, name)
+                assert d["state"] == "DESTROYED" and "destroyedAt" not in d, d
             time.sleep(max(0.0, stopped_at + 3.5 - time.monotonic()))  # past C's staleness bound too
         finally:
             c.sigcont()
@@ -526,8 +538,9 @@ def test_node_stopped_during_a_destruction_never_serves_the_key_again(pki, tmp_p
                 seen.append(r.status)
                 assert r.status in (410, 409, 503), f"C served the destroyed key after resuming: {seen} {r!r}"
         assert seen[-1] == 410, seen
-        d = wait_until(lambda: "destroyedAt" in (d := describe_ok(cc, name)) and d, 5, desc="destroyed on C")
-        assert d["state"] == "DESTROYED" and as_int(d["destroyedAt"]) == date and d["versions"] == [], d
+        for x in (ca, cb, cc):
+            d = wait_until(lambda: "destroyedAt" in (d := describe_ok(x, name)) and d, 8, desc=f"destroyed on {x.host}")
+            assert d["state"] == "DESTROYED" and as_int(d["destroyedAt"]) == date and d["versions"] == [], d
         assert cc.generate(name, SYM, 32).status == 409
     finally:
         for n in nodes:
@@ -622,12 +635,15 @@ def test_old_backup_restored_after_a_destruction_brings_nothing_back(pki, tmp_pa
         # Destroy `doomed` on B; D joins the cluster afterwards and restores the old backup.
         date = as_int(key_admin_ok(cb, "scheduledeletion", doomed, pendingWindowSeconds=1)["deletionDate"])
         for x in (ca, cb, cc):
-            wait_until(lambda: "destroyedAt" in describe_ok(x, doomed), date / 1000 - time.time() + 5,
-                       desc=f"{doomed} destroyed on {x.host}")
+            wait_until(lambda: encrypt(x, doomed).status == 410, date / 1000 - time.time() + 5,
+                       desc=f"{doomed} refused on {x.host}")
+        # D, a member that was never started, joins: the material is
+        # zeroized once every member has compared states after the deadline.
         start_lagging(d)
         cd = d.client()
-        wait_until(lambda: describe(cd, doomed).status == 200 and describe_ok(cd, doomed)["state"] == "DESTROYED",
-                   5, desc="D knows the destruction")
+        for x in (ca, cb, cc, cd):
+            wait_until(lambda: describe(x, doomed).status == 200 and "destroyedAt" in describe_ok(x, doomed), 8,
+                       desc=f"{doomed} destroyed on {x.host}")
         r = cd.admin("restorebackup", backup=blob)
         assert r.status == 200 and r.json == {"destroyed": [f"SYMMETRIC/{doomed}"]}, r
         r = ca.admin("restorebackup", backup=blob)

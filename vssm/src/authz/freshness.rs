@@ -6,6 +6,13 @@
 //! found itself alone in the cluster) within a bound; past it, a request
 //! asks for rounds at once and waits briefly for one, and is refused (503)
 //! if none completes: revocations are applied before the node serves again.
+//!
+//! A node that was paused (SIGSTOP, a frozen VM, a suspended host) may have
+//! missed any change, including the cluster's first key destruction, so
+//! after a pause it confirms before serving in every mode: a heartbeat
+//! ([`Freshness::beat`], every [`HEARTBEAT`]) that finds itself, or a
+//! request that finds it, more than [`PAUSE`] late marks the pause, and
+//! only a round that started after it clears the mark.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +22,10 @@ use tokio::sync::{watch, Notify};
 pub const MIN_BOUND: Duration = Duration::from_secs(2);
 /// How long a request waits for a confirming round.
 pub const CONFIRM_WAIT: Duration = Duration::from_secs(2);
+/// How often the heartbeat beats.
+pub const HEARTBEAT: Duration = Duration::from_millis(250);
+/// A heartbeat this late means the node was paused.
+pub const PAUSE: Duration = Duration::from_millis(1500);
 
 /// When a round started (see [`Freshness::mark_confirmed`]).
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +39,11 @@ pub struct Freshness {
     /// One plus the milliseconds after `start` of the last confirmation;
     /// 0 until the first (a node has confirmed nothing when it starts).
     confirmed_ms: AtomicU64,
+    /// One plus the milliseconds after `start` of the last heartbeat (0: none yet).
+    heartbeat_ms: AtomicU64,
+    /// When the last pause was noticed (0: never): until a round that
+    /// started later confirms, the node is stale.
+    paused_ms: AtomicU64,
     /// None outside a cluster: a single node is always current.
     bound: Option<Duration>,
     confirmed: Notify,
@@ -44,6 +60,8 @@ impl Freshness {
         Freshness {
             start: Instant::now(),
             confirmed_ms: AtomicU64::new(0),
+            heartbeat_ms: AtomicU64::new(0),
+            paused_ms: AtomicU64::new(0),
             bound: sync_interval.map(|i| (i * 3).max(MIN_BOUND)),
             confirmed: Notify::new(),
             round_wanted: watch::Sender::new(0),
@@ -60,16 +78,51 @@ impl Freshness {
         self.start.elapsed().as_millis() as u64 + 1
     }
 
-    /// True when the state was confirmed within the bound (one atomic load
-    /// and a clock read).
+    /// True when the state was confirmed within the bound and after the
+    /// last pause (a few atomic loads and a clock read).
     pub fn is_fresh(&self) -> bool {
         match self.bound {
             None => true,
             Some(bound) => {
+                let now = self.now_ms();
                 let confirmed = self.confirmed_ms.load(Ordering::Acquire);
-                confirmed != 0 && self.now_ms() - confirmed.min(self.now_ms()) <= bound.as_millis() as u64
+                confirmed != 0
+                    && now - confirmed.min(now) <= bound.as_millis() as u64
+                    && confirmed >= self.paused_ms.load(Ordering::Acquire)
+                    && !self.late(now)
             }
         }
+    }
+
+    /// True when a cluster node was paused and has not confirmed its state
+    /// since (see the module doc); notes a pause that only now shows.
+    pub fn was_paused(&self) -> bool {
+        if self.bound.is_none() {
+            return false;
+        }
+        let now = self.now_ms();
+        if self.late(now) {
+            self.paused_ms.fetch_max(now, Ordering::AcqRel);
+            return true;
+        }
+        self.confirmed_ms.load(Ordering::Acquire) < self.paused_ms.load(Ordering::Acquire)
+    }
+
+    /// The heartbeat is more than [`PAUSE`] late.
+    fn late(&self, now: u64) -> bool {
+        let beat = self.heartbeat_ms.load(Ordering::Acquire);
+        beat != 0 && now.saturating_sub(beat) > PAUSE.as_millis() as u64
+    }
+
+    /// One heartbeat (every [`HEARTBEAT`]): a late one marks a pause and asks
+    /// the links for a round.
+    pub fn beat(&self) {
+        let now = self.now_ms();
+        if self.late(now) {
+            self.paused_ms.fetch_max(now, Ordering::AcqRel);
+            self.round_wanted.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        self.heartbeat_ms.store(now, Ordering::Release);
     }
 
     /// A mark of the present, to take when a round starts.
@@ -143,5 +196,25 @@ mod tests {
         assert!(cluster.confirm().await, "a round that completes confirms");
         link.await.unwrap();
         assert!(cluster.is_fresh());
+    }
+
+    #[test]
+    fn a_late_heartbeat_makes_a_node_stale_until_a_later_round_confirms() {
+        let node = Freshness::new(Some(Duration::from_secs(60)));
+        node.beat();
+        node.mark_confirmed(node.round_start());
+        assert!(node.is_fresh() && !node.was_paused());
+        let before_the_pause = node.round_start();
+        std::thread::sleep(PAUSE + Duration::from_millis(100));
+        assert!(node.was_paused(), "a request notices the pause before the heartbeat does");
+        assert!(!node.is_fresh());
+        node.beat();
+        node.mark_confirmed(before_the_pause);
+        assert!(node.was_paused() && !node.is_fresh(), "a round from before the pause confirms nothing");
+        node.mark_confirmed(node.round_start());
+        assert!(!node.was_paused() && node.is_fresh());
+        let single = Freshness::new(None);
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(!single.was_paused(), "a single node has nobody to ask");
     }
 }

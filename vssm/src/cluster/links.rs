@@ -195,8 +195,14 @@ impl LinkWorker {
         let stats = &self.node.cluster_stats;
         let before = self.client.bytes_moved();
         let start = self.node.authz.freshness.round_start();
+        let started_at_ms = crate::server::api::now_ms();
         match sync::reconcile(&self.node, &self.client, self.peer).await {
             Ok(report) => {
+                if report.lifecycle_current {
+                    let mut confirmed = stats.lifecycle_confirmed.lock().unwrap_or_else(|e| e.into_inner());
+                    let at = confirmed.entry(self.peer.ip()).or_default();
+                    *at = (*at).max(started_at_ms);
+                }
                 if report.authorization_current && report.lifecycle_current {
                     self.node.authz.freshness.mark_confirmed(start);
                 }

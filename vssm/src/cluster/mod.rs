@@ -46,6 +46,23 @@ pub struct ClusterStats {
     pub pushed: AtomicU64,
     /// The peers discovery reported last.
     pub peers: Mutex<Vec<String>>,
+    /// Per peer, the wall-clock start (ms since the epoch) of the last
+    /// round that found both lifecycle states equal.
+    pub lifecycle_confirmed: Mutex<std::collections::HashMap<std::net::IpAddr, i64>>,
+}
+
+impl ClusterStats {
+    /// True when every current peer completed a round that started at or
+    /// after `since_ms` and found its lifecycle state equal to this node's
+    /// (true without peers): nothing any peer knew before then is missing
+    /// here.
+    pub fn every_peer_confirmed_since(&self, since_ms: i64) -> bool {
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let confirmed = self.lifecycle_confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        peers.iter().all(|peer| {
+            peer.parse::<std::net::IpAddr>().ok().and_then(|ip| confirmed.get(&ip)).is_some_and(|at| *at >= since_ms)
+        })
+    }
 }
 
 /// Starts the cluster thread on the cluster ports bound for it (there are

@@ -73,6 +73,16 @@ impl Servers {
             })?;
             threads.push(thread);
         }
+        // The staleness guard's heartbeat (authz::freshness) on a thread of
+        // its own: a busy I/O thread must not look like a paused process.
+        let beating = Arc::clone(&node);
+        let stop = shutdown.subscribe();
+        threads.push(std::thread::Builder::new().name("vssm-heartbeat".into()).spawn(move || {
+            while !*stop.borrow() {
+                beating.authz.freshness.beat();
+                std::thread::sleep(crate::authz::freshness::HEARTBEAT);
+            }
+        })?);
         Ok(Servers { shutdown, threads })
     }
 

@@ -38,9 +38,11 @@ pub fn grants_of(node: &Node, client: &ClientInfo) -> Option<Arc<IdentityGrants>
 /// disabled, scheduled for deletion or destroyed), waits for a cluster
 /// node's state to be confirmed with a peer when it is stale (see
 /// `authz::freshness`): a node that was stopped or cut off applies
-/// revocations and destructions before it serves again. At once otherwise.
+/// revocations and destructions before it serves again. So does a cluster
+/// node that was paused, in every mode (it may have missed the cluster's
+/// first destruction). At once otherwise.
 pub async fn ensure_current(node: &Node) -> Result<(), ApiError> {
-    if node.authz.enforced() || node.keystore.snapshot().has_lifecycle() {
+    if node.authz.enforced() || node.keystore.snapshot().has_lifecycle() || node.authz.freshness.was_paused() {
         confirm(node).await?;
     }
     Ok(())

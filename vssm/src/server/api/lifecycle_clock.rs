@@ -4,15 +4,16 @@
 //! Every node runs it, with no coordinator. A destruction is the same
 //! fact on every node (destroyedAt is the deadline), so nodes that do it
 //! independently agree. At the deadline every node refuses the key at
-//! once; it destroys the material only while its state is confirmed with
-//! some peer (the staleness guard of `authz::freshness`), so that a
-//! cancellation made before the deadline and already known to a peer it
-//! reaches wins over the deadline. A partition can still keep a
-//! cancellation from the nodes of its other side (SECURITY.md says so).
-//! Due rotations wait one random moment, then look again, so that usually
-//! one node rotates and the others receive its version; two nodes that
-//! still rotate at once make two materials of the same version number,
-//! which the version header's key id tells apart (see `crypto::versioned`).
+//! once; it destroys the material only once every current peer has
+//! compared lifecycle states with it in a round that began after the
+//! deadline, so that a cancellation any node acknowledged before the
+//! deadline always wins over it (meanwhile the key is refused, and a peer
+//! that stays unreachable holds the zeroization back until discovery
+//! drops it). Due rotations wait one random moment, then look again, so
+//! that usually one node rotates and the others receive its version; two
+//! nodes that still rotate at once make two materials of the same version
+//! number, which the version header's key id tells apart (see
+//! `crypto::versioned`).
 
 use crate::audit::Outcome;
 use crate::keystore::KeyType;
@@ -75,6 +76,12 @@ fn destroy_due(node: &Node) {
     }
     let mut pushed = LifecycleMap::default();
     for (key_type, name, delete_at_ms) in due {
+        // A cancellation any peer acknowledged before the deadline must
+        // reach this node first: every current peer has to have compared
+        // lifecycle states with it in a round that began after the deadline.
+        if !node.cluster_stats.every_peer_confirmed_since(delete_at_ms) {
+            continue;
+        }
         let result = node.keystore.change_lifecycle(key_type, &name, |_, lifecycle| {
             lifecycle.destroy(delete_at_ms);
             Ok::<(), std::convert::Infallible>(())
