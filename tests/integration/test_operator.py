@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 import ssl
 import subprocess
 
@@ -76,9 +77,11 @@ def test_call_reports_errors_and_never_talks_to_an_unpinned_node(main_node, pki,
 
 def test_bootstrap_key_pin_on_the_console_matches_the_served_certificate(make_node):
     node = make_node(IP_PIN).start()
-    log = node.log()
-    pins = [w for w in log.split() if w.startswith("sha256//")]
-    assert pins, log
+    # The port may answer a moment before the console line is written.
+    deadline = time.monotonic() + 5
+    while not (pins := [w for w in (log := node.log()).split() if w.startswith("sha256//")]):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     with socket.create_connection((IP_PIN, 8080), timeout=10) as tcp:
