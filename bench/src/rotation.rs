@@ -34,8 +34,6 @@ pub const FRESH: &str = "bench-rot-fresh";
 const INPUT_LEN: usize = 64;
 /// AES-256-GCM, as the `aes` op.
 const ALGORITHM: &str = "AES/GCM/NoPadding";
-/// Rounds over all cases; each case runs `--seconds` per round.
-pub const ROUNDS: usize = 3;
 
 const ENCRYPT: &str = "/REST/v1/symmetric/encrypt";
 const DECRYPT: &str = "/REST/v1/symmetric/decrypt";
@@ -88,15 +86,23 @@ impl Case {
         }
     }
 
-    /// The version fields of both the encryption (at setup) and the
-    /// decryption: the encryption names version 1 of the rotated key (its
-    /// material is the one that was there before the rotations).
+    /// The version fields of the decryption: what a client holding the
+    /// ciphertext sends (a versioned ciphertext names its version itself).
     fn fields(&self) -> Value {
         match self.version {
             Version::FreshLegacy => json!({}),
-            Version::FreshVersioned | Version::Newest => json!({ "versioned": true }),
-            Version::OldestVersioned => json!({ "versioned": true, "keyVersion": 1 }),
+            Version::FreshVersioned | Version::Newest | Version::OldestVersioned => json!({ "versioned": true }),
             Version::OldestByNumber => json!({ "keyVersion": 1 }),
+        }
+    }
+
+    /// The version fields of the encryption that makes the case's
+    /// ciphertext at setup: version 1 of the rotated key is named (its
+    /// material is the one that was there before the rotations).
+    fn encrypt_fields(&self) -> Value {
+        match self.version {
+            Version::OldestVersioned => json!({ "versioned": true, "keyVersion": 1 }),
+            _ => self.fields(),
         }
     }
 
@@ -111,9 +117,18 @@ impl Case {
         }
     }
 
-    /// `fields` plus the request fields of `key` and `input`.
+    /// The decryption request of `input`.
     fn request(&self, input: &[u8]) -> Value {
-        let mut body = self.fields();
+        self.with_key(self.fields(), input)
+    }
+
+    /// The encryption request of `input`.
+    fn encrypt_request(&self, input: &[u8]) -> Value {
+        self.with_key(self.encrypt_fields(), input)
+    }
+
+    /// `fields` plus the key, the algorithm and `input`.
+    fn with_key(&self, mut body: Value, input: &[u8]) -> Value {
         body["keyName"] = self.key().into();
         body["algorithm"] = ALGORITHM.into();
         body["input"] = B64.encode(input).into();
@@ -191,7 +206,7 @@ pub async fn setup(client: &mut Client, password: &str, rotations: u32) -> Resul
     let plaintext = crate::ops::input(INPUT_LEN);
     let mut bodies = Vec::new();
     for case in &CASES {
-        let encrypted = client.call_json(ENCRYPT, &case.request(&plaintext)).await?;
+        let encrypted = client.call_json(ENCRYPT, &case.encrypt_request(&plaintext)).await?;
         check_version(case, &encrypted, newest)?;
         let ciphertext = B64.decode(field(&encrypted, "output", ENCRYPT)?)?;
         let body = case.request(&ciphertext);
@@ -318,12 +333,13 @@ pub struct Report {
     addr: String,
     protocol: &'static str,
     connections: usize,
+    rounds: usize,
     seconds: f64,
     prepared: Prepared,
     results: Vec<CaseResult>,
 }
 
-/// Runs [`ROUNDS`] rounds of every case, `args.duration` each.
+/// Runs `args.rounds` rounds of every case, `args.duration` each.
 pub async fn run(args: &Args, connector: &TlsConnector, prepared: Prepared) -> Result<Report, Error> {
     let mut results: Vec<CaseResult> = CASES
         .iter()
@@ -334,10 +350,11 @@ pub async fn run(args: &Args, connector: &TlsConnector, prepared: Prepared) -> R
             server_cpu_s: args.server_pid.map(|_| 0.0),
         })
         .collect();
-    for round in 1..=ROUNDS {
+    let rounds = args.rounds;
+    for round in 1..=rounds {
         for (result, body) in results.iter_mut().zip(&prepared.bodies) {
             eprintln!(
-                "round {round}/{ROUNDS}: {} ({} connections, {:?})",
+                "round {round}/{rounds}: {} ({} connections, {:?})",
                 result.case.name, args.connections, args.duration
             );
             let phase = load::Phase {
@@ -364,6 +381,7 @@ pub async fn run(args: &Args, connector: &TlsConnector, prepared: Prepared) -> R
         addr: args.addr.to_string(),
         protocol: if args.h2 { "h2" } else { "http/1.1" },
         connections: args.connections,
+        rounds,
         seconds: args.duration.as_secs_f64(),
         prepared,
         results,
@@ -405,8 +423,8 @@ impl Report {
     pub fn print_table(&self) {
         let p = &self.prepared;
         println!(
-            "VSSM decryption after key rotation: {} over {}, {} connections, {ROUNDS} rounds of {} s per case",
-            self.addr, self.protocol, self.connections, self.seconds
+            "VSSM decryption after key rotation: {} over {}, {} connections, {} rounds of {} s per case",
+            self.addr, self.protocol, self.connections, self.rounds, self.seconds
         );
         println!(
             "AES-256-GCM decrypt of {INPUT_LEN} B; key {ROTATED}: {} versions ({} rotations, {} by this run{}); key {FRESH}: never rotated",
@@ -495,7 +513,7 @@ impl Report {
             "protocol": self.protocol,
             "connections": self.connections,
             "seconds_per_round": self.seconds,
-            "rounds": ROUNDS,
+            "rounds": self.rounds,
             "key": ROTATED,
             "newest_version": p.newest,
             "rotations_this_run": p.rotated_now,
@@ -529,7 +547,9 @@ mod tests {
         assert_eq!(request(Version::FreshLegacy), json!({"keyName": FRESH, "algorithm": ALGORITHM, "input": "AQID"}));
         assert_eq!(request(Version::Newest)["versioned"], true);
         assert_eq!(request(Version::Newest).get("keyVersion"), None);
-        assert_eq!(request(Version::OldestVersioned)["keyVersion"], 1);
+        assert_eq!(request(Version::OldestVersioned), request(Version::Newest));
+        let oldest = CASES.iter().find(|c| c.version == Version::OldestVersioned).unwrap();
+        assert_eq!(oldest.encrypt_request(&input)["keyVersion"], 1);
         assert_eq!(request(Version::OldestByNumber).get("versioned"), None);
         assert_eq!(request(Version::OldestByNumber)["keyName"], ROTATED);
     }
