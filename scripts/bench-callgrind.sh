@@ -21,9 +21,9 @@
 # the newest version, of version 1, and a plain ciphertext of version 1
 # named by keyVersion; with each one's ratio to the
 # newest version (issue 10 wants version 1 as fast as a fresh key after
-# 1,000 rotations).
+# 1,000 rotations): the median of ROUNDS (3) interleaved rounds.
 #
-# usage: [GRANTS=N | ROTATIONS=N] [REQUESTS=500] scripts/bench-callgrind.sh [VSSM-BINARY]
+# usage: [GRANTS=N | ROTATIONS=N [ROUNDS=3]] [REQUESTS=500] scripts/bench-callgrind.sh [VSSM-BINARY]
 #   VSSM-BINARY defaults to target/release/vssm; vssm-bench is taken from the
 #   same folder (BENCH_BIN overrides).
 # Needs valgrind (Debian package `valgrind`). Uses 127.0.0.1:8080/8081, or
@@ -76,16 +76,22 @@ measure() {
 
 if [[ -n $rotations ]]; then
     "$bench" --dir "$work/dev" --addr "$BIND:8080" --setup-only --rotations "$rotations" >&2
-    declare -A count
+    # Interleaved rounds, the median of each case: one count moves by
+    # about 1% from run to run, more than the differences looked for.
+    declare -A counts
     dec_ops=(dec-legacy dec-fresh dec-newest dec-v1 dec-v1kv)
-    for op in "${dec_ops[@]}"; do count[$op]=$(measure "$op"); done
-    printf '%-40s %12s %9s\n' "AES-256-GCM decrypt 64 B, $rotations rotations" instr/req "vs newest"
+    for _ in $(seq "${ROUNDS:-3}"); do
+        for op in "${dec_ops[@]}"; do counts[$op]+=" $(measure "$op")"; done
+    done
+    median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
     declare -A label=([dec-legacy]="never-rotated key, no version fields" [dec-fresh]="never-rotated key, v1 versioned"
                       [dec-newest]="rotated key, newest version versioned" [dec-v1]="rotated key, v1 versioned"
                       [dec-v1kv]="rotated key, v1 by keyVersion")
+    newest=$(median "${counts[dec-newest]}")
+    printf '%-40s %12s %9s  %s\n' "AES-256-GCM decrypt 64 B, $rotations rotations" "instr/req" "vs newest" "rounds"
     for op in "${dec_ops[@]}"; do
-        awk -v l="${label[$op]}" -v c="${count[$op]}" -v n="${count[dec-newest]}" \
-            'BEGIN { printf "%-40s %12d %9.3f\n", l, c, n / c }'
+        awk -v l="${label[$op]}" -v c="$(median "${counts[$op]}")" -v n="$newest" -v all="${counts[$op]}" \
+            'BEGIN { printf "%-40s %12d %9.3f %s\n", l, c, n / c, all }'
     done
     exit 0
 fi
