@@ -9,8 +9,9 @@
 #
 # usage: scripts/bench-cluster.sh [--nodes 5] [--repeat 20] [--sync-interval 1] [--json]
 # Environment: SKIP_BUILD=1 uses the binary already in target/release.
-# Needs python3 with `cryptography` (tests/requirements.txt) and the openssl
-# CLI; uses 127.0.0.200-204 (--base-ip) and ports 8080-8083.
+# Needs python3 with the packages of tests/requirements.txt (the harness
+# uses `cryptography` and `pytest`) and the openssl CLI; uses
+# 127.0.0.200-204 (--base-ip) and ports 8080-8083.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
