@@ -14,10 +14,20 @@
 # throughput ratio, instructions(compatibility) / instructions(enforced);
 # issue 9 wants >= 0.97 with N = 10000.
 #
-# usage: [GRANTS=N] [REQUESTS=500] scripts/bench-callgrind.sh [VSSM-BINARY]
+# With ROTATIONS=N it measures instead AES-256-GCM decryption of 64 B after
+# key bench-rotated was rotated N times (vssm-bench --setup-only
+# --rotations N): a ciphertext of the never-rotated key bench-rot-fresh
+# (plain, without version fields, and versioned), a versioned ciphertext of
+# the newest version, of version 1, and a plain ciphertext of version 1
+# named by keyVersion; with each one's ratio to the
+# newest version (issue 10 wants version 1 as fast as a fresh key after
+# 1,000 rotations): the median of ROUNDS (3) interleaved rounds.
+#
+# usage: [GRANTS=N | ROTATIONS=N [ROUNDS=3]] [REQUESTS=500] scripts/bench-callgrind.sh [VSSM-BINARY]
 #   VSSM-BINARY defaults to target/release/vssm; vssm-bench is taken from the
 #   same folder (BENCH_BIN overrides).
-# Needs valgrind (Debian package `valgrind`). Uses 127.0.0.1:8080/8081.
+# Needs valgrind (Debian package `valgrind`). Uses 127.0.0.1:8080/8081, or
+# BIND:8080/8081 with BIND=127.0.0.x when 127.0.0.1:8080 is taken.
 set -euo pipefail
 shopt -s inherit_errexit  # a failing drive.py stops the script inside $(measure)
 cd "$(dirname "$0")/.."
@@ -31,6 +41,8 @@ bin=$(realpath "${1:-target/release/vssm}")
 bench=$(realpath "${BENCH_BIN:-$(dirname "$bin")/vssm-bench}")
 n=${REQUESTS:-500}
 grants=${GRANTS:-}
+export BIND=${BIND:-127.0.0.1}  # drive.py reads it too
+rotations=${ROTATIONS:-}
 ops=(aes hmac ecdsa)
 work=$(mktemp -d -t vssm-callgrind.XXXXXX)
 pid=
@@ -38,21 +50,21 @@ cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null;
 trap cleanup EXIT
 healthy() {
     for _ in $(seq "$1"); do
-        [[ $(curl -s http://127.0.0.1:8081/REST/v1/healthcheck || true) == running ]] && return 0
+        [[ $(curl -s http://$BIND:8081/REST/v1/healthcheck || true) == running ]] && return 0
         sleep 0.25
     done
     echo "node not healthy" >&2; return 1
 }
 
 # Generate the dev PKI natively (RSA key generation under valgrind is slow).
-"$bin" dev --dir "$work/dev" --bind 127.0.0.1 >"$work/native.log" 2>&1 & pid=$!
+"$bin" dev --dir "$work/dev" --bind "$BIND" >"$work/native.log" 2>&1 & pid=$!
 healthy 240; kill "$pid"; wait "$pid" 2>/dev/null || true
 
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
-    "$bin" dev --dir "$work/dev" --bind 127.0.0.1 >"$work/vg.log" 2>&1 & pid=$!
+    "$bin" dev --dir "$work/dev" --bind "$BIND" >"$work/vg.log" 2>&1 & pid=$!
 healthy 1200
 # Keys (and with --grants N, grants and enforcement) for the ops; progress on stderr.
-setup() { "$bench" --dir "$work/dev" --ops "$(IFS=,; echo "${ops[*]}")" --setup-only "$@" >&2; }
+setup() { "$bench" --dir "$work/dev" --addr "$BIND:8080" --ops "$(IFS=,; echo "${ops[*]}")" --setup-only "$@" >&2; }
 # The server's instructions per request of op $1.
 measure() {
     python3 bench/callgrind/drive.py "$work/dev" "$1" "$n"
@@ -62,6 +74,27 @@ measure() {
     echo $((total / n))
 }
 
+if [[ -n $rotations ]]; then
+    "$bench" --dir "$work/dev" --addr "$BIND:8080" --setup-only --rotations "$rotations" >&2
+    # Interleaved rounds, the median of each case: one count moves by
+    # about 1% from run to run, more than the differences looked for.
+    declare -A counts
+    dec_ops=(dec-legacy dec-fresh dec-newest dec-v1 dec-v1kv)
+    for _ in $(seq "${ROUNDS:-3}"); do
+        for op in "${dec_ops[@]}"; do counts[$op]+=" $(measure "$op")"; done
+    done
+    median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+    declare -A label=([dec-legacy]="never-rotated key, no version fields" [dec-fresh]="never-rotated key, v1 versioned"
+                      [dec-newest]="rotated key, newest version versioned" [dec-v1]="rotated key, v1 versioned"
+                      [dec-v1kv]="rotated key, v1 by keyVersion")
+    newest=$(median "${counts[dec-newest]}")
+    printf '%-40s %12s %9s  %s\n' "AES-256-GCM decrypt 64 B, $rotations rotations" "instr/req" "vs newest" "rounds"
+    for op in "${dec_ops[@]}"; do
+        awk -v l="${label[$op]}" -v c="$(median "${counts[$op]}")" -v n="$newest" -v all="${counts[$op]}" \
+            'BEGIN { printf "%-40s %12d %9.3f %s\n", l, c, n / c, all }'
+    done
+    exit 0
+fi
 setup
 if [[ -z $grants ]]; then
     printf '%-8s %12s\n' op instr/req

@@ -8,14 +8,17 @@
 # usage: scripts/bench.sh [vssm-bench options...]
 #   e.g. scripts/bench.sh --connections 32 --seconds 10
 #        scripts/bench.sh --ops rsa,ecdsa --h2 --json
+#        scripts/bench.sh --rotations 1000 --seconds 5   (decryption after key rotation)
 # Environment: SERVER_CPU (0), BENCH_CPU (1), KEEP_DIR=1 keeps the data folder,
-# SKIP_BUILD=1 uses the binaries already in target/release.
+# SKIP_BUILD=1 uses the binaries already in target/release, BIND (127.0.0.1)
+# the loopback address of the node (another one when 127.0.0.1:8080 is taken).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
-HEALTH_URL=http://127.0.0.1:8081/REST/v1/healthcheck
+BIND=${BIND:-127.0.0.1}
+HEALTH_URL=http://$BIND:8081/REST/v1/healthcheck
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     cargo build --release -p vssm -p vssm-bench >&2
@@ -31,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-taskset -c "$SERVER_CPU" target/release/vssm dev --dir "$dir" --bind 127.0.0.1 >"$dir.log" 2>&1 &
+taskset -c "$SERVER_CPU" target/release/vssm dev --dir "$dir" --bind "$BIND" >"$dir.log" 2>&1 &
 server_pid=$!
 
 # Wait up to 60 s for the node to report 200 "running".
@@ -48,7 +51,7 @@ if [[ $code != 200 ]]; then
 fi
 
 status=0
-taskset -c "$BENCH_CPU" target/release/vssm-bench --dir "$dir" --addr 127.0.0.1:8080 \
+taskset -c "$BENCH_CPU" target/release/vssm-bench --dir "$dir" --addr "$BIND:8080" \
     --server-pid "$server_pid" "$@" || status=$?
 rm -f "$dir.log"
 exit "$status"

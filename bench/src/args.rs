@@ -22,6 +22,11 @@ usage: vssm-bench --dir DIR [options]
                        one for this client (exactly the use ops of the benchmark keys),
                        policy enforced; re-running reconciles instead of adding
   --setup-only         create the keys (and grants), print the policy mode and exit
+  --rotations N        instead of the ops: rotate key bench-rotated to N+1 versions (re-running
+                       rotates only what is missing), then compare AES-256-GCM decryption of
+                       64 B with version 1, the newest version and a never-rotated key, in
+                       interleaved rounds of --seconds per case (not with --grants)
+  --rounds R           rounds of --rotations                          [3]
   --json               print one JSON document instead of the table
 ";
 
@@ -51,6 +56,10 @@ pub struct Args {
     pub grants: Option<usize>,
     /// Stop after creating the keys (and grants): no measurement.
     pub setup_only: bool,
+    /// Rotations of the rotation benchmark (`None`: the ops).
+    pub rotations: Option<u32>,
+    /// Interleaved rounds of the rotation benchmark.
+    pub rounds: usize,
 }
 
 impl Args {
@@ -74,6 +83,8 @@ impl Args {
             json: false,
             grants: None,
             setup_only: false,
+            rotations: None,
+            rounds: 3,
         };
         let mut dir = None;
         let mut it = argv.into_iter();
@@ -92,12 +103,17 @@ impl Args {
                 "--json" => args.json = true,
                 "--grants" => args.grants = Some(parse_num(&flag, &value()?)?),
                 "--setup-only" => args.setup_only = true,
+                "--rotations" => args.rotations = Some(parse_num(&flag, &value()?)?),
+                "--rounds" => args.rounds = parse_num(&flag, &value()?)?,
                 _ => return Err(Some(format!("unknown argument {flag:?}"))),
             }
         }
         args.dir = dir.ok_or_else(|| Some("--dir is required".to_string()))?;
-        if args.connections == 0 || args.duration.is_zero() {
-            return Err(Some("--connections and --seconds must be positive".into()));
+        if args.connections == 0 || args.duration.is_zero() || args.rounds == 0 {
+            return Err(Some("--connections, --seconds and --rounds must be positive".into()));
+        }
+        if args.rotations.is_some() && args.grants.is_some() {
+            return Err(Some("--rotations and --grants do not go together".into()));
         }
         Ok(args)
     }

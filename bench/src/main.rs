@@ -6,7 +6,8 @@
 //! `--grants N`, load grants and enforce the authorization policy), measure
 //! the bare primitives, then for each op open N keep-alive connections and
 //! drive them back-to-back for the given duration while sampling the
-//! server's RSS.
+//! server's RSS. With `--rotations N` it measures instead how old key
+//! versions decrypt after N rotations (`rotation.rs`).
 
 mod args;
 mod bare;
@@ -16,6 +17,7 @@ mod load;
 mod ops;
 mod procfs;
 mod report;
+mod rotation;
 mod setup;
 mod tls;
 
@@ -40,7 +42,38 @@ fn main() -> ExitCode {
     };
     // One thread: the bench is meant to be pinned to one core next to the server.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    if let Some(rotations) = args.rotations {
+        return rotation_main(&runtime, &args, rotations);
+    }
     match runtime.block_on(run(&args)) {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(report)) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json()).expect("JSON"));
+            } else {
+                report.print_table();
+            }
+            if report.errors() > 0 {
+                eprintln!("vssm-bench: {} requests failed", report.errors());
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("vssm-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--rotations N`: the rotation benchmark and its report.
+fn rotation_main(runtime: &tokio::runtime::Runtime, args: &Args, rotations: u32) -> ExitCode {
+    let result = runtime.block_on(async {
+        let connector = tls::connector(&args.dir, args.h2)?;
+        rotation::main(args, &connector, rotations).await
+    });
+    match result {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(report)) => {
             if args.json {
