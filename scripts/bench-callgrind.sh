@@ -14,7 +14,9 @@
 # throughput ratio, instructions(compatibility) / instructions(enforced);
 # issue 9 wants >= 0.97 with N = 10000.
 #
-# usage: [GRANTS=N] [REQUESTS=500] scripts/bench-callgrind.sh [VSSM-BINARY]
+# usage: [GRANTS=N] [REQUESTS=500] [OPS="aes hmac ecdsa"] scripts/bench-callgrind.sh [VSSM-BINARY]
+#   OPS: ops of bench/callgrind/drive.py; aes64x100 and ecdsax100 are
+#   batches of 100 (instructions per request: divide by 100 for an item).
 #   VSSM-BINARY defaults to target/release/vssm; vssm-bench is taken from the
 #   same folder (BENCH_BIN overrides).
 # Needs valgrind (Debian package `valgrind`). Uses 127.0.0.1:8080/8081.
@@ -31,7 +33,7 @@ bin=$(realpath "${1:-target/release/vssm}")
 bench=$(realpath "${BENCH_BIN:-$(dirname "$bin")/vssm-bench}")
 n=${REQUESTS:-500}
 grants=${GRANTS:-}
-ops=(aes hmac ecdsa)
+read -ra ops <<< "${OPS:-aes hmac ecdsa}"
 work=$(mktemp -d -t vssm-callgrind.XXXXXX)
 pid=
 cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }

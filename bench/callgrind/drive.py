@@ -24,6 +24,13 @@ reqs = {
     "hmac": ("hmac/create", {"keyName": "bench-hmac", "algorithm": "SHA256", "input": b64(os.urandom(64))}),
     "ecdsa": ("asymmetric/sign", {"keyName": "bench-ec", "algorithm": "SHA256withECDSA", "input": b64(os.urandom(64))}),
 }
+def batch(path, item, n=100):
+    """A batch of `n` copies of `item`, each with its own reference."""
+    return path, {"items": [{"reference": str(i), **item} for i in range(n)]}
+aes64 = {"keyName": "bench-aes", "algorithm": "AES/GCM/NoPadding", "input": b64(os.urandom(64))}
+reqs["aes64"] = ("symmetric/encrypt", aes64)
+reqs["aes64x100"] = batch("symmetric/encrypt", aes64)
+reqs["ecdsax100"] = batch("asymmetric/sign", reqs["ecdsa"][1])
 path, body = reqs[op]
 post(path, body)  # connection and handshake before counting
 if n > 0:

@@ -19,7 +19,7 @@ use crate::cluster::sync::SyncError;
 use crate::crypto::CryptoError;
 use crate::keystore::{KeyType, NameError};
 use crate::node::BootstrapError;
-use crate::server::api::ApiError;
+use crate::server::api::{ApiError, BatchError};
 use crate::server::body::BodyError;
 use crate::server::json::JsonError;
 use http_body_util::BodyExt;
@@ -60,6 +60,7 @@ fn index_api(e: &ApiError) -> usize {
         ApiError::Access(_) => 26,
         ApiError::Grant(_) => 27,
         ApiError::InvalidDataKeySpec(_) => 28,
+        ApiError::Batch(_) => 29,
     }
 }
 
@@ -325,6 +326,9 @@ fn api_table() -> Vec<(ApiError, u16)> {
         (ApiError::BackupRequired, 400),
         (ApiError::GenerationInterrupted, 500),
         (ApiError::from(grant_error()), 400),
+        (ApiError::from(BatchError::TooManyItems(1001)), 400),
+        (ApiError::from(BatchError::NotAnObject(3)), 400),
+        (ApiError::from(BatchError::InvalidReference), 400),
     ]);
     table.extend(access_table().into_iter().map(|(e, s)| (ApiError::from(e), s)));
     table
@@ -377,7 +381,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 12);
     assert_complete("SealError", &seal_table(), |(e, _)| index_seal(e), 7);
     let api = api_table();
-    assert_complete("ApiError", &api, |(e, _)| index_api(e), 29);
+    assert_complete("ApiError", &api, |(e, _)| index_api(e), 30);
     assert_complete("AccessError", &access_table(), |(e, _)| index_access(e), 6);
     let inner = |f: &dyn Fn(&ApiError) -> Option<usize>| api.iter().filter_map(|(e, _)| f(e)).collect::<Vec<_>>();
     let admin = inner(&|e| if let ApiError::Admin(a) = e { Some(index_admin(a)) } else { None });

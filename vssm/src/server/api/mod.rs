@@ -3,11 +3,13 @@
 
 mod access;
 mod admin_ops;
+mod batch;
 mod crypto_ops;
 mod discovery_ops;
 mod error;
 mod grant_ops;
 
+pub use batch::{BatchError, MAX_BATCH_ITEMS};
 pub use error::ApiError;
 
 use super::body::read_body;
@@ -97,7 +99,7 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         return Err(ApiError::Reconnect);
     }
     access::ensure_current(node).await?;
-    if let Some(result) = crypto_ops::dispatch(node, client, &endpoint, &body) {
+    if let Some(result) = crypto_ops::dispatch(node, client, &endpoint, &body).await {
         return result;
     }
     if let Some(result) = discovery_ops::dispatch(node, client, &endpoint, &body) {
@@ -115,7 +117,7 @@ fn json_response<T: serde::Serialize>(value: &T) -> ApiResult {
 }
 
 /// Parses a JSON request body.
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn parse_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiError> {
     Ok(super::json::parse_json(body)?)
 }
 
