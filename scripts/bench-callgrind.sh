@@ -23,7 +23,9 @@
 # newest version (issue 10 wants version 1 as fast as a fresh key after
 # 1,000 rotations): the median of ROUNDS (3) interleaved rounds.
 #
-# usage: [GRANTS=N | ROTATIONS=N [ROUNDS=3]] [REQUESTS=500] scripts/bench-callgrind.sh [VSSM-BINARY]
+# usage: [GRANTS=N | ROTATIONS=N [ROUNDS=3]] [REQUESTS=500] [OPS="aes hmac ecdsa"] scripts/bench-callgrind.sh [VSSM-BINARY]
+#   OPS: ops of bench/callgrind/drive.py; aes64x100 and ecdsax100 are
+#   batches of 100 (instructions per request: divide by 100 for an item).
 #   VSSM-BINARY defaults to target/release/vssm; vssm-bench is taken from the
 #   same folder (BENCH_BIN overrides).
 # Needs valgrind (Debian package `valgrind`). Uses 127.0.0.1:8080/8081, or
@@ -43,7 +45,7 @@ n=${REQUESTS:-500}
 grants=${GRANTS:-}
 export BIND=${BIND:-127.0.0.1}  # drive.py reads it too
 rotations=${ROTATIONS:-}
-ops=(aes hmac ecdsa)
+read -ra ops <<< "${OPS:-aes hmac ecdsa}"
 work=$(mktemp -d -t vssm-callgrind.XXXXXX)
 pid=
 cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }

@@ -26,6 +26,13 @@ reqs = {
     "hmac": ("hmac/create", {"keyName": "bench-hmac", "algorithm": "SHA256", "input": b64(os.urandom(64))}),
     "ecdsa": ("asymmetric/sign", {"keyName": "bench-ec", "algorithm": "SHA256withECDSA", "input": b64(os.urandom(64))}),
 }
+def batch(path, item, n=100):
+    """A batch of `n` copies of `item`, each with its own reference."""
+    return path, {"items": [{"reference": str(i), **item} for i in range(n)]}
+aes64 = {"keyName": "bench-aes", "algorithm": "AES/GCM/NoPadding", "input": b64(os.urandom(64))}
+reqs["aes64"] = ("symmetric/encrypt", aes64)
+reqs["aes64x100"] = batch("symmetric/encrypt", aes64)
+reqs["ecdsax100"] = batch("asymmetric/sign", reqs["ecdsa"][1])
 # AES-256-GCM decryption of 64 B: (key, version fields of the encryption,
 # of the decryption). A versioned ciphertext names its version itself.
 decs = {

@@ -14,7 +14,8 @@ usage: vssm-bench --dir DIR [options]
   --addr HOST:PORT     client API address            [127.0.0.1:8080]
   --connections N      keep-alive connections per op [32]
   --seconds S          load duration per op          [10]
-  --ops LIST           comma-separated subset of aes,hmac,ecdsa,rsa,rsadec [all]
+  --ops LIST           comma-separated subset of aes,hmac,ecdsa,rsa,rsadec,aes64,
+                       aes64x100,ecdsax100 (the last two: batches of 100) [all]
   --h2                 negotiate HTTP/2 instead of HTTP/1.1
   --server-pid PID     report the server's VmRSS (idle, and peak under load)
   --bare-seconds S     duration of each in-process primitive measurement, 0 = skip [2]

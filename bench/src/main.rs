@@ -168,6 +168,7 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
             connector: connector.clone(),
             target: client::Target::new(op.path, args.h2),
             body: op.request_body(input),
+            batch: op.batch,
         };
         let sampler = args.server_pid.map(procfs::PeakSampler::start);
         let server_cpu = args.server_pid.map(procfs::CpuMeter::start);

@@ -33,6 +33,10 @@ pub struct Op {
     pub algorithm: &'static str,
     /// Length of the `input` bytes (of the plaintext, for decryption).
     pub input_len: usize,
+    /// Items per request: 1 is a single request; more sends a batch
+    /// (`{"items": [...]}`) of that many copies of the request, each with
+    /// its own `reference`.
+    pub batch: usize,
     /// For decryption: the encryption endpoint and algorithm that turn the
     /// plaintext into the ciphertext sent as `input` (made once, at setup).
     pub encrypt_first: Option<(&'static str, &'static str)>,
@@ -42,16 +46,22 @@ pub struct Op {
     pub bare: fn(usize) -> Box<dyn FnMut()>,
 }
 
+/// AES key of the AES ops.
+const AES_KEY: KeySpec = KeySpec { name: "bench-aes", key_type: "SYMMETRIC", key_spec: None, key_size: 32 };
+/// EC key of the ECDSA ops.
+const EC_KEY: KeySpec = KeySpec { name: "bench-ec", key_type: "ASYMMETRIC", key_spec: Some("EC"), key_size: 256 };
+
 /// All ops, in run order.
-pub static OPS: [Op; 5] = [
+pub static OPS: [Op; 8] = [
     Op {
         name: "aes",
         label: "AES-256-GCM encrypt 1 KiB",
         path: "/REST/v1/symmetric/encrypt",
         algorithm: "AES/GCM/NoPadding",
         input_len: 1024,
+        batch: 1,
         encrypt_first: None,
-        key: KeySpec { name: "bench-aes", key_type: "SYMMETRIC", key_spec: None, key_size: 32 },
+        key: AES_KEY,
         bare: bare::aes_256_gcm_seal,
     },
     Op {
@@ -60,6 +70,7 @@ pub static OPS: [Op; 5] = [
         path: "/REST/v1/hmac/create",
         algorithm: "SHA256",
         input_len: 64,
+        batch: 1,
         encrypt_first: None,
         key: KeySpec { name: "bench-hmac", key_type: "MAC", key_spec: None, key_size: 32 },
         bare: bare::hmac_sha256,
@@ -70,8 +81,9 @@ pub static OPS: [Op; 5] = [
         path: "/REST/v1/asymmetric/sign",
         algorithm: "SHA256withECDSA",
         input_len: 64,
+        batch: 1,
         encrypt_first: None,
-        key: KeySpec { name: "bench-ec", key_type: "ASYMMETRIC", key_spec: Some("EC"), key_size: 256 },
+        key: EC_KEY,
         bare: bare::ecdsa_p256_sign,
     },
     Op {
@@ -80,6 +92,7 @@ pub static OPS: [Op; 5] = [
         path: "/REST/v1/asymmetric/sign",
         algorithm: "SHA256withRSA",
         input_len: 64,
+        batch: 1,
         encrypt_first: None,
         key: KeySpec { name: "bench-rsa", key_type: "ASYMMETRIC", key_spec: Some("RSA"), key_size: 2048 },
         bare: bare::rsa_2048_sign,
@@ -90,9 +103,45 @@ pub static OPS: [Op; 5] = [
         path: "/REST/v1/asymmetric/decrypt",
         algorithm: "RSA-OAEP/SHA256",
         input_len: 32,
+        batch: 1,
         encrypt_first: Some(("/REST/v1/asymmetric/encrypt", "RSA-OAEP/SHA256")),
         key: KeySpec { name: "bench-rsa", key_type: "ASYMMETRIC", key_spec: Some("RSA"), key_size: 2048 },
         bare: bare::rsa_2048_oaep_decrypt,
+    },
+    // Batches (issue 10): the items per second of a batch of 100 against
+    // single requests of the same item, and against the bare primitive.
+    Op {
+        name: "aes64",
+        label: "AES-256-GCM encrypt 64 B",
+        path: "/REST/v1/symmetric/encrypt",
+        algorithm: "AES/GCM/NoPadding",
+        input_len: 64,
+        batch: 1,
+        encrypt_first: None,
+        key: AES_KEY,
+        bare: bare::aes_256_gcm_seal,
+    },
+    Op {
+        name: "aes64x100",
+        label: "AES-GCM 64 B, batch of 100",
+        path: "/REST/v1/symmetric/encrypt",
+        algorithm: "AES/GCM/NoPadding",
+        input_len: 64,
+        batch: 100,
+        encrypt_first: None,
+        key: AES_KEY,
+        bare: bare::aes_256_gcm_seal,
+    },
+    Op {
+        name: "ecdsax100",
+        label: "ECDSA P-256 sign, batch of 100",
+        path: "/REST/v1/asymmetric/sign",
+        algorithm: "SHA256withECDSA",
+        input_len: 64,
+        batch: 100,
+        encrypt_first: None,
+        key: EC_KEY,
+        bare: bare::ecdsa_p256_sign,
     },
 ];
 
@@ -108,9 +157,23 @@ pub fn input(len: usize) -> Vec<u8> {
 
 impl Op {
     /// The request body sent on every iteration (built once, cloned
-    /// cheaply), with `input` as the `input` bytes.
+    /// cheaply), with `input` as the `input` bytes; for a batch op
+    /// `{"items": [...]}` of `batch` such requests, referenced "0", "1", ….
     pub fn request_body(&self, input: &[u8]) -> Bytes {
-        self.body_with(self.algorithm, input)
+        if self.batch == 1 {
+            return self.body_with(self.algorithm, input);
+        }
+        let items: Vec<_> = (0..self.batch)
+            .map(|i| {
+                json!({
+                    "reference": i.to_string(),
+                    "keyName": self.key.name,
+                    "algorithm": self.algorithm,
+                    "input": B64.encode(input),
+                })
+            })
+            .collect();
+        Bytes::from(json!({ "items": items }).to_string())
     }
 
     /// The request body of the setup call that encrypts this op's

@@ -26,10 +26,44 @@ pub struct OpReport {
 const BENCH_SATURATED_PCT: f64 = 90.0;
 
 impl OpReport {
-    /// Server throughput divided by the bare single-core primitive rate.
-    pub fn ratio(&self) -> Option<f64> {
-        self.bare_per_s.filter(|b| *b > 0.0).map(|b| self.load.rate() / b)
+    /// Items per second: requests per second times the items of each.
+    pub fn items_rate(&self) -> f64 {
+        self.load.rate() * self.op.batch as f64
     }
+
+    /// Items per second of server CPU time: the rate of one fully busy
+    /// server core, also when the server was not saturated (the client was
+    /// the bottleneck, or other work shared the core).
+    pub fn items_per_cpu_s(&self) -> Option<f64> {
+        self.server_cpu_pct.filter(|c| *c > 0.0).map(|c| self.items_rate() / (c / 100.0))
+    }
+
+    /// Server items per CPU-second divided by the bare primitive's
+    /// single-core rate (per CPU-second too).
+    pub fn ratio(&self) -> Option<f64> {
+        let bare = self.bare_per_s.filter(|b| *b > 0.0)?;
+        Some(self.items_per_cpu_s()? / bare)
+    }
+
+    /// Whether `single` is the single request of this batch op's items.
+    fn batches(&self, single: &OpReport) -> bool {
+        let (b, s) = (self.op, single.op);
+        b.batch > 1
+            && s.batch == 1
+            && (b.path, b.algorithm, b.input_len, b.key.name) == (s.path, s.algorithm, s.input_len, s.key.name)
+    }
+}
+
+/// How many more items per second a batch op gets than its single request.
+pub struct BatchGain {
+    /// The batch op.
+    pub batch: &'static str,
+    /// The op of its single request.
+    pub single: &'static str,
+    /// Items/s of the batch over requests/s of the single (wall clock).
+    pub wall: f64,
+    /// The same per second of server CPU time.
+    pub per_cpu: Option<f64>,
 }
 
 /// Results of the whole run.
@@ -71,6 +105,26 @@ impl Report {
         self.ops.iter().map(|o| o.load.errors).sum()
     }
 
+    /// For each batch op whose single request was measured too: the batch
+    /// op, the single op, items/s of the batch over requests/s of the
+    /// single, and the same per server CPU-second.
+    pub fn batch_gains(&self) -> Vec<BatchGain> {
+        let mut gains = Vec::new();
+        for batch in &self.ops {
+            if let Some(single) = self.ops.iter().find(|single| batch.batches(single)) {
+                if single.load.rate() > 0.0 {
+                    gains.push(BatchGain {
+                        batch: batch.op.name,
+                        single: single.op.name,
+                        wall: batch.items_rate() / single.load.rate(),
+                        per_cpu: batch.items_per_cpu_s().zip(single.items_per_cpu_s()).map(|(b, s)| b / s),
+                    });
+                }
+            }
+        }
+        gains
+    }
+
     /// Peak server RSS over all load phases (KiB).
     pub fn rss_peak_kib(&self) -> Option<u64> {
         self.ops.iter().filter_map(|o| o.rss_peak_kib).max()
@@ -79,7 +133,7 @@ impl Report {
     /// Prints the human-readable table to stdout.
     pub fn print_table(&self) {
         println!(
-            "VSSM load: {} over {}, {} connections, {} s per op (bare: same primitive in-process, 1 thread)",
+            "VSSM load: {} over {}, {} connections, {} s per op (bare: same primitive in-process, 1 thread, per CPU-second; items/cpu: items per second of server CPU time)",
             self.addr, self.protocol, self.connections, self.seconds
         );
         match &self.policy {
@@ -87,14 +141,27 @@ impl Report {
             None => println!("authorization: none (the server predates it)"),
         }
         println!(
-            "{:<28} {:>8} {:>7} {:>7} {:>6} {:>10} {:>8} {:>7} {:>7} {:>7}",
-            "op", "req/s", "p50 ms", "p99 ms", "errors", "bare op/s", "srv/bare", "srv CPU", "cli CPU", "RSS MiB"
+            "{:<30} {:>8} {:>8} {:>9} {:>7} {:>7} {:>6} {:>10} {:>8} {:>7} {:>7} {:>7}",
+            "op",
+            "req/s",
+            "items/s",
+            "items/cpu",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "bare op/s",
+            "srv/bare",
+            "srv CPU",
+            "cli CPU",
+            "RSS MiB"
         );
         for r in &self.ops {
             println!(
-                "{:<28} {:>8.0} {:>7} {:>7} {:>6} {:>10} {:>8} {:>7} {:>7} {:>7}",
+                "{:<30} {:>8.0} {:>8.0} {:>9} {:>7} {:>7} {:>6} {:>10} {:>8} {:>7} {:>7} {:>7}",
                 r.op.label,
                 r.load.rate(),
+                r.items_rate(),
+                fmt(r.items_per_cpu_s(), 0),
                 fmt(r.load.quantile_ms(0.50), 2),
                 fmt(r.load.quantile_ms(0.99), 2),
                 r.load.errors,
@@ -103,6 +170,15 @@ impl Report {
                 pct(r.server_cpu_pct),
                 pct(r.bench_cpu_pct),
                 fmt(mib(r.rss_peak_kib), 1),
+            );
+        }
+        for gain in self.batch_gains() {
+            println!(
+                "{}: {:.1}x the items/s of single requests ({}), {}x per server CPU-second",
+                gain.batch,
+                gain.wall,
+                gain.single,
+                fmt(gain.per_cpu, 1)
             );
         }
         if self.rss_idle_kib.is_some() {
@@ -152,6 +228,9 @@ impl Report {
                     "first_error": r.load.first_error,
                     "elapsed_s": r.load.elapsed.as_secs_f64(),
                     "req_per_s": r.load.rate(),
+                    "batch": r.op.batch,
+                    "items_per_s": r.items_rate(),
+                    "items_per_server_cpu_s": r.items_per_cpu_s(),
                     "p50_ms": r.load.quantile_ms(0.50),
                     "p99_ms": r.load.quantile_ms(0.99),
                     "bare_per_s": r.bare_per_s,
@@ -173,6 +252,9 @@ impl Report {
             "rss_peak_kib": self.rss_peak_kib(),
             "errors": self.errors(),
             "ops": ops,
+            "batch_gains": self.batch_gains().iter()
+                .map(|g| json!({"batch": g.batch, "single": g.single, "gain": g.wall, "gain_per_server_cpu": g.per_cpu}))
+                .collect::<Vec<_>>(),
         })
     }
 }

@@ -362,6 +362,7 @@ pub async fn run(args: &Args, connector: &TlsConnector, prepared: Prepared) -> R
                 connector: connector.clone(),
                 target: Target::new(DECRYPT, args.h2),
                 body: body.clone(),
+                batch: 1,
             };
             let cpu_before = args.server_pid.and_then(procfs::cpu_time);
             let load = load::run(&phase, args.connections, args.duration).await?;

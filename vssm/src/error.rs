@@ -120,13 +120,20 @@ pub fn reply<E: Classify + ?Sized>(error: &E) -> Reply {
     Reply { status: kind.status(), message, outcome: kind.outcome(), detail }
 }
 
-/// The `{"error": …}` response for `error`; an internal fault is logged
-/// here with its detail, which the client does not see.
-pub fn error_response<E: Classify + ?Sized>(error: &E) -> Response<Full<Bytes>> {
+/// [`reply`], with an internal fault logged here with its detail, which
+/// the client does not see (for errors answered to a client).
+pub fn logged_reply<E: Classify + ?Sized>(error: &E) -> Reply {
     let reply = reply(error);
     if error.kind() == ErrorKind::Internal {
         eprintln!("vssm: internal error: {}", reply.detail.escape_debug());
     }
+    reply
+}
+
+/// The `{"error": …}` response for `error`; an internal fault is logged
+/// here with its detail, which the client does not see.
+pub fn error_response<E: Classify + ?Sized>(error: &E) -> Response<Full<Bytes>> {
+    let reply = logged_reply(error);
     let body = serde_json::to_vec(&ErrorResponse { error: &reply.message }).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Full::new(Bytes::from(body)));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -40,8 +40,8 @@ impl HashAlg {
 
     /// Parses "SHA1", "SHA256", "SHA384", "SHA512" (also "SHA-256" style).
     pub fn parse(s: &str) -> Option<Self> {
-        let s = s.to_ascii_uppercase();
-        match s.as_str() {
+        let mut buffer = [0; NAME_BUFFER];
+        match ascii_upper(s, &mut buffer)? {
             "SHA1" | "SHA-1" => Some(HashAlg::Sha1),
             "SHA256" | "SHA-256" => Some(HashAlg::Sha256),
             "SHA384" | "SHA-384" => Some(HashAlg::Sha384),
@@ -65,6 +65,21 @@ impl HashAlg {
             HashAlg::Sha512 => &d::SHA512,
         }
     }
+}
+
+/// Room for the upper-case copy of an algorithm name or one of its parts:
+/// longer than every name this module knows.
+const NAME_BUFFER: usize = 32;
+
+/// `s` in ASCII upper case, written into `buffer` (no allocation: the
+/// names are parsed once per request, or per item of a batch); None when
+/// `s` is longer than the buffer, which no known name is.
+fn ascii_upper<'b>(s: &str, buffer: &'b mut [u8; NAME_BUFFER]) -> Option<&'b str> {
+    let upper = buffer.get_mut(..s.len())?;
+    upper.copy_from_slice(s.as_bytes());
+    upper.make_ascii_uppercase();
+    // Upper-casing ASCII letters keeps UTF-8 valid.
+    std::str::from_utf8(upper).ok()
 }
 
 /// Block cipher of a symmetric algorithm.
@@ -144,20 +159,21 @@ impl SymmetricAlgorithm {
         let (Some(c), Some(m), Some(p), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(unknown());
         };
-        let cipher = match c.to_ascii_uppercase().as_str() {
+        let mut buffer = [0; NAME_BUFFER];
+        let cipher = match ascii_upper(c, &mut buffer).ok_or_else(unknown)? {
             "AES" => BlockCipherKind::Aes,
             "DES" => BlockCipherKind::Des,
             "3DES" | "DESEDE" | "TRIPLEDES" => BlockCipherKind::TripleDes,
             _ => return Err(unknown()),
         };
-        let mode = match m.to_ascii_uppercase().as_str() {
+        let mode = match ascii_upper(m, &mut buffer).ok_or_else(unknown)? {
             "ECB" => CipherMode::Ecb,
             "CBC" => CipherMode::Cbc,
             "CTR" => CipherMode::Ctr,
             "GCM" => CipherMode::Gcm,
             _ => return Err(unknown()),
         };
-        let padding = match p.to_ascii_uppercase().as_str() {
+        let padding = match ascii_upper(p, &mut buffer).ok_or_else(unknown)? {
             "NOPADDING" => Padding::None,
             "PKCS5PADDING" | "PKCS7PADDING" => Padding::Pkcs7,
             _ => return Err(unknown()),
@@ -246,7 +262,8 @@ impl SignatureAlgorithm {
                 quote(s)
             ))
         };
-        let upper = s.to_ascii_uppercase();
+        let mut buffer = [0; NAME_BUFFER];
+        let upper = ascii_upper(s, &mut buffer).ok_or_else(unknown)?;
         if upper == "ED25519" {
             return Ok(SignatureAlgorithm::Ed25519);
         }

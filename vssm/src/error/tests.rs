@@ -20,7 +20,7 @@ use crate::crypto::CryptoError;
 use crate::keystore::{KeyType, NameError};
 use crate::lifecycle::LifecycleError;
 use crate::node::BootstrapError;
-use crate::server::api::{ApiError, KeyUseError, LifecycleChangeError};
+use crate::server::api::{ApiError, BatchError, KeyUseError, LifecycleChangeError};
 use crate::server::body::BodyError;
 use crate::server::json::JsonError;
 use http_body_util::BodyExt;
@@ -65,6 +65,7 @@ fn index_api(e: &ApiError) -> usize {
         ApiError::TooManyVersions => 30,
         ApiError::LifecycleChange(_) => 31,
         ApiError::NameDestroyed(_) => 32,
+        ApiError::Batch(_) => 33,
     }
 }
 
@@ -346,6 +347,9 @@ fn api_table() -> Vec<(ApiError, u16)> {
             400,
         ),
         (ApiError::from(LifecycleChangeError::WrongState { name: "k".into(), state: "DISABLED", what: "x" }), 409),
+        (ApiError::from(BatchError::TooManyItems(1001)), 400),
+        (ApiError::from(BatchError::NotAnObject(3)), 400),
+        (ApiError::from(BatchError::InvalidReference), 400),
     ]);
     table.extend(key_use_table().into_iter().map(|(e, s)| (ApiError::from(e), s)));
     table.extend(access_table().into_iter().map(|(e, s)| (ApiError::from(e), s)));
@@ -430,7 +434,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 12);
     assert_complete("SealError", &seal_table(), |(e, _)| index_seal(e), 7);
     let api = api_table();
-    assert_complete("ApiError", &api, |(e, _)| index_api(e), 33);
+    assert_complete("ApiError", &api, |(e, _)| index_api(e), 34);
     assert_complete("KeyUseError", &key_use_table(), |(e, _)| index_key_use(e), 10);
     assert_complete("AccessError", &access_table(), |(e, _)| index_access(e), 6);
     let inner = |f: &dyn Fn(&ApiError) -> Option<usize>| api.iter().filter_map(|(e, _)| f(e)).collect::<Vec<_>>();

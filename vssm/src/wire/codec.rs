@@ -10,8 +10,10 @@ use zeroize::Zeroizing;
 
 /// Decodes base64 in the standard or URL-safe alphabet, padded or not.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    let trimmed = text.trim_end_matches('=');
-    if trimmed.contains(['-', '_']) {
+    // Byte-wise: '=', '-' and '_' are ASCII (char patterns cost more per request).
+    let padding = text.bytes().rev().take_while(|&b| b == b'=').count();
+    let trimmed = &text[..text.len() - padding];
+    if trimmed.bytes().any(|b| b == b'-' || b == b'_') {
         let normalized: String = trimmed
             .chars()
             .map(|c| match c {

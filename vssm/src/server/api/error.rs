@@ -54,6 +54,10 @@ pub enum ApiError {
     /// The key name is not acceptable.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// A batch that is not `{"items": [...]}` of at most 1000 objects, or
+    /// an item's `reference` that is not acceptable.
+    #[error(transparent)]
+    Batch(#[from] super::BatchError),
     /// No endpoint at this path (the path, bounded and printable).
     #[error("unknown endpoint {0}")]
     UnknownEndpoint(String),
@@ -137,6 +141,7 @@ impl Classify for ApiError {
             ApiError::LifecycleChange(e) => e.kind(),
             ApiError::Access(e) => e.kind(),
             ApiError::Grant(e) => e.kind(),
+            ApiError::Batch(e) => e.kind(),
             ApiError::UnknownEndpoint(_) | ApiError::NoSuchKey { .. } | ApiError::NoKeyWithName(_) => {
                 ErrorKind::NotFound
             }

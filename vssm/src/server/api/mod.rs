@@ -3,6 +3,7 @@
 
 mod access;
 mod admin_ops;
+mod batch;
 mod crypto_ops;
 mod discovery_ops;
 mod error;
@@ -11,6 +12,7 @@ mod key_use;
 pub mod lifecycle_clock;
 mod lifecycle_ops;
 
+pub use batch::{BatchError, MAX_BATCH_ITEMS};
 pub use error::ApiError;
 pub use key_use::KeyUseError;
 pub use lifecycle_ops::LifecycleChangeError;
@@ -51,7 +53,7 @@ pub struct ClientInfo {
 
 /// The node and the client of one request.
 #[derive(Clone, Copy)]
-struct Caller<'a> {
+pub struct Caller<'a> {
     node: &'a Node,
     client: &'a ClientInfo,
 }
@@ -109,7 +111,7 @@ async fn route(node: &Node, client: &ClientInfo, request: Request<Incoming>) -> 
         return Err(ApiError::Reconnect);
     }
     access::ensure_current(node).await?;
-    if let Some(result) = crypto_ops::dispatch(node, client, &endpoint, &body) {
+    if let Some(result) = crypto_ops::dispatch(node, client, &endpoint, &body).await {
         return result;
     }
     if endpoint == "keys/describe" {
@@ -130,7 +132,7 @@ fn json_response<T: serde::Serialize>(value: &T) -> ApiResult {
 }
 
 /// Parses a JSON request body.
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn parse_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiError> {
     Ok(super::json::parse_json(body)?)
 }
 
