@@ -79,7 +79,11 @@ def test_bootstrap_key_pin_on_the_console_matches_the_served_certificate(make_no
     node = make_node(IP_PIN).start()
     # The port may answer a moment before the console line is written.
     deadline = time.monotonic() + 5
-    while not (pins := [w for w in (log := node.log()).split() if w.startswith("sha256//")]):
+    while True:
+        log = node.log()
+        pins = [w for w in log.split() if w.startswith("sha256//")]
+        if pins:
+            break
         assert time.monotonic() < deadline, log
         time.sleep(0.05)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
