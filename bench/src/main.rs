@@ -45,10 +45,46 @@ fn main() -> ExitCode {
     if let Some(rotations) = args.rotations {
         return rotation_main(&runtime, &args, rotations);
     }
-    match runtime.block_on(run(&args)) {
+    finish(runtime.block_on(run(&args)), args.json)
+}
+
+/// What both reports offer for printing.
+trait BenchReport {
+    fn errors(&self) -> u64;
+    fn print_table(&self);
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl BenchReport for Report {
+    fn errors(&self) -> u64 {
+        Report::errors(self)
+    }
+    fn print_table(&self) {
+        Report::print_table(self)
+    }
+    fn to_json(&self) -> serde_json::Value {
+        Report::to_json(self)
+    }
+}
+
+impl BenchReport for rotation::Report {
+    fn errors(&self) -> u64 {
+        rotation::Report::errors(self)
+    }
+    fn print_table(&self) {
+        rotation::Report::print_table(self)
+    }
+    fn to_json(&self) -> serde_json::Value {
+        rotation::Report::to_json(self)
+    }
+}
+
+/// Prints a report (table or JSON) and turns the outcome into the exit code.
+fn finish<R: BenchReport, E: std::fmt::Display>(result: Result<Option<R>, E>, json: bool) -> ExitCode {
+    match result {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(report)) => {
-            if args.json {
+            if json {
                 println!("{}", serde_json::to_string_pretty(&report.to_json()).expect("JSON"));
             } else {
                 report.print_table();
@@ -73,26 +109,7 @@ fn rotation_main(runtime: &tokio::runtime::Runtime, args: &Args, rotations: u32)
         let connector = tls::connector(&args.dir, args.h2)?;
         rotation::main(args, &connector, rotations).await
     });
-    match result {
-        Ok(None) => ExitCode::SUCCESS,
-        Ok(Some(report)) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report.to_json()).expect("JSON"));
-            } else {
-                report.print_table();
-            }
-            if report.errors() > 0 {
-                eprintln!("vssm-bench: {} requests failed", report.errors());
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => {
-            eprintln!("vssm-bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    finish(result, args.json)
 }
 
 /// What the setup left for the load phases.
