@@ -40,6 +40,7 @@ pub mod ec;
 pub mod ed25519;
 pub mod keys;
 pub mod mac;
+pub mod nonce;
 pub mod rsa;
 pub mod selftest;
 pub mod symmetric;
@@ -95,14 +96,6 @@ pub(crate) fn quote(s: &str) -> String {
     } else {
         format!("{s:?}")
     }
-}
-
-/// Fills `buf` from AWS-LC's DRBG (seeded from the operating system,
-/// reseeded after a fork): for ivs and nonces, one per request, where a
-/// `getrandom` system call each cost more than the AES-GCM encryption of
-/// a short input.
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
-    aws_lc_rs::rand::fill(buf).map_err(|_| CryptoError::Internal("random generator failed"))
 }
 
 /// Fills a fresh buffer with `len` bytes from the operating system CSPRNG.

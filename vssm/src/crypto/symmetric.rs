@@ -12,7 +12,8 @@ use zeroize::Zeroizing;
 
 use super::algorithm::{BlockCipherKind, CipherMode, Padding, SymmetricAlgorithm};
 use super::keys::SymmetricKey;
-use super::{fill_random, CryptoError};
+use super::nonce::{fill_nonce, MAX_NONCE_LEN};
+use super::CryptoError;
 
 /// GCM nonce length (the only length the wire format uses).
 pub const GCM_NONCE_LEN: usize = 12;
@@ -71,14 +72,11 @@ pub fn encrypt(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let mut iv = [0u8; MAX_IV_LEN];
+    let mut iv = [0u8; MAX_NONCE_LEN];
     let iv = &mut iv[..iv_len(alg)];
-    fill_random(iv)?;
+    fill_nonce(iv)?;
     encrypt_with_iv(alg, key, iv, plaintext, aad)
 }
-
-/// The longest iv: one AES block.
-const MAX_IV_LEN: usize = 16;
 
 /// Length of the iv/nonce that leads the wire layout (0 for ECB).
 fn iv_len(alg: &SymmetricAlgorithm) -> usize {

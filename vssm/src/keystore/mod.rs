@@ -395,6 +395,12 @@ impl Inventory {
         self.by_type[key_type.index()].get(name).map(|e| e.as_ref())
     }
 
+    /// The key `name` of `key_type` with all its versions, to keep beyond
+    /// this snapshot.
+    pub fn shared_entry(&self, key_type: KeyType, name: &str) -> Option<&Arc<KeyEntry>> {
+        self.by_type[key_type.index()].get(name)
+    }
+
     /// The keys of one type sorted by name (each with its newest version),
     /// with losing conflict versions listed under their aliases.
     pub fn sorted(&self, key_type: KeyType) -> Vec<(String, &Arc<KeyRecord>)> {

@@ -2,20 +2,23 @@
 
 use super::codec::{Bytes, Int64, SecretBytes, SecretString};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// symmetric/encrypt and symmetric/decrypt. `aad` is an optional addition (GCM only).
+/// The strings are borrowed from the body where they hold no escapes (a
+/// batch parses up to a thousand of these).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SymmetricRequest {
+pub struct SymmetricRequest<'a> {
     /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
     /// Name of the key to use.
-    #[serde(default, alias = "key_name")]
-    pub key_name: String,
+    #[serde(default, borrow, alias = "key_name")]
+    pub key_name: Cow<'a, str>,
     /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
-    #[serde(default)]
-    pub algorithm: String,
+    #[serde(default, borrow)]
+    pub algorithm: Cow<'a, str>,
     /// Additional authenticated data (GCM only; an addition to the first VSSM).
     #[serde(default)]
     pub aad: Bytes,
@@ -34,10 +37,10 @@ pub struct SymmetricRequest {
 /// symmetric/generatedatakey.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GenerateDataKeyRequest {
+pub struct GenerateDataKeyRequest<'a> {
     /// The key that wraps the data key (an AES key).
-    #[serde(default, alias = "key_name")]
-    pub key_name: String,
+    #[serde(default, borrow, alias = "key_name")]
+    pub key_name: Cow<'a, str>,
     /// `AES_256` (default) or `AES_128`.
     #[serde(default, alias = "key_spec")]
     pub key_spec: String,
@@ -75,16 +78,16 @@ pub struct GenerateDataKeyResponse {
 /// asymmetric/encrypt, asymmetric/decrypt and hmac/create.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeyedInputRequest {
+pub struct KeyedInputRequest<'a> {
     /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
     /// Name of the key to use.
-    #[serde(default, alias = "key_name")]
-    pub key_name: String,
+    #[serde(default, borrow, alias = "key_name")]
+    pub key_name: Cow<'a, str>,
     /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
-    #[serde(default)]
-    pub algorithm: String,
+    #[serde(default, borrow)]
+    pub algorithm: Cow<'a, str>,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
     #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
@@ -96,7 +99,7 @@ pub struct KeyedInputRequest {
 /// asymmetric/sign: `input` (server hashes) or `hashed` (caller's digest).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SignRequest {
+pub struct SignRequest<'a> {
     /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
@@ -104,11 +107,11 @@ pub struct SignRequest {
     #[serde(default)]
     pub hashed: Bytes,
     /// Name of the key to use.
-    #[serde(default, alias = "key_name")]
-    pub key_name: String,
+    #[serde(default, borrow, alias = "key_name")]
+    pub key_name: Cow<'a, str>,
     /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
-    #[serde(default)]
-    pub algorithm: String,
+    #[serde(default, borrow)]
+    pub algorithm: Cow<'a, str>,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
     #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
@@ -120,7 +123,7 @@ pub struct SignRequest {
 /// asymmetric/verify.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VerifyRequest {
+pub struct VerifyRequest<'a> {
     /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
@@ -131,11 +134,11 @@ pub struct VerifyRequest {
     #[serde(default)]
     pub signature: Bytes,
     /// Name of the key to use.
-    #[serde(default, alias = "key_name")]
-    pub key_name: String,
+    #[serde(default, borrow, alias = "key_name")]
+    pub key_name: Cow<'a, str>,
     /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
-    #[serde(default)]
-    pub algorithm: String,
+    #[serde(default, borrow)]
+    pub algorithm: Cow<'a, str>,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
     #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
@@ -147,7 +150,7 @@ pub struct VerifyRequest {
 /// hmac/verify.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HmacVerifyRequest {
+pub struct HmacVerifyRequest<'a> {
     /// The data to operate on (base64).
     #[serde(default)]
     pub input: Bytes,
@@ -155,11 +158,11 @@ pub struct HmacVerifyRequest {
     #[serde(default)]
     pub hmac: Bytes,
     /// Name of the key to use.
-    #[serde(default, alias = "key_name")]
-    pub key_name: String,
+    #[serde(default, borrow, alias = "key_name")]
+    pub key_name: Cow<'a, str>,
     /// The algorithm, as API.md spells it (e.g. `AES/GCM/NoPadding`, `SHA256withECDSA`).
-    #[serde(default)]
-    pub algorithm: String,
+    #[serde(default, borrow)]
+    pub algorithm: Cow<'a, str>,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
     #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,
@@ -207,7 +210,7 @@ impl VersionChoice {
 
 macro_rules! version_choice_of {
     ($($ty:ident),*) => {$(
-        impl $ty {
+        impl $ty<'_> {
             /// The request's key-version fields.
             pub fn version_choice(&self) -> VersionChoice {
                 VersionChoice { key_version: self.key_version, versioned: self.versioned }

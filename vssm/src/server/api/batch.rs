@@ -38,13 +38,14 @@
 //! connection's thread, at the cost of one clock read per item.
 
 use super::crypto_ops::{self, Answer, Endpoint};
+use super::key_use::Lookups;
 use super::Caller;
 use super::{ApiError, ApiResult};
 use crate::error::{Classify, ErrorKind};
 use crate::server::json::JsonError;
 use memchr::memmem::Finder;
 use serde::de::value::{CowStrDeserializer, MapAccessDeserializer};
-use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -137,12 +138,15 @@ struct Typed<'a> {
     body: &'a [u8],
 }
 
-impl<'a> crypto_ops::EndpointVisitor for Typed<'a> {
+impl<'a> crypto_ops::EndpointVisitor<'a> for Typed<'a> {
     type Output = Option<Pin<Box<dyn Future<Output = ApiResult> + Send + 'a>>>;
-    fn visit<R: DeserializeOwned + Send + 'static>(self, call: fn(Caller, R) -> Answer) -> Self::Output {
-        let batch: TypedBatch<R> = serde_json::from_slice(self.body).ok()?;
-        let caller = self.caller;
+    fn visit<R: Deserialize<'a> + Send + 'a>(self, call: fn(Caller, R) -> Answer) -> Self::Output {
+        // The whole body's UTF-8 checked once, not each string of it.
+        let text = std::str::from_utf8(self.body).ok()?;
+        let batch: TypedBatch<R> = serde_json::from_str(text).ok()?;
         Some(Box::pin(async move {
+            let lookups = Lookups::default();
+            let caller = Caller { lookups: Some(&lookups), ..self.caller };
             let mut results = Results::new(self.body.len());
             for TypedItem { reference, request } in batch.items {
                 results.push(reference.as_deref(), call(caller, request)).await?;
@@ -164,6 +168,8 @@ async fn item_by_item(caller: Caller<'_>, endpoint: Endpoint, body: &[u8]) -> Ap
     if let Some(index) = items.iter().position(|item| !item.get().starts_with('{')) {
         return Err(BatchError::NotAnObject(index).into());
     }
+    let lookups = Lookups::default();
+    let caller = Caller { lookups: Some(&lookups), ..caller };
     let mut results = Results::new(body.len());
     let mut scratch = Vec::new();
     for item in items {
@@ -326,18 +332,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
 
 /// `{"items": [...]}` with every item parsed as the request `R`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, bound = "R: DeserializeOwned")]
+#[serde(deny_unknown_fields, bound = "R: Deserialize<'de>")]
 struct TypedBatch<R> {
     #[serde(deserialize_with = "at_most_max_items")]
     items: Vec<TypedItem<R>>,
 }
 
 /// The items, failing at item [`MAX_BATCH_ITEMS`] + 1 rather than storing it.
-fn at_most_max_items<'de, D: Deserializer<'de>, R: DeserializeOwned>(
+fn at_most_max_items<'de, D: Deserializer<'de>, R: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Vec<TypedItem<R>>, D::Error> {
     struct Bounded<R>(PhantomData<R>);
-    impl<'de, R: DeserializeOwned> Visitor<'de> for Bounded<R> {
+    impl<'de, R: Deserialize<'de>> Visitor<'de> for Bounded<R> {
         type Value = Vec<TypedItem<R>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an array of items")
@@ -362,10 +368,10 @@ struct TypedItem<R> {
     request: R,
 }
 
-impl<'de, R: DeserializeOwned> Deserialize<'de> for TypedItem<R> {
+impl<'de, R: Deserialize<'de>> Deserialize<'de> for TypedItem<R> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ItemVisitor<R>(PhantomData<R>);
-        impl<'de, R: DeserializeOwned> Visitor<'de> for ItemVisitor<R> {
+        impl<'de, R: Deserialize<'de>> Visitor<'de> for ItemVisitor<R> {
             type Value = TypedItem<R>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")

@@ -19,13 +19,13 @@ use crate::wire::{
     Bytes, GenerateDataKeyRequest, GenerateDataKeyResponse, HmacVerifyRequest, KeyedInputRequest, OutputResponse,
     SecretBytes, SignRequest, SymmetricRequest, ValidResponse, VerifyRequest, VersionChoice,
 };
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 /// Runs the crypto endpoint `endpoint`, or None when it is not one. A body
 /// with an `items` key is a batch; any other body is a single request.
 pub async fn dispatch(node: &Node, client: &ClientInfo, endpoint: &str, body: &[u8]) -> Option<ApiResult> {
     let endpoint = Endpoint::parse(endpoint)?;
-    let caller = Caller { node, client };
+    let caller = Caller { node, client, lookups: None };
     Some(if super::batch::is_batch(body) {
         super::batch::run(caller, endpoint, body).await
     } else {
@@ -142,9 +142,9 @@ pub fn run(caller: Caller, endpoint: Endpoint, body: &[u8]) -> Answer {
         caller: Caller<'a>,
         body: &'a [u8],
     }
-    impl EndpointVisitor for Single<'_> {
+    impl<'a> EndpointVisitor<'a> for Single<'a> {
         type Output = Answer;
-        fn visit<R: DeserializeOwned + Send + 'static>(self, call: fn(Caller, R) -> Answer) -> Answer {
+        fn visit<R: Deserialize<'a> + Send + 'a>(self, call: fn(Caller, R) -> Answer) -> Answer {
             call(self.caller, parse_json(self.body)?)
         }
     }
@@ -153,16 +153,17 @@ pub fn run(caller: Caller, endpoint: Endpoint, body: &[u8]) -> Answer {
 
 /// Something to do with an endpoint's request type and function (see
 /// [`visit_endpoint`]): parse one request, or a whole batch of them.
-pub trait EndpointVisitor {
+/// Requests borrow their strings from a body that lives for `'body`.
+pub trait EndpointVisitor<'body> {
     /// What the visit gives.
     type Output;
     /// Called with the endpoint's function, whose argument is its request.
-    fn visit<R: DeserializeOwned + Send + 'static>(self, call: fn(Caller, R) -> Answer) -> Self::Output;
+    fn visit<R: Deserialize<'body> + Send + 'body>(self, call: fn(Caller, R) -> Answer) -> Self::Output;
 }
 
 /// Calls `visitor` with the function of `endpoint`: the one place that
 /// ties an endpoint to its request type.
-pub fn visit_endpoint<V: EndpointVisitor>(endpoint: Endpoint, visitor: V) -> V::Output {
+pub fn visit_endpoint<'body, V: EndpointVisitor<'body>>(endpoint: Endpoint, visitor: V) -> V::Output {
     match endpoint {
         Endpoint::SymmetricEncrypt => visitor.visit(symmetric_encrypt),
         Endpoint::SymmetricDecrypt => visitor.visit(symmetric_decrypt),

@@ -150,11 +150,62 @@ impl KeyUse {
 }
 
 /// What a request's key name names.
-enum Target<'a> {
+#[derive(Clone)]
+enum Target {
     /// A key, with all its versions.
-    Entry(&'a KeyEntry),
+    Entry(Arc<KeyEntry>),
     /// One material exactly: a conflict alias (`name~prefix`).
     Alias(Arc<KeyRecord>),
+}
+
+/// The keys a batch's items have looked up, with the operation each was
+/// authorized for: a batch decides each (key, operation) once, at the
+/// first item that names it, from one keystore snapshot, and its other
+/// items reuse that decision (a few hundred instructions each: a third
+/// of an AES-GCM item). Refusals are not kept: every refused item is
+/// decided (and audited) on its own.
+#[derive(Default)]
+pub struct Lookups {
+    found: std::sync::Mutex<Vec<Lookup>>,
+}
+
+struct Lookup {
+    op: Operation,
+    key_type: KeyType,
+    name: String,
+    target: Target,
+}
+
+impl Lookups {
+    /// Most keys kept: a batch naming more keys looks the others up per item.
+    const MAX: usize = 64;
+
+    fn get(&self, op: Operation, key_type: KeyType, name: &str) -> Option<Target> {
+        let found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = found.iter().find(|l| l.op == op && l.key_type == key_type && l.name == name);
+        hit.map(|l| l.target.clone())
+    }
+
+    fn put(&self, op: Operation, key_type: KeyType, name: &str, target: &Target) {
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        if found.len() < Self::MAX {
+            found.push(Lookup { op, key_type, name: name.to_owned(), target: target.clone() });
+        }
+    }
+}
+
+/// Authorizes `op` on `name` and finds the key (see [`authorize`] and
+/// [`find`]), or reuses what an earlier item of the batch found.
+fn lookup(caller: Caller, op: Operation, key_type: KeyType, name: &str) -> Result<Target, ApiError> {
+    if let Some(target) = caller.lookups.and_then(|lookups| lookups.get(op, key_type, name)) {
+        return Ok(target);
+    }
+    let snapshot = authorize(caller, op, name)?;
+    let target = find(&snapshot, key_type, name)?;
+    if let Some(lookups) = caller.lookups {
+        lookups.put(op, key_type, name, &target);
+    }
+    Ok(target)
 }
 
 /// The checks before any lookup: 400 without a name, 403 when no grant
@@ -172,11 +223,11 @@ fn authorize(caller: Caller, op: Operation, name: &str) -> Result<Arc<Inventory>
 /// 404 when unknown, 409 when disabled or pending deletion, 410 when
 /// destroyed. A conflict alias has the state and the minimum decryption
 /// version of its key.
-fn find<'a>(snapshot: &'a Inventory, key_type: KeyType, name: &str) -> Result<Target<'a>, ApiError> {
+fn find(snapshot: &Inventory, key_type: KeyType, name: &str) -> Result<Target, ApiError> {
     let now_ms = super::now_ms();
-    if let Some(entry) = snapshot.entry(key_type, name) {
+    if let Some(entry) = snapshot.shared_entry(key_type, name) {
         check_state(entry, name, now_ms)?;
-        return Ok(Target::Entry(entry));
+        return Ok(Target::Entry(Arc::clone(entry)));
     }
     let record = snapshot.get(key_type, name).ok_or_else(|| no_such_key(key_type, name))?;
     let entry = snapshot.entry(key_type, &record.name).ok_or_else(|| no_such_key(key_type, name))?;
@@ -229,11 +280,11 @@ pub fn for_output(
     name: &str,
     choice: VersionChoice,
 ) -> Result<KeyUse, ApiError> {
-    let snapshot = authorize(caller, op, name)?;
-    let entry = match find(&snapshot, key_type, name)? {
+    let entry = match lookup(caller, op, key_type, name)? {
         Target::Alias(record) => return Ok(touched(record, choice)),
         Target::Entry(entry) => entry,
     };
+    let entry = entry.as_ref();
     let record = if choice.key_version != 0 {
         numbered(entry, name, choice.key_version)?
     } else if choice.versioned || !entry.was_rotated() {
@@ -258,8 +309,7 @@ pub fn for_input<'a>(
     choice: VersionChoice,
     header_in: Option<&'a [u8]>,
 ) -> Result<(KeyUse, Option<&'a [u8]>), ApiError> {
-    let snapshot = authorize(caller, op, name)?;
-    let target = find(&snapshot, key_type, name)?;
+    let target = lookup(caller, op, key_type, name)?;
     let not_versioned = || KeyUseError::NotVersioned { name: super::printable(name) };
     let (header, rest) = match (choice.versioned, header_in) {
         (true, Some(input)) => {
@@ -280,6 +330,7 @@ pub fn for_input<'a>(
         }
         Target::Entry(entry) => entry,
     };
+    let entry = entry.as_ref();
     let record = match header {
         Some((version, key_id)) => {
             let record = entry.version_with_id(version, &key_id).cloned();

@@ -51,11 +51,13 @@ pub struct ClientInfo {
     pub authz: Option<Arc<crate::authz::ConnectionAuthz>>,
 }
 
-/// The node and the client of one request.
+/// The node and the client of one request (and, in a batch, the keys its
+/// items have looked up already).
 #[derive(Clone, Copy)]
 pub struct Caller<'a> {
     node: &'a Node,
     client: &'a ClientInfo,
+    lookups: Option<&'a key_use::Lookups>,
 }
 
 /// The response type of every handler.
