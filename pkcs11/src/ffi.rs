@@ -223,6 +223,29 @@ fn padded<const N: usize>(text: &str) -> [u8; N] {
     out
 }
 
+/// Keeps this library loaded for the life of the process: AWS-LC and Rust
+/// register per-thread destructors that would run in unmapped code after a
+/// `dlclose` (the caller's threads outlive the module). OpenSSL pins itself
+/// the same way.
+fn pin_library() {
+    static PINNED: std::sync::Once = std::sync::Once::new();
+    PINNED.call_once(|| {
+        let mut info: libc::Dl_info = libc::Dl_info {
+            dli_fname: std::ptr::null(),
+            dli_fbase: std::ptr::null_mut(),
+            dli_sname: std::ptr::null(),
+            dli_saddr: std::ptr::null_mut(),
+        };
+        // SAFETY: dladdr on the address of a function of this library with a valid out struct.
+        let found = unsafe { libc::dladdr(C_GetFunctionList as *const c_void, &mut info) };
+        if found != 0 && !info.dli_fname.is_null() {
+            // SAFETY: dli_fname is the NUL-terminated path of this library; the
+            // handle is kept for ever on purpose.
+            unsafe { libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NODELETE) };
+        }
+    });
+}
+
 const VERSION: CK_VERSION = CK_VERSION { major: 2, minor: 40 };
 const LIB_VERSION: CK_VERSION = CK_VERSION { major: 0, minor: 1 };
 
@@ -234,6 +257,7 @@ const LIB_VERSION: CK_VERSION = CK_VERSION { major: 0, minor: 1 };
 #[no_mangle]
 pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
     guard(|| {
+        pin_library();
         let mut reserved = None;
         if !args.is_null() {
             // SAFETY: not NULL, a CK_C_INITIALIZE_ARGS by the contract.
