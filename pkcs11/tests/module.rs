@@ -555,3 +555,150 @@ fn sixteen_threads_sign_at_once() {
     drop(s);
     p.finalize().unwrap();
 }
+
+#[test]
+fn a_forked_child_initializes_again() {
+    let _g = serial();
+    plain_config();
+    let p = init();
+    let s = session(&p);
+    let label = unique("ec-fork");
+    let (_, private) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        vec![Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07])],
+        &label,
+    );
+    s.sign(&Mechanism::EcdsaSha256, private, b"parent").unwrap();
+    let f = raw();
+    // SAFETY: the child only calls the module's functions and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // The child: the parent's state counts as not initialized; C_Initialize works.
+        let code = (|| -> Result<(), String> {
+            // SAFETY: valid arguments to the module's functions.
+            unsafe {
+                let mut handle: CK_SESSION_HANDLE = 0;
+                let r = f.C_OpenSession.unwrap()(0, CKF_SERIAL_SESSION, std::ptr::null_mut(), None, &mut handle);
+                if r != CKR_CRYPTOKI_NOT_INITIALIZED {
+                    return Err(format!("open before init: {r:#x}"));
+                }
+                let r = f.C_Initialize.unwrap()(std::ptr::null_mut());
+                if r != CKR_OK {
+                    return Err(format!("init: {r:#x}"));
+                }
+                let r = f.C_OpenSession.unwrap()(0, CKF_SERIAL_SESSION, std::ptr::null_mut(), None, &mut handle);
+                if r != CKR_OK {
+                    return Err(format!("open: {r:#x}"));
+                }
+                let mut pin = *b"x";
+                let r = f.C_Login.unwrap()(handle, CKU_USER, pin.as_mut_ptr(), 1);
+                if r != CKR_OK {
+                    return Err(format!("login: {r:#x}"));
+                }
+                let mut label_bytes = label.clone().into_bytes();
+                let mut class = CKO_PRIVATE_KEY;
+                let mut template = [
+                    CK_ATTRIBUTE {
+                        type_: CKA_LABEL,
+                        pValue: label_bytes.as_mut_ptr() as *mut _,
+                        ulValueLen: label_bytes.len() as CK_ULONG,
+                    },
+                    CK_ATTRIBUTE { type_: CKA_CLASS, pValue: &mut class as *mut _ as *mut _, ulValueLen: 8 },
+                ];
+                f.C_FindObjectsInit.unwrap()(handle, template.as_mut_ptr(), 2);
+                let mut key: CK_OBJECT_HANDLE = 0;
+                let mut found: CK_ULONG = 0;
+                f.C_FindObjects.unwrap()(handle, &mut key, 1, &mut found);
+                f.C_FindObjectsFinal.unwrap()(handle);
+                if found != 1 {
+                    return Err("key not found".into());
+                }
+                let mut mech =
+                    CK_MECHANISM { mechanism: CKM_ECDSA_SHA256, pParameter: std::ptr::null_mut(), ulParameterLen: 0 };
+                f.C_SignInit.unwrap()(handle, &mut mech, key);
+                let mut data = *b"child";
+                let mut sig = [0u8; 64];
+                let mut len: CK_ULONG = 64;
+                let r = f.C_Sign.unwrap()(handle, data.as_mut_ptr(), 5, sig.as_mut_ptr(), &mut len);
+                if r != CKR_OK {
+                    return Err(format!("sign: {r:#x}"));
+                }
+                f.C_Finalize.unwrap()(std::ptr::null_mut());
+            }
+            Ok(())
+        })();
+        if let Err(e) = &code {
+            eprintln!("child: {e}");
+        }
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if code.is_ok() { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status}");
+    // The parent goes on with its own state and connections.
+    s.sign(&Mechanism::EcdsaSha256, private, b"parent again").unwrap();
+    drop(s);
+    p.finalize().unwrap();
+}
+
+#[test]
+fn a_node_that_never_answers_times_out_and_the_next_is_used() {
+    let _g = serial();
+    let n = node();
+    // Accepts connections and never answers (no TLS handshake).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = listener.local_addr().unwrap().to_string();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = std::sync::Arc::clone(&held);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    n.use_config("silent.json", &n.config(&[silent.clone()], &n.dir.join("client.key"), ""));
+    let p = init();
+    let s = session(&p);
+    let start = Instant::now();
+    assert_eq!(rv(s.find_objects(&[]).unwrap_err()), RvError::DeviceError);
+    let took = start.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(8), "{took:?}");
+    drop(s);
+    p.finalize().unwrap();
+
+    n.use_config("silent-then-live.json", &n.config(&[silent, n.api()], &n.dir.join("client.key"), ""));
+    let p = init();
+    let s = session(&p);
+    let start = Instant::now();
+    s.find_objects(&[]).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(8));
+    // The live node is preferred from now on.
+    let start = Instant::now();
+    s.find_objects(&[]).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(1));
+    drop(s);
+    p.finalize().unwrap();
+}
+
+#[test]
+fn destroy_schedules_the_deletion() {
+    let _g = serial();
+    plain_config();
+    let p = init();
+    let s = session(&p);
+    let label = unique("aes-destroy");
+    let key = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::Label(label.clone().into_bytes()), Attribute::ValueLen(16.into())],
+        )
+        .unwrap();
+    s.destroy_object(key).unwrap();
+    let described =
+        node().call("keys/describe", serde_json::json!({"keyType": "SYMMETRIC", "keyName": label})).unwrap();
+    assert_eq!(described["state"], "PENDING_DELETION");
+    drop(s);
+    p.finalize().unwrap();
+}
