@@ -658,7 +658,7 @@ fn a_node_that_never_answers_times_out_and_the_next_is_used() {
             keep.lock().unwrap().push(stream);
         }
     });
-    n.use_config("silent.json", &n.config(&[silent.clone()], &n.dir.join("client.key"), ""));
+    n.use_config("silent.json", &n.config(std::slice::from_ref(&silent), &n.dir.join("client.key"), ""));
     let p = init();
     let s = session(&p);
     let start = Instant::now();
