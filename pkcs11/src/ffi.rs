@@ -15,9 +15,9 @@ use crate::objects::Attr;
 use cryptoki_sys::*;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
-static STATE: Mutex<Option<Arc<Module>>> = Mutex::new(None);
+static STATE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
 
 /// The slot's only id.
 const SLOT: CK_SLOT_ID = 0;
@@ -33,7 +33,7 @@ fn guard(f: impl FnOnce() -> Result<()>) -> CK_RV {
 
 /// The initialized module of this process.
 fn module() -> Result<Arc<Module>> {
-    match lock(&STATE).as_ref() {
+    match STATE.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
         Some(m) if m.pid == std::process::id() => Ok(Arc::clone(m)),
         _ => Err(Error::Rv(CKR_CRYPTOKI_NOT_INITIALIZED)),
     }
@@ -273,7 +273,7 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
                 reserved = Some(text.to_string_lossy().into_owned());
             }
         }
-        let mut state = lock(&STATE);
+        let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = state.take() {
             if old.pid == std::process::id() {
                 *state = Some(old);
@@ -307,7 +307,7 @@ pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
         if !reserved.is_null() {
             return Err(Error::Rv(CKR_ARGUMENTS_BAD));
         }
-        let mut state = lock(&STATE);
+        let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
         match state.take() {
             Some(m) if m.pid == std::process::id() => Ok(()),
             Some(m) => {

@@ -91,7 +91,7 @@ pub struct Module {
     admin_password_file: Option<Zeroizing<String>>,
     client: RwLock<Option<Arc<Client>>>,
     login: Mutex<(Login, Option<Zeroizing<String>>)>,
-    sessions: Mutex<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
     next_session: AtomicU64,
     objects: Mutex<Table>,
 }
@@ -117,7 +117,7 @@ impl Module {
             admin_password_file,
             client: RwLock::new(None),
             login: Mutex::new((Login::Public, None)),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: RwLock::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             objects: Mutex::new(Table::default()),
         })
@@ -162,7 +162,14 @@ impl Module {
             (_, CKU_CONTEXT_SPECIFIC) => return Err(Error::Rv(CKR_OPERATION_NOT_INITIALIZED)),
             _ => return Err(Error::Rv(CKR_USER_TYPE_INVALID)),
         }
-        if user == CKU_SO && lock(&self.sessions).values().any(|s| lock(s).flags & CKF_RW_SESSION == 0) {
+        if user == CKU_SO
+            && self
+                .sessions
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .any(|s| lock(s).flags & CKF_RW_SESSION == 0)
+        {
             return Err(Error::Rv(CKR_SESSION_READ_ONLY_EXISTS));
         }
         let pin = std::str::from_utf8(pin).map_err(|_| Error::Rv(CKR_PIN_INCORRECT))?;
@@ -193,7 +200,7 @@ impl Module {
             return Err(Error::Rv(CKR_USER_NOT_LOGGED_IN));
         }
         *login = (Login::Public, None);
-        for session in lock(&self.sessions).values() {
+        for session in self.sessions.read().unwrap_or_else(|p| p.into_inner()).values() {
             let mut s = lock(session);
             s.find = None;
             s.ops = Default::default();
@@ -214,13 +221,13 @@ impl Module {
         }
         let handle = self.next_session.fetch_add(1, Ordering::Relaxed) as CK_SESSION_HANDLE;
         let session = Session { flags, find: None, ops: Default::default() };
-        lock(&self.sessions).insert(handle, Arc::new(Mutex::new(session)));
+        self.sessions.write().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(Mutex::new(session)));
         Ok(handle)
     }
 
     /// C_CloseSession.
     pub fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
-        let mut sessions = lock(&self.sessions);
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
         sessions.remove(&handle).ok_or(Error::Rv(CKR_SESSION_HANDLE_INVALID))?;
         if sessions.is_empty() {
             drop(sessions);
@@ -231,7 +238,7 @@ impl Module {
 
     /// C_CloseAllSessions.
     pub fn close_all(&self) {
-        lock(&self.sessions).clear();
+        self.sessions.write().unwrap_or_else(|p| p.into_inner()).clear();
         self.logout_silently();
     }
 
@@ -242,7 +249,12 @@ impl Module {
 
     /// The session of `handle`.
     pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>> {
-        lock(&self.sessions).get(&handle).cloned().ok_or(Error::Rv(CKR_SESSION_HANDLE_INVALID))
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&handle)
+            .cloned()
+            .ok_or(Error::Rv(CKR_SESSION_HANDLE_INVALID))
     }
 
     /// The session state for C_GetSessionInfo.

@@ -702,3 +702,63 @@ fn destroy_schedules_the_deletion() {
     drop(s);
     p.finalize().unwrap();
 }
+
+/// Module versus JSON API signing rate, 16 threads (ignored by default:
+/// `cargo test -p vssm-pkcs11 --release --test module -- --ignored throughput --nocapture`).
+#[test]
+#[ignore]
+fn throughput_module_versus_api() {
+    use base64::Engine;
+    let _g = serial();
+    plain_config();
+    let n = node();
+    let p = init();
+    let s = session(&p);
+    let label = unique("ec-bench");
+    let (_, private) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        vec![Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07])],
+        &label,
+    );
+    let slot = p.get_slots_with_token().unwrap()[0];
+    let seconds = 3;
+    let run = |f: &(dyn Fn() + Sync)| {
+        let count = std::sync::atomic::AtomicU64::new(0);
+        let end = Instant::now() + Duration::from_secs(seconds);
+        std::thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| {
+                    while Instant::now() < end {
+                        f();
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        count.into_inner() as f64 / seconds as f64
+    };
+    thread_local!(static SESSION: std::cell::RefCell<Option<Session>> = const { std::cell::RefCell::new(None) });
+    let module_rate = run(&|| {
+        SESSION.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let s = cell.get_or_insert_with(|| p.open_ro_session(slot).unwrap());
+            s.sign(&Mechanism::EcdsaSha256, private, b"benchmark input").unwrap();
+        })
+    });
+    SESSION.with(|cell| cell.borrow_mut().take());
+    let config = vssm_pkcs11::config::Config::parse(&n.config(&[n.api()], &n.dir.join("client.key"), "")).unwrap();
+    let identity = vssm_pkcs11::identity::Identity::load(&config).unwrap();
+    let client = vssm_pkcs11::client::Client::new(identity.tls(b"").unwrap(), &config.nodes, config.timeout());
+    let input = base64::engine::general_purpose::STANDARD.encode(b"benchmark input");
+    let api_rate = run(&|| {
+        let body = serde_json::json!({"keyName": label, "algorithm": "SHA256withECDSA", "input": input});
+        client.post("asymmetric/sign", &body, true).unwrap();
+    });
+    eprintln!(
+        "ECDSA P-256 signing, 16 threads: module {module_rate:.0}/s, JSON API {api_rate:.0}/s ({:.0}%)",
+        100.0 * module_rate / api_rate
+    );
+    drop(s);
+    p.finalize().unwrap();
+}
