@@ -81,6 +81,9 @@ pub enum Output {
     Bytes(Zeroizing<Vec<u8>>),
 }
 
+/// A session with its flags readable without its lock.
+type SessionEntry = (CK_FLAGS, Arc<Mutex<Session>>);
+
 /// The initialized module.
 pub struct Module {
     /// The process that initialized it (fork detection).
@@ -91,7 +94,7 @@ pub struct Module {
     admin_password_file: Option<Zeroizing<String>>,
     client: RwLock<Option<Arc<Client>>>,
     login: Mutex<(Login, Option<Zeroizing<String>>)>,
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, SessionEntry>>,
     next_session: AtomicU64,
     objects: Mutex<Table>,
 }
@@ -154,6 +157,14 @@ impl Module {
     /// (checked here, without network); the SO PIN is the admin password
     /// (with an encrypted key: `passphrase:adminpassword`).
     pub fn login(&self, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        // Never hold the login lock while waiting for a session (lock order:
+        // a session's lock, then the login lock).
+        let read_only_exists = self
+            .sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|(flags, _)| flags & CKF_RW_SESSION == 0);
         let mut login = lock(&self.login);
         match (login.0, user) {
             (Login::User, CKU_USER) | (Login::So, CKU_SO) => return Err(Error::Rv(CKR_USER_ALREADY_LOGGED_IN)),
@@ -162,14 +173,7 @@ impl Module {
             (_, CKU_CONTEXT_SPECIFIC) => return Err(Error::Rv(CKR_OPERATION_NOT_INITIALIZED)),
             _ => return Err(Error::Rv(CKR_USER_TYPE_INVALID)),
         }
-        if user == CKU_SO
-            && self
-                .sessions
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .any(|s| lock(s).flags & CKF_RW_SESSION == 0)
-        {
+        if user == CKU_SO && read_only_exists {
             return Err(Error::Rv(CKR_SESSION_READ_ONLY_EXISTS));
         }
         let pin = std::str::from_utf8(pin).map_err(|_| Error::Rv(CKR_PIN_INCORRECT))?;
@@ -200,8 +204,11 @@ impl Module {
             return Err(Error::Rv(CKR_USER_NOT_LOGGED_IN));
         }
         *login = (Login::Public, None);
-        for session in self.sessions.read().unwrap_or_else(|p| p.into_inner()).values() {
-            let mut s = lock(session);
+        drop(login);
+        let sessions: Vec<_> =
+            self.sessions.read().unwrap_or_else(|p| p.into_inner()).values().map(|(_, s)| Arc::clone(s)).collect();
+        for session in sessions {
+            let mut s = lock(&session);
             s.find = None;
             s.ops = Default::default();
         }
@@ -221,7 +228,7 @@ impl Module {
         }
         let handle = self.next_session.fetch_add(1, Ordering::Relaxed) as CK_SESSION_HANDLE;
         let session = Session { flags, find: None, ops: Default::default() };
-        self.sessions.write().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(Mutex::new(session)));
+        self.sessions.write().unwrap_or_else(|p| p.into_inner()).insert(handle, (flags, Arc::new(Mutex::new(session))));
         Ok(handle)
     }
 
@@ -253,7 +260,7 @@ impl Module {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&handle)
-            .cloned()
+            .map(|(_, s)| Arc::clone(s))
             .ok_or(Error::Rv(CKR_SESSION_HANDLE_INVALID))
     }
 
