@@ -2,11 +2,25 @@
 //! nodes, with a pinned server certificate, keep-alive connections per node,
 //! per-request timeouts and failover to the next node.
 //!
-//! A small hand-written HTTP/1.1 client rather than `ureq`: the node is
-//! reached by address while its certificate names `VSSM` (SNI and the pin
-//! need a custom rustls verifier, which ureq 3 does not take), and the
-//! module needs exact control of timeouts and of when a request may be sent
-//! again to another node (never an admin request that may have arrived).
+//! The answer head (status line and headers) is parsed by `httparse` (the
+//! parser under hyper); this file only frames the body: `Content-Length`,
+//! `chunked` (sizes parsed by `httparse::parse_chunk_size`) or
+//! read-to-close, each bounded (64 KiB of head, [`MAX_BODY`] of body).
+//!
+//! `ureq` was considered for the whole client and rejected:
+//! - the node is reached by address while its certificate names `VSSM`,
+//!   and it is pinned (byte-equal DER, handshake signature still checked):
+//!   that needs a custom rustls `ServerCertVerifier`. ureq 3's `TlsConfig`
+//!   takes root certificates, a client certificate and a crypto provider,
+//!   not a verifier; ureq 2 takes a whole rustls `ClientConfig` but its
+//!   `tls` feature builds rustls with `ring` (a second crypto library in
+//!   the module next to AWS-LC, which the workspace avoids);
+//! - failover must know whether a request may have reached a node: a
+//!   refused connection or TLS handshake goes to the next node, while a
+//!   key creation that was written out is never sent twice. ureq reports
+//!   one error type for both, and retries on its own pooled connections;
+//! - one POST with a JSON body per call, keep-alive per node, and exact
+//!   connect/read/write timeouts are a few lines over `rustls::StreamOwned`.
 
 use crate::error::{Error, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -235,6 +249,22 @@ fn is_closed(e: &std::io::Error) -> bool {
     )
 }
 
+/// Largest answer head (status line and headers).
+const MAX_HEAD: usize = 64 << 10;
+/// Most headers an answer may have.
+const MAX_HEADERS: usize = 64;
+
+fn invalid(why: &str) -> std::io::Error {
+    std::io::Error::new(ErrorKind::InvalidData, why.to_string())
+}
+
+/// How the body of an answer is framed.
+enum Framing {
+    Length(usize),
+    Chunked,
+    ToClose,
+}
+
 /// Sends one request and reads one answer: (status, body, keep-alive).
 fn exchange(stream: &mut Stream, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>, bool)> {
     let head = format!(
@@ -249,82 +279,126 @@ fn exchange(stream: &mut Stream, path: &str, body: &[u8]) -> std::io::Result<(u1
         inner.write_all(&request)?;
         inner.flush()?;
     }
-    let mut line = String::new();
-    let n = read_line(stream, &mut line)?;
-    if n == 0 {
-        return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "connection closed before answer"));
-    }
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "not an HTTP answer"))?;
-    let http10 = line.starts_with("HTTP/1.0");
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    let mut keep = !http10;
-    loop {
-        line.clear();
-        if read_line(stream, &mut line)? == 0 {
-            return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "answer headers cut"));
+    let (status, framing, mut keep) = read_head(stream)?;
+    let answer = match framing {
+        Framing::Length(length) => {
+            let mut answer = vec![0; length];
+            stream.read_exact(&mut answer)?;
+            answer
         }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            let value = value.trim();
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.parse().ok(),
-                "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-                "connection" => keep = !value.eq_ignore_ascii_case("close"),
-                _ => {}
+        Framing::Chunked => read_chunked(stream)?,
+        Framing::ToClose => {
+            keep = false;
+            let mut answer = Vec::new();
+            stream.take(MAX_BODY as u64 + 1).read_to_end(&mut answer)?;
+            if answer.len() > MAX_BODY {
+                return Err(invalid("answer too large"));
             }
+            answer
         }
-    }
-    let mut answer = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            read_line(stream, &mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| std::io::Error::new(ErrorKind::InvalidData, "bad chunk size"))?;
-            if size == 0 {
-                // Trailers up to the empty line.
-                loop {
-                    line.clear();
-                    if read_line(stream, &mut line)? == 0 || line.trim_end().is_empty() {
-                        break;
-                    }
-                }
-                break;
-            }
-            if answer.len() + size > MAX_BODY {
-                return Err(std::io::Error::new(ErrorKind::InvalidData, "answer too large"));
-            }
-            let start = answer.len();
-            answer.resize(start + size, 0);
-            stream.read_exact(&mut answer[start..])?;
-            line.clear();
-            read_line(stream, &mut line)?;
-        }
-    } else if let Some(length) = length {
-        if length > MAX_BODY {
-            return Err(std::io::Error::new(ErrorKind::InvalidData, "answer too large"));
-        }
-        answer.resize(length, 0);
-        stream.read_exact(&mut answer)?;
-    } else {
-        stream.take(MAX_BODY as u64).read_to_end(&mut answer)?;
-        keep = false;
-    }
+    };
     Ok((status, answer, keep))
 }
 
-/// Reads one header line of at most 8 KiB.
-fn read_line(stream: &mut Stream, line: &mut String) -> std::io::Result<usize> {
-    let n = stream.by_ref().take(8192).read_line(line)?;
-    Ok(n)
+/// Reads and parses the answer head with `httparse`, consuming exactly its
+/// bytes from the buffered stream: (status, body framing, keep-alive).
+fn read_head(stream: &mut impl BufRead) -> std::io::Result<(u16, Framing, bool)> {
+    let mut head: Vec<u8> = Vec::new();
+    loop {
+        let before = head.len();
+        let available = stream.fill_buf()?;
+        if available.is_empty() {
+            let why = if before == 0 { "connection closed before answer" } else { "answer head cut" };
+            return Err(std::io::Error::new(ErrorKind::UnexpectedEof, why));
+        }
+        let take = available.len().min(MAX_HEAD - before);
+        head.extend_from_slice(&available[..take]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&head) {
+            Ok(httparse::Status::Complete(length)) => {
+                stream.consume(length - before);
+                return head_fields(&response);
+            }
+            Ok(httparse::Status::Partial) => {
+                stream.consume(take);
+                if head.len() >= MAX_HEAD {
+                    return Err(invalid("answer head too large"));
+                }
+            }
+            Err(e) => return Err(invalid(&format!("not an HTTP answer: {e}"))),
+        }
+    }
+}
+
+/// Status, framing and keep-alive of a parsed head.
+fn head_fields(response: &httparse::Response<'_, '_>) -> std::io::Result<(u16, Framing, bool)> {
+    let status = response.code.ok_or_else(|| invalid("no status"))?;
+    let mut keep = response.version == Some(1);
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for header in response.headers.iter() {
+        let value = std::str::from_utf8(header.value).map_err(|_| invalid("header not UTF-8"))?.trim();
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let n: usize = value.parse().map_err(|_| invalid("bad Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(invalid("conflicting Content-Length"));
+            }
+            length = Some(n);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.to_ascii_lowercase().split(',').any(|c| c.trim() == "chunked");
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            let close = value.split(',').any(|c| c.trim().eq_ignore_ascii_case("close"));
+            let keep_alive = value.split(',').any(|c| c.trim().eq_ignore_ascii_case("keep-alive"));
+            keep = if close { false } else { keep || keep_alive };
+        }
+    }
+    // RFC 9112 6.3: chunked wins over a Content-Length.
+    let framing = match (chunked, length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(n)) if n > MAX_BODY => return Err(invalid("answer too large")),
+        (false, Some(n)) => Framing::Length(n),
+        (false, None) => Framing::ToClose,
+    };
+    Ok((status, framing, keep))
+}
+
+/// A `chunked` body, at most [`MAX_BODY`] bytes; trailers are skipped.
+fn read_chunked(stream: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut answer = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        read_line(stream, &mut line)?;
+        let size = match httparse::parse_chunk_size(line.as_bytes()) {
+            Ok(httparse::Status::Complete((_, size))) => size,
+            _ => return Err(invalid("bad chunk size")),
+        };
+        if size == 0 {
+            // Trailers up to the empty line.
+            loop {
+                line.clear();
+                if read_line(stream, &mut line)? == 0 || line.trim_end().is_empty() {
+                    return Ok(answer);
+                }
+            }
+        }
+        let size = usize::try_from(size).ok().filter(|s| answer.len() + s <= MAX_BODY);
+        let size = size.ok_or_else(|| invalid("answer too large"))?;
+        let start = answer.len();
+        answer.resize(start + size, 0);
+        stream.read_exact(&mut answer[start..])?;
+        line.clear();
+        read_line(stream, &mut line)?;
+        if line != "\r\n" {
+            return Err(invalid("chunk not followed by CRLF"));
+        }
+    }
+}
+
+/// Reads one line (chunk size or trailer) of at most 8 KiB.
+fn read_line(stream: &mut impl BufRead, line: &mut String) -> std::io::Result<usize> {
+    stream.by_ref().take(8192).read_line(line)
 }
 
 fn error_message(body: &[u8]) -> String {
@@ -339,5 +413,70 @@ fn answer(status: u16, body: &[u8]) -> Result<serde_json::Value> {
         serde_json::from_slice(body).map_err(|e| Error::BadAnswer(e.to_string()))
     } else {
         Err(Error::Status { status, message: error_message(body) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn read(raw: &[u8]) -> std::io::Result<(u16, Vec<u8>, bool, Vec<u8>)> {
+        let mut r = Cursor::new(raw.to_vec());
+        let (status, framing, keep) = read_head(&mut r)?;
+        let body = match framing {
+            Framing::Length(n) => {
+                let mut b = vec![0; n];
+                r.read_exact(&mut b)?;
+                b
+            }
+            Framing::Chunked => read_chunked(&mut r)?,
+            Framing::ToClose => {
+                let mut b = Vec::new();
+                r.read_to_end(&mut b)?;
+                b
+            }
+        };
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest)?;
+        Ok((status, body, keep, rest))
+    }
+
+    #[test]
+    fn content_length_and_keep_alive() {
+        let (status, body, keep, rest) = read(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 ...").unwrap();
+        assert_eq!((status, body.as_slice(), keep, rest.as_slice()), (200, &b"{}"[..], true, &b"HTTP/1.1 ..."[..]));
+        let (_, _, keep, _) = read(b"HTTP/1.1 404 X\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert!(!keep);
+        let (_, _, keep, _) = read(b"HTTP/1.0 200 X\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert!(!keep);
+    }
+
+    #[test]
+    fn chunked() {
+        let raw =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\nNEXT";
+        let (_, body, _, rest) = read(raw).unwrap();
+        assert_eq!((body.as_slice(), rest.as_slice()), (&b"abcde"[..], &b"NEXT"[..]));
+        assert!(read(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
+        assert!(read(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n").is_err());
+        let huge = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n", MAX_BODY + 1);
+        assert!(read(huge.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn bounded_and_malformed() {
+        let big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
+        assert!(read(big.as_bytes()).is_err());
+        assert!(read(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab").is_err());
+        assert!(read(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
+        assert!(read(b"garbage\r\n\r\n").is_err());
+        let e = read(b"").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnexpectedEof);
+        let e = read(b"HTTP/1.1 200 OK\r\nContent-").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnexpectedEof);
+        let mut long = b"HTTP/1.1 200 OK\r\n".to_vec();
+        long.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
+        assert_eq!(read(&long).unwrap_err().kind(), ErrorKind::InvalidData);
     }
 }
