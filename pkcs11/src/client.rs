@@ -24,8 +24,10 @@
 
 use crate::error::{Error, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -86,12 +88,28 @@ impl ServerCertVerifier for PinnedServerCert {
 }
 
 /// Builds the mutual-TLS client configuration.
+///
+/// The client certificate may be an X.509 v1 certificate (VSSM's README
+/// recipe): rustls' `with_client_auth_cert` parses it with webpki to check
+/// that it matches the key and refuses v1, so the certified key is built
+/// here and the match checked on the SPKI of [`crate::der::certificate_spki`].
 pub fn tls_config(
     server_cert: CertificateDer<'static>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let signing_key =
+        provider.key_provider.load_private_key(key).map_err(|e| Error::Config(format!("client key: {e}")))?;
+    let end_entity = chain.first().ok_or_else(|| Error::Config("no client certificate".into()))?;
+    let cert_spki = crate::der::certificate_spki(end_entity)
+        .ok_or_else(|| Error::Config("client certificate: not an X.509 certificate".into()))?;
+    if let Some(key_spki) = signing_key.public_key() {
+        if key_spki.as_ref() != cert_spki.as_slice() {
+            return Err(Error::Config("the client key does not match the client certificate".into()));
+        }
+    }
+    let certified = Arc::new(CertifiedKey::new(chain, signing_key));
     let verifier =
         Arc::new(PinnedServerCert { cert: server_cert, algorithms: provider.signature_verification_algorithms });
     let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider) as Arc<CryptoProvider>)
@@ -99,10 +117,23 @@ pub fn tls_config(
         .map_err(|e| Error::Config(format!("TLS: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| Error::Config(format!("client certificate or key: {e}")))?;
+        .with_client_cert_resolver(Arc::new(ClientIdentity(certified)));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Always presents the configured certificate chain and key.
+#[derive(Debug)]
+struct ClientIdentity(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for ClientIdentity {
+    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 type Stream = BufReader<StreamOwned<ClientConnection, TcpStream>>;

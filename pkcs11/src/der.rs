@@ -160,6 +160,29 @@ pub fn hash_for_digest_len(len: usize) -> Option<&'static str> {
     }
 }
 
+/// The SubjectPublicKeyInfo DER of an X.509 certificate of any version.
+/// X.509 v1 certificates (what `openssl x509 -req` makes, and VSSM's README
+/// recipe for client certificates) have no `[0]` version field; webpki, and
+/// so rustls' own key/certificate match check, refuses them.
+pub fn certificate_spki(cert: &[u8]) -> Option<Vec<u8>> {
+    use der::asn1::AnyRef;
+    use der::{Reader, SliceReader, Tag, TagNumber, Tagged};
+    let certificate = AnyRef::from_der(cert).ok()?;
+    let mut fields = SliceReader::new(certificate.value()).ok()?;
+    let tbs: AnyRef<'_> = fields.decode().ok()?;
+    let mut tbs = SliceReader::new(tbs.value()).ok()?;
+    let mut field: AnyRef<'_> = tbs.decode().ok()?;
+    if field.tag() == (Tag::ContextSpecific { constructed: true, number: TagNumber::N0 }) {
+        field = tbs.decode().ok()?; // the serial number after a version
+    }
+    // signature algorithm, issuer, validity, subject, then the SPKI
+    for _ in 0..4 {
+        let _: AnyRef<'_> = tbs.decode().ok()?;
+    }
+    let spki: AnyRef<'_> = tbs.decode().ok()?;
+    (field.tag() == Tag::Integer && spki.tag() == Tag::Sequence).then(|| spki.to_der().ok()).flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +214,17 @@ mod tests {
             Some(ED25519)
         );
         assert_eq!(octet_string(&[1, 2]), vec![4, 2, 1, 2]);
+    }
+
+    #[test]
+    fn spki_of_an_x509_v1_certificate() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).unwrap();
+        // `openssl x509 -req -signkey`: X.509 v1, no version field.
+        let cert = b64("MIIBFTCBuwIULOIFrgiySZEJusC+egCdsgeTRP0wCgYIKoZIzj0EAwIwDTELMAkGA1UEAwwCdjEwHhcNMjYxMjAxMDUzOTI1WhcNMzYxMTI4MDUzOTI1WjANMQswCQYDVQQDDAJ2MTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABAJoNHYOjk+fmG1pwylaV46nuazWqyEc4VXOkQPhWqgiyVNRWCgs7CykTPR4NjZE6s5Bg2A5zIjSfT3nvV1O2t0wCgYIKoZIzj0EAwIDSQAwRgIhALYdETyw3hr43qxQXNUZ4GhO3XtnEmR7q2DHP4DqodpzAiEA4ubyU/XY1Ig5bcO3kFSipjLuNbntbL2fO8gtvf/SltA=");
+        let spki = b64("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEAmg0dg6OT5+YbWnDKVpXjqe5rNarIRzhVc6RA+FaqCLJU1FYKCzsLKRM9Hg2NkTqzkGDYDnMiNJ9Pee9XU7a3Q==");
+        assert_eq!(certificate_spki(&cert).unwrap(), spki);
+        assert!(certificate_spki(&spki).is_none());
+        assert!(certificate_spki(&cert[..40]).is_none());
     }
 }

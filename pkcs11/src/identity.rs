@@ -36,8 +36,9 @@ impl Identity {
         let encrypted = String::from_utf8_lossy(&key_pem).contains(&format!("-----BEGIN {ENCRYPTED_LABEL}-----"));
         let identity = Identity { server_cert, chain, key_pem, encrypted };
         if !encrypted {
-            // Refuse an unusable key at C_Initialize rather than at login.
-            identity.key(b"")?;
+            // Refuse an unusable key or certificate at C_Initialize (with its
+            // message on stderr) rather than as a bare error at first use.
+            identity.tls(b"")?;
         }
         Ok(identity)
     }
