@@ -204,3 +204,46 @@ def test_ctr_counter_wraps_like_go(api, sym_keys, cipher, size):
             ct = sym_encrypt(alg, key, pt, iv=iv)
             assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=ct) == pt, \
                 f"{alg}: counter wrap after IV {iv.hex()} differs from Go's"
+
+
+# ---- optional: the caller's iv/nonce (symmetric/encrypt only) -----------
+
+@pytest.mark.parametrize("alg", ["AES/GCM/NoPadding", "AES/GCM/PKCS5Padding", "AES/CBC/NoPadding",
+                                 "AES/CBC/PKCS5Padding", "AES/CTR/NoPadding", "3DES/CBC/PKCS5Padding",
+                                 "DES/CTR/NoPadding"])
+def test_caller_iv_gives_the_independent_ciphertext(api, sym_keys, alg):
+    """With `iv` the ciphertext is exactly what an independent implementation
+    makes with that iv (the layout keeps the iv in front), and it decrypts."""
+    cipher, mode, _ = alg.split("/")
+    name, key = sym_keys[(cipher, KEY_SIZES[cipher][-1])]
+    iv = os.urandom(12 if mode == "GCM" else BLOCK[cipher])
+    pt = os.urandom(BLOCK[cipher] * 3)
+    aad = b"tenant-7" if mode == "GCM" else None
+    fields = {"aad": aad} if aad else {}
+    ct = api.out("symmetric/encrypt", keyName=name, algorithm=alg, input=pt, iv=iv, **fields)
+    assert ct == sym_encrypt(alg, key, pt, iv=iv, aad=aad)
+    assert api.out("symmetric/decrypt", keyName=name, algorithm=alg, input=ct, **fields) == pt
+
+
+@pytest.mark.parametrize("alg,iv_len,message", [
+    ("AES/GCM/NoPadding", 16, "iv must be 12 bytes"),
+    ("AES/GCM/NoPadding", 8, "iv must be 12 bytes"),
+    ("AES/CBC/NoPadding", 12, "iv must be 16 bytes"),
+    ("3DES/CBC/PKCS5Padding", 16, "iv must be 8 bytes"),
+    ("AES/ECB/NoPadding", 16, "ECB takes no iv"),
+])
+def test_caller_iv_of_the_wrong_length_is_refused(api, sym_keys, alg, iv_len, message):
+    cipher = alg.split("/")[0]
+    name, _ = sym_keys[(cipher, KEY_SIZES[cipher][-1])]
+    r = api.op("symmetric/encrypt", keyName=name, algorithm=alg, input=b"x" * 16, iv=os.urandom(iv_len))
+    assert r.status == 400, r
+    assert message in r.error()
+
+
+@pytest.mark.parametrize("path", ["symmetric/decrypt", "symmetric/rewrap"])
+def test_iv_is_refused_where_the_ciphertext_carries_it(api, sym_keys, path):
+    name, _ = sym_keys[("AES", 32)]
+    ct = api.out("symmetric/encrypt", keyName=name, algorithm="AES/GCM/NoPadding", input=b"data")
+    r = api.op(path, keyName=name, algorithm="AES/GCM/NoPadding", input=ct, iv=ct[:12])
+    assert r.status == 400, r
+    assert "iv is only accepted by symmetric/encrypt" in r.error()

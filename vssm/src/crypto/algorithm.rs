@@ -71,6 +71,12 @@ impl HashAlg {
 /// longer than every name this module knows.
 const NAME_BUFFER: usize = 32;
 
+/// The value of the name in `names` that `part` spells, ignoring ASCII
+/// case (no copy: the symmetric algorithm is parsed once per item of a batch).
+fn pick<T: Copy>(part: &str, names: &[(&str, T)]) -> Option<T> {
+    names.iter().find(|(name, _)| name.eq_ignore_ascii_case(part)).map(|&(_, value)| value)
+}
+
 /// `s` in ASCII upper case, written into `buffer` (no allocation: the
 /// names are parsed once per request, or per item of a batch); None when
 /// `s` is longer than the buffer, which no known name is.
@@ -155,28 +161,28 @@ impl SymmetricAlgorithm {
                 quote(s)
             ))
         };
-        let mut parts = s.split('/');
-        let (Some(c), Some(m), Some(p), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (c, rest) = s.split_once('/').ok_or_else(unknown)?;
+        let (m, p) = rest.split_once('/').ok_or_else(unknown)?;
+        let cipher = pick(
+            c,
+            &[
+                ("AES", BlockCipherKind::Aes),
+                ("DES", BlockCipherKind::Des),
+                ("3DES", BlockCipherKind::TripleDes),
+                ("DESede", BlockCipherKind::TripleDes),
+                ("TripleDES", BlockCipherKind::TripleDes),
+            ],
+        );
+        let mode = pick(
+            m,
+            &[("GCM", CipherMode::Gcm), ("CBC", CipherMode::Cbc), ("CTR", CipherMode::Ctr), ("ECB", CipherMode::Ecb)],
+        );
+        let padding = pick(
+            p,
+            &[("NoPadding", Padding::None), ("PKCS5Padding", Padding::Pkcs7), ("PKCS7Padding", Padding::Pkcs7)],
+        );
+        let (Some(cipher), Some(mode), Some(padding)) = (cipher, mode, padding) else {
             return Err(unknown());
-        };
-        let mut buffer = [0; NAME_BUFFER];
-        let cipher = match ascii_upper(c, &mut buffer).ok_or_else(unknown)? {
-            "AES" => BlockCipherKind::Aes,
-            "DES" => BlockCipherKind::Des,
-            "3DES" | "DESEDE" | "TRIPLEDES" => BlockCipherKind::TripleDes,
-            _ => return Err(unknown()),
-        };
-        let mode = match ascii_upper(m, &mut buffer).ok_or_else(unknown)? {
-            "ECB" => CipherMode::Ecb,
-            "CBC" => CipherMode::Cbc,
-            "CTR" => CipherMode::Ctr,
-            "GCM" => CipherMode::Gcm,
-            _ => return Err(unknown()),
-        };
-        let padding = match ascii_upper(p, &mut buffer).ok_or_else(unknown)? {
-            "NOPADDING" => Padding::None,
-            "PKCS5PADDING" | "PKCS7PADDING" => Padding::Pkcs7,
-            _ => return Err(unknown()),
         };
         // `new` refuses only GCM without AES; parse names the input in that error.
         SymmetricAlgorithm::new(cipher, mode, padding)

@@ -4,8 +4,7 @@
 //! one-block iv; GCM `nonce(12) || ct || tag(16)` with a random nonce.
 //! Every decryption failure is the single [`CryptoError::DecryptionFailed`].
 
-use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::{Aead, AeadCore, KeyInit as AeadKeyInit, Payload};
+use aws_lc_rs::aead::{Aad, Nonce};
 use cipher::block_padding::{NoPadding, Pkcs7};
 use cipher::{BlockCipher, BlockDecryptMut, BlockEncryptMut, KeyInit, KeyIvInit, StreamCipher};
 use subtle::{ConstantTimeEq, ConstantTimeGreater, ConstantTimeLess};
@@ -13,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::algorithm::{BlockCipherKind, CipherMode, Padding, SymmetricAlgorithm};
 use super::keys::SymmetricKey;
-use super::{random_bytes, CryptoError};
+use super::{fill_random, CryptoError};
 
 /// GCM nonce length (the only length the wire format uses).
 pub const GCM_NONCE_LEN: usize = 12;
@@ -72,9 +71,14 @@ pub fn encrypt(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let iv = random_bytes(iv_len(alg))?;
-    encrypt_with_iv(alg, key, &iv, plaintext, aad)
+    let mut iv = [0u8; MAX_IV_LEN];
+    let iv = &mut iv[..iv_len(alg)];
+    fill_random(iv)?;
+    encrypt_with_iv(alg, key, iv, plaintext, aad)
 }
+
+/// The longest iv: one AES block.
+const MAX_IV_LEN: usize = 16;
 
 /// Length of the iv/nonce that leads the wire layout (0 for ECB).
 fn iv_len(alg: &SymmetricAlgorithm) -> usize {
@@ -85,8 +89,11 @@ fn iv_len(alg: &SymmetricAlgorithm) -> usize {
     }
 }
 
-/// [`encrypt`] with a caller-chosen iv/nonce (empty for ECB). For known-answer
-/// tests and interoperability only: reusing an iv/nonce breaks CTR and GCM.
+/// [`encrypt`] with a caller-chosen iv/nonce (empty for ECB): for
+/// known-answer tests and for clients that choose their own (PKCS#11's
+/// `CKM_AES_GCM` and `CKM_AES_CBC` take the iv from the application).
+/// Reusing an iv/nonce with one key breaks CTR and GCM: that is the
+/// caller's responsibility.
 pub fn encrypt_with_iv(
     alg: &SymmetricAlgorithm,
     key: &SymmetricKey,
@@ -99,7 +106,10 @@ pub fn encrypt_with_iv(
     let bs = alg.cipher().block_size();
     let want_iv = iv_len(alg);
     if iv.len() != want_iv {
-        return Err(CryptoError::InvalidInput(format!("iv must be {want_iv} bytes, got {}", iv.len())));
+        return Err(CryptoError::InvalidInput(match alg.mode() {
+            CipherMode::Ecb => "ECB takes no iv".into(),
+            _ => format!("iv must be {want_iv} bytes for this algorithm, got {}", iv.len()),
+        }));
     }
     if matches!(alg.mode(), CipherMode::Ecb | CipherMode::Cbc)
         && alg.padding() == Padding::None
@@ -120,7 +130,7 @@ pub fn encrypt_with_iv(
             ctr_apply(c, k, iv, &mut buf).map_err(|_| internal_key_error())?;
             std::mem::take(&mut *buf)
         }
-        CipherMode::Gcm => gcm_seal(c, k, iv, &padded(plaintext, bs, alg.padding()), aad)?,
+        CipherMode::Gcm => return gcm_seal(key, iv, plaintext, bs, alg.padding(), aad),
     };
     let mut out = Vec::with_capacity(iv.len() + body.len());
     out.extend_from_slice(iv);
@@ -158,22 +168,32 @@ pub fn decrypt(
             ctr_apply(c, k, iv, &mut buf).map_err(|_| CryptoError::DecryptionFailed)?;
             unpad(buf, bs, alg.padding())
         }
-        CipherMode::Gcm => unpad(gcm_open(c, k, ciphertext, aad)?, bs, alg.padding()),
+        CipherMode::Gcm => unpad(gcm_open(key, ciphertext, aad)?, bs, alg.padding()),
     }
 }
 
 /// `data` with PKCS#7 padding to a multiple of `bs` appended (a copy that
 /// is wiped when dropped), or a plain copy with [`Padding::None`].
 fn padded(data: &[u8], bs: usize, padding: Padding) -> Zeroizing<Vec<u8>> {
-    let pad = match padding {
-        Padding::None => 0,
-        Padding::Pkcs7 => bs - data.len() % bs,
-    };
-    let mut out = Zeroizing::new(Vec::with_capacity(data.len() + pad));
+    let mut out = Zeroizing::new(Vec::with_capacity(padded_len(data.len(), bs, padding)));
+    append_padded(&mut out, data, bs, padding);
+    out
+}
+
+/// Length of `len` bytes after padding.
+fn padded_len(len: usize, bs: usize, padding: Padding) -> usize {
+    match padding {
+        Padding::None => len,
+        Padding::Pkcs7 => len + bs - len % bs,
+    }
+}
+
+/// Appends `data` and its padding to `out`.
+fn append_padded(out: &mut Vec<u8>, data: &[u8], bs: usize, padding: Padding) {
+    let pad = padded_len(data.len(), bs, padding) - data.len();
     out.extend_from_slice(data);
     // bs <= 16, so the pad length fits a byte.
-    out.resize(data.len() + pad, pad as u8);
-    out
+    out.resize(out.len() + pad, pad as u8);
 }
 
 /// Removes the PKCS#7 padding of a decrypted stream or AEAD plaintext. Any
@@ -295,53 +315,47 @@ fn ctr_apply(c: Concrete, key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<(), (
     }
 }
 
-type Aes192Gcm = aes_gcm::AesGcm<aes::Aes192, U12>;
-
-/// Returns `ct || tag` (the caller prepends the nonce).
-fn gcm_seal(c: Concrete, key: &[u8], nonce: &[u8], pt: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    fn seal<A: Aead + AeadKeyInit + AeadCore<NonceSize = U12>>(
-        key: &[u8],
-        nonce: &[u8],
-        pt: &[u8],
-        aad: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        let a = A::new_from_slice(key).map_err(|_| internal_key_error())?;
-        a.encrypt(aes_gcm::Nonce::<U12>::from_slice(nonce), Payload { msg: pt, aad })
-            .map_err(|_| CryptoError::InvalidInput("input too long for GCM".into()))
-    }
-    match c {
-        Concrete::Aes128 => seal::<aes_gcm::Aes128Gcm>(key, nonce, pt, aad),
-        Concrete::Aes192 => seal::<Aes192Gcm>(key, nonce, pt, aad),
-        Concrete::Aes256 => seal::<aes_gcm::Aes256Gcm>(key, nonce, pt, aad),
-        Concrete::Des | Concrete::Tdes => {
-            Err(CryptoError::UnsupportedAlgorithm("GCM is only available with AES".into()))
+/// `nonce || ct || tag` of the padded `plaintext`, sealed in place in the
+/// answer's buffer with the key's prepared AWS-LC context.
+fn gcm_seal(
+    key: &SymmetricKey,
+    nonce: &[u8],
+    plaintext: &[u8],
+    bs: usize,
+    padding: Padding,
+    aad: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let gcm = key.gcm_key().ok_or_else(internal_key_error)?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| internal_key_error())?;
+    let mut out = Vec::with_capacity(GCM_NONCE_LEN + padded_len(plaintext.len(), bs, padding) + GCM_TAG_LEN);
+    out.extend_from_slice(nonce.as_ref());
+    append_padded(&mut out, plaintext, bs, padding);
+    match gcm.seal_in_place_separate_tag(nonce, Aad::from(aad), &mut out[GCM_NONCE_LEN..]) {
+        Ok(tag) => {
+            out.extend_from_slice(tag.as_ref());
+            Ok(out)
+        }
+        Err(_) => {
+            // The buffer still holds the plaintext.
+            drop(Zeroizing::new(out));
+            Err(CryptoError::InvalidInput("input too long for GCM".into()))
         }
     }
 }
 
 /// Opens `nonce || ct || tag`.
-fn gcm_open(c: Concrete, key: &[u8], data: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    fn open<A: Aead + AeadKeyInit + AeadCore<NonceSize = U12>>(
-        key: &[u8],
-        data: &[u8],
-        aad: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
-        let a = A::new_from_slice(key).map_err(|_| CryptoError::DecryptionFailed)?;
-        let (nonce, rest) = data.split_at(GCM_NONCE_LEN);
-        a.decrypt(aes_gcm::Nonce::<U12>::from_slice(nonce), Payload { msg: rest, aad })
-            .map_err(|_| CryptoError::DecryptionFailed)
-    }
+fn gcm_open(key: &SymmetricKey, data: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
     if data.len() < GCM_NONCE_LEN + GCM_TAG_LEN {
         return Err(CryptoError::DecryptionFailed);
     }
-    match c {
-        Concrete::Aes128 => open::<aes_gcm::Aes128Gcm>(key, data, aad),
-        Concrete::Aes192 => open::<Aes192Gcm>(key, data, aad),
-        Concrete::Aes256 => open::<aes_gcm::Aes256Gcm>(key, data, aad),
-        Concrete::Des | Concrete::Tdes => {
-            Err(CryptoError::UnsupportedAlgorithm("GCM is only available with AES".into()))
-        }
-    }
+    let gcm = key.gcm_key().ok_or_else(internal_key_error)?;
+    let (nonce, sealed) = data.split_at(GCM_NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::DecryptionFailed)?;
+    // A failed open leaves unauthenticated plaintext in the buffer: wiped.
+    let mut buf = Zeroizing::new(sealed.to_vec());
+    let len = gcm.open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| CryptoError::DecryptionFailed)?.len();
+    buf.truncate(len);
+    Ok(std::mem::take(&mut *buf))
 }
 
 #[cfg(test)]

@@ -33,6 +33,17 @@ pub fn encode_base64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
+/// Appends `bytes` in base64 (standard alphabet, padded) to `out`: the
+/// answer's buffer, without a String in between.
+pub fn append_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    // The length of a base64 text of an in-memory buffer cannot overflow.
+    let len = base64::encoded_len(bytes.len(), true).unwrap_or(usize::MAX);
+    out.resize(start + len, 0);
+    let written = STANDARD.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
+}
+
 /// Lower-case hex of `bytes`.
 pub fn encode_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -19,6 +19,10 @@ pub struct SymmetricRequest {
     /// Additional authenticated data (GCM only; an addition to the first VSSM).
     #[serde(default)]
     pub aad: Bytes,
+    /// The caller's iv or nonce (symmetric/encrypt only; empty: a random
+    /// one, the default).
+    #[serde(default)]
+    pub iv: Bytes,
     /// The key version to use (0 or absent: not named; see API.md, "Key versions").
     #[serde(default, alias = "key_version", deserialize_with = "u32_number_or_string")]
     pub key_version: u32,

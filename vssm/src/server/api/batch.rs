@@ -37,18 +37,22 @@
 //! cooperative slices keep a batch on the core and in the queue of its own
 //! connection's thread, at the cost of one clock read per item.
 
-use super::crypto_ops::{self, CryptoAnswer, Endpoint};
+use super::crypto_ops::{self, Answer, Endpoint};
 use super::Caller;
 use super::{ApiError, ApiResult};
 use crate::error::{Classify, ErrorKind};
 use crate::server::json::JsonError;
 use memchr::memmem::Finder;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::value::{CowStrDeserializer, MapAccessDeserializer};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -117,6 +121,41 @@ fn mentions(text: &[u8], name: &Finder) -> bool {
 /// Runs the batch `body` on `endpoint`: 200 with one result per item, or
 /// 400 when the body is not a batch of at most [`MAX_BATCH_ITEMS`] objects.
 pub async fn run(caller: Caller<'_>, endpoint: Endpoint, body: &[u8]) -> ApiResult {
+    match crypto_ops::visit_endpoint(endpoint, Typed { caller, body }) {
+        Some(parsed) => parsed.await,
+        None => item_by_item(caller, endpoint, body).await,
+    }
+}
+
+/// The batch parsed in one pass as the endpoint's request type, then run.
+/// None when that parse fails anywhere (a malformed or unknown field, a bad
+/// `reference`, too many items, …): then [`item_by_item`] runs the batch
+/// and tells which items were wrong. Every valid item reads the same either
+/// way: the same derived parser sees the same members.
+struct Typed<'a> {
+    caller: Caller<'a>,
+    body: &'a [u8],
+}
+
+impl<'a> crypto_ops::EndpointVisitor for Typed<'a> {
+    type Output = Option<Pin<Box<dyn Future<Output = ApiResult> + Send + 'a>>>;
+    fn visit<R: DeserializeOwned + Send + 'static>(self, call: fn(Caller, R) -> Answer) -> Self::Output {
+        let batch: TypedBatch<R> = serde_json::from_slice(self.body).ok()?;
+        let caller = self.caller;
+        Some(Box::pin(async move {
+            let mut results = Results::new(self.body.len());
+            for TypedItem { reference, request } in batch.items {
+                results.push(reference.as_deref(), call(caller, request)).await?;
+            }
+            Ok(results.finish())
+        }))
+    }
+}
+
+/// Splits the batch into items ([`RawValue`] slices of the body) and runs
+/// each as a single request, so each item that is not a valid request gets
+/// its own error.
+async fn item_by_item(caller: Caller<'_>, endpoint: Endpoint, body: &[u8]) -> ApiResult {
     let request: BatchRequest = super::parse_json(body)?;
     let Items { items, count } = request.items;
     if count > MAX_BATCH_ITEMS {
@@ -125,37 +164,62 @@ pub async fn run(caller: Caller<'_>, endpoint: Endpoint, body: &[u8]) -> ApiResu
     if let Some(index) = items.iter().position(|item| !item.get().starts_with('{')) {
         return Err(BatchError::NotAnObject(index).into());
     }
-    let mut out = Vec::with_capacity(body.len() + 64);
-    out.extend_from_slice(b"{\"results\":[");
+    let mut results = Results::new(body.len());
     let mut scratch = Vec::new();
-    let mut slice_start = Instant::now();
-    for (index, item) in items.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
+    for item in items {
         match split(item.get(), &mut scratch) {
             Ok(Item { reference, request }) => {
-                write_result(&mut out, reference.as_deref(), crypto_ops::run(caller, endpoint, request))?
+                let answer = crypto_ops::run(caller, endpoint, request);
+                results.push(reference.as_deref(), answer).await?
             }
-            Err(error) => write_result(&mut out, None, Err(error))?,
-        }
-        if slice_start.elapsed() >= SLICE {
-            tokio::task::yield_now().await;
-            slice_start = Instant::now();
+            Err(error) => results.push(None, Err(error)).await?,
         }
     }
-    out.extend_from_slice(b"]}");
-    Ok(crate::server::json::json_bytes_response(out))
+    Ok(results.finish())
+}
+
+/// The answer of a batch, written as its items are run; gives the I/O
+/// thread back after every [`SLICE`] of work.
+struct Results {
+    out: Vec<u8>,
+    count: usize,
+    slice_start: Instant,
+}
+
+impl Results {
+    /// An empty answer for a body of `body_len` bytes (the answer of a batch
+    /// of encryptions is about the body's size).
+    fn new(body_len: usize) -> Results {
+        let mut out = Vec::with_capacity(body_len + 64);
+        out.extend_from_slice(b"{\"results\":[");
+        Results { out, count: 0, slice_start: Instant::now() }
+    }
+
+    /// Appends the next item's result.
+    async fn push(&mut self, reference: Option<&str>, answer: Answer) -> Result<(), ApiError> {
+        if self.count > 0 {
+            self.out.push(b',');
+        }
+        self.count += 1;
+        write_result(&mut self.out, reference, answer)?;
+        if self.slice_start.elapsed() >= SLICE {
+            tokio::task::yield_now().await;
+            self.slice_start = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// The 200 response.
+    fn finish(mut self) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+        self.out.extend_from_slice(b"]}");
+        crate::server::json::json_bytes_response(self.out)
+    }
 }
 
 /// Appends the result of one item to `out`.
-fn write_result(
-    out: &mut Vec<u8>,
-    reference: Option<&str>,
-    answer: Result<CryptoAnswer, ApiError>,
-) -> Result<(), ApiError> {
+fn write_result(out: &mut Vec<u8>, reference: Option<&str>, answer: Answer) -> Result<(), ApiError> {
     let written = match answer {
-        Ok(answer) => serde_json::to_writer(&mut *out, &Success { reference, answer: &answer }),
+        Ok(answer) => return Ok(answer.write_json(out, reference)?),
         Err(error) => {
             let reply = crate::error::logged_reply(&error);
             let message = without_position(&reply.message);
@@ -177,15 +241,6 @@ fn without_position(message: &str) -> &str {
         Some((line, column)) if is_number(line) && is_number(column) => &message[..at],
         _ => message,
     }
-}
-
-/// A successful item: its reference, then the single response's fields.
-#[derive(Serialize)]
-struct Success<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reference: Option<&'a str>,
-    #[serde(flatten)]
-    answer: &'a CryptoAnswer,
 }
 
 /// A failed item: its reference, the single request's error message and status.
@@ -266,6 +321,112 @@ impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
             }
         }
         deserializer.deserialize_seq(ItemsVisitor(std::marker::PhantomData))
+    }
+}
+
+/// `{"items": [...]}` with every item parsed as the request `R`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound = "R: DeserializeOwned")]
+struct TypedBatch<R> {
+    #[serde(deserialize_with = "at_most_max_items")]
+    items: Vec<TypedItem<R>>,
+}
+
+/// The items, failing at item [`MAX_BATCH_ITEMS`] + 1 rather than storing it.
+fn at_most_max_items<'de, D: Deserializer<'de>, R: DeserializeOwned>(
+    deserializer: D,
+) -> Result<Vec<TypedItem<R>>, D::Error> {
+    struct Bounded<R>(PhantomData<R>);
+    impl<'de, R: DeserializeOwned> Visitor<'de> for Bounded<R> {
+        type Value = Vec<TypedItem<R>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of items")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == MAX_BATCH_ITEMS {
+                    return Err(de::Error::custom("too many items"));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Bounded(PhantomData))
+}
+
+/// One item: its `reference` and the request made of its other members.
+struct TypedItem<R> {
+    reference: Option<String>,
+    request: R,
+}
+
+impl<'de, R: DeserializeOwned> Deserialize<'de> for TypedItem<R> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor<R>(PhantomData<R>);
+        impl<'de, R: DeserializeOwned> Visitor<'de> for ItemVisitor<R> {
+            type Value = TypedItem<R>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TypedItem<R>, A::Error> {
+                let mut reference = Reference::Absent;
+                let members = WithoutReference { map, reference: &mut reference };
+                let request = R::deserialize(MapAccessDeserializer::new(members))?;
+                Ok(TypedItem { reference: reference.into_value(), request })
+            }
+        }
+        deserializer.deserialize_map(ItemVisitor(PhantomData))
+    }
+}
+
+/// What an item said about its `reference`.
+enum Reference {
+    Absent,
+    Null,
+    Text(String),
+}
+
+impl Reference {
+    fn into_value(self) -> Option<String> {
+        match self {
+            Reference::Text(text) => Some(text),
+            Reference::Absent | Reference::Null => None,
+        }
+    }
+}
+
+/// An item's members without `reference`, which is taken aside (a string
+/// of at most [`MAX_REFERENCE_BYTES`] or null; anything else fails the
+/// typed parse, and [`item_by_item`] reports it).
+struct WithoutReference<'r, A> {
+    map: A,
+    reference: &'r mut Reference,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutReference<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            let Some(Text(key)) = self.map.next_key::<Text>()? else { return Ok(None) };
+            if key != "reference" {
+                return seed.deserialize(CowStrDeserializer::new(key)).map(Some);
+            }
+            if !matches!(self.reference, Reference::Absent) {
+                return Err(de::Error::duplicate_field("reference"));
+            }
+            *self.reference = match self.map.next_value::<Option<Text>>()? {
+                None => Reference::Null,
+                Some(Text(text)) if text.len() <= MAX_REFERENCE_BYTES => Reference::Text(text.into_owned()),
+                Some(_) => return Err(de::Error::custom("reference too long")),
+            };
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
     }
 }
 

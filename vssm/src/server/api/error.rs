@@ -98,6 +98,9 @@ pub enum ApiError {
     /// sign/verify with both `input` and `hashed`.
     #[error("give either input or hashed, not both")]
     InputAndHashed,
+    /// `iv` on a request that does not encrypt (a ciphertext carries its iv).
+    #[error("iv is only accepted by symmetric/encrypt: a ciphertext carries its own iv")]
+    IvNotAccepted,
     /// keyType is not one of the three (the value, bounded and printable).
     #[error("keyType must be SYMMETRIC, ASYMMETRIC or MAC, not {0:?}")]
     InvalidKeyType(String),
@@ -151,6 +154,7 @@ impl Classify for ApiError {
             }
             ApiError::KeyNameRequired
             | ApiError::InputAndHashed
+            | ApiError::IvNotAccepted
             | ApiError::InvalidKeyType(_)
             | ApiError::KeyTypeRequired
             | ApiError::NegativeKeySize

@@ -2,6 +2,7 @@
 //! item is split from its reference, and error positions.
 
 use super::*;
+use crate::server::api::crypto_ops::CryptoAnswer;
 
 fn items_of(body: &str) -> Result<(Vec<String>, usize), JsonError> {
     let request: BatchRequest = crate::server::json::parse_json(body.as_bytes())?;
