@@ -161,10 +161,6 @@ def hexid(label: str) -> str:
     return label.encode().hex()
 
 
-def openssl_verify(pem: Path, data: Path, sig: Path, digest: str, *opts):
-    run(["openssl", "dgst", f"-{digest}", "-verify", pem, "-signature", sig, *opts, data])
-
-
 # --------------------------------------------------------------------------
 # pkcs11-tool
 # --------------------------------------------------------------------------
