@@ -438,6 +438,15 @@ def test_disable_enable_cancel_and_destruction_replicate(trio):
     wait_until(lambda: encrypt(ca, name).status == 200, REPLICATION_S, interval=0.01, desc="enabled on A")
     wait_until(lambda: encrypt(cb, name).status == 200, REPLICATION_S, interval=0.01, desc="enabled on B")
 
+    # minimumWindow: the node's minimum (1 s in these tests), never with a window beside it.
+    r = key_admin(cb, "scheduledeletion", name, pendingWindowSeconds=3, minimumWindow=True)
+    assert r.status == 400 and "give pendingWindowSeconds or minimumWindow, not both" in r.error(), r
+    shortest = uniq("lc-min-window")
+    assert ca.generate(shortest, SYM, 16).status == 200
+    before = now_ms()
+    date = as_int(key_admin_ok(ca, "scheduledeletion", shortest, minimumWindow=True)["deletionDate"])
+    assert before + 1000 <= date <= now_ms() + 1000, (before, date)
+
     # Schedule on B (3 s): 409 pending everywhere; enable and rotate refused; cancel on A: DISABLED.
     before = now_ms()
     date = as_int(key_admin_ok(cb, "scheduledeletion", name, pendingWindowSeconds=3)["deletionDate"])

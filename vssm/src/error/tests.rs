@@ -338,6 +338,7 @@ fn api_table() -> Vec<(ApiError, u16)> {
         (ApiError::IvNotAccepted, 400),
         (ApiError::from(LifecycleChangeError::RotationPeriod { minimum: 1, maximum: 2, got: 3 }), 400),
         (ApiError::from(LifecycleChangeError::PendingWindow { minimum: 1, maximum: 2, got: 3 }), 400),
+        (ApiError::from(LifecycleChangeError::WindowTwice), 400),
         (
             ApiError::from(LifecycleChangeError::VersionBound {
                 field: "minAvailableVersion",

@@ -63,6 +63,9 @@ key_request!(
     ScheduleDeletionRequest {
         /// The waiting period (0 or absent: the default, 30 days).
         pending_window_seconds: Int64 = "pending_window_seconds",
+        /// True: the node's minimum waiting period (config
+        /// `lifecycle.minimumDeletionWindowSeconds`), whatever it is.
+        minimum_window: bool = "minimum_window",
     }
 );
 

@@ -75,6 +75,9 @@ pub enum LifecycleChangeError {
         /// The value sent.
         got: u32,
     },
+    /// Both a waiting period and `minimumWindow`.
+    #[error("give pendingWindowSeconds or minimumWindow, not both")]
+    WindowTwice,
     /// The change does not apply in the key's state.
     #[error("key {name:?} is {state}: {what}")]
     WrongState {
@@ -265,6 +268,8 @@ async fn schedule_deletion(node: &Node, client: &ClientInfo, body: &[u8], detail
     let key_type = authorized_key(node, client, key, Operation::Delete, detail).await?;
     let minimum = node.config.lifecycle.minimum_deletion_window_s;
     let seconds = match request.pending_window_seconds.0 {
+        0 if request.minimum_window => minimum,
+        _ if request.minimum_window => return Err(LifecycleChangeError::WindowTwice.into()),
         0 => DEFAULT_PENDING_WINDOW_S.max(minimum),
         s if (minimum as i64..=MAX_PENDING_WINDOW_S as i64).contains(&s) => s as u64,
         got => return Err(LifecycleChangeError::PendingWindow { minimum, maximum: MAX_PENDING_WINDOW_S, got }.into()),
