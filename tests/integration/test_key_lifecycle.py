@@ -793,3 +793,57 @@ def test_data_keys_of_a_rotated_key_are_versioned_and_unwrap_with_decrypt(trio):
     data_key = AESGCM(v1).decrypt(wrapped[:12], wrapped[12:], None)
     assert cc.op_ok("symmetric/decrypt", keyName=name, algorithm=GCM, input=wrapped, keyVersion=1)["output"] \
         == b64e(data_key)
+
+
+# --------------------------------------------------------------------------
+# The application's identifier (PKCS#11's CKA_ID)
+# --------------------------------------------------------------------------
+
+IP_OBJECT_ID_FRESH = "127.0.0.97"
+
+
+def test_object_id_is_kept_replicated_rotated_and_backed_up(trio, pki, tmp_path):
+    """An `objectId` given at generation is reported by keys/list,
+    keys/publickey and keys/describe on every node, survives rotation, makes
+    the automatic backup version 2 (version 1 cannot hold it) and comes
+    back from a restore; a key made without one reports none."""
+    ca, cb, cc = clients(trio)
+    ec_name, aes_name, plain = uniq("oid-ec"), uniq("oid-aes"), uniq("oid-none")
+    ec_id, aes_id = b"\x01\x02vault-key-7", b"\xff" * 128
+    assert ca.admin("generatekey", keyName=ec_name, keyType="ASYMMETRIC", keySpec="EC", keySize=256,
+                    objectId=b64e(ec_id)).status == 200
+    assert ca.admin("generatekey", keyName=aes_name, keyType=SYM, keySize=32, objectId=b64e(aes_id)).status == 200
+    assert ca.generate(plain, SYM, 16).status == 200
+    r = ca.admin("generatekey", keyName=uniq("oid-long"), keyType=SYM, keySize=16, objectId=b64e(b"x" * 129))
+    assert r.status == 400 and "objectId must be at most 128 bytes" in r.error(), r
+
+    def listed(client, name):
+        return next((k for k in client.ok("/REST/v1/keys/list", {})["keys"] if k["name"] == name), None)
+
+    for x in (ca, cb, cc):
+        wait_until(lambda: listed(x, plain) is not None and listed(x, ec_name) is not None, REPLICATION_S,
+                   interval=0.01, desc=f"keys on {x.host}")
+        assert b64d(listed(x, ec_name)["objectId"]) == ec_id
+        assert b64d(listed(x, aes_name)["objectId"]) == aes_id
+        assert "objectId" not in listed(x, plain), "a key made without objectId must not report one"
+        assert b64d(x.ok("/REST/v1/keys/publickey", {"keyName": ec_name})["objectId"]) == ec_id
+
+    assert key_admin_ok(cb, "rotatekey", aes_name) == {"keyVersion": 2}
+    for x in (ca, cb, cc):
+        wait_until(lambda: describe_ok(x, aes_name)["newestVersion"] == 2, REPLICATION_S, interval=0.01,
+                   desc=f"rotation on {x.host}")
+        assert b64d(describe_ok(x, aes_name)["objectId"]) == aes_id
+
+    r = ca.admin("generatebackup", backupVersion=1)
+    assert r.status == 400 and "objectIds" in r.error(), r
+    blob = ca.admin_ok("generatebackup")["backup"]
+    assert as_int(blob["version"]) == 2
+    fresh = Node(pki, IP_OBJECT_ID_FRESH, tmp_path / "fresh", **LIFECYCLE_CONFIG).start_bootstrapped()
+    try:
+        cf = fresh.client()
+        assert cf.admin_ok("restorebackup", backup=blob) == {}
+        assert b64d(listed(cf, ec_name)["objectId"]) == ec_id
+        assert b64d(describe_ok(cf, aes_name)["objectId"]) == aes_id
+        assert "objectId" not in listed(cf, plain)
+    finally:
+        fresh.stop()

@@ -11,7 +11,7 @@ use crate::crypto::algorithm::{AsymmetricEncryption, HashAlg, SymmetricAlgorithm
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::crypto::{asymmetric, quote, symmetric};
 use crate::error::{Classify, ErrorKind};
-use crate::keystore::{validate_name, Inventory, KeyMaterial, KeyRecord, MAX_VERSIONS};
+use crate::keystore::{validate_name, Inventory, KeyMaterial, KeyRecord, MAX_OBJECT_ID_BYTES, MAX_VERSIONS};
 use crate::lifecycle::LifecycleMap;
 use crate::wire::{
     BackupAsymmetricKey, BackupBlob, BackupInventory, BackupRawKey, Bytes, Int64, Int64Number, SecretBytes,
@@ -35,16 +35,17 @@ pub enum Format {
 
 impl Format {
     /// The version `requested` (0: version 1 while the cluster has no
-    /// authorization state, no lifecycle state and no rotated key, so that
-    /// the first VSSM can still read it; else version 2). Version 1 is
-    /// refused for rotated keys: it cannot tell their versions apart.
+    /// authorization state, no lifecycle state, no rotated key and no key
+    /// with an `objectId`, so that the first VSSM can still read it; else
+    /// version 2). Version 1 is refused for rotated keys, which it cannot
+    /// tell apart, and for keys with an `objectId`, which it cannot hold.
     pub fn choose(requested: i64, state: &AuthzState, inventory: &Inventory) -> Result<Format, BackupError> {
-        let rotated = || inventory.records().iter().any(|r| r.version > 1);
+        let beyond_v1 = || inventory.needs_successor_backup();
         match requested {
-            0 if state.is_empty() && !inventory.has_lifecycle() && !rotated() => Ok(Format::V1),
+            0 if state.is_empty() && !inventory.has_lifecycle() && !beyond_v1() => Ok(Format::V1),
             0 | BACKUP_VERSION_2 => Ok(Format::V2),
-            BACKUP_VERSION_1 if rotated() => Err(BackupError::Invalid(
-                "backupVersion 1 cannot hold the versions of rotated keys: use backupVersion 2".into(),
+            BACKUP_VERSION_1 if beyond_v1() => Err(BackupError::Invalid(
+                "backupVersion 1 cannot hold the versions of rotated keys nor objectIds: use backupVersion 2".into(),
             )),
             BACKUP_VERSION_1 => Ok(Format::V1),
             other => Err(BackupError::Invalid(format!("backupVersion must be 1 or 2, not {other}"))),
@@ -202,6 +203,7 @@ pub fn records_to_wire<'a>(records: impl IntoIterator<Item = &'a std::sync::Arc<
         version: record.version,
         created_at: Int64(record.created_at_ms),
         key: SecretBytes(Zeroizing::new(bytes.to_vec())),
+        object_id: Bytes(record.object_id.clone()),
     };
     let mut out = BackupInventory::default();
     // Every version under its own name: a restore elsewhere recreates the
@@ -216,6 +218,7 @@ pub fn records_to_wire<'a>(records: impl IntoIterator<Item = &'a std::sync::Arc<
                 created_at: Int64(record.created_at_ms),
                 key_type: k.spec().as_str().to_string(),
                 key: SecretBytes(k.to_pkcs8_der()),
+                object_id: Bytes(record.object_id.clone()),
             }),
         }
     }
@@ -231,6 +234,15 @@ fn check_version(list: &str, i: usize, version: u32) -> Result<u32, BackupError>
     }
 }
 
+/// A record's `objectId`: at most [`MAX_OBJECT_ID_BYTES`].
+fn check_object_id(list: &str, i: usize, object_id: &Bytes) -> Result<Vec<u8>, BackupError> {
+    if object_id.0.len() <= MAX_OBJECT_ID_BYTES {
+        Ok(object_id.0.clone())
+    } else {
+        Err(BackupError::Invalid(format!("backup {list}[{i}].objectId: at most {MAX_OBJECT_ID_BYTES} bytes")))
+    }
+}
+
 /// Validates every key of a wire inventory; all or nothing.
 pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, BackupError> {
     let invalid =
@@ -240,13 +252,17 @@ pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, B
         validate_name(&k.name).map_err(|w| invalid("symmetricKey", i, &w))?;
         let key = SymmetricKey::from_bytes(&k.key.0).map_err(|e| invalid("symmetricKey", i, &e))?;
         let version = check_version("symmetricKey", i, k.version)?;
-        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Symmetric(key)).with_version(version));
+        let object_id = check_object_id("symmetricKey", i, &k.object_id)?;
+        let record = KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Symmetric(key));
+        records.push(record.with_version(version).with_object_id(object_id));
     }
     for (i, k) in inventory.mac_key.iter().enumerate() {
         validate_name(&k.name).map_err(|w| invalid("macKey", i, &w))?;
         let key = MacKey::from_bytes(&k.key.0).map_err(|e| invalid("macKey", i, &e))?;
         let version = check_version("macKey", i, k.version)?;
-        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Mac(key)).with_version(version));
+        let object_id = check_object_id("macKey", i, &k.object_id)?;
+        let record = KeyRecord::new(k.name.clone(), k.created_at.0, KeyMaterial::Mac(key));
+        records.push(record.with_version(version).with_object_id(object_id));
     }
     for (i, k) in inventory.asymmetric_key.iter().enumerate() {
         validate_name(&k.name).map_err(|w| invalid("asymmetricKey", i, &w))?;
@@ -262,8 +278,11 @@ pub fn records_from_wire(inventory: BackupInventory) -> Result<Vec<KeyRecord>, B
             ));
         }
         let version = check_version("asymmetricKey", i, k.version)?;
+        let object_id = check_object_id("asymmetricKey", i, &k.object_id)?;
         let material = KeyMaterial::Asymmetric(Box::new(key));
-        records.push(KeyRecord::new(k.name.clone(), k.created_at.0, material).with_version(version));
+        records.push(
+            KeyRecord::new(k.name.clone(), k.created_at.0, material).with_version(version).with_object_id(object_id),
+        );
     }
     Ok(records)
 }

@@ -67,6 +67,7 @@ fn index_api(e: &ApiError) -> usize {
         ApiError::NameDestroyed(_) => 32,
         ApiError::Batch(_) => 33,
         ApiError::IvNotAccepted => 34,
+        ApiError::ObjectIdTooLong => 35,
     }
 }
 
@@ -336,6 +337,7 @@ fn api_table() -> Vec<(ApiError, u16)> {
         (ApiError::TooManyVersions, 409),
         (ApiError::NameDestroyed(KeyType::Mac), 409),
         (ApiError::IvNotAccepted, 400),
+        (ApiError::ObjectIdTooLong, 400),
         (ApiError::from(LifecycleChangeError::RotationPeriod { minimum: 1, maximum: 2, got: 3 }), 400),
         (ApiError::from(LifecycleChangeError::PendingWindow { minimum: 1, maximum: 2, got: 3 }), 400),
         (ApiError::from(LifecycleChangeError::WindowTwice), 400),
@@ -437,7 +439,7 @@ fn every_variant_of_every_error_is_in_the_table() {
     assert_complete("PolicyError", &policy_table(), |(e, _)| index_policy(e), 12);
     assert_complete("SealError", &seal_table(), |(e, _)| index_seal(e), 7);
     let api = api_table();
-    assert_complete("ApiError", &api, |(e, _)| index_api(e), 35);
+    assert_complete("ApiError", &api, |(e, _)| index_api(e), 36);
     assert_complete("KeyUseError", &key_use_table(), |(e, _)| index_key_use(e), 10);
     assert_complete("AccessError", &access_table(), |(e, _)| index_access(e), 6);
     let inner = |f: &dyn Fn(&ApiError) -> Option<usize>| api.iter().filter_map(|(e, _)| f(e)).collect::<Vec<_>>();

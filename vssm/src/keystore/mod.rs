@@ -206,7 +206,15 @@ pub struct KeyRecord {
     /// When this node last used the material, in seconds since the Unix
     /// epoch (0: never); local to the node, not replicated.
     pub last_used_s: AtomicI64,
+    /// The identifier the creating application gave the key (PKCS#11's
+    /// `CKA_ID`; empty: none), at most [`MAX_OBJECT_ID_BYTES`]. Set at
+    /// creation, carried by every version, never changed: so every copy of
+    /// a record agrees, and it stays out of the digest.
+    pub object_id: Vec<u8>,
 }
+
+/// Longest `objectId`, in bytes.
+pub const MAX_OBJECT_ID_BYTES: usize = 128;
 
 impl KeyRecord {
     /// A record of created material to hand to [`Keystore::insert`] or
@@ -220,7 +228,14 @@ impl KeyRecord {
             fingerprint: [0; 32],
             version: 1,
             last_used_s: AtomicI64::new(0),
+            object_id: Vec::new(),
         }
+    }
+
+    /// The same record with the application's identifier `object_id`.
+    pub fn with_object_id(mut self, object_id: Vec<u8>) -> Self {
+        self.object_id = object_id;
+        self
     }
 
     /// The same record as version `version`.
@@ -393,6 +408,13 @@ impl Inventory {
     /// name only (no alias).
     pub fn entry(&self, key_type: KeyType, name: &str) -> Option<&KeyEntry> {
         self.by_type[key_type.index()].get(name).map(|e| e.as_ref())
+    }
+
+    /// Whether a key was rotated or carries an `objectId`: what a version 1
+    /// backup cannot hold.
+    pub fn needs_successor_backup(&self) -> bool {
+        let entries = self.by_type.iter().flat_map(|map| map.values());
+        entries.flat_map(|entry| entry.records()).any(|r| r.version > 1 || !r.object_id.is_empty())
     }
 
     /// The key `name` of `key_type` with all its versions, to keep beyond

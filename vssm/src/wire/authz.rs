@@ -217,6 +217,9 @@ pub struct ClientKeyInfo {
     pub public_key: Option<Bytes>,
     /// What the caller may do with it.
     pub operations: Vec<&'static str>,
+    /// The application's identifier, when the key was created with one.
+    #[serde(skip_serializing_if = "Bytes::is_empty")]
+    pub object_id: Bytes,
 }
 
 /// keys/list answer.
@@ -256,6 +259,9 @@ pub struct PublicKeyResponse {
     pub public_key: Bytes,
     /// The same in PEM (`PUBLIC KEY`).
     pub public_key_pem: String,
+    /// The application's identifier, when the key was created with one.
+    #[serde(skip_serializing_if = "Bytes::is_empty")]
+    pub object_id: Bytes,
     /// The version of the key, when it was rotated or the request named one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_version: Option<u32>,

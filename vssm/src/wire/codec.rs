@@ -92,6 +92,13 @@ impl<'de> Visitor<'de> for Base64Visitor {
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Bytes(pub Vec<u8>);
 
+impl Bytes {
+    /// No bytes (for `skip_serializing_if`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "Bytes({} bytes)", self.0.len())

@@ -1,7 +1,7 @@
 //! Requests and answers of the key lifecycle endpoints (rotation, states,
 //! deletion, versions) and of keys/describe.
 
-use super::codec::{Int64, SecretString};
+use super::codec::{Bytes, Int64, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Defines a request of the key lifecycle endpoints: the key, the admin
@@ -131,4 +131,7 @@ pub struct DescribeKeyResponse {
     pub versions: Vec<KeyVersionInfo>,
     /// How many nodes' uses `lastUsed` covers (this node and the peers that answered).
     pub last_used_nodes: u32,
+    /// The application's identifier, when the key was created with one.
+    #[serde(skip_serializing_if = "Bytes::is_empty")]
+    pub object_id: Bytes,
 }

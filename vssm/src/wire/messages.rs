@@ -247,6 +247,10 @@ pub struct GenerateKeyRequest {
     /// Bytes for SYMMETRIC and MAC keys, bits for RSA, the curve size for EC.
     #[serde(default, alias = "key_size")]
     pub key_size: Int64,
+    /// The application's identifier for the key (PKCS#11's `CKA_ID`), kept
+    /// and reported by keys/list, keys/publickey and keys/describe.
+    #[serde(default, alias = "object_id")]
+    pub object_id: Bytes,
 }
 
 /// admin/injectkey.
@@ -265,6 +269,9 @@ pub struct InjectKeyRequest {
     /// The key: raw bytes, or PKCS#8 DER for asymmetric keys.
     #[serde(default)]
     pub key: SecretBytes,
+    /// The application's identifier for the key, as for admin/generatekey.
+    #[serde(default, alias = "object_id")]
+    pub object_id: Bytes,
 }
 
 /// admin/getlogs: only the password.
@@ -492,6 +499,9 @@ pub struct BackupRawKey {
     /// The raw key bytes.
     #[serde(default)]
     pub key: SecretBytes,
+    /// The application's identifier (version 2 only; absent when none).
+    #[serde(default, alias = "object_id", skip_serializing_if = "Bytes::is_empty")]
+    pub object_id: Bytes,
 }
 
 /// An asymmetric key in a backup: `keyType` is "RSA" or "EC" (or "ED25519").
@@ -513,6 +523,9 @@ pub struct BackupAsymmetricKey {
     /// PKCS#8 DER private key.
     #[serde(default)]
     pub key: SecretBytes,
+    /// The application's identifier (version 2 only; absent when none).
+    #[serde(default, alias = "object_id", skip_serializing_if = "Bytes::is_empty")]
+    pub object_id: Bytes,
 }
 
 #[cfg(test)]

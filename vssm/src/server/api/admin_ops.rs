@@ -10,7 +10,9 @@ use crate::audit::Outcome;
 use crate::authz::Operation;
 use crate::crypto::keys::{AsymmetricKey, KeySpec, MacKey, SymmetricKey};
 use crate::error::reply;
-use crate::keystore::{validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType, Origin};
+use crate::keystore::{
+    validate_name, ConflictPolicy, InsertError, KeyMaterial, KeyRecord, KeyType, Origin, MAX_OBJECT_ID_BYTES,
+};
 use crate::lifecycle::LifecycleMap;
 use crate::node::Node;
 use crate::wire::{
@@ -106,9 +108,9 @@ fn key_type(text: &str) -> Result<KeyType, ApiError> {
     KeyType::parse(text).ok_or_else(|| ApiError::InvalidKeyType(super::printable(text)))
 }
 
-fn insert(node: &Node, name: String, material: KeyMaterial) -> ApiResult {
+fn insert(node: &Node, name: String, material: KeyMaterial, object_id: Vec<u8>) -> ApiResult {
     let key_type = material.key_type();
-    match node.keystore.insert(KeyRecord::new(name, now_ms(), material)) {
+    match node.keystore.insert(KeyRecord::new(name, now_ms(), material).with_object_id(object_id)) {
         Ok(record) => {
             node.cluster_changed(vec![record]);
             json_response(&EmptyResponse {})
@@ -137,6 +139,7 @@ async fn generate_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mu
     let key_type = key_type(&request.key_type)?;
     // Refuse a taken name before spending seconds on an RSA key.
     refuse_existing(node, key_type, &request.key_name)?;
+    check_object_id(&request.object_id)?;
     let size = u64::try_from(request.key_size.0).map_err(|_| ApiError::NegativeKeySize)?;
     let material = match key_type {
         KeyType::Symmetric => KeyMaterial::Symmetric(SymmetricKey::generate(size)?),
@@ -151,7 +154,15 @@ async fn generate_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mu
             KeyMaterial::Asymmetric(Box::new(key))
         }
     };
-    insert(node, request.key_name, material)
+    insert(node, request.key_name, material, request.object_id.0)
+}
+
+/// Refuses an `objectId` longer than [`MAX_OBJECT_ID_BYTES`].
+fn check_object_id(object_id: &Bytes) -> Result<(), ApiError> {
+    match object_id.0.len() <= MAX_OBJECT_ID_BYTES {
+        true => Ok(()),
+        false => Err(ApiError::ObjectIdTooLong),
+    }
 }
 
 async fn inject_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut String) -> ApiResult {
@@ -160,6 +171,7 @@ async fn inject_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
     authorize(node, client, &request.admin_password.0, Operation::Inject, Some(&request.key_name), detail).await?;
     let key_type = key_type(&request.key_type)?;
     refuse_existing(node, key_type, &request.key_name)?;
+    check_object_id(&request.object_id)?;
     let bytes = &request.key.0;
     if bytes.len() > crate::node::MAX_KEY_DER_BYTES {
         return Err(ApiError::KeyTooLarge);
@@ -169,7 +181,7 @@ async fn inject_key(node: &Node, client: &ClientInfo, body: &[u8], detail: &mut 
         KeyType::Mac => KeyMaterial::Mac(MacKey::from_bytes(bytes)?),
         KeyType::Asymmetric => KeyMaterial::Asymmetric(Box::new(AsymmetricKey::from_pkcs8_der(bytes)?)),
     };
-    insert(node, request.key_name, material)
+    insert(node, request.key_name, material, request.object_id.0)
 }
 
 fn rpc_key_missing() -> ApiError {

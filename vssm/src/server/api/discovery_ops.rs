@@ -110,6 +110,7 @@ fn key_info(name: String, record: &KeyRecord, allowed: OperationSet) -> ClientKe
         curve: None,
         public_key: None,
         operations: allowed.iter().map(Operation::as_str).collect(),
+        object_id: Bytes(record.object_id.clone()),
     };
     match &record.material {
         KeyMaterial::Symmetric(k) => info.key_length = Some(Int64(k.len() as i64)),
@@ -158,6 +159,7 @@ fn public_key(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResult {
         curve: curve(key),
         public_key_pem: pem("PUBLIC KEY", &der),
         public_key: Bytes(der),
+        object_id: Bytes(record.object_id.clone()),
         key_version: (request.key_version != 0 || record.version != 1).then_some(record.version),
     })
 }
@@ -229,6 +231,7 @@ pub async fn describe(node: &Node, client: &ClientInfo, body: &[u8]) -> ApiResul
         rotation_period_seconds: Int64((period_ms / 1000) as i64),
         next_rotation,
         versions,
+        object_id: Bytes(entry.active().map(|newest| newest.object_id.clone()).unwrap_or_default()),
     })
 }
 

@@ -98,6 +98,9 @@ pub enum ApiError {
     /// sign/verify with both `input` and `hashed`.
     #[error("give either input or hashed, not both")]
     InputAndHashed,
+    /// `objectId` longer than [`crate::keystore::MAX_OBJECT_ID_BYTES`].
+    #[error("objectId must be at most {} bytes", crate::keystore::MAX_OBJECT_ID_BYTES)]
+    ObjectIdTooLong,
     /// `iv` on a request that does not encrypt (a ciphertext carries its iv).
     #[error("iv is only accepted by symmetric/encrypt: a ciphertext carries its own iv")]
     IvNotAccepted,
@@ -155,6 +158,7 @@ impl Classify for ApiError {
             ApiError::KeyNameRequired
             | ApiError::InputAndHashed
             | ApiError::IvNotAccepted
+            | ApiError::ObjectIdTooLong
             | ApiError::InvalidKeyType(_)
             | ApiError::KeyTypeRequired
             | ApiError::NegativeKeySize

@@ -338,11 +338,13 @@ pub async fn rotate(node: &Node, key_type: KeyType, name: &str) -> Result<std::s
         EffectiveState::Enabled | EffectiveState::Disabled => {}
     }
     let newest = entry.active().cloned().ok_or_else(no_such_key)?;
+    let object_id = newest.object_id.clone();
     // RSA generation takes up to seconds: never on an I/O thread.
     let material = tokio::task::spawn_blocking(move || newest.material.generate_like())
         .await
         .map_err(|_| ApiError::GenerationInterrupted)??;
-    let record = KeyRecord::new(name.to_string(), super::now_ms(), material);
+    // The application's identifier names the key, whichever version.
+    let record = KeyRecord::new(name.to_string(), super::now_ms(), material).with_object_id(object_id);
     match node.keystore.add_version(record) {
         Ok(record) => {
             node.cluster_changed(vec![std::sync::Arc::clone(&record)]);
