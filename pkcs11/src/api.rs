@@ -116,6 +116,7 @@ pub fn generate_key(
     key_type: VssmType,
     spec: Option<&str>,
     size: u64,
+    object_id: Option<&[u8]>,
 ) -> Result<()> {
     let mut body = Map::new();
     if let Some(pw) = admin_password {
@@ -127,25 +128,20 @@ pub fn generate_key(
         body.insert("keySpec".into(), json!(spec));
     }
     body.insert("keySize".into(), json!(size.to_string()));
+    if let Some(id) = object_id {
+        body.insert("objectId".into(), b64(id));
+    }
     client.post("admin/generatekey", &Value::Object(body), false).map(|_| ())
 }
 
-/// admin/scheduledeletion with `window` seconds (None: the node's default).
-pub fn schedule_deletion(
-    client: &Client,
-    admin_password: Option<&str>,
-    name: &str,
-    key_type: VssmType,
-    window: Option<u64>,
-) -> Result<()> {
+/// admin/scheduledeletion with the node's minimum waiting period.
+pub fn schedule_deletion(client: &Client, admin_password: Option<&str>, name: &str, key_type: VssmType) -> Result<()> {
     let mut body = Map::new();
     if let Some(pw) = admin_password {
         body.insert("adminPassword".into(), json!(pw));
     }
     body.insert("keyName".into(), json!(name));
     body.insert("keyType".into(), json!(key_type.api()));
-    if let Some(window) = window {
-        body.insert("pendingWindowSeconds".into(), json!(window.to_string()));
-    }
+    body.insert("minimumWindow".into(), json!(true));
     client.post("admin/scheduledeletion", &Value::Object(body), false).map(|_| ())
 }

@@ -572,7 +572,8 @@ impl Module {
             return Err(Error::Rv(CKR_ATTRIBUTE_VALUE_INVALID));
         }
         let password = self.admin_password();
-        api::generate_key(&client, password.as_deref().map(|s| s.as_str()), name, vssm_type, spec, size)
+        let password = password.as_deref().map(|s| s.as_str());
+        api::generate_key(&client, password, name, vssm_type, spec, size, id.as_deref())
             .map_err(|e| e.on_400(CKR_TEMPLATE_INCONSISTENT))?;
         let entry = match vssm_type {
             VssmType::Asymmetric => api::public_key(&client, name)?,
@@ -585,13 +586,10 @@ impl Module {
                 spki: Vec::new(),
                 public: Default::default(),
                 operations: None,
+                object_id: id,
             },
         };
-        let mut table = lock(&self.objects);
-        if let Some(id) = id {
-            table.set_id(vssm_type, name, id);
-        }
-        Ok(table.upsert(entry))
+        Ok(lock(&self.objects).upsert(entry))
     }
 
     /// C_GenerateKey (AES or generic secret).
@@ -682,18 +680,7 @@ impl Module {
         let password = self.admin_password();
         let password = password.as_deref().map(|s| s.as_str());
         let key = &object.key;
-        match api::schedule_deletion(&client, password, &key.name, key.vssm_type, Some(1)) {
-            Err(Error::Status { status: 400, message }) if message.starts_with("pendingWindowSeconds must be ") => {
-                let minimum = message
-                    .trim_start_matches("pendingWindowSeconds must be ")
-                    .split_whitespace()
-                    .next()
-                    .and_then(|m| m.parse::<u64>().ok())
-                    .ok_or(Error::Rv(CKR_FUNCTION_FAILED))?;
-                api::schedule_deletion(&client, password, &key.name, key.vssm_type, Some(minimum))?
-            }
-            other => other?,
-        }
+        api::schedule_deletion(&client, password, &key.name, key.vssm_type)?;
         lock(&self.objects).remove(key);
         Ok(())
     }

@@ -59,6 +59,9 @@ pub struct KeyEntry {
     pub public: PublicValues,
     /// Use operations the caller may do (None: not told, assume all the type has).
     pub operations: Option<Vec<String>>,
+    /// The CKA_ID the key was generated with (the node's `objectId`); None:
+    /// the CKA_ID is the name.
+    pub object_id: Option<Vec<u8>>,
 }
 
 impl KeyEntry {
@@ -95,7 +98,21 @@ impl KeyEntry {
             .get("operations")
             .and_then(|o| o.as_array())
             .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect());
-        Some(KeyEntry { name, vssm_type, spec, key_length: int("keyLength"), key_bits, spki, public, operations })
+        let object_id = match v.get("objectId").and_then(|p| p.as_str()) {
+            Some(b64) => Some(crate::api::b64decode(b64)?),
+            None => None,
+        };
+        Some(KeyEntry {
+            name,
+            vssm_type,
+            spec,
+            key_length: int("keyLength"),
+            key_bits,
+            spki,
+            public,
+            operations,
+            object_id,
+        })
     }
 
     /// The PKCS#11 key type.
@@ -238,7 +255,6 @@ impl Object {
 pub struct Table {
     handles: HashMap<(CK_OBJECT_CLASS, CK_KEY_TYPE, String), CK_OBJECT_HANDLE>,
     objects: HashMap<CK_OBJECT_HANDLE, Arc<Object>>,
-    ids: HashMap<(VssmType, String), Vec<u8>>,
     next: CK_OBJECT_HANDLE,
 }
 
@@ -250,8 +266,7 @@ impl Table {
             VssmType::Asymmetric => &[CKO_PRIVATE_KEY, CKO_PUBLIC_KEY],
             _ => &[CKO_SECRET_KEY],
         };
-        let id =
-            self.ids.get(&(key.vssm_type, key.name.clone())).cloned().unwrap_or_else(|| key.name.as_bytes().to_vec());
+        let id = key.object_id.clone().unwrap_or_else(|| key.name.as_bytes().to_vec());
         let mut out = Vec::new();
         for &class in classes {
             let slot = (class, key.ck_key_type(), key.name.clone());
@@ -273,11 +288,6 @@ impl Table {
     /// The object of `handle`.
     pub fn get(&self, handle: CK_OBJECT_HANDLE) -> Option<Arc<Object>> {
         self.objects.get(&handle).cloned()
-    }
-
-    /// Remembers the CKA_ID a client gave at generation (kept for the module's lifetime).
-    pub fn set_id(&mut self, vssm_type: VssmType, name: &str, id: Vec<u8>) {
-        self.ids.insert((vssm_type, name.to_string()), id);
     }
 
     /// Forgets the objects of a deleted key (their handles stay retired).

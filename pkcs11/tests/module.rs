@@ -682,6 +682,43 @@ fn a_node_that_never_answers_times_out_and_the_next_is_used() {
     p.finalize().unwrap();
 }
 
+/// A CKA_ID given at generation (Vault sets its own) is kept by the node:
+/// after C_Finalize and a new C_Initialize, as for another process, the
+/// key pair is found by that CKA_ID, one object per class, and the node
+/// reports it as the key's objectId.
+#[test]
+fn a_cka_id_given_at_generation_is_kept_by_the_node() {
+    let _g = serial();
+    plain_config();
+    let p = init();
+    let s = session(&p);
+    let label = unique("ec-id");
+    let id = vec![0x00, 0xff, 0x10, 0x42];
+    let public = vec![
+        Attribute::Token(true),
+        Attribute::Id(id.clone()),
+        Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
+    ];
+    let private = vec![Attribute::Label(label.as_bytes().to_vec()), Attribute::Id(id.clone()), Attribute::Sign(true)];
+    s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private).unwrap();
+    drop(s);
+    p.finalize().unwrap();
+
+    let p = init();
+    let s = session(&p);
+    let private = s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.clone())]).unwrap();
+    assert_eq!(private.len(), 1, "one private key with that CKA_ID");
+    assert_eq!(bytes_attr(&s, private[0], AttributeType::Label), label.as_bytes());
+    assert_eq!(bytes_attr(&s, private[0], AttributeType::Id), id);
+    let public = s.find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(id.clone())]).unwrap();
+    assert_eq!(public.len(), 1);
+    let listed = node().call("keys/publickey", serde_json::json!({"keyName": label})).unwrap();
+    let object_id = listed["objectId"].as_str().expect("the node reports the objectId");
+    assert_eq!(vssm_pkcs11::api::b64decode(object_id).unwrap(), id);
+    drop(s);
+    p.finalize().unwrap();
+}
+
 #[test]
 fn destroy_schedules_the_deletion() {
     let _g = serial();
