@@ -228,6 +228,12 @@ impl KeyLifecycle {
         self.min_decryption_version.as_ref().map_or(1, |r| r.value.max(1))
     }
 
+    /// True when `version`'s material may not be held: the key was
+    /// destroyed, or the version trimmed.
+    pub fn forbids_material_of(&self, version: u32) -> bool {
+        self.destroyed_at_ms.is_some() || version < self.min_available_version
+    }
+
     /// The lowest version whose material is kept (at least 1).
     pub fn min_available_version(&self) -> u32 {
         self.min_available_version.max(1)

@@ -28,15 +28,14 @@ impl KeyEntry {
     /// True when `version`'s material may not be held: the key was
     /// destroyed, or the version trimmed.
     pub fn forbids(&self, version: u32) -> bool {
-        self.lifecycle.destroyed_at_ms.is_some() || version < self.lifecycle.min_available_version
+        self.lifecycle.forbids_material_of(version)
     }
 
     /// Drops the material the lifecycle forbids; true when some was held.
     pub(super) fn enforce(&mut self) -> bool {
         let before = self.versions.len();
         let lifecycle = &self.lifecycle;
-        self.versions
-            .retain(|version, _| !(lifecycle.destroyed_at_ms.is_some() || *version < lifecycle.min_available_version));
+        self.versions.retain(|version, _| !lifecycle.forbids_material_of(*version));
         // The newest held, as if the dropped material had never arrived:
         // the same whatever came first, the records or the lifecycle.
         self.newest = self.versions.keys().copied().max().unwrap_or(0);
