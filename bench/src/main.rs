@@ -189,7 +189,7 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
         .map(|op| {
             (!args.bare_duration.is_zero()).then(|| {
                 let rate = bare::measure(args.bare_duration, (op.bare)(op.input_len));
-                eprintln!("bare {:<6} {rate:>10.0} op/s", op.name);
+                eprintln!("bare {:<9} {rate:>10.0} op/s", op.name);
                 rate
             })
         })
@@ -203,7 +203,7 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
         let bench_cpu = procfs::CpuMeter::start(std::process::id());
         let load = match op.via {
             Via::Json => {
-                eprintln!("load {:<6} {} connections, {:?}", op.name, args.connections, args.duration);
+                eprintln!("load {:<9} {} connections, {:?}", op.name, args.connections, args.duration);
                 let phase = load::Phase {
                     addr: args.addr,
                     connector: connector.clone(),
@@ -215,7 +215,7 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
             }
             Via::Pkcs11 => {
                 eprintln!(
-                    "load {:<6} {} threads, one PKCS#11 session each, {:?}",
+                    "load {:<9} {} threads, one PKCS#11 session each, {:?}",
                     op.name, args.connections, args.duration
                 );
                 let token = token.clone().ok_or("no PKCS#11 module")?;
