@@ -74,6 +74,24 @@ pub struct ModuleRatio {
     pub wall: f64,
     /// The same per second of server CPU time.
     pub per_cpu: Option<f64>,
+    /// The server's CPU in the module's phase and in the API's (percent of one core).
+    pub server_cpu_pct: (Option<f64>, Option<f64>),
+}
+
+/// Server CPU shares (percentage points) further apart than this make the
+/// wall-clock ratio of two phases compare unequal machines.
+const SERVER_CPU_SPREAD_PCT: f64 = 10.0;
+
+impl ModuleRatio {
+    /// Whether the server had a different share of its core in the two
+    /// phases (other work on the machine): then only the ratio per server
+    /// CPU-second compares the two clients.
+    pub fn uneven(&self) -> bool {
+        match self.server_cpu_pct {
+            (Some(m), Some(j)) => (m - j).abs() > SERVER_CPU_SPREAD_PCT,
+            _ => false,
+        }
+    }
 }
 
 /// How many more items per second a batch op gets than its single request.
@@ -159,6 +177,7 @@ impl Report {
                         json: json.op.name,
                         wall: module.load.rate() / json.load.rate(),
                         per_cpu: module.items_per_cpu_s().zip(json.items_per_cpu_s()).map(|(m, j)| m / j),
+                        server_cpu_pct: (module.server_cpu_pct, json.server_cpu_pct),
                     });
                 }
             }
@@ -238,6 +257,15 @@ impl Report {
                 ratio.json,
                 pct(ratio.per_cpu.map(|x| x * 100.0))
             );
+            if ratio.uneven() {
+                println!(
+                    "note: the server had {} of its core for {} and {} for {}: other work shared it, compare per server CPU-second",
+                    pct(ratio.server_cpu_pct.0),
+                    ratio.module,
+                    pct(ratio.server_cpu_pct.1),
+                    ratio.json
+                );
+            }
         }
         if self.rss_idle_kib.is_some() {
             println!(
@@ -315,7 +343,7 @@ impl Report {
                 .map(|g| json!({"batch": g.batch, "single": g.single, "gain": g.wall, "gain_per_server_cpu": g.per_cpu}))
                 .collect::<Vec<_>>(),
             "module_ratios": self.module_ratios().iter()
-                .map(|r| json!({"op": r.module, "json_op": r.json, "ratio": r.wall, "ratio_per_server_cpu": r.per_cpu}))
+                .map(|r| json!({"op": r.module, "json_op": r.json, "ratio": r.wall, "ratio_per_server_cpu": r.per_cpu, "uneven_server_cpu": r.uneven()}))
                 .collect::<Vec<_>>(),
         })
     }
@@ -360,6 +388,9 @@ mod tests {
         assert_eq!((ratios[0].module, ratios[0].json), ("ecdsa-p11", "ecdsa"));
         assert!((ratios[0].wall - 0.85).abs() < 1e-9);
         assert!((ratios[0].per_cpu.unwrap() - 0.85 / 0.9).abs() < 1e-9);
+        assert!(!ratios[0].uneven());
+        let starved = report(vec![measured("ecdsa", 600, 50.0), measured("ecdsa-p11", 850, 90.0)]);
+        assert!(starved.module_ratios()[0].uneven());
         // Neither a batch nor another operation is the module's counterpart,
         // and the module's op is not the single request of a batch.
         let others = report(vec![
