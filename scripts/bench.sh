@@ -9,6 +9,8 @@
 #   e.g. scripts/bench.sh --connections 32 --seconds 10
 #        scripts/bench.sh --ops rsa,ecdsa --h2 --json
 #        scripts/bench.sh --rotations 1000 --seconds 5   (decryption after key rotation)
+#        scripts/bench.sh --ops ecdsa,ecdsa-p11          (signing through the PKCS#11 module
+#                                                         too: builds and passes libvssm_pkcs11.so)
 # Environment: SERVER_CPU (0), BENCH_CPU (1), KEEP_DIR=1 keeps the data folder,
 # SKIP_BUILD=1 uses the binaries already in target/release, BIND (127.0.0.1)
 # the loopback address of the node (another one when 127.0.0.1:8080 is taken).
@@ -20,8 +22,20 @@ BENCH_CPU=${BENCH_CPU:-1}
 BIND=${BIND:-127.0.0.1}
 HEALTH_URL=http://$BIND:8081/REST/v1/healthcheck
 
+# An op of the PKCS#11 module (ecdsa-p11, ...) in --ops: build and pass the module.
+packages=(-p vssm -p vssm-bench)
+module_args=()
+args=("$@")
+for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+    if [[ ${args[i]} == --ops && ,${args[i + 1]}, == *-p11,* ]]; then
+        packages+=(-p vssm-pkcs11)
+        module_args=(--pkcs11-module "$PWD/target/release/libvssm_pkcs11.so")
+        break
+    fi
+done
+
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    cargo build --release -p vssm -p vssm-bench >&2
+    cargo build --release "${packages[@]}" >&2
 fi
 
 dir=$(mktemp -d -t vssm-bench.XXXXXX)
@@ -52,6 +66,6 @@ fi
 
 status=0
 taskset -c "$BENCH_CPU" target/release/vssm-bench --dir "$dir" --addr "$BIND:8080" \
-    --server-pid "$server_pid" "$@" || status=$?
+    --server-pid "$server_pid" "${module_args[@]}" "$@" || status=$?
 rm -f "$dir.log"
 exit "$status"

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::ops::{self, Op};
+use crate::ops::{self, Op, Via};
 
 /// Usage text printed by `--help` and on a parse error.
 pub const USAGE: &str = "\
@@ -15,7 +15,10 @@ usage: vssm-bench --dir DIR [options]
   --connections N      keep-alive connections per op [32]
   --seconds S          load duration per op          [10]
   --ops LIST           comma-separated subset of aes,hmac,ecdsa,rsa,rsadec,aes64,
-                       aes64x100,ecdsax100 (the last two: batches of 100) [all]
+                       aes64x100,ecdsax100 (these two: batches of 100),ecdsa-p11
+                       (ecdsa through the PKCS#11 module)  [all; ecdsa-p11 with --pkcs11-module]
+  --pkcs11-module PATH libvssm_pkcs11.so for the -p11 ops: configured for --dir/--addr
+                       (DIR/bench-pkcs11.json), one session per connection's thread
   --h2                 negotiate HTTP/2 instead of HTTP/1.1
   --server-pid PID     report the server's VmRSS (idle, and peak under load)
   --bare-seconds S     duration of each in-process primitive measurement, 0 = skip [2]
@@ -57,6 +60,8 @@ pub struct Args {
     pub grants: Option<usize>,
     /// Stop after creating the keys (and grants): no measurement.
     pub setup_only: bool,
+    /// The PKCS#11 module the `Via::Pkcs11` ops load.
+    pub pkcs11_module: Option<PathBuf>,
     /// Rotations of the rotation benchmark (`None`: the ops).
     pub rotations: Option<u32>,
     /// Interleaved rounds of the rotation benchmark.
@@ -84,10 +89,12 @@ impl Args {
             json: false,
             grants: None,
             setup_only: false,
+            pkcs11_module: None,
             rotations: None,
             rounds: 3,
         };
         let mut dir = None;
+        let mut ops_given = false;
         let mut it = argv.into_iter();
         while let Some(flag) = it.next() {
             let mut value = || it.next().ok_or_else(|| Some(format!("{flag} needs a value")));
@@ -99,7 +106,11 @@ impl Args {
                 "--seconds" => args.duration = Duration::from_secs_f64(parse_num(&flag, &value()?)?),
                 "--bare-seconds" => args.bare_duration = Duration::from_secs_f64(parse_num(&flag, &value()?)?),
                 "--server-pid" => args.server_pid = Some(parse_num(&flag, &value()?)?),
-                "--ops" => args.ops = parse_ops(&value()?)?,
+                "--ops" => {
+                    args.ops = parse_ops(&value()?)?;
+                    ops_given = true;
+                }
+                "--pkcs11-module" => args.pkcs11_module = Some(PathBuf::from(value()?)),
                 "--h2" => args.h2 = true,
                 "--json" => args.json = true,
                 "--grants" => args.grants = Some(parse_num(&flag, &value()?)?),
@@ -112,6 +123,13 @@ impl Args {
         args.dir = dir.ok_or_else(|| Some("--dir is required".to_string()))?;
         if args.connections == 0 || args.duration.is_zero() || args.rounds == 0 {
             return Err(Some("--connections, --seconds and --rounds must be positive".into()));
+        }
+        let needs_module = |op: &&Op| op.via == Via::Pkcs11;
+        if args.pkcs11_module.is_none() {
+            if ops_given && args.ops.iter().any(needs_module) {
+                return Err(Some("the -p11 ops need --pkcs11-module PATH".into()));
+            }
+            args.ops.retain(|op| !needs_module(op));
         }
         if args.rotations.is_some() && args.grants.is_some() {
             return Err(Some("--rotations and --grants do not go together".into()));
@@ -137,4 +155,27 @@ fn parse_ops(list: &str) -> Result<Vec<&'static Op>, Option<String>> {
         return Err(Some("--ops is empty".into()));
     }
     Ok(selected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+
+    fn parse(argv: &[&str]) -> Result<Args, Option<String>> {
+        Args::parse_from(["--dir", "d"].iter().chain(argv).map(|s| s.to_string()))
+    }
+
+    fn names(args: &Args) -> Vec<&'static str> {
+        args.ops.iter().map(|op| op.name).collect()
+    }
+
+    #[test]
+    fn the_pkcs11_ops_run_with_a_module_only() {
+        assert!(!names(&parse(&[]).unwrap()).contains(&"ecdsa-p11"));
+        assert!(names(&parse(&["--pkcs11-module", "m.so"]).unwrap()).contains(&"ecdsa-p11"));
+        let both = parse(&["--ops", "ecdsa-p11,ecdsa", "--pkcs11-module", "m.so"]).unwrap();
+        assert_eq!(names(&both), ["ecdsa", "ecdsa-p11"]);
+        let missing = parse(&["--ops", "ecdsa,ecdsa-p11"]).unwrap_err().unwrap();
+        assert!(missing.contains("--pkcs11-module"), "{missing}");
+    }
 }

@@ -41,7 +41,7 @@ impl LoadResult {
     }
 
     /// Counts an error and keeps the first message.
-    fn error(&mut self, msg: impl FnOnce() -> String) {
+    pub fn error(&mut self, msg: impl FnOnce() -> String) {
         self.errors += 1;
         if self.first_error.is_none() {
             self.first_error = Some(msg());
@@ -49,7 +49,7 @@ impl LoadResult {
     }
 
     /// Folds a worker's result into the total (latencies sorted later).
-    fn merge(&mut self, other: LoadResult) {
+    pub fn merge(&mut self, other: LoadResult) {
         self.ok += other.ok;
         self.errors += other.errors;
         if self.first_error.is_none() {

@@ -7,7 +7,10 @@
 //! the bare primitives, then for each op open N keep-alive connections and
 //! drive them back-to-back for the given duration while sampling the
 //! server's RSS. With `--rotations N` it measures instead how old key
-//! versions decrypt after N rotations (`rotation.rs`).
+//! versions decrypt after N rotations (`rotation.rs`). The `-p11` ops
+//! sign through the PKCS#11 module instead (`--pkcs11-module`): N threads,
+//! one session each (`pkcs11.rs`, `pkcs11_load.rs`), compared with the same
+//! operation through the JSON API.
 
 mod args;
 mod bare;
@@ -15,6 +18,8 @@ mod client;
 mod grants;
 mod load;
 mod ops;
+mod pkcs11;
+mod pkcs11_load;
 mod procfs;
 mod report;
 mod rotation;
@@ -23,7 +28,11 @@ mod tls;
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use args::Args;
+use load::LoadResult;
+use ops::{Op, Via};
 use report::{OpReport, Report};
 
 /// Error type of the whole binary: every failure ends up as a message.
@@ -118,6 +127,8 @@ struct Prepared {
     inputs: Vec<Vec<u8>>,
     /// The node's authorization mode (`None`: the server predates it).
     policy: Option<grants::PolicyState>,
+    /// The PKCS#11 module, initialized and logged in, when an op needs it.
+    token: Option<Arc<pkcs11::Token>>,
 }
 
 /// Creates the keys (reusing existing ones), with `--grants` reconciles the
@@ -152,14 +163,22 @@ async fn setup(args: &Args, connector: &tokio_rustls::TlsConnector) -> Result<Pr
     for op in &args.ops {
         inputs.push(setup::op_input(&mut admin, args.h2, op).await?);
     }
-    Ok(Prepared { inputs, policy })
+    let token = match &args.pkcs11_module {
+        Some(module) if args.ops.iter().any(|op| op.via == Via::Pkcs11) => {
+            let token = pkcs11::Token::open(module, &args.dir, args.addr)?;
+            eprintln!("pkcs11: {} loaded, logged in ({})", module.display(), pkcs11::CONFIG_FILE);
+            Some(Arc::new(token))
+        }
+        _ => None,
+    };
+    Ok(Prepared { inputs, policy, token })
 }
 
 /// Runs the benchmark; progress goes to stderr so `--json` stdout stays
 /// clean. `None` after `--setup-only`.
 async fn run(args: &Args) -> Result<Option<Report>, Error> {
     let connector = tls::connector(&args.dir, args.h2)?;
-    let Prepared { inputs, policy } = setup(args, &connector).await?;
+    let Prepared { inputs, policy, token } = setup(args, &connector).await?;
     if args.setup_only {
         return Ok(None);
     }
@@ -170,7 +189,7 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
         .map(|op| {
             (!args.bare_duration.is_zero()).then(|| {
                 let rate = bare::measure(args.bare_duration, (op.bare)(op.input_len));
-                eprintln!("bare {:<6} {rate:>10.0} op/s", op.name);
+                eprintln!("bare {:<9} {rate:>10.0} op/s", op.name);
                 rate
             })
         })
@@ -179,18 +198,30 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
     let rss_idle_kib = args.server_pid.and_then(procfs::vm_rss_kib);
     let mut ops = Vec::new();
     for ((op, bare_per_s), input) in args.ops.iter().zip(bare).zip(&inputs) {
-        eprintln!("load {:<6} {} connections, {:?}", op.name, args.connections, args.duration);
-        let phase = load::Phase {
-            addr: args.addr,
-            connector: connector.clone(),
-            target: client::Target::new(op.path, args.h2),
-            body: op.request_body(input),
-            batch: op.batch,
-        };
         let sampler = args.server_pid.map(procfs::PeakSampler::start);
         let server_cpu = args.server_pid.map(procfs::CpuMeter::start);
         let bench_cpu = procfs::CpuMeter::start(std::process::id());
-        let load = load::run(&phase, args.connections, args.duration).await?;
+        let load = match op.via {
+            Via::Json => {
+                eprintln!("load {:<9} {} connections, {:?}", op.name, args.connections, args.duration);
+                let phase = load::Phase {
+                    addr: args.addr,
+                    connector: connector.clone(),
+                    target: client::Target::new(op.path, args.h2),
+                    body: op.request_body(input),
+                    batch: op.batch,
+                };
+                load::run(&phase, args.connections, args.duration).await?
+            }
+            Via::Pkcs11 => {
+                eprintln!(
+                    "load {:<9} {} threads, one PKCS#11 session each, {:?}",
+                    op.name, args.connections, args.duration
+                );
+                let token = token.clone().ok_or("no PKCS#11 module")?;
+                pkcs11_phase(token, op, input.clone(), args.connections, args.duration).await?
+            }
+        };
         let bench_cpu_pct = bench_cpu.finish();
         let server_cpu_pct = server_cpu.and_then(procfs::CpuMeter::finish);
         let rss_peak_kib = match sampler {
@@ -200,6 +231,7 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
         ops.push(OpReport { op, load, bare_per_s, rss_peak_kib, server_cpu_pct, bench_cpu_pct });
     }
 
+    drop(token);
     Ok(Some(Report {
         addr: args.addr.to_string(),
         protocol: if args.h2 { "h2" } else { "http/1.1" },
@@ -209,4 +241,22 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
         policy,
         ops,
     }))
+}
+
+/// A PKCS#11 load phase, on threads of its own while this runtime keeps
+/// sampling the server's RSS.
+async fn pkcs11_phase(
+    token: Arc<pkcs11::Token>,
+    op: &'static Op,
+    input: Vec<u8>,
+    threads: usize,
+    duration: std::time::Duration,
+) -> Result<LoadResult, Error> {
+    let key = token.private_key(op)?;
+    tokio::task::spawn_blocking(move || {
+        let mechanism = pkcs11::mechanism(op.algorithm).ok_or_else(|| format!("{}: no PKCS#11 mechanism", op.name))?;
+        let signing = pkcs11_load::Signing { mechanism, key, input };
+        pkcs11_load::run(&token, &signing, threads, duration)
+    })
+    .await?
 }

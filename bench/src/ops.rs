@@ -44,6 +44,18 @@ pub struct Op {
     pub key: KeySpec,
     /// Builds the equivalent bare primitive (the server's library), fed `input_len` bytes per call.
     pub bare: fn(usize) -> Box<dyn FnMut()>,
+    /// The client the op is sent through.
+    pub via: Via,
+}
+
+/// How an op reaches the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The JSON API, from this process's keep-alive connections.
+    Json,
+    /// The PKCS#11 module (`--pkcs11-module`), one session per thread; the
+    /// module sends the same request (`path`, `algorithm`) to the JSON API.
+    Pkcs11,
 }
 
 /// AES key of the AES ops.
@@ -52,7 +64,7 @@ const AES_KEY: KeySpec = KeySpec { name: "bench-aes", key_type: "SYMMETRIC", key
 const EC_KEY: KeySpec = KeySpec { name: "bench-ec", key_type: "ASYMMETRIC", key_spec: Some("EC"), key_size: 256 };
 
 /// All ops, in run order.
-pub static OPS: [Op; 8] = [
+pub static OPS: [Op; 9] = [
     Op {
         name: "aes",
         label: "AES-256-GCM encrypt 1 KiB",
@@ -62,6 +74,7 @@ pub static OPS: [Op; 8] = [
         batch: 1,
         encrypt_first: None,
         key: AES_KEY,
+        via: Via::Json,
         bare: bare::aes_256_gcm_seal,
     },
     Op {
@@ -73,6 +86,7 @@ pub static OPS: [Op; 8] = [
         batch: 1,
         encrypt_first: None,
         key: KeySpec { name: "bench-hmac", key_type: "MAC", key_spec: None, key_size: 32 },
+        via: Via::Json,
         bare: bare::hmac_sha256,
     },
     Op {
@@ -84,6 +98,7 @@ pub static OPS: [Op; 8] = [
         batch: 1,
         encrypt_first: None,
         key: EC_KEY,
+        via: Via::Json,
         bare: bare::ecdsa_p256_sign,
     },
     Op {
@@ -95,6 +110,7 @@ pub static OPS: [Op; 8] = [
         batch: 1,
         encrypt_first: None,
         key: KeySpec { name: "bench-rsa", key_type: "ASYMMETRIC", key_spec: Some("RSA"), key_size: 2048 },
+        via: Via::Json,
         bare: bare::rsa_2048_sign,
     },
     Op {
@@ -106,6 +122,7 @@ pub static OPS: [Op; 8] = [
         batch: 1,
         encrypt_first: Some(("/REST/v1/asymmetric/encrypt", "RSA-OAEP/SHA256")),
         key: KeySpec { name: "bench-rsa", key_type: "ASYMMETRIC", key_spec: Some("RSA"), key_size: 2048 },
+        via: Via::Json,
         bare: bare::rsa_2048_oaep_decrypt,
     },
     // Batches (issue 10): the items per second of a batch of 100 against
@@ -119,6 +136,7 @@ pub static OPS: [Op; 8] = [
         batch: 1,
         encrypt_first: None,
         key: AES_KEY,
+        via: Via::Json,
         bare: bare::aes_256_gcm_seal,
     },
     Op {
@@ -130,6 +148,7 @@ pub static OPS: [Op; 8] = [
         batch: 100,
         encrypt_first: None,
         key: AES_KEY,
+        via: Via::Json,
         bare: bare::aes_256_gcm_seal,
     },
     Op {
@@ -141,6 +160,20 @@ pub static OPS: [Op; 8] = [
         batch: 100,
         encrypt_first: None,
         key: EC_KEY,
+        via: Via::Json,
+        bare: bare::ecdsa_p256_sign,
+    },
+    // PKCS#11 (issue 11): the signing of `ecdsa` through libvssm_pkcs11.so.
+    Op {
+        name: "ecdsa-p11",
+        label: "ECDSA P-256 sign, PKCS#11",
+        path: "/REST/v1/asymmetric/sign",
+        algorithm: "SHA256withECDSA",
+        input_len: 64,
+        batch: 1,
+        encrypt_first: None,
+        key: EC_KEY,
+        via: Via::Pkcs11,
         bare: bare::ecdsa_p256_sign,
     },
 ];

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::grants::PolicyState;
 use crate::load::LoadResult;
-use crate::ops::Op;
+use crate::ops::{Op, Via};
 
 /// Results of one op.
 pub struct OpReport {
@@ -50,7 +50,47 @@ impl OpReport {
         let (b, s) = (self.op, single.op);
         b.batch > 1
             && s.batch == 1
+            && b.via == s.via
             && (b.path, b.algorithm, b.input_len, b.key.name) == (s.path, s.algorithm, s.input_len, s.key.name)
+    }
+
+    /// Whether `json` is this PKCS#11 op's request sent through the JSON API.
+    fn through_module_of(&self, json: &OpReport) -> bool {
+        let (p, j) = (self.op, json.op);
+        p.via == Via::Pkcs11
+            && j.via == Via::Json
+            && (p.path, p.algorithm, p.input_len, p.batch, p.key.name)
+                == (j.path, j.algorithm, j.input_len, j.batch, j.key.name)
+    }
+}
+
+/// A PKCS#11 op's rate against the same request through the JSON API.
+pub struct ModuleRatio {
+    /// The PKCS#11 op.
+    pub module: &'static str,
+    /// The JSON API op.
+    pub json: &'static str,
+    /// Operations/s through the module over requests/s through the API (wall clock).
+    pub wall: f64,
+    /// The same per second of server CPU time.
+    pub per_cpu: Option<f64>,
+    /// The server's CPU in the module's phase and in the API's (percent of one core).
+    pub server_cpu_pct: (Option<f64>, Option<f64>),
+}
+
+/// Server CPU shares (percentage points) further apart than this make the
+/// wall-clock ratio of two phases compare unequal machines.
+const SERVER_CPU_SPREAD_PCT: f64 = 10.0;
+
+impl ModuleRatio {
+    /// Whether the server had a different share of its core in the two
+    /// phases (other work on the machine): then only the ratio per server
+    /// CPU-second compares the two clients.
+    pub fn uneven(&self) -> bool {
+        match self.server_cpu_pct {
+            (Some(m), Some(j)) => (m - j).abs() > SERVER_CPU_SPREAD_PCT,
+            _ => false,
+        }
     }
 }
 
@@ -125,6 +165,26 @@ impl Report {
         gains
     }
 
+    /// For each PKCS#11 op whose JSON API counterpart was measured too:
+    /// its rate over the API's, wall clock and per server CPU-second.
+    pub fn module_ratios(&self) -> Vec<ModuleRatio> {
+        let mut ratios = Vec::new();
+        for module in &self.ops {
+            if let Some(json) = self.ops.iter().find(|json| module.through_module_of(json)) {
+                if json.load.rate() > 0.0 {
+                    ratios.push(ModuleRatio {
+                        module: module.op.name,
+                        json: json.op.name,
+                        wall: module.load.rate() / json.load.rate(),
+                        per_cpu: module.items_per_cpu_s().zip(json.items_per_cpu_s()).map(|(m, j)| m / j),
+                        server_cpu_pct: (module.server_cpu_pct, json.server_cpu_pct),
+                    });
+                }
+            }
+        }
+        ratios
+    }
+
     /// Peak server RSS over all load phases (KiB).
     pub fn rss_peak_kib(&self) -> Option<u64> {
         self.ops.iter().filter_map(|o| o.rss_peak_kib).max()
@@ -181,6 +241,32 @@ impl Report {
                 fmt(gain.per_cpu, 1)
             );
         }
+        let module_ops: Vec<_> = self.ops.iter().filter(|r| r.op.via == Via::Pkcs11).map(|r| r.op.name).collect();
+        if !module_ops.is_empty() {
+            println!(
+                "{}: {} threads of one process, one PKCS#11 session each, through the module's own keep-alive HTTP/1.1 connections",
+                module_ops.join(","),
+                self.connections
+            );
+        }
+        for ratio in self.module_ratios() {
+            println!(
+                "{}: {:.1}% of the JSON API's rate ({}), {} per server CPU-second",
+                ratio.module,
+                100.0 * ratio.wall,
+                ratio.json,
+                pct(ratio.per_cpu.map(|x| x * 100.0))
+            );
+            if ratio.uneven() {
+                println!(
+                    "note: the server had {} of its core for {} and {} for {}: other work shared it, compare per server CPU-second",
+                    pct(ratio.server_cpu_pct.0),
+                    ratio.module,
+                    pct(ratio.server_cpu_pct.1),
+                    ratio.json
+                );
+            }
+        }
         if self.rss_idle_kib.is_some() {
             println!(
                 "server RSS: idle {} MiB, peak under load {} MiB",
@@ -223,6 +309,7 @@ impl Report {
                 json!({
                     "op": r.op.name,
                     "label": r.op.label,
+                    "via": match r.op.via { Via::Json => "json", Via::Pkcs11 => "pkcs11" },
                     "requests_ok": r.load.ok,
                     "errors": r.load.errors,
                     "first_error": r.load.first_error,
@@ -255,6 +342,63 @@ impl Report {
             "batch_gains": self.batch_gains().iter()
                 .map(|g| json!({"batch": g.batch, "single": g.single, "gain": g.wall, "gain_per_server_cpu": g.per_cpu}))
                 .collect::<Vec<_>>(),
+            "module_ratios": self.module_ratios().iter()
+                .map(|r| json!({"op": r.module, "json_op": r.json, "ratio": r.wall, "ratio_per_server_cpu": r.per_cpu, "uneven_server_cpu": r.uneven()}))
+                .collect::<Vec<_>>(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{OpReport, Report};
+    use crate::load::LoadResult;
+    use crate::ops;
+
+    fn measured(name: &str, ok: u64, server_cpu_pct: f64) -> OpReport {
+        OpReport {
+            op: ops::find(name).unwrap(),
+            load: LoadResult { ok, elapsed: Duration::from_secs(1), ..LoadResult::default() },
+            bare_per_s: None,
+            rss_peak_kib: None,
+            server_cpu_pct: Some(server_cpu_pct),
+            bench_cpu_pct: None,
+        }
+    }
+
+    fn report(ops: Vec<OpReport>) -> Report {
+        Report {
+            addr: "127.0.0.1:8080".into(),
+            protocol: "http/1.1",
+            connections: 32,
+            seconds: 1.0,
+            rss_idle_kib: None,
+            policy: None,
+            ops,
+        }
+    }
+
+    #[test]
+    fn the_module_is_compared_with_the_same_request_through_the_api() {
+        let both = report(vec![measured("ecdsa", 1000, 100.0), measured("ecdsa-p11", 850, 90.0)]);
+        let ratios = both.module_ratios();
+        assert_eq!(ratios.len(), 1);
+        assert_eq!((ratios[0].module, ratios[0].json), ("ecdsa-p11", "ecdsa"));
+        assert!((ratios[0].wall - 0.85).abs() < 1e-9);
+        assert!((ratios[0].per_cpu.unwrap() - 0.85 / 0.9).abs() < 1e-9);
+        assert!(!ratios[0].uneven());
+        let starved = report(vec![measured("ecdsa", 600, 50.0), measured("ecdsa-p11", 850, 90.0)]);
+        assert!(starved.module_ratios()[0].uneven());
+        // Neither a batch nor another operation is the module's counterpart,
+        // and the module's op is not the single request of a batch.
+        let others = report(vec![
+            measured("ecdsax100", 10, 100.0),
+            measured("rsa", 500, 100.0),
+            measured("ecdsa-p11", 850, 90.0),
+        ]);
+        assert!(others.module_ratios().is_empty());
+        assert!(others.batch_gains().is_empty());
     }
 }
