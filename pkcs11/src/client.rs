@@ -310,6 +310,17 @@ fn exchange(stream: &mut Stream, path: &str, body: &[u8]) -> std::io::Result<(u1
         inner.write_all(&request)?;
         inner.flush()?;
     }
+    // Only a connection that ends before the first answer byte may have
+    // been dropped unused (`is_closed`); once the node has begun to answer
+    // it took the request, so a later failure must not look like that.
+    if stream.fill_buf()?.is_empty() {
+        return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "connection closed before answer"));
+    }
+    read_answer(stream).map_err(|e| std::io::Error::other(format!("answer cut: {e}")))
+}
+
+/// The answer after its first byte arrived: (status, body, keep-alive).
+fn read_answer(stream: &mut Stream) -> std::io::Result<(u16, Vec<u8>, bool)> {
     let (status, framing, mut keep) = read_head(stream)?;
     let answer = match framing {
         Framing::Length(length) => {
@@ -414,7 +425,8 @@ fn read_chunked(stream: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
                 }
             }
         }
-        let size = usize::try_from(size).ok().filter(|s| answer.len() + s <= MAX_BODY);
+        let size =
+            usize::try_from(size).ok().filter(|&s| answer.len().checked_add(s).is_some_and(|end| end <= MAX_BODY));
         let size = size.ok_or_else(|| invalid("answer too large"))?;
         let start = answer.len();
         answer.resize(start + size, 0);
