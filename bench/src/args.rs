@@ -30,7 +30,8 @@ usage: vssm-bench --dir DIR [options]
                        rotates only what is missing), then compare AES-256-GCM decryption of
                        64 B with version 1, the newest version and a never-rotated key, in
                        interleaved rounds of --seconds per case (not with --grants)
-  --rounds R           rounds of --rotations                          [3]
+  --rounds R           interleaved rounds: every op (or --rotations case) runs R times
+                       in turn, --seconds each; rates are over all rounds  [1; 3 with --rotations]
   --json               print one JSON document instead of the table
 ";
 
@@ -64,7 +65,7 @@ pub struct Args {
     pub pkcs11_module: Option<PathBuf>,
     /// Rotations of the rotation benchmark (`None`: the ops).
     pub rotations: Option<u32>,
-    /// Interleaved rounds of the rotation benchmark.
+    /// Interleaved rounds of the ops, or of the rotation benchmark's cases.
     pub rounds: usize,
 }
 
@@ -91,7 +92,7 @@ impl Args {
             setup_only: false,
             pkcs11_module: None,
             rotations: None,
-            rounds: 3,
+            rounds: 0,
         };
         let mut dir = None;
         let mut ops_given = false;
@@ -116,13 +117,19 @@ impl Args {
                 "--grants" => args.grants = Some(parse_num(&flag, &value()?)?),
                 "--setup-only" => args.setup_only = true,
                 "--rotations" => args.rotations = Some(parse_num(&flag, &value()?)?),
-                "--rounds" => args.rounds = parse_num(&flag, &value()?)?,
+                "--rounds" => match parse_num(&flag, &value()?)? {
+                    0 => return Err(Some("--rounds must be positive".into())),
+                    rounds => args.rounds = rounds,
+                },
                 _ => return Err(Some(format!("unknown argument {flag:?}"))),
             }
         }
         args.dir = dir.ok_or_else(|| Some("--dir is required".to_string()))?;
-        if args.connections == 0 || args.duration.is_zero() || args.rounds == 0 {
-            return Err(Some("--connections, --seconds and --rounds must be positive".into()));
+        if args.connections == 0 || args.duration.is_zero() {
+            return Err(Some("--connections and --seconds must be positive".into()));
+        }
+        if args.rounds == 0 {
+            args.rounds = if args.rotations.is_some() { 3 } else { 1 };
         }
         let needs_module = |op: &&Op| op.via == Via::Pkcs11;
         if args.pkcs11_module.is_none() {

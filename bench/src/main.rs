@@ -196,39 +196,28 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
         .collect();
 
     let rss_idle_kib = args.server_pid.and_then(procfs::vm_rss_kib);
-    let mut ops = Vec::new();
-    for ((op, bare_per_s), input) in args.ops.iter().zip(bare).zip(&inputs) {
-        let sampler = args.server_pid.map(procfs::PeakSampler::start);
-        let server_cpu = args.server_pid.map(procfs::CpuMeter::start);
-        let bench_cpu = procfs::CpuMeter::start(std::process::id());
-        let load = match op.via {
-            Via::Json => {
-                eprintln!("load {:<9} {} connections, {:?}", op.name, args.connections, args.duration);
-                let phase = load::Phase {
-                    addr: args.addr,
-                    connector: connector.clone(),
-                    target: client::Target::new(op.path, args.h2),
-                    body: op.request_body(input),
-                    batch: op.batch,
-                };
-                load::run(&phase, args.connections, args.duration).await?
-            }
-            Via::Pkcs11 => {
+    // Interleaved rounds: a slow spell of a shared machine hits every op,
+    // not just the one measured at the time.
+    let mut ops: Vec<OpReport> = Vec::new();
+    for round in 1..=args.rounds {
+        let mut measured = Vec::new();
+        for ((op, bare_per_s), input) in args.ops.iter().zip(&bare).zip(&inputs) {
+            measured.push(measure_op(args, &connector, token.as_ref(), op, *bare_per_s, input).await?);
+        }
+        if args.rounds > 1 {
+            for gain in report::batch_gains(&measured) {
+                let per_cpu = gain.per_cpu.map_or_else(|| "-".into(), |g| format!("{g:.1}x"));
                 eprintln!(
-                    "load {:<9} {} threads, one PKCS#11 session each, {:?}",
-                    op.name, args.connections, args.duration
+                    "round {round}/{}: {} {:.1}x, {per_cpu} per server CPU-second",
+                    args.rounds, gain.batch, gain.wall
                 );
-                let token = token.clone().ok_or("no PKCS#11 module")?;
-                pkcs11_phase(token, op, input.clone(), args.connections, args.duration).await?
             }
-        };
-        let bench_cpu_pct = bench_cpu.finish();
-        let server_cpu_pct = server_cpu.and_then(procfs::CpuMeter::finish);
-        let rss_peak_kib = match sampler {
-            Some(s) => s.finish().await,
-            None => None,
-        };
-        ops.push(OpReport { op, load, bare_per_s, rss_peak_kib, server_cpu_pct, bench_cpu_pct });
+        }
+        if ops.is_empty() {
+            ops = measured;
+        } else {
+            ops.iter_mut().zip(measured).for_each(|(total, round)| total.absorb(round));
+        }
     }
 
     drop(token);
@@ -237,10 +226,54 @@ async fn run(args: &Args) -> Result<Option<Report>, Error> {
         protocol: if args.h2 { "h2" } else { "http/1.1" },
         connections: args.connections,
         seconds: args.duration.as_secs_f64(),
+        rounds: args.rounds,
         rss_idle_kib,
         policy,
         ops,
     }))
+}
+
+/// One load phase of `op`, with the server's and this process's CPU and
+/// the server's RSS peak.
+async fn measure_op(
+    args: &Args,
+    connector: &tokio_rustls::TlsConnector,
+    token: Option<&Arc<pkcs11::Token>>,
+    op: &'static Op,
+    bare_per_s: Option<f64>,
+    input: &[u8],
+) -> Result<OpReport, Error> {
+    let sampler = args.server_pid.map(procfs::PeakSampler::start);
+    let server_cpu = args.server_pid.map(procfs::CpuMeter::start);
+    let bench_cpu = procfs::CpuMeter::start(std::process::id());
+    let load = match op.via {
+        Via::Json => {
+            eprintln!("load {:<9} {} connections, {:?}", op.name, args.connections, args.duration);
+            let phase = load::Phase {
+                addr: args.addr,
+                connector: connector.clone(),
+                target: client::Target::new(op.path, args.h2),
+                body: op.request_body(input),
+                batch: op.batch,
+            };
+            load::run(&phase, args.connections, args.duration).await?
+        }
+        Via::Pkcs11 => {
+            eprintln!(
+                "load {:<9} {} threads, one PKCS#11 session each, {:?}",
+                op.name, args.connections, args.duration
+            );
+            let token = token.cloned().ok_or("no PKCS#11 module")?;
+            pkcs11_phase(token, op, input.to_vec(), args.connections, args.duration).await?
+        }
+    };
+    let bench_cpu_pct = bench_cpu.finish();
+    let server_cpu_pct = server_cpu.and_then(procfs::CpuMeter::finish);
+    let rss_peak_kib = match sampler {
+        Some(s) => s.finish().await,
+        None => None,
+    };
+    Ok(OpReport { op, load, bare_per_s, rss_peak_kib, server_cpu_pct, bench_cpu_pct })
 }
 
 /// A PKCS#11 load phase, on threads of its own while this runtime keeps

@@ -26,6 +26,20 @@ pub struct OpReport {
 const BENCH_SATURATED_PCT: f64 = 90.0;
 
 impl OpReport {
+    /// Adds a later round of the same op: counts and time add up, CPU
+    /// shares are averaged over the time, the RSS peak is the higher one.
+    pub fn absorb(&mut self, round: OpReport) {
+        let (mine, theirs) = (self.load.elapsed.as_secs_f64(), round.load.elapsed.as_secs_f64());
+        let weighted =
+            |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| (a * mine + b * theirs) / (mine + theirs).max(1e-9));
+        self.server_cpu_pct = weighted(self.server_cpu_pct, round.server_cpu_pct);
+        self.bench_cpu_pct = weighted(self.bench_cpu_pct, round.bench_cpu_pct);
+        self.rss_peak_kib = self.rss_peak_kib.max(round.rss_peak_kib);
+        self.load.elapsed += round.load.elapsed;
+        self.load.merge(round.load);
+        self.load.latencies_us.sort_unstable();
+    }
+
     /// Items per second: requests per second times the items of each.
     pub fn items_rate(&self) -> f64 {
         self.load.rate() * self.op.batch as f64
@@ -114,8 +128,10 @@ pub struct Report {
     pub protocol: &'static str,
     /// Connections per op.
     pub connections: usize,
-    /// Load seconds per op.
+    /// Load seconds per op and round.
     pub seconds: f64,
+    /// Interleaved rounds of every op.
+    pub rounds: usize,
     /// Server RSS before load (KiB).
     pub rss_idle_kib: Option<u64>,
     /// The node's authorization mode during the run (`None`: the server predates it).
@@ -139,6 +155,26 @@ fn mib(kib: Option<u64>) -> Option<f64> {
     kib.map(|k| k as f64 / 1024.0)
 }
 
+/// For each batch op whose single request was measured too: the batch
+/// op, the single op, items/s of the batch over requests/s of the single,
+/// and the same per server CPU-second.
+pub fn batch_gains(ops: &[OpReport]) -> Vec<BatchGain> {
+    let mut gains = Vec::new();
+    for batch in ops {
+        if let Some(single) = ops.iter().find(|single| batch.batches(single)) {
+            if single.load.rate() > 0.0 {
+                gains.push(BatchGain {
+                    batch: batch.op.name,
+                    single: single.op.name,
+                    wall: batch.items_rate() / single.load.rate(),
+                    per_cpu: batch.items_per_cpu_s().zip(single.items_per_cpu_s()).map(|(b, s)| b / s),
+                });
+            }
+        }
+    }
+    gains
+}
+
 impl Report {
     /// Total failed requests over all ops.
     pub fn errors(&self) -> u64 {
@@ -149,20 +185,7 @@ impl Report {
     /// op, the single op, items/s of the batch over requests/s of the
     /// single, and the same per server CPU-second.
     pub fn batch_gains(&self) -> Vec<BatchGain> {
-        let mut gains = Vec::new();
-        for batch in &self.ops {
-            if let Some(single) = self.ops.iter().find(|single| batch.batches(single)) {
-                if single.load.rate() > 0.0 {
-                    gains.push(BatchGain {
-                        batch: batch.op.name,
-                        single: single.op.name,
-                        wall: batch.items_rate() / single.load.rate(),
-                        per_cpu: batch.items_per_cpu_s().zip(single.items_per_cpu_s()).map(|(b, s)| b / s),
-                    });
-                }
-            }
-        }
-        gains
+        batch_gains(&self.ops)
     }
 
     /// For each PKCS#11 op whose JSON API counterpart was measured too:
@@ -193,8 +216,12 @@ impl Report {
     /// Prints the human-readable table to stdout.
     pub fn print_table(&self) {
         println!(
-            "VSSM load: {} over {}, {} connections, {} s per op (bare: same primitive in-process, 1 thread, per CPU-second; items/cpu: items per second of server CPU time)",
-            self.addr, self.protocol, self.connections, self.seconds
+            "VSSM load: {} over {}, {} connections, {} s per op{} (bare: same primitive in-process, 1 thread, per CPU-second; items/cpu: items per second of server CPU time)",
+            self.addr,
+            self.protocol,
+            self.connections,
+            self.seconds,
+            if self.rounds > 1 { format!(" in each of {} interleaved rounds", self.rounds) } else { String::new() }
         );
         match &self.policy {
             Some(policy) => println!("authorization: {policy}"),
@@ -333,6 +360,7 @@ impl Report {
             "protocol": self.protocol,
             "connections": self.connections,
             "seconds": self.seconds,
+            "rounds": self.rounds,
             "rss_idle_kib": self.rss_idle_kib,
             "policy_enforced": self.policy.map(|p| p.enforced),
             "active_grants": self.policy.map(|p| p.active_grants),
@@ -374,6 +402,7 @@ mod tests {
             protocol: "http/1.1",
             connections: 32,
             seconds: 1.0,
+            rounds: 1,
             rss_idle_kib: None,
             policy: None,
             ops,

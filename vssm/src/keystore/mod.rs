@@ -306,11 +306,38 @@ impl Versions {
 /// Most versions one key may have (rotations stop there).
 pub const MAX_VERSIONS: u32 = 100_000;
 
+/// Hashes a version number with one multiplication. Version numbers are
+/// at most [`MAX_VERSIONS`] and made by rotations, so SipHash's defence
+/// against chosen keys buys little here, and it cost 90 instructions per
+/// use of a key: 1.3% of an AES-GCM batch item (callgrind).
+#[derive(Clone, Copy, Default)]
+pub struct VersionHasher(u64);
+
+impl std::hash::Hasher for VersionHasher {
+    fn finish(&self) -> u64 {
+        // The product's high bits mixed into the low ones, which pick the bucket.
+        self.0 ^ (self.0 >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u32(u32::from(byte) ^ (self.0 as u32));
+        }
+    }
+
+    fn write_u32(&mut self, number: u32) {
+        self.0 = (self.0 ^ u64::from(number)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// One key's versions by number.
+type VersionMap = HashMap<u32, Versions, std::hash::BuildHasherDefault<VersionHasher>>;
+
 /// One key: its versions by number, and its lifecycle. A destroyed key
 /// stays as an entry without material: its tombstone.
 #[derive(Clone, Default)]
 pub struct KeyEntry {
-    versions: HashMap<u32, Versions>,
+    versions: VersionMap,
     /// The highest version number held (0 for none).
     newest: u32,
     lifecycle: KeyLifecycle,

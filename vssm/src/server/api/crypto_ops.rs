@@ -108,7 +108,14 @@ impl CryptoAnswer {
         out.push(b'{');
         if let Some(reference) = reference {
             out.extend_from_slice(b"\"reference\":");
-            serde_json::to_writer(&mut *out, reference).map_err(|_| JsonError::Encode)?;
+            // As serde_json writes it: only these bytes are escaped.
+            if reference.bytes().any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\') {
+                serde_json::to_writer(&mut *out, reference).map_err(|_| JsonError::Encode)?;
+            } else {
+                out.push(b'"');
+                out.extend_from_slice(reference.as_bytes());
+                out.push(b'"');
+            }
             out.push(b',');
         }
         out.extend_from_slice(b"\"output\":\"");
@@ -333,7 +340,7 @@ mod tests {
     #[test]
     fn output_json_is_serdes() {
         for (bytes, key_version) in [(vec![], None), (vec![0xfb, 0xff, 1], Some(7)), ((0..=255).collect(), None)] {
-            for reference in [None, Some("r-1"), Some("quote \" and \\ and \u{1} and é")] {
+            for reference in [None, Some("r-1"), Some("quote \" and \\ and \u{1} and é"), Some("/ \u{7f} é")] {
                 let answer = CryptoAnswer::Output(OutputResponse { output: Bytes(bytes.clone()), key_version });
                 let mut written = Vec::new();
                 answer.write_json(&mut written, reference).unwrap();

@@ -163,10 +163,17 @@ enum Target {
 /// first item that names it, from one keystore snapshot, and its other
 /// items reuse that decision (a few hundred instructions each: a third
 /// of an AES-GCM item). Refusals are not kept: every refused item is
-/// decided (and audited) on its own.
-#[derive(Default)]
+/// decided (and audited) on its own. Its items note the batch's start
+/// second as their keys' last use (one clock read per batch, not per item).
 pub struct Lookups {
     found: std::sync::Mutex<Vec<Lookup>>,
+    started_s: i64,
+}
+
+impl Default for Lookups {
+    fn default() -> Lookups {
+        Lookups { found: std::sync::Mutex::default(), started_s: super::now_ms() / 1000 }
+    }
 }
 
 struct Lookup {
@@ -265,8 +272,9 @@ fn check_version(entry: &KeyEntry, name: &str, version: u32, held: bool) -> Resu
     Ok(())
 }
 
-fn touched(record: Arc<KeyRecord>, choice: VersionChoice) -> KeyUse {
-    record.touch(super::now_ms() / 1000);
+fn touched(caller: Caller, record: Arc<KeyRecord>, choice: VersionChoice) -> KeyUse {
+    let now_s = caller.lookups.map_or_else(|| super::now_ms() / 1000, |lookups| lookups.started_s);
+    record.touch(now_s);
     KeyUse { record, choice }
 }
 
@@ -281,7 +289,7 @@ pub fn for_output(
     choice: VersionChoice,
 ) -> Result<KeyUse, ApiError> {
     let entry = match lookup(caller, op, key_type, name)? {
-        Target::Alias(record) => return Ok(touched(record, choice)),
+        Target::Alias(record) => return Ok(touched(caller, record, choice)),
         Target::Entry(entry) => entry,
     };
     let entry = entry.as_ref();
@@ -294,7 +302,7 @@ pub fn for_output(
             KeyUseError::VersionRequired { name: super::printable(name), newest: entry.newest_version() }.into()
         );
     };
-    Ok(touched(record, choice))
+    Ok(touched(caller, record, choice))
 }
 
 /// The material that checks or opens existing output (decrypt, verify),
@@ -326,7 +334,7 @@ pub fn for_input<'a>(
             if header.is_some_and(|(v, id)| v != record.version || id != record.key_id()) {
                 return Err(not_versioned().into());
             }
-            return Ok((touched(record, choice), rest));
+            return Ok((touched(caller, record, choice), rest));
         }
         Target::Entry(entry) => entry,
     };
@@ -348,5 +356,5 @@ pub fn for_input<'a>(
             )
         }
     };
-    Ok((touched(record, choice), rest))
+    Ok((touched(caller, record, choice), rest))
 }
