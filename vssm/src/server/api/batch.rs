@@ -12,26 +12,34 @@
 //! single request has that field, so every body that was valid before is
 //! answered as before, byte for byte.
 //!
-//! Parsing: a batch is first parsed in one pass as `{"items": [R…]}` with
-//! the endpoint's request type `R` (strings borrowed from the body, its
-//! UTF-8 checked once): [`Typed`], by the [`plain_json`] reader when the
-//! body is plain JSON (no escapes, no floats), else by `serde_json`. Only
-//! when that fails anywhere does the batch go [`item_by_item`]: split into
-//! [`RawValue`] slices, each parsed on its own, so each bad item gets its
-//! own error. All read a valid item with the same derived parser. Keys are
-//! looked up once per batch ([`Lookups`]). Measured (callgrind,
-//! `scripts/bench-callgrind.sh`), an AES-256-GCM item of 64 bytes went
-//! from 19,800 instructions (items split into slices, every item parsed
-//! twice) to 8,000 with `serde_json`, and to PLAIN with the plain reader.
+//! Parsing, in three tiers; every tier reads a valid item with the same
+//! derived parser of the endpoint's request type `R`, with strings
+//! borrowed from the body (its UTF-8 checked once), and each key is
+//! looked up once per batch ([`Lookups`]):
+//! 1. [`Streamed`]: a body of plain JSON (no escapes, no floats; what
+//!    programs send) is read by the [`plain_json`] reader one item at a
+//!    time, each item run before the next is read.
+//! 2. [`Typed`]: any other body is parsed by `serde_json` in one pass as
+//!    `{"items": [R…]}`, then run.
+//! 3. [`item_by_item`]: when that fails anywhere, the body is split into
+//!    [`RawValue`] slices, each parsed on its own, so each bad item gets
+//!    its own error.
 //!
-//! Memory: the typed pass holds every item's decoded request at once (at
-//! most [`MAX_BATCH_ITEMS`], and no more bytes than the body); the
-//! item-by-item pass keeps the items as slices of the body, rebuilding
-//! only an item with a `reference`, in one buffer reused by every item; an
-//! `items` array longer than the limit is counted, not stored. The results
-//! are written into one buffer as they are made. `test_batch.py` sends ten
-//! 1 MiB batches of 1000 AES-GCM encryptions of 700 bytes and ten of 1000
-//! empty items, and holds the node under 8 MiB above its RSS before them.
+//! Measured per AES-256-GCM item of 64 bytes (callgrind,
+//! `scripts/bench-callgrind.sh`): 19,800 instructions with items split
+//! into slices and parsed twice, 8,000 with the one-pass `serde_json`
+//! parse, 6,450 streamed by the plain reader (the string scanning, and the
+//! allocator's slow path for a hundred input buffers alive at once, went).
+//!
+//! Memory: the streamed tier holds one item at a time; the typed tier
+//! every item's decoded request at once (at most [`MAX_BATCH_ITEMS`], and
+//! no more bytes than the body); the item-by-item tier keeps the items as
+//! slices of the body, rebuilding only an item with a `reference`, in one
+//! buffer reused by every item; an `items` array longer than the limit is
+//! counted, not stored. The results are written into one buffer as they
+//! are made. `test_batch.py` sends ten 1 MiB batches of 1000 AES-GCM
+//! encryptions of 700 bytes and ten of 1000 empty items, and holds the node
+//! under 8 MiB above its RSS before them.
 //!
 //! Where the work runs: on the connection's I/O thread, like a single
 //! request, giving the thread back to its other connections after every
@@ -46,7 +54,8 @@
 //! batch, and lets two large batches of one I/O thread (its two blocking
 //! threads) compete with every other thread's connections for the cores;
 //! cooperative slices keep a batch on the core and in the queue of its own
-//! connection's thread, at the cost of one clock read per item.
+//! connection's thread, at the cost of a clock read every few items
+//! ([`Results`]).
 
 use super::crypto_ops::{self, Answer, Endpoint};
 use super::key_use::Lookups;
