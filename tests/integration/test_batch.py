@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vssmtest.authz import grant, make_identity
 from vssmtest.crypto_ref import oaep, pkcs8, sym_decrypt, sym_encrypt
+from vssmtest.lifecycle import describe_ok
 from vssmtest.node import Node
 from vssmtest.util import VSSM_BIN, b64d, b64e, uniq
 
@@ -387,6 +388,29 @@ def test_item_limit_body_limit_and_malformed_batches(api, keys):
         assert r.status == 400 and re.sub(r" at line \d+ column \d+$", "", r.error()) == message, (body, r)
     r = api.post_raw("/REST/v1/hmac/create", b'{"items":[{}] ')
     assert r.status == 400 and r.error().startswith("malformed JSON"), r
+
+
+def test_a_body_refused_as_a_whole_runs_none_of_its_items(api):
+    """A body answered 400 as a whole runs none of its items, also when it
+    breaks only after many valid ones (trailing text, a second member,
+    item 1001): its key is never used (lastUsed stays unset), as it would be
+    if the items had run before the error was found."""
+    name = uniq("batch-unused")
+    assert api.generate(name, "SYMMETRIC", 32).status == 200
+    item = {"keyName": name, "algorithm": GCM, "input": b64e(b"never")}
+    items = json.dumps([item] * 3)
+    for body in [
+        '{"items":%s} trailing' % items,
+        '{"items":%s,"extra":1}' % items,
+        '{"items":%s,"items":[]}' % items,
+        '{"items":%s}' % json.dumps([item] * (MAX_ITEMS + 1)),
+    ]:
+        r = api.post_raw("/REST/v1/symmetric/encrypt", body.encode())
+        assert r.status == 400, (body[-40:], r)
+    versions = describe_ok(api, name)["versions"]
+    assert [v for v in versions if "lastUsed" in v] == [], f"an item of a refused batch ran: {versions}"
+    assert results(api, "symmetric/encrypt", [item])[0]["output"], "the key itself works"
+    assert "lastUsed" in describe_ok(api, name)["versions"][0]
 
 
 def test_a_body_that_is_not_a_batch_is_answered_exactly_as_before(api, keys):

@@ -12,34 +12,30 @@
 //! single request has that field, so every body that was valid before is
 //! answered as before, byte for byte.
 //!
-//! Parsing, in three tiers; every tier reads a valid item with the same
-//! derived parser of the endpoint's request type `R`, with strings
-//! borrowed from the body (its UTF-8 checked once), and each key is
-//! looked up once per batch ([`Lookups`]):
-//! 1. [`Streamed`]: a body of plain JSON (no escapes, no floats; what
-//!    programs send) is read by the [`plain_json`] reader one item at a
-//!    time, each item run before the next is read.
-//! 2. [`Typed`]: any other body is parsed by `serde_json` in one pass as
-//!    `{"items": [R…]}`, then run.
-//! 3. [`item_by_item`]: when that fails anywhere, the body is split into
-//!    [`RawValue`] slices, each parsed on its own, so each bad item gets
-//!    its own error.
+//! Parsing: a batch is first parsed in one pass as `{"items": [R…]}` with
+//! the endpoint's request type `R` (strings borrowed from the body, its
+//! UTF-8 checked once): [`Typed`], by the [`plain_json`] reader when the
+//! body is plain JSON (no escapes, no floats), else by `serde_json`. Only
+//! when that fails anywhere does the batch go [`item_by_item`]: split into
+//! [`RawValue`] slices, each parsed on its own, so each bad item gets its
+//! own error. All read a valid item with the same derived parser, and no
+//! item runs before the whole body has parsed. Keys are looked up once per
+//! batch ([`Lookups`]). Measured (callgrind, `scripts/bench-callgrind.sh`),
+//! an AES-256-GCM item of 64 bytes went from 19,800 instructions (items
+//! split into slices, every item parsed twice) to 8,000 with `serde_json`,
+//! and to 6,900 with the plain reader. Reading and running one item at a
+//! time saved 500 more (the allocator's slow path for a hundred input
+//! buffers alive at once), but ran the items of a body that turned out,
+//! later in it, not to be a valid batch (answered 400 as a whole).
 //!
-//! Measured per AES-256-GCM item of 64 bytes (callgrind,
-//! `scripts/bench-callgrind.sh`): 19,800 instructions with items split
-//! into slices and parsed twice, 8,000 with the one-pass `serde_json`
-//! parse, 6,450 streamed by the plain reader (the string scanning, and the
-//! allocator's slow path for a hundred input buffers alive at once, went).
-//!
-//! Memory: the streamed tier holds one item at a time; the typed tier
-//! every item's decoded request at once (at most [`MAX_BATCH_ITEMS`], and
-//! no more bytes than the body); the item-by-item tier keeps the items as
-//! slices of the body, rebuilding only an item with a `reference`, in one
-//! buffer reused by every item; an `items` array longer than the limit is
-//! counted, not stored. The results are written into one buffer as they
-//! are made. `test_batch.py` sends ten 1 MiB batches of 1000 AES-GCM
-//! encryptions of 700 bytes and ten of 1000 empty items, and holds the node
-//! under 8 MiB above its RSS before them.
+//! Memory: the typed pass holds every item's decoded request at once (at
+//! most [`MAX_BATCH_ITEMS`], and no more bytes than the body); the
+//! item-by-item pass keeps the items as slices of the body, rebuilding
+//! only an item with a `reference`, in one buffer reused by every item; an
+//! `items` array longer than the limit is counted, not stored. The results
+//! are written into one buffer as they are made. `test_batch.py` sends ten
+//! 1 MiB batches of 1000 AES-GCM encryptions of 700 bytes and ten of 1000
+//! empty items, and holds the node under 8 MiB above its RSS before them.
 //!
 //! Where the work runs: on the connection's I/O thread, like a single
 //! request, giving the thread back to its other connections after every
@@ -54,8 +50,7 @@
 //! batch, and lets two large batches of one I/O thread (its two blocking
 //! threads) compete with every other thread's connections for the cores;
 //! cooperative slices keep a batch on the core and in the queue of its own
-//! connection's thread, at the cost of a clock read every few items
-//! ([`Results`]).
+//! connection's thread, at the cost of one clock read per item.
 
 use super::crypto_ops::{self, Answer, Endpoint};
 use super::key_use::Lookups;
@@ -144,64 +139,32 @@ fn mentions(text: &[u8], name: &Finder) -> bool {
 pub async fn run(caller: Caller<'_>, endpoint: Endpoint, body: &[u8]) -> ApiResult {
     // The whole body's UTF-8 checked once, not each string of it.
     let Ok(text) = std::str::from_utf8(body) else { return item_by_item(caller, endpoint, body).await };
-    if let Some(answer) = crypto_ops::visit_endpoint(endpoint, Streamed { caller, text }).await {
-        return answer;
-    }
     match crypto_ops::visit_endpoint(endpoint, Typed { caller, text }) {
         Some(parsed) => parsed.await,
         None => item_by_item(caller, endpoint, body).await,
     }
 }
 
-/// A future that borrows the body.
-type BodyFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A plain JSON batch ([`plain_json`]: no escapes, no floats) read and run
-/// one item at a time, so no item waits in memory for the others. None
-/// when the body turns out not to be a plain batch of valid items: then it
-/// is read again from the start by [`Typed`] or [`item_by_item`], which
-/// decide what to answer, and the items run so far run again. That second
-/// run can only repeat an audit line of a refused item and a key's
-/// last-used time: crypto items change no state.
-struct Streamed<'a> {
-    caller: Caller<'a>,
-    text: &'a str,
-}
-
-impl<'a> crypto_ops::EndpointVisitor<'a> for Streamed<'a> {
-    type Output = BodyFuture<'a, Option<ApiResult>>;
-    fn visit<R: Deserialize<'a> + Send + 'a>(self, call: fn(Caller, R) -> Answer) -> Self::Output {
-        Box::pin(async move {
-            let mut items = plain_json::Items::open(self.text).ok()?;
-            let lookups = Lookups::default();
-            let caller = Caller { lookups: Some(&lookups), ..self.caller };
-            let mut results = Results::new(self.text.len());
-            while let Some(TypedItem { reference, request }) = items.next(MAX_BATCH_ITEMS).ok()? {
-                if let Err(error) = results.push(reference.as_deref(), call(caller, request)).await {
-                    return Some(Err(error));
-                }
-            }
-            items.close().ok()?;
-            Some(Ok(results.finish()))
-        })
-    }
-}
-
-/// The batch parsed in one pass by `serde_json` as the endpoint's request
-/// type, then run. None when that parse fails anywhere (a malformed or
-/// unknown field, a bad `reference`, too many items, …): then
-/// [`item_by_item`] runs the batch and tells which items were wrong. Every
-/// valid item reads the same either way: the same derived parser sees the
-/// same members.
+/// The batch parsed in one pass as the endpoint's request type, then run:
+/// by the [`plain_json`] reader when the body is plain JSON (no escapes,
+/// no floats: what programs send), else by `serde_json`. None when that
+/// parse fails anywhere (a malformed or unknown field, a bad `reference`,
+/// too many items, …): then [`item_by_item`] runs the batch and tells
+/// which items were wrong. Nothing runs before the whole body has parsed,
+/// so a body answered 400 as a whole runs no item. Every valid item reads
+/// the same either way: the same derived parser sees the same members.
 struct Typed<'a> {
     caller: Caller<'a>,
     text: &'a str,
 }
 
 impl<'a> crypto_ops::EndpointVisitor<'a> for Typed<'a> {
-    type Output = Option<BodyFuture<'a, ApiResult>>;
+    type Output = Option<Pin<Box<dyn Future<Output = ApiResult> + Send + 'a>>>;
     fn visit<R: Deserialize<'a> + Send + 'a>(self, call: fn(Caller, R) -> Answer) -> Self::Output {
-        let batch: TypedBatch<'a, R> = serde_json::from_str(self.text).ok()?;
+        let batch: TypedBatch<'a, R> = match plain_json::from_str(self.text) {
+            Ok(batch) => batch,
+            Err(plain_json::NotPlain) => serde_json::from_str(self.text).ok()?,
+        };
         Some(Box::pin(async move {
             let lookups = Lookups::default();
             let caller = Caller { lookups: Some(&lookups), ..self.caller };
@@ -244,26 +207,13 @@ async fn item_by_item(caller: Caller<'_>, endpoint: Endpoint, body: &[u8]) -> Ap
 
 /// The answer of a batch, written as its items are run; gives the I/O
 /// thread back after every [`SLICE`] of work.
-///
-/// The clock is read after every `stride` items: after each at first, and
-/// every 2, 4, … up to [`MAX_STRIDE`] items while a stride takes under a
-/// tenth of a slice (a clock read cost 57 instructions, 1% of a 64-byte
-/// AES-GCM item). A slice that ran over resets the stride to 1, so items
-/// that turn expensive overrun the slice once, by less than
-/// [`MAX_STRIDE`] items.
 struct Results {
     out: Vec<u8>,
     count: usize,
     /// When the current slice ends (compared, not subtracted: an
     /// `elapsed()` per item cost 80 instructions more).
     slice_end: Instant,
-    stride: usize,
-    /// Items since the clock was last read.
-    unclocked: usize,
 }
-
-/// Most items between two clock reads.
-const MAX_STRIDE: usize = 16;
 
 impl Results {
     /// An empty answer for a body of `body_len` bytes (the answer of a batch
@@ -271,7 +221,7 @@ impl Results {
     fn new(body_len: usize) -> Results {
         let mut out = Vec::with_capacity(body_len + 64);
         out.extend_from_slice(b"{\"results\":[");
-        Results { out, count: 0, slice_end: Instant::now() + SLICE, stride: 1, unclocked: 0 }
+        Results { out, count: 0, slice_end: Instant::now() + SLICE }
     }
 
     /// Appends the next item's result.
@@ -281,18 +231,10 @@ impl Results {
         }
         self.count += 1;
         write_result(&mut self.out, reference, answer)?;
-        self.unclocked += 1;
-        if self.unclocked < self.stride {
-            return Ok(());
-        }
-        self.unclocked = 0;
-        let now = Instant::now();
-        if now >= self.slice_end {
+        // Every item: a batch may mix cheap items with private-key operations.
+        if Instant::now() >= self.slice_end {
             tokio::task::yield_now().await;
             self.slice_end = Instant::now() + SLICE;
-            self.stride = 1;
-        } else if self.slice_end - now > SLICE - SLICE / 10 {
-            self.stride = (self.stride * 2).min(MAX_STRIDE);
         }
         Ok(())
     }

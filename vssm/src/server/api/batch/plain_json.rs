@@ -52,58 +52,7 @@ impl de::Error for NotPlain {
 
 type Result<T> = std::result::Result<T, NotPlain>;
 
-/// The items of a batch body `{"items": [...]}`, read one at a time.
-pub struct Items<'de> {
-    reader: PlainReader<'de>,
-    count: usize,
-    /// The closing `]` was read.
-    ended: bool,
-}
-
-impl<'de> Items<'de> {
-    /// Reads `{"items": [` of `text`.
-    pub fn open(text: &'de str) -> Result<Items<'de>> {
-        let mut reader = PlainReader { text, at: 0, depth: 0 };
-        reader.enter(b'{')?;
-        if reader.string()? != "items" {
-            return Err(NotPlain);
-        }
-        reader.expect(b':')?;
-        reader.enter(b'[')?;
-        Ok(Items { reader, count: 0, ended: false })
-    }
-
-    /// The next item as a `T`; None after the last. At most `limit` items
-    /// are read: one more is [`NotPlain`].
-    pub fn next<T: de::Deserialize<'de>>(&mut self, limit: usize) -> Result<Option<T>> {
-        match (self.reader.peek()?, self.count) {
-            (b']', _) => {
-                self.reader.leave(b']')?;
-                self.ended = true;
-                return Ok(None);
-            }
-            (_, count) if count == limit => return Err(NotPlain),
-            (b',', 1..) => self.reader.at += 1,
-            (_, 0) => {}
-            _ => return Err(NotPlain),
-        }
-        self.count += 1;
-        T::deserialize(&mut self.reader).map(Some)
-    }
-
-    /// Reads the closing `}` after the last item, and requires nothing but
-    /// whitespace after it.
-    pub fn close(mut self) -> Result<()> {
-        if !self.ended {
-            return Err(NotPlain);
-        }
-        self.reader.leave(b'}')?;
-        self.reader.end()
-    }
-}
-
 /// Reads `text` as a `T`, requiring nothing but whitespace after it.
-#[cfg(test)]
 pub fn from_str<'de, T: de::Deserialize<'de>>(text: &'de str) -> Result<T> {
     let mut reader = PlainReader { text, at: 0, depth: 0 };
     let value = T::deserialize(&mut reader)?;

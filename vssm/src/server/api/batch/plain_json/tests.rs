@@ -19,15 +19,8 @@ fn view(batch: TypedBatch<SymmetricRequest>) -> Vec<ItemView> {
     batch.items.into_iter().map(view_item).collect()
 }
 
-/// The batch as [`super::super::Streamed`] reads it.
 fn plain_batch(text: &str) -> std::result::Result<Vec<ItemView>, NotPlain> {
-    let mut items = Items::open(text)?;
-    let mut read = Vec::new();
-    while let Some(item) = items.next(MAX_BATCH_ITEMS)? {
-        read.push(view_item(item));
-    }
-    items.close()?;
-    Ok(read)
+    from_str::<TypedBatch<SymmetricRequest>>(text).map(view)
 }
 
 fn serde_batch(text: &str) -> std::result::Result<Vec<ItemView>, String> {
