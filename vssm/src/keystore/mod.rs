@@ -311,7 +311,7 @@ pub const MAX_VERSIONS: u32 = 100_000;
 /// against chosen keys buys little here, and it cost 90 instructions per
 /// use of a key: 1.3% of an AES-GCM batch item (callgrind).
 #[derive(Clone, Copy, Default)]
-pub struct VersionHasher(u64);
+struct VersionHasher(u64);
 
 impl std::hash::Hasher for VersionHasher {
     fn finish(&self) -> u64 {

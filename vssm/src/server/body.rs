@@ -202,9 +202,7 @@ impl BodyCollector {
         if needed > self.data.capacity() {
             let capacity = needed.max(self.data.capacity() * 2).min(self.limit);
             self.pay(capacity - self.data.capacity())?;
-            let mut grown = Vec::with_capacity(capacity);
-            grown.extend_from_slice(&self.data);
-            self.data = grown;
+            self.data.reserve_exact(capacity - self.data.len());
         }
         self.data.extend_from_slice(chunk);
         Ok(())

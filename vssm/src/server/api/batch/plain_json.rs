@@ -203,6 +203,24 @@ impl<'de> PlainReader<'de> {
     }
 }
 
+/// Deserializer methods that read the value as an unsigned integer.
+macro_rules! to_u64 {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            self.deserialize_u64(visitor)
+        }
+    )*};
+}
+
+/// Deserializer methods that leave the value to serde_json.
+macro_rules! not_plain {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
+            Err(NotPlain)
+        }
+    )*};
+}
+
 impl<'de> Deserializer<'de> for &mut PlainReader<'de> {
     type Error = NotPlain;
 
@@ -297,55 +315,15 @@ impl<'de> Deserializer<'de> for &mut PlainReader<'de> {
 
     // serde_json reads every integer type as a number and visits a
     // non-negative one with visit_u64, as here.
-    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
-    }
-    // Floats, 128-bit numbers, chars, bytes and enums: serde_json reads
-    // them in ways this reader does not repeat, so they go to serde_json.
-    fn deserialize_f32<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
-        Err(NotPlain)
-    }
-    fn deserialize_f64<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
-        Err(NotPlain)
-    }
-    fn deserialize_i128<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
-        Err(NotPlain)
-    }
-    fn deserialize_u128<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
-        Err(NotPlain)
-    }
-    fn deserialize_char<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
-        Err(NotPlain)
-    }
+    to_u64!(deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_u8 deserialize_u16 deserialize_u32);
+    // Floats, 128-bit numbers, chars and bytes: serde_json reads them in
+    // ways this reader does not repeat, so they go to serde_json.
+    not_plain!(deserialize_f32 deserialize_f64 deserialize_i128 deserialize_u128 deserialize_char deserialize_bytes deserialize_byte_buf);
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         self.deserialize_str(visitor)
     }
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         self.deserialize_str(visitor)
-    }
-    fn deserialize_bytes<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
-        Err(NotPlain)
-    }
-    fn deserialize_byte_buf<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
-        Err(NotPlain)
     }
     fn deserialize_enum<V: Visitor<'de>>(
         self,
